@@ -1,0 +1,55 @@
+"""Deepfake Lens dashboard. Run from the repository root: ``streamlit run dashboard/app.py``.
+
+Pages are listed in :data:`SECTIONS` (sidebar section -> pages); add a page by adding an
+``st.Page`` there. The sidebar run selector is shared by every page (see ``dashboard/common.py``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # pages import dashboard.* and pipeline.*
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import common  # noqa: E402
+from pipeline import results  # noqa: E402
+
+st.set_page_config(page_title="Deepfake Lens", page_icon=":material/face_retouching_off:", layout="wide")
+
+SECTIONS: dict[str, list] = {
+    "Data": [
+        st.Page("pages/overview.py", title="Overview", icon=":material/dataset:", default=True),
+    ],
+    "Models": [
+        st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
+    ],
+}
+
+page = st.navigation(SECTIONS)
+
+runs = results.list_runs()
+with st.sidebar:
+    if runs:
+        ids = [r.run_id for r in runs]
+        by_id = {r.run_id: r for r in runs}
+        try:
+            default = ids.index(results.latest_run().run_id)
+        except results.RunNotFound:
+            default = 0
+        st.selectbox("Run", ids, index=default, key=common.RUN_KEY,
+                     format_func=lambda rid: by_id[rid].label if rid in by_id else rid,
+                     help="Runs in the artifacts folder, newest first: id · config · created · finished models. "
+                          "Every page shows the run chosen here.")
+    st.caption("**Deepfake Lens** trains a zoo of real-vs-fake face detectors on the same data split and "
+               "compares them: data, accuracy, speed and what each model looks at. "
+               f"Results are read from `{results.artifacts_dir()}`.")
+
+if not runs:
+    st.title("Deepfake Lens")
+    st.info(common.no_run_message(), icon=":material/info:")
+    st.stop()
+
+page.run()

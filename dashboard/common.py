@@ -1,0 +1,193 @@
+"""What every page shares: the selected run, cached loaders and "cannot show this" messages.
+
+The run selector lives in ``dashboard/app.py`` (sidebar, on every page) and writes the run id to
+``st.session_state[RUN_KEY]``; pages call :func:`selected_run`.
+
+Caching: ``@st.cache_data`` loaders are keyed by (run path, model, modification time of the file),
+so a retrained run (same id, new files) is read again. ``@st.cache_resource`` is for Keras models
+(pages that predict): key them the same way.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import results
+from pipeline.results import ArtifactError, Run, RunInfo, RunNotFound
+
+RUN_KEY = "run_id"
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def stop_with(message: str, kind: str = "info") -> NoReturn:
+    """Show ``message`` (info, warning or error box) and end this page's script run."""
+    getattr(st, kind)(message)
+    st.stop()
+
+
+def no_run_message(root: Path | None = None) -> str:
+    root = root or results.artifacts_dir()
+    return (f"No trained run found in `{root}`.\n\n"
+            f"Build one from the repository root with:\n\n```\n{results.TRAIN_COMMAND}\n```\n\n"
+            f"(see the README for data and configs; set `{results.ARTIFACTS_ENV}` to read runs from another "
+            f"folder). Then reload this page.")
+
+
+def guarded(fn, *args, **kwargs) -> Any:
+    """Call a loader; on a missing/stale/corrupt artifact show its message and stop the page."""
+    try:
+        return fn(*args, **kwargs)
+    except (RunNotFound, ArtifactError) as exc:
+        stop_with(str(exc), "warning")
+
+
+# --------------------------------------------------------------------------- run selection
+
+
+def run_infos() -> list[RunInfo]:
+    return results.list_runs()
+
+
+def selected_run() -> Run:
+    """The run picked in the sidebar (or the latest finished one); stops the page when there is none."""
+    ref = st.session_state.get(RUN_KEY)
+    try:
+        info = results.resolve_run(ref) if ref else results.latest_run()
+    except RunNotFound:
+        runs = results.list_runs()
+        if not runs:
+            stop_with(no_run_message())
+        info = runs[0]  # runs exist but none finished: still show its data
+    except ArtifactError as exc:
+        stop_with(str(exc), "warning")
+    return guarded(results.load_run, info)
+
+
+def require_models(run: Run) -> list[str]:
+    """Finished models of the run; stops the page with what to run when there are none."""
+    models = run.models()
+    if not models:
+        stop_with(f"Run `{run.run_id}` has no finished model yet ({len(run.info.models)} listed in its config). "
+                  f"Finish training with:\n\n```\n{results.TRAIN_COMMAND}\n```\n\n"
+                  f"A model counts once its `models/<model>/done.json` is written.", "info")
+    return models
+
+
+# --------------------------------------------------------------------------- cached loaders
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _open(run_path: str) -> Run:
+    return results.load_run(results.info_at(run_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _manifest(run_path: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).manifest()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _skipped(run_path: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).skipped()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _counts(run_path: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).counts()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _summary(run_path: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).summary()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _metrics(run_path: str, model: str, mtime: float) -> dict:
+    return _open(run_path).metrics(model)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _history(run_path: str, model: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).history(model)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _predictions(run_path: str, model: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).predictions(model)
+
+
+def manifest(run: Run) -> pd.DataFrame:
+    return guarded(_manifest, str(run.path), _mtime(run.path / "manifest.parquet"))
+
+
+def skipped(run: Run) -> pd.DataFrame:
+    return guarded(_skipped, str(run.path), _mtime(run.path / "skipped.csv"))
+
+
+def counts(run: Run) -> pd.DataFrame:
+    return guarded(_counts, str(run.path), _mtime(run.path / "manifest.parquet"))
+
+
+def summary(run: Run) -> pd.DataFrame:
+    return guarded(_summary, str(run.path), _mtime(run.path / "summary.csv"))
+
+
+def _model_mtime(run: Run, model: str, name: str) -> float:
+    # done.json is rewritten on every retrain: include it so a stale cache entry cannot survive.
+    d = run.path / "models" / model
+    return _mtime(d / name) + _mtime(d / "done.json")
+
+
+def metrics(run: Run, model: str) -> dict:
+    return guarded(_metrics, str(run.path), model, _model_mtime(run, model, "metrics.json"))
+
+
+def history(run: Run, model: str) -> pd.DataFrame:
+    return guarded(_history, str(run.path), model, _model_mtime(run, model, "history.csv"))
+
+
+def predictions(run: Run, model: str) -> pd.DataFrame:
+    return guarded(_predictions, str(run.path), model, _model_mtime(run, model, "predictions.parquet"))
+
+
+def all_metrics(run: Run, models: list[str] | None = None) -> dict[str, dict]:
+    return {m: metrics(run, m) for m in (models if models is not None else run.models())}
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def thumbnail(path: str, mtime: float, size: int = 160):
+    """An RGB thumbnail (PIL image) of ``path``; raises OSError if it cannot be opened."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        img.thumbnail((size, size))
+        return img.copy()
+
+
+def load_thumbnail(path: str, size: int = 160):
+    """Thumbnail or None when the file is missing or unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        return thumbnail(str(p), _mtime(p), size)
+    except Exception:  # noqa: BLE001 - PIL raises many types on bad files
+        return None
+
+
+def run_caption(run: Run) -> str:
+    i = run.info
+    return (f"Run `{i.run_id}` · config **{i.config_name}** · created {i.created.replace('T', ' ')[:16]} · "
+            f"{len(i.complete_models)}/{len(i.models)} models finished · status {i.status}")

@@ -1,0 +1,160 @@
+"""Compare models: test metrics, curves, confusion matrices and training histories side by side."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+from pipeline.results import comparison_row
+
+# (column, label, format, higher is better?) of the comparison table, in display order.
+TABLE = [
+    ("accuracy", "Accuracy", "%.3f", True),
+    ("precision", "Precision", "%.3f", True),
+    ("recall", "Recall", "%.3f", True),
+    ("f1", "F1", "%.3f", True),
+    ("roc_auc", "ROC-AUC", "%.3f", True),
+    ("average_precision", "Avg. precision", "%.3f", True),
+    ("threshold", "Threshold", "%.3f", None),
+    ("params", "Parameters", "localized", False),
+    ("file_size_mb", "File (MB)", "%.2f", False),
+    ("train_seconds", "Train (s)", "%.1f", False),
+    ("latency_ms_batch1", "Latency b1 (ms)", "%.2f", False),
+    ("latency_ms_per_image_batch64", "ms/img b64", "%.3f", False),
+]
+HELP = {
+    "accuracy": "Share of test images classified correctly at the threshold.",
+    "precision": "Of the images flagged fake, the share that are fake.",
+    "recall": "Of the fake images, the share flagged (fakes caught).",
+    "f1": "Harmonic mean of precision and recall.",
+    "roc_auc": "Area under the ROC curve: threshold-free ranking quality (0.5 = chance). Empty when the scope "
+               "holds one class only.",
+    "average_precision": "Area under the precision-recall curve.",
+    "threshold": "p_fake at or above which an image is called fake; chosen on the validation split.",
+    "params": "Trainable and frozen parameters.",
+    "file_size_mb": "Size of model.keras on disk.",
+    "train_seconds": "Wall-clock training time on this machine.",
+    "latency_ms_batch1": "Median CPU time to classify one image (batch of 1).",
+    "latency_ms_per_image_batch64": "Median CPU time per image when classifying batches of 64.",
+}
+BEST_OF = ["roc_auc", "f1", "accuracy", "latency_ms_batch1"]
+
+run = common.selected_run()
+models = common.require_models(run)
+metrics = common.all_metrics(run, models)
+colors = figures.model_colors(models)
+
+st.title("Compare models")
+st.caption(common.run_caption(run))
+
+# --------------------------------------------------------------------------- controls
+found = {s for m in metrics.values() for s in (m.get("scopes") or {})}
+scopes = (["all"] if "all" in found else []) + sorted(found - {"all"})
+if not scopes:
+    common.stop_with(f"The metrics of run `{run.run_id}` hold no scope; rebuild them with `python -m pipeline train`.",
+                     "warning")
+c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+scope = c1.selectbox("Scope (test split)", scopes, key="compare_scope",
+                     format_func=lambda s: "all datasets pooled" if s == "all" else s,
+                     help="Pooled test split, or the test images of one dataset only.")
+at_half = c2.toggle("Metrics at 0.5 instead of the chosen threshold", key="compare_at_half",
+                    help="Off: each model's threshold, chosen on the validation split "
+                         "(rule in the table). On: the fixed threshold 0.5.")
+
+rows = [r for m in models if (r := comparison_row(m, metrics[m], scope, at_half)) is not None]
+absent = [m for m in models if comparison_row(m, metrics[m], scope) is None]
+if not rows:
+    common.stop_with(f"No finished model has metrics for scope `{scope}`.", "info")
+table = pd.DataFrame(rows)
+shown = [m for m in models if m not in absent]
+n, n_real, n_fake = (table.iloc[0][k] for k in ("n", "n_real", "n_fake"))
+
+# --------------------------------------------------------------------------- table
+st.subheader("Comparison")
+st.caption(f"{len(shown)} model(s) · {int(n):,} test images ({int(n_real):,} real, {int(n_fake):,} fake) · "
+           + ("threshold 0.5 for every model" if at_half else "each model at its own validation-chosen threshold"))
+if absent:
+    st.caption(f"No metrics for this scope: {', '.join(absent)}.")
+
+best_bits = []
+for col in BEST_OF:
+    vals = pd.to_numeric(table[col], errors="coerce")
+    if vals.notna().any() and len(table) > 1:
+        higher = dict((c, h) for c, _, _, h in TABLE)[col]
+        i = vals.idxmax() if higher else vals.idxmin()
+        label = dict((c, lab) for c, lab, _, _ in TABLE)[col]
+        best_bits.append(f"{'fastest' if col.startswith('latency') else 'best ' + label}: "
+                         f"**{table.loc[i, 'model']}** ({vals[i]:.3g})")
+if best_bits:
+    st.markdown(" · ".join(best_bits))
+
+display = table[["model"] + [c for c, *_ in TABLE]].copy()
+for c, *_ in TABLE:
+    display[c] = pd.to_numeric(display[c], errors="coerce")
+
+
+def _highlight(col: pd.Series) -> list[str]:
+    higher = next((h for c, _, _, h in TABLE if c == col.name), None)
+    vals = pd.to_numeric(col, errors="coerce")
+    if higher is None or vals.notna().sum() < 2 or vals.nunique() < 2:
+        return [""] * len(col)
+    best = vals.max() if higher else vals.min()
+    return ["background-color: rgba(84, 162, 75, 0.25); font-weight: 600" if v == best else "" for v in vals]
+
+
+styled = display.style.apply(_highlight, axis=0)
+column_config = {"model": st.column_config.TextColumn("Model", pinned=True)}
+for c, label, fmt, _ in TABLE:
+    column_config[c] = st.column_config.NumberColumn(label, format=fmt, help=HELP.get(c))
+st.dataframe(styled, hide_index=True, width="stretch", column_config=column_config, key="compare_table")
+st.caption("Green: best value of the column (highest for quality, lowest for size and time).")
+st.download_button("Download table (CSV)", table.to_csv(index=False).encode(),
+                   file_name=f"{run.run_id}_{scope}_{'at0.5' if at_half else 'threshold'}.csv", mime="text/csv",
+                   icon=":material/download:", key="compare_download")
+
+# --------------------------------------------------------------------------- curves
+st.subheader("ROC and precision-recall")
+roc, pr = {}, {}
+for m in shown:
+    sc = metrics[m]["scopes"][scope]
+    roc[m] = {"fpr": (sc.get("roc") or {}).get("fpr"), "tpr": (sc.get("roc") or {}).get("tpr"), "auc": sc.get("roc_auc")}
+    pr[m] = {"precision": (sc.get("pr") or {}).get("precision"), "recall": (sc.get("pr") or {}).get("recall"),
+             "ap": sc.get("average_precision")}
+prevalence = float(n_fake) / float(n) if n else None
+c1, c2 = st.columns(2, gap="large")
+c1.plotly_chart(figures.roc_figure(roc, colors), key="compare_roc", width="stretch")
+c2.plotly_chart(figures.pr_figure(pr, colors, prevalence=prevalence), key="compare_pr", width="stretch")
+st.caption("Curves do not depend on the threshold; the toggle above changes the table and the confusion matrices.")
+
+# --------------------------------------------------------------------------- confusion matrices
+st.subheader("Confusion matrices")
+per_row = min(3, len(rows))
+for start in range(0, len(rows), per_row):
+    cols = st.columns(per_row)
+    for col, r in zip(cols, rows[start:start + per_row]):
+        if any(pd.isna(r[k]) for k in ("tn", "fp", "fn", "tp")):
+            col.caption(f"{r['model']}: no confusion counts recorded")
+            continue
+        title = f"{r['model']} · threshold {r['threshold']:.2f}" if r["threshold"] is not None else r["model"]
+        col.plotly_chart(figures.confusion_matrix_figure(r["tn"], r["fp"], r["fn"], r["tp"], title=title),
+                         key=f"compare_cm_{r['model']}", width="stretch")
+st.caption("Rows: true class; columns: predicted class. Cells: image count and share of the row.")
+
+# --------------------------------------------------------------------------- one metric across scopes
+st.subheader("One metric, every scope")
+metric = st.selectbox("Metric", [c for c, _, _, h in TABLE if h is True], key="compare_bar_metric",
+                      format_func=figures.metric_label)
+per_scope = pd.DataFrame([r for m in models for s in scopes
+                          if (r := comparison_row(m, metrics[m], s, at_half)) is not None])
+st.plotly_chart(figures.metric_bar_figure(per_scope, metric, colors), key="compare_bars", width="stretch")
+st.caption("A model can score well pooled while failing one kind of fake: compare the datasets.")
+
+# --------------------------------------------------------------------------- training curves
+st.subheader("Training curves")
+curve = st.segmented_control("Metric", ["loss", "accuracy", "auc"], default="loss", key="compare_curve_metric",
+                             format_func=figures.metric_label, required=True)
+histories = {m: common.history(run, m) for m in models}
+st.plotly_chart(figures.training_curves_figure(histories, curve or "loss", colors), key="compare_history",
+                width="stretch")
+st.caption("Training and validation splits of all datasets (histories are not split by scope). "
+           "Dotted lines: start of fine-tuning (backbone unfrozen).")

@@ -1,0 +1,117 @@
+"""Overview: what data the selected run was trained and tested on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+from pipeline.results import LABELS, SPLITS
+
+SEED_KEY = "overview_sample_seed"
+PER_ROW = 8
+
+run = common.selected_run()
+st.title("Overview")
+st.caption(common.run_caption(run))
+
+man = common.manifest(run)
+counts = common.counts(run)
+skipped = common.skipped(run)
+
+if man.empty:
+    common.stop_with(f"Run `{run.run_id}` has no usable image in its manifest. Check the data folders in its "
+                     f"config and the skipped files, then rebuild with `python -m pipeline train`.", "warning")
+
+# --------------------------------------------------------------------------- headline numbers
+n_total = len(man)
+n_fake = int((man["label"] == "fake").sum())
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Usable images", f"{n_total:,}")
+c2.metric("Datasets", man["dataset"].nunique())
+c3.metric("Fake share", f"{n_fake / n_total:.1%}", help="Share of images labelled fake, all datasets and splits.")
+c4.metric("Skipped files", f"{len(skipped):,}", help="Files found in the data folders that could not be used.")
+
+# --------------------------------------------------------------------------- counts
+st.subheader("Images per dataset, split and class")
+split_order = [s for s in SPLITS if s in set(counts["split"])] + sorted(set(counts["split"]) - set(SPLITS))
+label_order = [lab for lab in LABELS if lab in set(counts["label"])] + sorted(set(counts["label"]) - set(LABELS))
+pivot = counts.pivot_table(index="dataset", columns=["split", "label"], values="n", aggfunc="sum", fill_value=0)
+pivot = pivot.reindex(columns=pd.MultiIndex.from_product([split_order, label_order]), fill_value=0)
+pivot.columns = [f"{s} · {lab}" for s, lab in pivot.columns]
+pivot["total"] = pivot.sum(axis=1)
+pivot.loc["all datasets"] = pivot.sum(axis=0)
+pivot = pivot.astype("int64")
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    st.dataframe(pivot, width="stretch",
+                 column_config={"_index": st.column_config.TextColumn("dataset")})
+    st.markdown("**Class balance**")
+    bal = (counts.pivot_table(index="dataset", columns="label", values="n", aggfunc="sum", fill_value=0)
+           .reindex(columns=label_order, fill_value=0))
+    bal.loc["all datasets"] = bal.sum(axis=0)
+    bal["total"] = bal.sum(axis=1)
+    bal["fake share"] = bal.get("fake", 0) / bal["total"].where(bal["total"] > 0)
+    st.dataframe(bal.reset_index(), hide_index=True, width="stretch", column_config={
+        "dataset": st.column_config.TextColumn("dataset"),
+        "fake share": st.column_config.ProgressColumn("fake share", format="percent", min_value=0.0, max_value=1.0,
+                                                      help="Fakes / all images of the dataset (0.5 = balanced)."),
+    })
+    test = counts[counts["split"] == "test"]
+    if not test.empty:
+        st.caption(f"Test split: {int(test['n'].sum()):,} images. Every metric on *Compare models* is computed on "
+                   "it, pooled (*all*) and per dataset.")
+with right:
+    st.plotly_chart(figures.counts_figure(counts), key="overview_counts", width="stretch")
+
+# --------------------------------------------------------------------------- skipped
+st.subheader("Skipped files")
+if skipped.empty:
+    st.success("No file was skipped: every image found in the data folders is used.", icon=":material/check:")
+else:
+    reasons = skipped.groupby("reason").size().rename("files").sort_values(ascending=False).reset_index()
+    st.markdown(f"**{len(skipped):,}** file(s) could not be used. Most common reasons:")
+    st.dataframe(reasons.head(5), hide_index=True, width="content")
+    with st.expander(f"All {len(skipped):,} skipped files"):
+        st.dataframe(skipped, hide_index=True, width="stretch",
+                     column_config={"path": st.column_config.TextColumn("path", width="large")})
+
+# --------------------------------------------------------------------------- samples
+st.subheader("Sample images")
+if SEED_KEY not in st.session_state:
+    st.session_state[SEED_KEY] = 0
+datasets = sorted(man["dataset"].astype(str).unique())
+c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+dataset = c1.selectbox("Dataset", datasets, key="overview_dataset")
+split = c2.selectbox("Split", ["any", *split_order], key="overview_split")
+per_class = c3.slider("Images per class", 2, 16, 8, step=2, key="overview_per_class")
+if c4.button("Shuffle", icon=":material/shuffle:", help="Draw other images", key="overview_shuffle"):
+    st.session_state[SEED_KEY] += 1
+seed = int(st.session_state[SEED_KEY])
+
+pool = man[man["dataset"] == dataset]
+if split != "any":
+    pool = pool[pool["split"] == split]
+for label in label_order:
+    sub = pool[pool["label"] == label]
+    st.markdown(f"**{label}** · {len(sub):,} images")
+    if sub.empty:
+        st.caption("none in this selection")
+        continue
+    sample = sub.sample(n=min(per_class, len(sub)), random_state=np.random.RandomState(seed))
+    items = list(sample.itertuples(index=False))
+    for start in range(0, len(items), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, row in zip(cols, items[start:start + PER_ROW]):
+            name = Path(str(row.relpath or row.path)).name
+            with col:
+                img = common.load_thumbnail(str(row.path))
+                if img is None:
+                    st.caption(f":orange[:material/broken_image: missing or unreadable]  \n`{name}`")
+                else:
+                    st.image(img, caption=f"{name} · {row.split}", width="stretch")
+st.caption("Images are shown as stored on disk; models see them resized to their input size. "
+           "File names can give the label away: models never see them.")

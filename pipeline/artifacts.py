@@ -1,0 +1,119 @@
+"""Where a run's files live, and how they are written: atomically, versioned by a hash.
+
+The run id is ``<config name>-<12 hex>`` of sha256 over the config fingerprint and the data
+manifest (every file's dataset, label, split and content hash), so an unchanged rerun finds its
+finished work. Every write goes to a temporary file in the target folder and is renamed into
+place: a killed process leaves either the old file, or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+PIPELINE_VERSION = 1  # bump when the artifact format changes: old runs get new ids
+DONE_FILE = "done.json"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return None if np.isnan(obj) else float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()
+
+
+def manifest_hash(manifest: pd.DataFrame) -> str:
+    cols = ["dataset", "label", "split", "sha256"]
+    rows = manifest[cols].sort_values(cols).astype(str).agg("|".join, axis=1)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def make_run_id(config_name: str, fingerprint: dict[str, Any], manifest: pd.DataFrame) -> str:
+    digest = stable_hash({"config": fingerprint, "data": manifest_hash(manifest), "v": PIPELINE_VERSION})
+    safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in config_name) or "run"
+    return f"{safe_name}-{digest[:12]}"
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success fsync and rename it over ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix + ".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(target: str | Path, obj: Any) -> None:
+    write_bytes(target, json.dumps(obj, indent=2, default=_json_default).encode())
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_parquet(target: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(target, suffix=".parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def write_csv(target: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(target, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def write_npy(target: str | Path, array: np.ndarray) -> None:
+    with atomic_path(target, suffix=".npy") as tmp:
+        np.save(tmp, array, allow_pickle=False)
+
+
+def read_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def save_keras_model(model, target: str | Path) -> None:
+    with atomic_path(target, suffix=".keras") as tmp:
+        tmp.unlink()  # keras refuses to overwrite silently in some versions; let it create the file
+        model.save(tmp)
+
+
+def model_dir(run_dir: Path, model_name: str) -> Path:
+    return Path(run_dir) / "models" / model_name
+
+
+def is_model_done(run_dir: Path, model_name: str) -> bool:
+    return (model_dir(run_dir, model_name) / DONE_FILE).exists()
+
+
+def cache_dir(artifacts_dir: str | Path) -> Path:
+    path = Path(artifacts_dir) / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

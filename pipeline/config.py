@@ -1,0 +1,221 @@
+"""One config object defines a run.
+
+A run is described by a TOML file (see ``configs/``). ``[training]`` holds defaults that every
+``[[models]]`` entry inherits and may override. Flags of ``python -m pipeline train`` override
+the file (:func:`apply_overrides`). :func:`config_fingerprint` is the part of the config that
+decides the run id (see ``pipeline.artifacts``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"  # where runs are written and read (default: <repo>/artifacts)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A folder of labelled images. ``name`` tags its dataset (folder name when empty)."""
+
+    path: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-time augmentation; never applied at evaluation."""
+
+    flip: bool = True
+    shift: float = 0.05  # fraction of the side, random translation
+    zoom: float = 0.05  # fraction, random zoom in/out
+    brightness: float = 0.1  # fraction of the value range
+    jpeg_quality: tuple[int, int] | None = None  # e.g. (60, 100): random JPEG re-encoding
+
+    def enabled(self) -> bool:
+        return bool(self.flip or self.shift or self.zoom or self.brightness or self.jpeg_quality)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How one registry model is built and trained."""
+
+    name: str  # registry name, e.g. "baseline_cnn"
+    image_size: int = 64
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"  # adam | sgd | nadam | rmsprop | adamw
+    learning_rate: float = 1e-3
+    weights: str = "none"  # imagenet | none | <path to a weights file> (transfer models)
+    fine_tune_epochs: int = 0  # transfer models: second phase with the top of the backbone unfrozen
+    fine_tune_learning_rate: float = 1e-4
+    fine_tune_layers: int = 0  # how many backbone layers to unfreeze; 0 = all
+    early_stopping_patience: int = 3  # epochs without val AUC improvement; best weights restored
+    label_smoothing: float = 0.0
+    max_train_images: int = 0  # 0 = all; otherwise a fixed-seed stratified subsample per epoch set
+    params: dict[str, Any] = field(default_factory=dict)  # model-specific options
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run."""
+
+    name: str = "default"
+    data: tuple[DataSource, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 42
+    max_images_per_class: int = 0  # 0 = all; cap per (dataset, label) with a fixed seed
+    augmentation: Augmentation = Augmentation()
+    threshold_rule: str = "youden"  # youden (max TPR-FPR = max balanced accuracy) | f1 | fixed
+    artifacts_dir: str = "artifacts"
+    max_image_pixels: int = 40_000_000
+
+    def model(self, name: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"model {name!r} is not in this run's config ({', '.join(self.model_names)})")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+
+class ConfigError(ValueError):
+    """A config file or flag that cannot define a run; the message says what to fix."""
+
+
+_SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
+
+
+def _model_spec(entry: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec:
+    merged = {**defaults, **entry}
+    unknown = set(merged) - _SPEC_FIELDS
+    if unknown:
+        raise ConfigError(f"unknown model setting(s) {sorted(unknown)} for model {merged.get('name')!r}; "
+                          f"known: {sorted(_SPEC_FIELDS)}")
+    if "name" not in merged:
+        raise ConfigError("every [[models]] entry needs a name")
+    return ModelSpec(**merged)
+
+
+def _data_source(entry: Any, base: Path) -> DataSource:
+    if isinstance(entry, str):
+        entry = {"path": entry}
+    path = Path(entry["path"]).expanduser()
+    if not path.is_absolute():
+        path = (base / path).resolve()
+    return DataSource(path=str(path), name=entry.get("name", ""))
+
+
+def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
+    """Build a config from parsed TOML. Relative data paths resolve against ``base``."""
+    raw = dict(raw)
+    defaults = dict(raw.pop("training", {}))
+    models = tuple(_model_spec(dict(m), defaults) for m in raw.pop("models", []))
+    data = tuple(_data_source(d, base) for d in raw.pop("data", []))
+    aug = Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
+                          for k, v in raw.pop("augmentation", {}).items()})
+    if "split" in raw:
+        raw["split"] = tuple(float(x) for x in raw["split"])
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown run setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    artifacts_dir = raw.pop("artifacts_dir", "") or os.environ.get(ARTIFACTS_ENV, "") or str(REPO_ROOT / "artifacts")
+    if not Path(artifacts_dir).is_absolute():
+        artifacts_dir = str((base / artifacts_dir).resolve())
+    cfg = RunConfig(data=data, models=models, augmentation=aug, artifacts_dir=artifacts_dir, **raw)
+    validate(cfg)
+    return cfg
+
+
+def load(path: str | Path = DEFAULT_CONFIG) -> RunConfig:
+    path = Path(path)
+    if not path.exists() and not path.suffix:
+        path = CONFIG_DIR / f"{path}.toml"  # "full" -> configs/full.toml
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found; configs shipped: "
+                          f"{', '.join(p.stem for p in sorted(CONFIG_DIR.glob('*.toml')))}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    raw.setdefault("name", path.stem)
+    return from_dict(raw, base=REPO_ROOT)
+
+
+def validate(cfg: RunConfig) -> None:
+    from pipeline.models import REGISTRY  # late import: the registry imports keras
+
+    if abs(sum(cfg.split) - 1.0) > 1e-6 or any(s <= 0 for s in cfg.split):
+        raise ConfigError(f"split must be three positive fractions adding to 1, got {cfg.split}")
+    for spec in cfg.models:
+        if spec.name not in REGISTRY:
+            raise ConfigError(f"unknown model {spec.name!r}; registered models: {', '.join(sorted(REGISTRY))}")
+        if spec.image_size < 16:
+            raise ConfigError(f"{spec.name}: image_size must be at least 16, got {spec.image_size}")
+    names = cfg.model_names
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a model is listed twice: {names}")
+    if cfg.threshold_rule not in {"youden", "f1", "fixed"}:
+        raise ConfigError(f"threshold_rule must be youden, f1 or fixed, got {cfg.threshold_rule!r}")
+
+
+def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: list[str] | None = None,
+                    image_size: int | None = None, epochs: int | None = None,
+                    artifacts_dir: str | None = None) -> RunConfig:
+    """Command-line flags win over the file. ``models`` may name registry models not in the file."""
+    if data:
+        cfg = dataclasses.replace(cfg, data=tuple(_data_source(d, Path.cwd()) for d in data))
+    if models:
+        by_name = {m.name: m for m in cfg.models}
+        cfg = dataclasses.replace(cfg, models=tuple(by_name.get(n, ModelSpec(name=n)) for n in models))
+    if image_size:
+        cfg = dataclasses.replace(cfg, models=tuple(dataclasses.replace(m, image_size=image_size) for m in cfg.models))
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, models=tuple(
+            dataclasses.replace(m, epochs=epochs, fine_tune_epochs=min(m.fine_tune_epochs, epochs)) for m in cfg.models))
+    if artifacts_dir:
+        cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(artifacts_dir).resolve()))
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_json_dict(raw: dict[str, Any]) -> RunConfig:
+    """Inverse of :func:`to_dict` (used to read ``run.json``); paths are already absolute."""
+    raw = dict(raw)
+    models = tuple(ModelSpec(**m) for m in raw.pop("models", []))
+    data = tuple(DataSource(**d) for d in raw.pop("data", []))
+    aug = raw.pop("augmentation", {}) or {}
+    if aug.get("jpeg_quality"):
+        aug["jpeg_quality"] = tuple(aug["jpeg_quality"])
+    raw["split"] = tuple(raw.get("split", (0.7, 0.15, 0.15)))
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(data=data, models=models, augmentation=Augmentation(**aug),
+                     **{k: v for k, v in raw.items() if k in known})
+
+
+def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
+    """What decides the run id: everything but where artifacts are written and the data folders'
+    location (the data manifest's hash covers the data itself)."""
+    d = to_dict(cfg)
+    d.pop("artifacts_dir", None)
+    d["data"] = [src["name"] for src in d["data"]]
+    return d

@@ -1,0 +1,120 @@
+"""Scoring predictions: the decision threshold, metrics per scope, curves, and latency.
+
+Threshold rule (chosen on the validation split, never on test):
+* ``youden`` (default): maximise Youden's J = TPR - FPR, which is the threshold of best balanced
+  accuracy; ties go to the threshold nearest 0.5.
+* ``f1``: maximise F1 of the fake class.
+* ``fixed``: 0.5.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+CURVE_POINTS = 200
+SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "roc_auc",
+                   "average_precision", "accuracy_at_0.5", "threshold", "params", "file_size_mb", "train_seconds",
+                   "latency_ms_batch1", "latency_ms_batch64"]
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str = "youden") -> float:
+    y, p = np.asarray(y).ravel(), np.asarray(p, dtype=float).ravel()
+    if rule == "fixed" or len(np.unique(y)) < 2:
+        return 0.5
+    if rule == "youden":
+        fpr, tpr, thresholds = skm.roc_curve(y, p)
+        score = tpr - fpr
+    elif rule == "f1":
+        precision, recall, thresholds = skm.precision_recall_curve(y, p)
+        precision, recall = precision[:-1], recall[:-1]
+        score = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    else:
+        raise ValueError(f"unknown threshold rule {rule!r}")
+    finite = np.isfinite(thresholds)
+    thresholds, score = thresholds[finite], score[finite]
+    best = np.flatnonzero(np.isclose(score, score.max()))
+    chosen = thresholds[best[np.argmin(np.abs(thresholds[best] - 0.5))]]
+    return float(np.clip(chosen, 0.0, 1.0))
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    y = np.asarray(y).ravel().astype(int)
+    pred = (np.asarray(p).ravel() >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    specificity = tn / (tn + fp) if tn + fp else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    present = [r for r, n in ((recall, tp + fn), (specificity, tn + fp)) if n]
+    return {"accuracy": float((tp + tn) / max(1, len(y))), "precision": float(precision), "recall": float(recall),
+            "f1": float(f1), "balanced_accuracy": float(np.mean(present)) if present else 0.0,
+            "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+
+
+def _downsample(*arrays: np.ndarray, n: int = CURVE_POINTS) -> list[list[float]]:
+    idx = np.unique(np.linspace(0, len(arrays[0]) - 1, min(n, len(arrays[0]))).round().astype(int))
+    return [np.round(a[idx], 5).tolist() for a in arrays]
+
+
+def scope_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    y, p = np.asarray(y).ravel().astype(int), np.asarray(p, dtype=float).ravel()
+    out = {"n": int(len(y)), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+           "roc_auc": None, "average_precision": None, "roc": None, "pr": None,
+           "at_threshold": binary_metrics(y, p, threshold), "at_0.5": binary_metrics(y, p, 0.5)}
+    if len(np.unique(y)) == 2:
+        out["roc_auc"] = float(skm.roc_auc_score(y, p))
+        out["average_precision"] = float(skm.average_precision_score(y, p))
+        fpr, tpr, _ = skm.roc_curve(y, p)
+        precision, recall, _ = skm.precision_recall_curve(y, p)
+        fpr, tpr = _downsample(fpr, tpr)
+        precision, recall = _downsample(precision, recall)
+        out["roc"] = {"fpr": fpr, "tpr": tpr}
+        out["pr"] = {"precision": precision, "recall": recall}
+    return out
+
+
+def evaluate_predictions(predictions: pd.DataFrame, threshold: float) -> dict[str, dict]:
+    """Metrics for the pooled rows ("all") and per dataset. Needs columns dataset, y, p_fake."""
+    scopes = {"all": scope_metrics(predictions["y"], predictions["p_fake"], threshold)}
+    for name, part in predictions.groupby("dataset", sort=True):
+        scopes[str(name)] = scope_metrics(part["y"], part["p_fake"], threshold)
+    return scopes
+
+
+def summary_rows(metrics: dict) -> list[dict]:
+    """Rows of summary.csv for one model's metrics.json."""
+    rows = []
+    for scope, m in metrics["scopes"].items():
+        at = m["at_threshold"]
+        rows.append({
+            "model": metrics["model"], "scope": scope, "n": m["n"],
+            **{k: at[k] for k in ("accuracy", "precision", "recall", "f1", "balanced_accuracy")},
+            "roc_auc": m["roc_auc"], "average_precision": m["average_precision"],
+            "accuracy_at_0.5": m["at_0.5"]["accuracy"], "threshold": metrics["threshold"],
+            "params": metrics.get("params"), "file_size_mb": round(metrics.get("file_size_bytes", 0) / 2**20, 3),
+            "train_seconds": metrics.get("train_seconds"),
+            "latency_ms_batch1": metrics.get("latency_ms", {}).get("batch1_p50"),
+            "latency_ms_batch64": metrics.get("latency_ms", {}).get("batch64_p50"),
+        })
+    return rows
+
+
+def measure_latency(predict_batch, image_size: int, repeats: int = 15, warmup: int = 3) -> dict:
+    """p50 latency of ``predict_batch(x)`` at batch 1 and 64, after warm-up, in milliseconds."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for batch, key in ((1, "batch1_p50"), (64, "batch64_p50")):
+        x = rng.integers(0, 256, size=(batch, image_size, image_size, 3)).astype(np.float32)
+        for _ in range(warmup):
+            predict_batch(x)
+        times = []
+        for _ in range(repeats if batch == 1 else max(3, repeats // 3)):
+            t = time.perf_counter()
+            predict_batch(x)
+            times.append((time.perf_counter() - t) * 1000)
+        out[key] = round(float(np.median(times)), 3)
+    out["per_image_batch64"] = round(out["batch64_p50"] / 64, 3)
+    return out

@@ -1,0 +1,58 @@
+"""The tf.data input pipeline: decoded uint8 arrays in, shuffled, augmented, batched, prefetched.
+
+Images are decoded and resized once by ``pipeline.data.load_arrays`` (Pillow, the same decoder the
+CLI and dashboard use for uploads, so training and serving see identical pixels) and cached on
+disk; this module only feeds them to Keras. Augmentation runs in the input pipeline during
+training only, never at evaluation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from pipeline.config import Augmentation
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def augmentation_layers(aug: Augmentation, seed: int) -> list[keras.layers.Layer]:
+    layers = []
+    if aug.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if aug.shift:
+        layers.append(keras.layers.RandomTranslation(aug.shift, aug.shift, fill_mode="reflect", seed=seed + 1))
+    if aug.zoom:
+        layers.append(keras.layers.RandomZoom((-aug.zoom, aug.zoom), fill_mode="reflect", seed=seed + 2))
+    if aug.brightness:
+        layers.append(keras.layers.RandomBrightness(aug.brightness, value_range=(0.0, 255.0), seed=seed + 3))
+    return layers
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 32, training: bool = False,
+                 augmentation: Augmentation | None = None, seed: int = 0) -> tf.data.Dataset:
+    """Batches of float32 images in 0..255 (models scale inside), with labels when ``y`` is given."""
+    tensors = (x,) if y is None else (x, np.asarray(y, dtype=np.float32).reshape(-1, 1))
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    aug = augmentation if (training and augmentation is not None and augmentation.enabled()) else None
+    if aug is not None and aug.jpeg_quality:
+        lo, hi = aug.jpeg_quality
+
+        def jpeg(image, *rest):
+            image = tf.image.random_jpeg_quality(image, lo, hi)
+            return (image, *rest)
+
+        ds = ds.map(jpeg, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size)
+    layers = augmentation_layers(aug, seed) if aug is not None else []
+
+    def to_float(image, *rest):
+        image = tf.cast(image, tf.float32)
+        for layer in layers:
+            image = layer(image, training=True)
+        return (tf.clip_by_value(image, 0.0, 255.0), *rest)
+
+    ds = ds.map(to_float, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

@@ -1,0 +1,455 @@
+"""Read-only access to trained runs in ``artifacts/`` (layout: ``artifacts/README.md``).
+
+Shared by the CLI (``info``, ``evaluate``, ``predict``) and the dashboard. This module never
+imports TensorFlow: it reads JSON, CSV and Parquet only, so pages and tests stay fast.
+
+Errors are meant to be shown to a user as they are: a missing run raises :class:`RunNotFound`,
+a missing, stale or corrupt file inside a run raises :class:`ArtifactError` (a ``ValueError``);
+both messages say what to run.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRAIN_COMMAND = "python -m pipeline train"
+TRAIN_HINT = f"Build one with: {TRAIN_COMMAND} (see README)"
+
+# Folders in artifacts/ that are never runs.
+_NOT_RUNS = {"cache", "evaluations", "__pycache__"}
+
+SPLITS = ("train", "val", "test")
+LABELS = ("real", "fake")
+
+MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split"]
+SKIPPED_COLUMNS = ["path", "dataset", "reason"]
+HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
+                   "learning_rate"]
+PREDICTION_COLUMNS = ["path", "relpath", "dataset", "label", "y", "split", "p_fake"]
+SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy",
+                   "roc_auc", "average_precision", "accuracy_at_0.5", "threshold", "params", "file_size_mb",
+                   "train_seconds", "latency_ms_batch1", "latency_ms_batch64"]
+COUNTS_COLUMNS = ["dataset", "split", "label", "n"]
+
+# Columns of :meth:`Run.comparison` (one row per model for one scope).
+COMPARISON_COLUMNS = ["model", "scope", "n", "n_real", "n_fake", "accuracy", "precision", "recall", "f1",
+                      "balanced_accuracy", "roc_auc", "average_precision", "threshold", "threshold_rule",
+                      "tn", "fp", "fn", "tp", "params", "file_size_mb", "train_seconds", "latency_ms_batch1",
+                      "latency_ms_per_image_batch64", "latency_ms_batch64", "image_size"]
+
+
+class RunNotFound(LookupError):
+    """No run (or no run matching a reference) in the artifacts folder; the message says what to run."""
+
+
+class ModelNotFound(RunNotFound):
+    """The run has no finished results for that model."""
+
+
+class ArtifactError(ValueError):
+    """A file of a run is missing, stale or unreadable; the message says what to run."""
+
+
+def artifacts_dir() -> Path:
+    """``$DEEPFAKE_LENS_ARTIFACTS`` when set, else ``<repo>/artifacts``."""
+    env = os.environ.get(ARTIFACTS_ENV, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "artifacts"
+
+
+def _root(root: Path | str | None) -> Path:
+    return Path(root).expanduser() if root is not None else artifacts_dir()
+
+
+# --------------------------------------------------------------------------- run discovery
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    path: Path
+    created: str
+    config_name: str
+    status: str
+    models: list[str] = field(default_factory=list)  # every model the run's config lists
+    complete_models: list[str] = field(default_factory=list)  # those with models/<m>/done.json
+
+    @property
+    def label(self) -> str:
+        """One line for selectors: id, config, created, finished models."""
+        created = self.created.replace("T", " ")[:16] if self.created else "?"
+        return (f"{self.run_id} · {self.config_name} · {created} · "
+                f"{len(self.complete_models)}/{len(self.models)} models")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _model_names(run_json: dict[str, Any]) -> list[str]:
+    """Model names listed by run.json: ``models`` (names or dicts with ``name``), else the config's."""
+    names: list[str] = []
+    raw = run_json.get("models")
+    if isinstance(raw, dict):
+        raw = list(raw)
+    if not isinstance(raw, list) or not raw:
+        raw = (run_json.get("config") or {}).get("models") or []
+    for m in raw:
+        name = m.get("name") if isinstance(m, dict) else m
+        if isinstance(name, str) and name and name not in names:
+            names.append(name)
+    return names
+
+
+def _complete_models(path: Path, listed: list[str]) -> list[str]:
+    models_dir = path / "models"
+    if not models_dir.is_dir():
+        return []
+    found = {p.name for p in models_dir.iterdir() if p.is_dir() and (p / "done.json").is_file()}
+    ordered = [m for m in listed if m in found]
+    return ordered + sorted(found - set(ordered))
+
+
+def _info_from(path: Path) -> RunInfo | None:
+    """RunInfo of a run folder, or None if it is not one (no readable run.json)."""
+    run_file = path / "run.json"
+    try:
+        run_json = _read_json(run_file)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(run_json, dict):
+        return None
+    config = run_json.get("config") if isinstance(run_json.get("config"), dict) else {}
+    run_id = str(run_json.get("run_id") or run_json.get("id") or path.name)
+    created = run_json.get("created")
+    if not isinstance(created, str) or not created:
+        created = datetime.fromtimestamp(run_file.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    config_name = str(config.get("name") or run_json.get("config_name") or run_id.rsplit("-", 1)[0])
+    listed = _model_names(run_json)
+    complete = _complete_models(path, listed)
+    models = listed + [m for m in complete if m not in listed]
+    return RunInfo(run_id=run_id, path=path.resolve(), created=created, config_name=config_name,
+                   status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete)
+
+
+def info_at(path: Path | str) -> RunInfo:
+    """RunInfo of the run folder at ``path``; :class:`RunNotFound` if it holds no readable run.json."""
+    path = Path(path).expanduser()
+    info = _info_from(path)
+    if info is None:
+        raise RunNotFound(f"{path} is not a run folder (no readable run.json). {TRAIN_HINT}")
+    return info
+
+
+def _created_key(info: RunInfo) -> float:
+    try:
+        dt = datetime.fromisoformat(info.created.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    except ValueError:
+        try:
+            return (info.path / "run.json").stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def list_runs(root: Path | str | None = None) -> list[RunInfo]:
+    """Every run in ``root`` (default :func:`artifacts_dir`), newest first.
+
+    Folders without a readable ``run.json`` (``cache/``, junk, half-deleted runs) and files are
+    skipped; this never raises on what it finds there. A missing root gives an empty list.
+    """
+    root = _root(root)
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return []
+    runs = []
+    for entry in entries:
+        if entry.name in _NOT_RUNS or entry.name.startswith(".") or not entry.is_dir():
+            continue
+        info = _info_from(entry)
+        if info is not None:
+            runs.append(info)
+    runs.sort(key=lambda r: (_created_key(r), r.run_id), reverse=True)
+    return runs
+
+
+def _no_run_message(root: Path) -> str:
+    return f"No trained run in {root}. {TRAIN_HINT}"
+
+
+def latest_run(root: Path | str | None = None) -> RunInfo:
+    """The newest run with at least one finished model."""
+    root = _root(root)
+    runs = list_runs(root)
+    for info in runs:
+        if info.complete_models:
+            return info
+    if runs:
+        raise RunNotFound(f"No run in {root} has a finished model yet ({len(runs)} run(s) started, "
+                          f"none complete). Finish one with: {TRAIN_COMMAND} (see README)")
+    raise RunNotFound(_no_run_message(root))
+
+
+def resolve_run(ref: str | Path | None, root: Path | str | None = None) -> RunInfo:
+    """Find a run by id, unique id prefix, config name (newest run of it), or folder path.
+
+    ``None`` or ``""`` means :func:`latest_run`.
+    """
+    if ref is None or str(ref).strip() in {"", "latest"}:
+        return latest_run(root)
+    root = _root(root)
+    ref_s = str(ref).strip()
+    runs = list_runs(root)
+    for info in runs:
+        if info.run_id == ref_s or info.path.name == ref_s:
+            return info
+    as_path = Path(ref_s).expanduser()
+    if as_path.is_dir() and (as_path / "run.json").exists():
+        info = _info_from(as_path)
+        if info is None:
+            raise ArtifactError(f"{as_path / 'run.json'} cannot be read: the run is corrupt. "
+                                f"Delete the folder and rebuild it with: {TRAIN_COMMAND}")
+        return info
+    by_config = [r for r in runs if r.config_name == ref_s]
+    if by_config:
+        return by_config[0]
+    matches = [r for r in runs if r.run_id.startswith(ref_s) or r.path.name.startswith(ref_s)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise RunNotFound(f"{ref_s!r} matches {len(matches)} runs in {root}: "
+                          f"{', '.join(r.run_id for r in matches)}; give more of the id")
+    if not runs:
+        raise RunNotFound(_no_run_message(root))
+    raise RunNotFound(f"No run {ref_s!r} in {root}. Known runs: {', '.join(r.run_id for r in runs[:10])}"
+                      f"{' …' if len(runs) > 10 else ''}. {TRAIN_HINT}")
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@dataclass
+class Run:
+    """A run folder; every accessor reads its file when called (callers cache)."""
+
+    info: RunInfo
+    run_json: dict[str, Any]
+    path: Path
+
+    # ----- helpers
+    def _retrain_hint(self) -> str:
+        return f"rebuild it with: {TRAIN_COMMAND} (config {self.info.config_name!r})"
+
+    def _missing(self, rel: str, what: str) -> ArtifactError:
+        return ArtifactError(f"Run {self.info.run_id}: {rel} is missing ({what}); {self._retrain_hint()}")
+
+    def _read_table(self, rel: str, kind: str, required: list[str], what: str) -> pd.DataFrame:
+        file = self.path / rel
+        if not file.is_file():
+            raise self._missing(rel, what)
+        try:
+            df = pd.read_parquet(file) if kind == "parquet" else pd.read_csv(file)
+        except Exception as exc:  # noqa: BLE001 - pyarrow/pandas raise many types on corrupt files
+            raise ArtifactError(f"Run {self.info.run_id}: {rel} cannot be read ({type(exc).__name__}: {exc}); "
+                                f"delete it and {self._retrain_hint()}") from exc
+        missing = [c for c in required if c not in df.columns]
+        if missing:
+            raise ArtifactError(f"Run {self.info.run_id}: {rel} lacks column(s) {missing} (written by an older "
+                                f"pipeline?); {self._retrain_hint()}")
+        return df
+
+    def file_mtime(self, rel: str) -> float:
+        """Modification time of a file of the run (0 if missing): a cache key that changes on retrain."""
+        return _mtime(self.path / rel)
+
+    # ----- run level
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+    @property
+    def config(self) -> dict[str, Any]:
+        cfg = self.run_json.get("config")
+        return cfg if isinstance(cfg, dict) else {}
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        """The model's entry in the run config (``{}`` if not listed)."""
+        for m in self.config.get("models") or []:
+            if isinstance(m, dict) and m.get("name") == model:
+                return m
+        return {}
+
+    def manifest(self) -> pd.DataFrame:
+        return self._read_table("manifest.parquet", "parquet", MANIFEST_COLUMNS, "the list of usable images")
+
+    def skipped(self) -> pd.DataFrame:
+        """Files that could not be used; empty (with the columns) when none were skipped."""
+        if not (self.path / "skipped.csv").is_file():
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in SKIPPED_COLUMNS})
+        return self._read_table("skipped.csv", "csv", SKIPPED_COLUMNS, "skipped files")
+
+    def summary(self) -> pd.DataFrame:
+        """summary.csv (one row per model and scope); empty with the documented columns if missing."""
+        if not (self.path / "summary.csv").is_file():
+            return pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("model", "scope") else "object")
+                                 for c in SUMMARY_COLUMNS})
+        return self._read_table("summary.csv", "csv", ["model", "scope"], "the comparison table")
+
+    def models(self) -> list[str]:
+        """Models with finished results (``models/<m>/done.json`` exists), in config order."""
+        return _complete_models(self.path, self.info.models)
+
+    def _model_dir(self, model: str) -> Path:
+        done = self.models()
+        if model not in done:
+            known = ", ".join(done) if done else "none"
+            started = (self.path / "models" / model).is_dir()
+            why = "did not finish" if started else "is not in this run"
+            raise ModelNotFound(f"Model {model!r} {why} (run {self.info.run_id}; finished models: {known}). "
+                                f"Train it with: {TRAIN_COMMAND} (config {self.info.config_name!r})")
+        return self.path / "models" / model
+
+    def metrics(self, model: str) -> dict[str, Any]:
+        file = self._model_dir(model) / "metrics.json"
+        rel = f"models/{model}/metrics.json"
+        if not file.is_file():
+            raise self._missing(rel, "the model's test metrics")
+        try:
+            data = _read_json(file)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"Run {self.info.run_id}: {rel} cannot be read ({exc}); "
+                                f"delete models/{model} and {self._retrain_hint()}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("scopes"), dict):
+            raise ArtifactError(f"Run {self.info.run_id}: {rel} has no 'scopes' (stale format); "
+                                f"delete models/{model} and {self._retrain_hint()}")
+        return data
+
+    def history(self, model: str) -> pd.DataFrame:
+        self._model_dir(model)
+        return self._read_table(f"models/{model}/history.csv", "csv", ["epoch"], "the training history")
+
+    def predictions(self, model: str) -> pd.DataFrame:
+        self._model_dir(model)
+        return self._read_table(f"models/{model}/predictions.parquet", "parquet", ["split", "y", "p_fake"],
+                                "the model's validation and test predictions")
+
+    def model_path(self, model: str) -> Path:
+        file = self._model_dir(model) / "model.keras"
+        if not file.is_file():
+            raise self._missing(f"models/{model}/model.keras", "the trained model")
+        return file
+
+    def datasets(self) -> list[str]:
+        """Dataset names of the run: from the manifest, else from the config's data sources."""
+        try:
+            return sorted(self.manifest()["dataset"].astype(str).unique().tolist())
+        except ArtifactError:
+            names = []
+            for src in self.config.get("data") or []:
+                if isinstance(src, dict):
+                    name = src.get("name") or Path(str(src.get("path", ""))).name
+                    if name and name not in names:
+                        names.append(name)
+            return sorted(names)
+
+    def counts(self) -> pd.DataFrame:
+        """Images per dataset, split and label (columns dataset, split, label, n)."""
+        man = self.manifest()
+        if man.empty:
+            return pd.DataFrame({"dataset": [], "split": [], "label": [], "n": []}).astype({"n": "int64"})
+        df = (man.groupby(["dataset", "split", "label"], observed=True).size()
+              .rename("n").reset_index())
+        df["n"] = df["n"].astype("int64")
+        order_split = {s: i for i, s in enumerate(SPLITS)}
+        order_label = {s: i for i, s in enumerate(LABELS)}
+        df = df.sort_values(["dataset", "split", "label"],
+                            key=lambda s: s.map(order_split).fillna(99) if s.name == "split" else
+                            (s.map(order_label).fillna(99) if s.name == "label" else s))
+        return df.reset_index(drop=True)[COUNTS_COLUMNS]
+
+    def scopes(self, model: str | None = None) -> list[str]:
+        """Scopes with metrics: ``all`` first, then datasets (over every finished model if none given)."""
+        models = [model] if model else self.models()
+        found: list[str] = []
+        for m in models:
+            for s in self.metrics(m).get("scopes", {}):
+                if s not in found:
+                    found.append(s)
+        return (["all"] if "all" in found else []) + sorted(s for s in found if s != "all")
+
+    def comparison(self, scope: str = "all", at_half: bool = False) -> pd.DataFrame:
+        """One row per finished model for ``scope``, built from each ``metrics.json``.
+
+        ``at_half`` uses the metrics at threshold 0.5 instead of the chosen threshold (the
+        ``threshold`` column then reads 0.5). Models without that scope are left out.
+        """
+        rows = []
+        for model in self.models():
+            row = comparison_row(model, self.metrics(model), scope, at_half)
+            if row is not None:
+                rows.append(row)
+        if not rows:
+            return pd.DataFrame({c: pd.Series(dtype="object" if c in ("model", "scope", "threshold_rule")
+                                              else "float64") for c in COMPARISON_COLUMNS})
+        return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def comparison_row(model: str, metrics: dict[str, Any], scope: str, at_half: bool = False) -> dict[str, Any] | None:
+    """The comparison-table row of one model's ``metrics.json`` for ``scope`` (None if absent)."""
+    sc = (metrics.get("scopes") or {}).get(scope)
+    if not isinstance(sc, dict):
+        return None
+    at = sc.get("at_0.5" if at_half else "at_threshold") or {}
+    lat = metrics.get("latency_ms") or {}
+    size = metrics.get("file_size_bytes")
+    return {
+        "model": model, "scope": scope, "n": sc.get("n"), "n_real": sc.get("n_real"), "n_fake": sc.get("n_fake"),
+        "accuracy": at.get("accuracy"), "precision": at.get("precision"), "recall": at.get("recall"),
+        "f1": at.get("f1"), "balanced_accuracy": at.get("balanced_accuracy"),
+        "roc_auc": sc.get("roc_auc"), "average_precision": sc.get("average_precision"),
+        "threshold": 0.5 if at_half else metrics.get("threshold"),
+        "threshold_rule": "fixed 0.5" if at_half else metrics.get("threshold_rule"),
+        "tn": at.get("tn"), "fp": at.get("fp"), "fn": at.get("fn"), "tp": at.get("tp"),
+        "params": metrics.get("params"),
+        "file_size_mb": None if size is None else size / 1e6,
+        "train_seconds": metrics.get("train_seconds"),
+        "latency_ms_batch1": lat.get("batch1_p50"),
+        "latency_ms_per_image_batch64": lat.get("per_image_batch64"),
+        "latency_ms_batch64": lat.get("batch64_p50"),
+        "image_size": metrics.get("image_size"),
+    }
+
+
+def load_run(ref_or_info: RunInfo | str | Path | None = None, root: Path | str | None = None) -> Run:
+    """Open a run from a :class:`RunInfo` or anything :func:`resolve_run` accepts."""
+    info = ref_or_info if isinstance(ref_or_info, RunInfo) else resolve_run(ref_or_info, root)
+    try:
+        run_json = _read_json(info.path / "run.json")
+    except FileNotFoundError as exc:
+        raise RunNotFound(f"Run {info.run_id} was deleted ({info.path} has no run.json). {TRAIN_HINT}") from exc
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{info.path / 'run.json'} cannot be read ({exc}); delete the folder and "
+                            f"rebuild it with: {TRAIN_COMMAND}") from exc
+    if not isinstance(run_json, dict):
+        raise ArtifactError(f"{info.path / 'run.json'} is not a JSON object; delete the folder and "
+                            f"rebuild it with: {TRAIN_COMMAND}")
+    # Refresh the info: models may have finished since it was listed.
+    info = _info_from(info.path) or info
+    return Run(info=info, run_json=run_json, path=info.path)

@@ -1,0 +1,183 @@
+"""Running the pipeline: train a run (cached per model), evaluate it on other folders, score files.
+
+``train_run`` is what ``python -m pipeline train`` and the README's first command do. A run's id
+comes from its config and data (``pipeline.artifacts``); a model whose folder holds ``done.json``
+is loaded from cache instead of trained, so an interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline import artifacts, data, evaluation
+from pipeline.config import DataSource, ModelSpec, RunConfig, config_fingerprint, to_dict
+from pipeline.progress import ProgressFn
+
+Log = Callable[[str], None]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _machine() -> str:
+    import os
+
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+
+
+def prepare(cfg: RunConfig, progress: ProgressFn = None) -> tuple[str, Path, pd.DataFrame, pd.DataFrame]:
+    """Scan the data and find the run's id and folder: (run_id, run_dir, manifest, skipped)."""
+    manifest, skipped = data.build_manifest(cfg, progress)
+    run_id = artifacts.make_run_id(cfg.name, config_fingerprint(cfg), manifest)
+    return run_id, Path(cfg.artifacts_dir) / run_id, manifest, skipped
+
+
+def _write_run_json(run_dir: Path, run_id: str, cfg: RunConfig, manifest, skipped, status: str, created: str) -> None:
+    artifacts.write_json(run_dir / "run.json", {
+        "run_id": run_id, "config_name": cfg.name, "created": created, "updated": _now(), "status": status,
+        "machine": _machine(), "pipeline_version": artifacts.PIPELINE_VERSION,
+        "models": cfg.model_names, "config": to_dict(cfg), "data_summary": data.summarize(manifest, skipped),
+    })
+
+
+def _split_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
+    """A fixed-seed subsample of ``idx`` stratified by (dataset, label), at most ``limit`` rows."""
+    if not limit or len(idx) <= limit:
+        return idx
+    strata = manifest.iloc[idx].groupby(["dataset", "label"]).indices
+    rng = np.random.default_rng(seed)
+    picked = [idx[rows][rng.permutation(len(rows))[:max(1, round(limit * len(rows) / len(idx)))]]
+              for rows in strata.values()]
+    return np.sort(np.concatenate(picked))
+
+
+def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataFrame, x: np.ndarray,
+              progress: ProgressFn = None) -> dict:
+    """Train, save and score one model; returns its metrics (also written to metrics.json)."""
+    from pipeline import inference, training  # TensorFlow is imported only when training
+
+    split = manifest["split"].to_numpy()
+    y = manifest["y"].to_numpy()
+    train_idx = _split_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
+    val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    result = training.train_model(spec, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
+                                  augmentation=cfg.augmentation, seed=cfg.seed, progress=progress)
+    out = artifacts.model_dir(run_dir, spec.name)
+    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    artifacts.save_keras_model(result.model, out / "model.keras")
+    artifacts.write_csv(out / "history.csv", result.history)
+
+    p_val = inference.predict_proba(result.model, x[val_idx])
+    p_test = inference.predict_proba(result.model, x[test_idx])
+    threshold = evaluation.choose_threshold(y[val_idx], p_val, cfg.threshold_rule)
+    cols = ["path", "relpath", "dataset", "label", "y"]
+    preds = pd.concat([manifest.iloc[val_idx][cols].assign(split="val", p_fake=p_val),
+                       manifest.iloc[test_idx][cols].assign(split="test", p_fake=p_test)], ignore_index=True)
+    artifacts.write_parquet(out / "predictions.parquet", preds)
+    metrics = {
+        "model": spec.name, "image_size": spec.image_size, "spec": dataclasses.asdict(spec),
+        "params": int(result.model.count_params()), "file_size_bytes": (out / "model.keras").stat().st_size,
+        "train_seconds": round(result.train_seconds, 2), "n_train": int(len(train_idx)),
+        "epochs_run": int(len(result.history)), "threshold": threshold, "threshold_rule": cfg.threshold_rule,
+        "latency_ms": evaluation.measure_latency(lambda b: inference.predict_batch(result.model, b), spec.image_size),
+        "scopes": evaluation.evaluate_predictions(preds[preds["split"] == "test"], threshold),
+        "validation": evaluation.scope_metrics(y[val_idx], p_val, threshold),
+        "trained": _now(),
+    }
+    artifacts.write_json(out / "metrics.json", metrics)
+    artifacts.write_json(out / artifacts.DONE_FILE, {"finished": _now()})
+    return metrics
+
+
+def write_summary(run_dir: Path, model_names: list[str]) -> pd.DataFrame:
+    rows = []
+    for name in model_names:
+        if artifacts.is_model_done(run_dir, name):
+            rows += evaluation.summary_rows(artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json"))
+    summary = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)
+    artifacts.write_csv(run_dir / "summary.csv", summary)
+    return summary
+
+
+def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = None, log: Log = print) -> Path:
+    """Build the run's artifacts, training only what is not already complete. Returns the run folder."""
+    run_id, run_dir, manifest, skipped = prepare(cfg, progress)
+    summary = data.summarize(manifest, skipped)
+    log(f"run {run_id}: {summary['n_images']} images in {len(summary['datasets'])} dataset(s) "
+        f"({', '.join(summary['datasets'])}), {summary['n_skipped']} file(s) skipped")
+    previous = artifacts.read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    created = previous.get("created", _now())
+    if not (run_dir / "manifest.parquet").exists() or force:
+        artifacts.write_parquet(run_dir / "manifest.parquet", manifest)
+        artifacts.write_csv(run_dir / "skipped.csv", skipped)
+    _write_run_json(run_dir, run_id, cfg, manifest, skipped, "running", created)
+    cache = artifacts.cache_dir(cfg.artifacts_dir)
+    arrays: dict[int, np.ndarray] = {}
+    for spec in cfg.models:
+        if artifacts.is_model_done(run_dir, spec.name) and not force:
+            log(f"{spec.name}: cached (delete {artifacts.model_dir(run_dir, spec.name)} or pass --force to retrain)")
+            continue
+        if spec.image_size not in arrays:
+            arrays = {spec.image_size: data.load_arrays(manifest, spec.image_size, cache, progress)}
+        metrics = train_one(spec, cfg, run_dir, manifest, arrays[spec.image_size], progress)
+        pooled = metrics["scopes"]["all"]
+        log(f"{spec.name}: test accuracy {pooled['at_threshold']['accuracy']:.3f}, AUC "
+            f"{pooled['roc_auc'] if pooled['roc_auc'] is None else round(pooled['roc_auc'], 3)}, "
+            f"trained in {metrics['train_seconds']:.0f}s")
+        write_summary(run_dir, cfg.model_names)
+    write_summary(run_dir, cfg.model_names)
+    _write_run_json(run_dir, run_id, cfg, manifest, skipped, "complete", created)
+    return run_dir
+
+
+def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[str] | None = None,
+                     artifacts_root: str | None = None, progress: ProgressFn = None) -> tuple[Path, pd.DataFrame]:
+    """Score a trained run on other labelled folders (every image, whatever its split) without
+    retraining. Writes ``evaluations/<name>/`` in the run and returns (that folder, summary)."""
+    from pipeline import inference
+    from pipeline.config import from_json_dict
+    from pipeline.models import load_model
+
+    run_json = artifacts.read_json(run_dir / "run.json")
+    run_cfg = from_json_dict(run_json["config"])
+    names = models or [m for m in run_cfg.model_names if artifacts.is_model_done(run_dir, m)]
+    eval_cfg = dataclasses.replace(run_cfg, data=tuple(sources), max_images_per_class=0,
+                                   artifacts_dir=artifacts_root or str(run_dir.parent))
+    files, skipped = data.build_manifest_for_scoring(eval_cfg, progress)
+    tag = "+".join(sorted(files["dataset"].unique()))[:60]
+    out = run_dir / "evaluations" / f"{tag}-{artifacts.manifest_hash(files)[:8]}"
+    rows, all_preds = [], []
+    cache = artifacts.cache_dir(eval_cfg.artifacts_dir)
+    for name in names:
+        if not artifacts.is_model_done(run_dir, name):
+            raise ValueError(f"model {name!r} is not trained in run {run_dir.name}; trained: "
+                             f"{', '.join(m for m in run_cfg.model_names if artifacts.is_model_done(run_dir, m))}")
+        spec = run_cfg.model(name)
+        trained = artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json")
+        model = load_model(artifacts.model_dir(run_dir, name) / "model.keras")
+        x = data.load_arrays(files, spec.image_size, cache, progress)
+        p = inference.predict_proba(model, x)
+        preds = files[["path", "dataset", "label", "y"]].assign(model=name, p_fake=p)
+        all_preds.append(preds)
+        metrics = {"model": name, "threshold": trained["threshold"], "params": trained.get("params"),
+                   "file_size_bytes": trained.get("file_size_bytes"), "train_seconds": trained.get("train_seconds"),
+                   "latency_ms": trained.get("latency_ms", {}),
+                   "scopes": evaluation.evaluate_predictions(preds, trained["threshold"])}
+        artifacts.write_json(out / f"{name}.metrics.json", metrics)
+        rows += evaluation.summary_rows(metrics)
+    summary = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)
+    artifacts.write_parquet(out / "predictions.parquet", pd.concat(all_preds, ignore_index=True))
+    artifacts.write_csv(out / "summary.csv", summary)
+    artifacts.write_csv(out / "skipped.csv", skipped)
+    artifacts.write_json(out / "evaluation.json", {"run_id": run_dir.name, "created": _now(),
+                                                   "data": [dataclasses.asdict(s) for s in sources],
+                                                   "models": names, "n_images": int(len(files)),
+                                                   "n_skipped": int(len(skipped))})
+    return out, summary

@@ -1,0 +1,123 @@
+"""Training one registry model: optimizer, phases (head, then fine-tuning), early stopping, history.
+
+Transfer models with pretrained weights train in two phases: ``epochs`` with the backbone frozen
+(only the head learns), then ``fine_tune_epochs`` with the top ``fine_tune_layers`` of the backbone
+unfrozen at ``fine_tune_learning_rate``. A transfer model without pretrained weights, and every
+custom CNN, trains all its layers for ``epochs``. Early stopping watches validation AUC and
+restores the best weights.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from pipeline import inputs
+from pipeline.config import Augmentation, ModelSpec
+from pipeline.models import REGISTRY, backbone_layers, build_model, set_backbone_trainable
+from pipeline.progress import ProgressFn, report
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True),
+}
+HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"]
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: pd.DataFrame
+    train_seconds: float
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    try:
+        return OPTIMIZERS[name.lower()](learning_rate=learning_rate)
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
+
+
+def class_weights(y: np.ndarray) -> dict[int, float] | None:
+    """Balanced class weights when the classes are imbalanced (minority under 45%), else None."""
+    y = np.asarray(y).ravel()
+    fake_fraction = float(y.mean())
+    if 0.45 <= fake_fraction <= 0.55:
+        return None
+    n = len(y)
+    return {0: n / (2 * max(1, (y == 0).sum())), 1: n / (2 * max(1, (y == 1).sum()))}
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    def __init__(self, progress: ProgressFn, stage: str, total_steps: int):
+        super().__init__()
+        self.progress, self.stage, self.total, self.done = progress, stage, total_steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        report(self.progress, self.stage, min(self.done, self.total), self.total)
+
+    def on_train_end(self, logs=None):  # early stopping ends a phase before its last step
+        if self.done < self.total:
+            report(self.progress, self.stage, self.total, self.total)
+
+
+def _compile(model: keras.Model, spec: ModelSpec, learning_rate: float) -> None:
+    model.compile(
+        optimizer=make_optimizer(spec.optimizer, learning_rate),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=spec.label_smoothing),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+
+
+def _fit(model, spec, train_ds, val_ds, epochs, weights, phase, progress, steps_per_epoch) -> pd.DataFrame:
+    callbacks = [_ProgressCallback(progress, f"{spec.name}: {phase}", epochs * steps_per_epoch)]
+    if spec.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=spec.early_stopping_patience,
+                                                       restore_best_weights=True))
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=weights,
+                     callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles
+    df = pd.DataFrame(hist.history)
+    df["phase"] = phase
+    df["learning_rate"] = float(np.asarray(model.optimizer.learning_rate))
+    return df
+
+
+def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None) -> TrainResult:
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    model = build_model(spec)
+    train_ds = inputs.make_dataset(x_train, y_train, batch_size=spec.batch_size, training=True,
+                                   augmentation=augmentation, seed=seed)
+    val_ds = inputs.make_dataset(x_val, y_val, batch_size=max(spec.batch_size, 64))
+    steps = int(np.ceil(len(x_train) / spec.batch_size))
+    weights = class_weights(y_train)
+    is_transfer = REGISTRY[spec.name].family == "transfer" and bool(backbone_layers(model))
+    pretrained = spec.weights.lower() != "none"
+    histories = []
+    if is_transfer and pretrained:
+        set_backbone_trainable(model, False)
+        _compile(model, spec, spec.learning_rate)
+        if spec.epochs:
+            histories.append(_fit(model, spec, train_ds, val_ds, spec.epochs, weights, "head", progress, steps))
+        if spec.fine_tune_epochs:
+            set_backbone_trainable(model, True, top_layers=spec.fine_tune_layers)
+            _compile(model, spec, spec.fine_tune_learning_rate)
+            histories.append(_fit(model, spec, train_ds, val_ds, spec.fine_tune_epochs, weights, "fine_tune",
+                                  progress, steps))
+    else:
+        if is_transfer:
+            set_backbone_trainable(model, True)
+        _compile(model, spec, spec.learning_rate)
+        histories.append(_fit(model, spec, train_ds, val_ds, max(1, spec.epochs), weights, "train", progress, steps))
+    history = pd.concat(histories, ignore_index=True)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    history = history.reindex(columns=HISTORY_COLUMNS)
+    return TrainResult(model=model, history=history, train_seconds=time.perf_counter() - start)

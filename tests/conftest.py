@@ -1,0 +1,97 @@
+"""Shared fixtures: synthetic face-like images and one tiny trained run reused by many tests.
+
+Synthetic "real" images are smooth colour fields with mild noise; "fake" ones add a faint
+periodic high-frequency pattern, the kind of upsampling trace a GAN leaves. A small CNN learns
+the difference in a couple of epochs at 32 px, which keeps the end-to-end tests fast.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+
+
+def face_like(kind: str, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = rng.uniform(60, 200, 3)
+    slope = rng.uniform(-60, 60, (2, 3))
+    img = base + xx[..., None] * slope[0] + yy[..., None] * slope[1]
+    disk = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) < rng.uniform(0.06, 0.12)
+    img[disk] += rng.uniform(-40, 40, 3)
+    img += rng.normal(0, 4, img.shape)
+    if kind == "fake":
+        period = 2
+        pattern = ((np.arange(size)[:, None] // (period // 2) + np.arange(size)[None, :] // (period // 2)) % 2) * 2 - 1
+        img += pattern[..., None] * rng.uniform(10, 16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_images(folder: Path, kind: str, n: int, seed: int, fmt: str = "PNG", size: int = 48) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        p = folder / f"{kind}_{seed}_{i:03d}.{fmt.lower()}"
+        Image.fromarray(face_like(kind, rng, size)).save(p, format=fmt)
+        paths.append(p)
+    return paths
+
+
+def make_labelled_folder(root: Path, n_per_class: int = 30, seed: int = 0, fmt: str = "PNG",
+                         real_name: str = "real", fake_name: str = "fake") -> Path:
+    write_images(root / real_name, "real", n_per_class, seed, fmt)
+    write_images(root / fake_name, "fake", n_per_class, seed + 1000, fmt)
+    return root
+
+
+def make_split_folder(root: Path, counts=(20, 6, 6), seed: int = 0) -> Path:
+    for split, n in zip(("train", "valid", "test"), counts):
+        write_images(root / split / "real", "real", n, seed + hash(split) % 997, "PNG")
+        write_images(root / split / "fake", "fake", n, seed + 5000 + hash(split) % 997, "PNG")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """A root with two datasets: ``alpha`` (real/fake) and ``beta`` (Kaggle-style train/valid/test)."""
+    root = tmp_path_factory.mktemp("faces")
+    make_labelled_folder(root / "alpha", n_per_class=40, seed=1)
+    make_split_folder(root / "beta", counts=(24, 8, 8), seed=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config(synthetic_data, tmp_path_factory):
+    from pipeline import config
+
+    return config.from_dict({
+        "name": "tiny", "data": [str(synthetic_data)], "seed": 7,
+        "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
+        "augmentation": {"flip": True, "shift": 0.0, "zoom": 0.0, "brightness": 0.0},
+        "training": {"batch_size": 16, "epochs": 4, "learning_rate": 3e-3, "early_stopping_patience": 0},
+        "models": [{"name": "baseline_cnn", "image_size": 32}, {"name": "custom_cnn", "image_size": 32}],
+    })
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_config) -> Path:
+    """A trained run folder (two small CNNs on synthetic data), built once per test session."""
+    from pipeline import runner
+
+    return runner.train_run(tiny_config, log=lambda _: None)
+
+
+@pytest.fixture()
+def shared_data() -> Path:
+    if not (SHARED_DATA / "faces140k").is_dir():
+        pytest.skip(f"real face images not found at {SHARED_DATA} (a clone without ../shared/data)")
+    return SHARED_DATA
