@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B", "#9D755D",
            "#FF9DA6", "#BAB0AC"]
+# Scopes get their own muted colours so they are not mistaken for models.
+SCOPE_PALETTE = ["#5B6472", "#9ECAE9", "#FFBF79", "#8CD17D", "#D4A6C8", "#F2CF5B", "#B6992D", "#86BCB6"]
 LABEL_COLORS = {"real": "#4C78A8", "fake": "#E45756"}
 SPLIT_ORDER = ["train", "val", "test"]
 LABEL_ORDER = ["real", "fake"]
@@ -115,7 +117,7 @@ def pr_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
             continue
         fig.add_trace(go.Scatter(
             x=rec, y=prec, mode="lines", name=f"{model} (AP {_fmt(c.get('ap'))})", legendgroup=model,
-            line=dict(color=cmap[model], width=2),
+            line=dict(color=cmap[model], width=2, shape="hv"),  # steps, as average precision integrates
             hovertemplate=f"{model}<br>recall %{{x:.3f}}<br>precision %{{y:.3f}}<extra></extra>"))
     if prevalence is not None:
         fig.add_trace(go.Scatter(x=[0, 1], y=[prevalence, prevalence], mode="lines",
@@ -255,7 +257,7 @@ def metric_bar_figure(summary_df: pd.DataFrame, metric: str, colors: Mapping[str
             for i, scope in enumerate(scopes):
                 sub = summary_df[summary_df["scope"] == scope].set_index("model")[metric]
                 ys = [sub.get(m) for m in models]
-                fig.add_trace(go.Bar(x=models, y=ys, name=str(scope), marker_color=PALETTE[i % len(PALETTE)],
+                fig.add_trace(go.Bar(x=models, y=ys, name=str(scope), marker_color=SCOPE_PALETTE[i % len(SCOPE_PALETTE)],
                                      text=[_fmt(v, digits) for v in ys], textposition="auto"))
             fig.update_layout(barmode="group", legend_title_text="scope")
         else:

@@ -58,6 +58,9 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix + ".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; artifacts are ordinary readable files
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:

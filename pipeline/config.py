@@ -44,6 +44,24 @@ class Augmentation:
 
 
 @dataclass(frozen=True)
+class EmbeddingConfig:
+    """Penultimate embeddings, their projections, and the PCA-SVM trained on them (per model)."""
+
+    enabled: bool = True
+    pca_components: int = 50  # fewer when the embedding is smaller
+    umap: bool = True
+    umap_neighbors: int = 15
+    umap_min_dist: float = 0.1
+    max_points: int = 0  # 0 = every image; otherwise a fixed-seed stratified subsample for projections
+    svm: bool = True  # add "<model>+pca_svm" to the comparison
+    svm_kernel: str = "poly"  # linear | poly | rbf | sigmoid (the original study: poly)
+    svm_c: float = 1.0
+    svm_degree: int = 3
+    svm_gamma: str = "scale"
+    svm_coef0: float = 0.0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """How one registry model is built and trained."""
 
@@ -78,6 +96,7 @@ class RunConfig:
     seed: int = 42
     max_images_per_class: int = 0  # 0 = all; cap per (dataset, label) with a fixed seed
     augmentation: Augmentation = Augmentation()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
     threshold_rule: str = "youden"  # youden (max TPR-FPR = max balanced accuracy) | f1 | fixed
     artifacts_dir: str = "artifacts"
     max_image_pixels: int = 40_000_000
@@ -128,6 +147,7 @@ def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
     data = tuple(_data_source(d, base) for d in raw.pop("data", []))
     aug = Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
                           for k, v in raw.pop("augmentation", {}).items()})
+    emb = EmbeddingConfig(**raw.pop("embeddings", {}))
     if "split" in raw:
         raw["split"] = tuple(float(x) for x in raw["split"])
     known = {f.name for f in dataclasses.fields(RunConfig)}
@@ -137,7 +157,7 @@ def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
     artifacts_dir = raw.pop("artifacts_dir", "") or os.environ.get(ARTIFACTS_ENV, "") or str(REPO_ROOT / "artifacts")
     if not Path(artifacts_dir).is_absolute():
         artifacts_dir = str((base / artifacts_dir).resolve())
-    cfg = RunConfig(data=data, models=models, augmentation=aug, artifacts_dir=artifacts_dir, **raw)
+    cfg = RunConfig(data=data, models=models, augmentation=aug, embeddings=emb, artifacts_dir=artifacts_dir, **raw)
     validate(cfg)
     return cfg
 
@@ -208,7 +228,8 @@ def from_json_dict(raw: dict[str, Any]) -> RunConfig:
         aug["jpeg_quality"] = tuple(aug["jpeg_quality"])
     raw["split"] = tuple(raw.get("split", (0.7, 0.15, 0.15)))
     known = {f.name for f in dataclasses.fields(RunConfig)}
-    return RunConfig(data=data, models=models, augmentation=Augmentation(**aug),
+    emb = EmbeddingConfig(**(raw.pop("embeddings", {}) or {}))
+    return RunConfig(data=data, models=models, augmentation=Augmentation(**aug), embeddings=emb,
                      **{k: v for k, v in raw.items() if k in known})
 
 

@@ -10,8 +10,12 @@ Safety rules:
 * The size is read from the header and checked against ``max_pixels`` before any pixel is decoded.
   Pillow's own decompression-bomb refusal is turned into the same message. No Pillow global
   (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``, warning filters) is changed, so the module is
-  safe to call from many threads.
-* Truncated data is an error, never a partially grey image.
+  safe to call from many threads (a side effect: for 89M-179M pixel images Pillow still emits its
+  ``DecompressionBombWarning`` before our refusal; under ``-W error`` that warning is handled too).
+* Truncated data is an error, never a partially grey image (a JPEG missing only its final
+  end-of-image marker counts as truncated too; Pillow refuses it).
+* A JPEG with more than :data:`MAX_JPEG_SCANS` scans is refused unread (each progressive scan is a
+  pass over the whole image, so thousands of tiny scans make a small file take minutes).
 
 Normalisation: the EXIF orientation is applied; grey, 16-bit, CMYK and palette images become RGB
 (16-bit is scaled, 65535 -> 255); alpha is composited onto white; animations give their first frame.
@@ -38,6 +42,7 @@ MIN_SIDE = 16
 SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # picked up by folder scans
 PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # the only Pillow decoders used
 SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP, GIF, TIFF"
+MAX_JPEG_SCANS = 500  # libjpeg-turbo's advice: each scan is a pass over the whole image (CPU bomb)
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
@@ -127,7 +132,7 @@ def _resolve(source: Source, name: str | None):
     """(label for messages, zero-argument callable giving a context manager of a seekable binary file)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        label = name or str(source)
+        label = name or str(source) or "The empty path"
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -155,6 +160,8 @@ def _resolve(source: Source, name: str | None):
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return name or "The image data", lambda: io.BytesIO(data)
+    if isinstance(source, io.TextIOBase):
+        raise TypeError("the file object must be opened in binary mode ('rb'), not text mode")
     if hasattr(source, "read"):
         own = getattr(source, "name", None)
         label = name or (own if isinstance(own, str) and own else "The image data")
@@ -199,6 +206,11 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> np.ndarray:
     if not head:
         raise ImageError(f"{label} is empty (0 bytes)")
     kind = _magic_format(head)
+    if kind == "JPEG":
+        scans = _count_jpeg_scans(fp, label)
+        if scans > MAX_JPEG_SCANS:
+            raise ImageError(f"{label} is a JPEG with {scans:,} scans (more than {MAX_JPEG_SCANS}), "
+                             "which would take too long to decode")
 
     try:
         im = Image.open(fp, formats=PIL_FORMATS)
@@ -353,20 +365,24 @@ def _too_big_message(fp: BinaryIO, label: str, head: bytes, kind: str | None, ma
     size = _header_size(fp, head, kind) if kind else None
     if size is not None:
         w, h = size
-        limit = max_pixels if w * h > max_pixels else _pillow_limit()
+        limit = max_pixels if w * h > max_pixels else _pillow_limit(exc)
         return f"{label} is {w}×{h} = {w * h:,} pixels, over the limit of {limit:,}"
     found = _BOMB_PIXELS.search(str(exc))
     if found:
         pixels = int(found.group(1))
-        limit = max_pixels if pixels > max_pixels else _pillow_limit()
+        limit = max_pixels if pixels > max_pixels else _pillow_limit(exc)
         return f"{label} is {pixels:,} pixels, over the limit of {limit:,}"
     return f"{label} is too large to decode safely (Pillow refused it as a possible decompression bomb)"
 
 
-def _pillow_limit() -> int:
-    """The size above which Pillow itself refuses to open an image (only reached when max_pixels is raised)."""
-    limit = Image.MAX_IMAGE_PIXELS
-    return 2 * limit if limit else 0
+def _pillow_limit(exc: BaseException) -> int:
+    """The limit Pillow itself applied (only matters when ``max_pixels`` is raised above it).
+
+    Pillow errors above 2 x ``MAX_IMAGE_PIXELS`` and warns above ``MAX_IMAGE_PIXELS`` (the warning
+    only arrives here as an exception when warnings are turned into errors, e.g. ``-W error``).
+    """
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    return limit if isinstance(exc, Image.DecompressionBombWarning) else 2 * limit
 
 
 def _header_size(fp: BinaryIO, head: bytes, kind: str) -> tuple[int, int] | None:
@@ -398,6 +414,20 @@ def _header_size(fp: BinaryIO, head: bytes, kind: str) -> tuple[int, int] | None
     except (struct.error, IndexError, OSError, ValueError):
         return None
     return None
+
+
+def _count_jpeg_scans(fp: BinaryIO, label: str) -> int:
+    """Start-of-scan markers in the whole file (0xFF 0xDA cannot occur inside entropy-coded data)."""
+    count, prev = 0, b""
+    try:
+        fp.seek(0)
+        while chunk := fp.read(1 << 20):
+            count += (prev + chunk).count(b"\xff\xda")
+            prev = chunk[-1:]
+        fp.seek(0)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{label} could not be read ({_oserror_text(exc)})") from None
+    return count
 
 
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -476,6 +506,8 @@ def _to_rgb(im: Image.Image) -> Image.Image:
             gray[np.asarray(im) == transparency] = 255  # the transparent key colour -> white
         return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2), mode="RGB")
     if mode in _ALPHA_MODES or transparency is not None:
+        if mode == "La":  # premultiplied; Pillow has no direct La -> RGBA conversion
+            im = im.convert("LA")
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")

@@ -74,6 +74,14 @@ def minimal_pdf() -> bytes:
     return bytes(out)
 
 
+def jpeg_scan_bomb(image: Image.Image, extra_scans: int) -> bytes:
+    """A progressive JPEG with its last scan repeated ``extra_scans`` times (a CPU bomb when large)."""
+    data = _encode(image, "JPEG", progressive=True, quality=75)
+    last_sos = data.rindex(b"\xff\xda")
+    eoi = data.rindex(b"\xff\xd9")
+    return data[:eoi] + data[last_sos:eoi] * extra_scans + data[eoi:]
+
+
 def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)
@@ -119,6 +127,8 @@ def make_corpus(folder: Path) -> dict[str, CorpusItem]:
     # under Pillow's own bomb limit: only our header check stops this one
     add("over_limit", "over_limit.png", crafted_png(7000, 6000, bit_depth=1, rows=b"\x00" * 876 * 4), False,
         "is 7000×6000 = 42,000,000 pixels, over the limit of 40,000,000")
+    add("scan_bomb", "many_scans.jpg", jpeg_scan_bomb(photo_im.resize((32, 16)), 600), False,
+        "scans (more than 500), which would take too long to decode")
     add("pdf", "document.pdf.jpg", minimal_pdf(), False, "is a pdf document, not an image")
     add("text_as_png", "notes.png", b"Shopping list\n- eggs\n- milk\n\nRemember: call Sam at 5pm.\n" * 4,
         False, "is not an image file (looks like text)")

@@ -20,7 +20,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 
 
-def face_like(kind: str, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+def face_like(kind: str, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size] / size
     base = rng.uniform(60, 200, 3)
     slope = rng.uniform(-60, 60, (2, 3))
@@ -29,13 +29,13 @@ def face_like(kind: str, rng: np.random.Generator, size: int = 48) -> np.ndarray
     img[disk] += rng.uniform(-40, 40, 3)
     img += rng.normal(0, 4, img.shape)
     if kind == "fake":
-        period = 2
-        pattern = ((np.arange(size)[:, None] // (period // 2) + np.arange(size)[None, :] // (period // 2)) % 2) * 2 - 1
-        img += pattern[..., None] * rng.uniform(10, 16)
+        block = 2  # a checkerboard of 2-pixel cells: survives resizing to 32 px
+        pattern = ((np.arange(size)[:, None] // block + np.arange(size)[None, :] // block) % 2) * 2 - 1
+        img += pattern[..., None] * rng.uniform(14, 20)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_images(folder: Path, kind: str, n: int, seed: int, fmt: str = "PNG", size: int = 48) -> list[Path]:
+def write_images(folder: Path, kind: str, n: int, seed: int, fmt: str = "PNG", size: int = 32) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []

@@ -230,6 +230,7 @@ def offline_empty_keras_home(tmp_path, monkeypatch):
     socket.setdefaulttimeout(old_timeout)
 
 
+@pytest.mark.filterwarnings("ignore:`input_shape` is undefined or non-square")
 def test_weights_unavailable_offline(offline_empty_keras_home):
     with pytest.raises(M.WeightsUnavailableError) as err:
         M.build_model(ModelSpec(name="mobilenet", image_size=32, weights="imagenet"))

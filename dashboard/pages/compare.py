@@ -1,6 +1,13 @@
 """Compare models: test metrics, curves, confusion matrices and training histories side by side."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
+    sys.path.insert(0, _ROOT)
+
 import pandas as pd
 import streamlit as st
 
@@ -39,6 +46,7 @@ HELP = {
 }
 BEST_OF = ["roc_auc", "f1", "accuracy", "latency_ms_batch1"]
 
+common.ensure_app_shell()
 run = common.selected_run()
 models = common.require_models(run)
 metrics = common.all_metrics(run, models)
@@ -83,8 +91,9 @@ for col in BEST_OF:
         higher = dict((c, h) for c, _, _, h in TABLE)[col]
         i = vals.idxmax() if higher else vals.idxmin()
         label = dict((c, lab) for c, lab, _, _ in TABLE)[col]
+        value = f"{vals[i]:.2f} ms" if col.startswith("latency") else f"{vals[i]:.3f}"
         best_bits.append(f"{'fastest' if col.startswith('latency') else 'best ' + label}: "
-                         f"**{table.loc[i, 'model']}** ({vals[i]:.3g})")
+                         f"**{table.loc[i, 'model']}** ({value})")
 if best_bits:
     st.markdown(" · ".join(best_bits))
 
@@ -137,7 +146,7 @@ for start in range(0, len(rows), per_row):
             continue
         title = f"{r['model']} · threshold {r['threshold']:.2f}" if r["threshold"] is not None else r["model"]
         col.plotly_chart(figures.confusion_matrix_figure(r["tn"], r["fp"], r["fn"], r["tp"], title=title),
-                         key=f"compare_cm_{r['model']}", width="stretch")
+                         key=f"compare_cm_{r['model']}", width="stretch", config={"displayModeBar": False})
 st.caption("Rows: true class; columns: predicted class. Cells: image count and share of the row.")
 
 # --------------------------------------------------------------------------- one metric across scopes

@@ -1,7 +1,12 @@
 """Overview: what data the selected run was trained and tested on."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
+    sys.path.insert(0, _ROOT)
 
 import numpy as np
 import pandas as pd
@@ -13,6 +18,7 @@ from pipeline.results import LABELS, SPLITS
 SEED_KEY = "overview_sample_seed"
 PER_ROW = 8
 
+common.ensure_app_shell()
 run = common.selected_run()
 st.title("Overview")
 st.caption(common.run_caption(run))
@@ -45,10 +51,9 @@ pivot["total"] = pivot.sum(axis=1)
 pivot.loc["all datasets"] = pivot.sum(axis=0)
 pivot = pivot.astype("int64")
 
-left, right = st.columns([1, 1], gap="large")
+st.dataframe(pivot, width="stretch", column_config={"_index": st.column_config.TextColumn("dataset")})
+left, right = st.columns([2, 3], gap="large")
 with left:
-    st.dataframe(pivot, width="stretch",
-                 column_config={"_index": st.column_config.TextColumn("dataset")})
     st.markdown("**Class balance**")
     bal = (counts.pivot_table(index="dataset", columns="label", values="n", aggfunc="sum", fill_value=0)
            .reindex(columns=label_order, fill_value=0))
@@ -88,8 +93,13 @@ c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
 dataset = c1.selectbox("Dataset", datasets, key="overview_dataset")
 split = c2.selectbox("Split", ["any", *split_order], key="overview_split")
 per_class = c3.slider("Images per class", 2, 16, 8, step=2, key="overview_per_class")
-if c4.button("Shuffle", icon=":material/shuffle:", help="Draw other images", key="overview_shuffle"):
-    st.session_state[SEED_KEY] += 1
+
+
+def _shuffle() -> None:  # a callback, so the click survives a rerun (see common.ensure_app_shell)
+    st.session_state[SEED_KEY] = int(st.session_state.get(SEED_KEY, 0)) + 1
+
+
+c4.button("Shuffle", icon=":material/shuffle:", help="Draw other images", key="overview_shuffle", on_click=_shuffle)
 seed = int(st.session_state[SEED_KEY])
 
 pool = man[man["dataset"] == dataset]

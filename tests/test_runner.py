@@ -1,0 +1,116 @@
+"""End to end on a tiny synthetic run: artifacts, threshold on validation, caching, resuming, evaluate."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_labelled_folder
+from pipeline import artifacts, config, evaluation, runner
+
+
+def test_run_writes_the_documented_layout(tiny_run, tiny_config):
+    assert (tiny_run / "run.json").exists() and (tiny_run / "manifest.parquet").exists()
+    run_json = json.loads((tiny_run / "run.json").read_text())
+    assert run_json["status"] == "complete" and run_json["models"] == ["baseline_cnn", "custom_cnn"]
+    assert run_json["run_id"] == tiny_run.name and tiny_run.name.startswith("tiny-")
+    for name in tiny_config.model_names:
+        folder = tiny_run / "models" / name
+        for f in ("model.keras", "history.csv", "predictions.parquet", "metrics.json", "done.json"):
+            assert (folder / f).exists(), f
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert set(metrics["scopes"]) == {"all", "alpha", "beta"}
+        assert metrics["params"] > 0 and metrics["file_size_bytes"] > 0 and metrics["train_seconds"] > 0
+        assert metrics["latency_ms"]["batch1_p50"] > 0
+        history = pd.read_csv(folder / "history.csv")
+        assert list(history["epoch"]) == [1, 2, 3, 4] and history["val_auc"].notna().all()
+    summary = pd.read_csv(tiny_run / "summary.csv")
+    assert list(summary.columns) == evaluation.SUMMARY_COLUMNS
+    assert len(summary) == 2 * 3
+    assert not list(tiny_run.rglob(".*.tmp")), "temporary files left behind"
+
+
+def test_threshold_comes_from_validation_not_test(tiny_run, tiny_config):
+    folder = tiny_run / "models" / "baseline_cnn"
+    preds = pd.read_parquet(folder / "predictions.parquet")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    val = preds[preds["split"] == "val"]
+    assert metrics["threshold"] == pytest.approx(evaluation.choose_threshold(val["y"], val["p_fake"], "youden"))
+    test = preds[preds["split"] == "test"]
+    assert metrics["scopes"]["all"]["n"] == len(test)
+    assert metrics["scopes"]["all"]["at_threshold"] == evaluation.binary_metrics(test["y"], test["p_fake"],
+                                                                                metrics["threshold"])
+
+
+def test_the_detector_learns_the_synthetic_fake_trace(tiny_run):
+    metrics = json.loads((tiny_run / "models" / "baseline_cnn" / "metrics.json").read_text())
+    assert metrics["scopes"]["all"]["roc_auc"] > 0.9
+
+
+def test_saved_model_loads_in_safe_mode_and_reproduces_predictions(tiny_run, tiny_config):
+    from pipeline import data, inference
+    from pipeline.models import load_model
+
+    manifest = pd.read_parquet(tiny_run / "manifest.parquet")
+    test = manifest[manifest["split"] == "test"]
+    model = load_model(tiny_run / "models" / "baseline_cnn" / "model.keras")
+    p = inference.predict_proba(model, data.load_arrays(test, 32, None))
+    stored = pd.read_parquet(tiny_run / "models" / "baseline_cnn" / "predictions.parquet")
+    stored = stored[stored["split"] == "test"].set_index("path").loc[test["path"], "p_fake"].to_numpy()
+    np.testing.assert_allclose(p, stored, atol=1e-5)
+
+
+def test_unchanged_rerun_is_a_cache_hit(tiny_run, tiny_config):
+    before = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("model.keras")}
+    logs = []
+    again = runner.train_run(tiny_config, log=logs.append)
+    assert again == tiny_run
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("model.keras")} == before
+    assert sum("cached" in line for line in logs) == 2
+
+
+def test_changed_config_gets_a_new_run_id(tiny_config):
+    _, run_dir, manifest, _ = runner.prepare(tiny_config)
+    changed = dataclasses.replace(tiny_config, seed=8)
+    _, other_dir, _, _ = runner.prepare(changed)
+    assert run_dir != other_dir
+
+
+def test_incomplete_model_is_retrained_alone(tmp_path):
+    root = make_labelled_folder(tmp_path / "d", n_per_class=12)
+    cfg = config.from_dict({"name": "resume", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
+                            "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
+                            "models": [{"name": "baseline_cnn", "image_size": 16},
+                                       {"name": "tuned_cnn", "image_size": 16}]})
+    run_dir = runner.train_run(cfg, log=lambda _: None)
+    keep = (run_dir / "models" / "baseline_cnn" / "model.keras").stat().st_mtime_ns
+    (run_dir / "models" / "tuned_cnn" / "done.json").unlink()  # as if killed before it finished
+    logs = []
+    runner.train_run(cfg, log=logs.append)
+    assert (run_dir / "models" / "baseline_cnn" / "model.keras").stat().st_mtime_ns == keep
+    assert (run_dir / "models" / "tuned_cnn" / "done.json").exists()
+    assert any(line.startswith("tuned_cnn: test accuracy") for line in logs)
+
+
+def test_evaluate_on_another_folder(tiny_run, tmp_path):
+    other = make_labelled_folder(tmp_path / "unseen", n_per_class=15, seed=99)
+    out, summary = runner.evaluate_folders(tiny_run, [config.DataSource(str(other))], models=["baseline_cnn"],
+                                           artifacts_root=str(tmp_path / "art"))
+    assert set(summary["scope"]) == {"all", "unseen"}
+    assert summary.loc[summary["scope"] == "unseen", "n"].item() == 30
+    assert (out / "baseline_cnn.metrics.json").exists() and (out / "predictions.parquet").exists()
+    assert summary.loc[summary["scope"] == "all", "roc_auc"].item() > 0.8
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "x.json"
+    artifacts.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with artifacts.atomic_path(target) as tmp:
+            tmp.write_text('{"v": 2, "trunc')
+            raise RuntimeError("killed")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
