@@ -25,6 +25,13 @@ SECTIONS: dict[str, list] = {
     ],
     "Models": [
         st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
+        st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
+        st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
+        st.Page("pages/generalisation.py", title="Generalisation", icon=":material/grid_on:"),
+    ],
+    "Images": [
+        st.Page("pages/check.py", title="Check an image", icon=":material/image_search:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
     ],
 }
 

@@ -209,3 +209,32 @@ def run_caption(run: Run) -> str:
     i = run.info
     return (f"Run `{i.run_id}` · config **{i.config_name}** · created {i.created.replace('T', ' ')[:16]} · "
             f"{len(i.complete_models)}/{len(i.models)} models finished · status {i.status}")
+
+
+# --------------------------------------------------------------------------- trained models (pages that predict)
+
+
+@st.cache_resource(show_spinner="Loading the run's models…", max_entries=4)
+def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]):
+    from pipeline import inference
+
+    return inference.load_run_models(run_path, list(models))
+
+
+def run_models(run: Run, models: list[str] | None = None) -> dict:
+    """The finished Keras models of ``run`` as ``{name: pipeline.inference.LoadedModel}``, loaded once
+    per process (``st.cache_resource``), reloaded when a model is retrained (its files' mtimes)."""
+    names = tuple(models if models is not None else run.models())
+    stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
+    try:
+        return _run_models(str(run.path), names, stamp)
+    except (KeyError, OSError, ValueError) as exc:
+        stop_with(f"Could not load the models of run `{run.run_id}`: {exc}", "warning")
+
+
+def upload_limit_mb() -> int:
+    """``server.maxUploadSize`` from .streamlit/config.toml (MB)."""
+    try:
+        return int(st.get_option("server.maxUploadSize"))
+    except Exception:  # noqa: BLE001 - option missing in an odd Streamlit build
+        return 200

@@ -271,3 +271,211 @@ def metric_bar_figure(summary_df: pd.DataFrame, metric: str, colors: Mapping[str
     fig.update_xaxes(title_text="Model")
     fig.update_yaxes(title_text=metric_label(metric))
     return fig
+
+
+# --------------------------------------------------------------------------- single-image check / explain
+
+
+def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[str, str] | None = None,
+                            ensemble: Mapping[str, Any] | None = None, title: str = "P(fake) per model") -> go.Figure:
+    """Horizontal bars of P(fake) per model, each model's threshold marked by a black tick (a bar past
+    its tick is a "fake" verdict). ``records``: ``{"model", "p_fake", "threshold", "verdict"}``.
+    With ``ensemble`` (``{"p_fake", "verdict"}``) an extra grey bar "ensemble" with its 0.5 mark."""
+    fig = go.Figure()
+    if not records:
+        _empty_note(fig, "no model scored this image")
+        fig.update_layout(title=title, margin=_MARGIN, height=200)
+        return fig
+    models = [str(r["model"]) for r in records]
+    cmap = _colors(models, colors)
+    names = list(models)
+    ps = [float(r["p_fake"]) for r in records]
+    ts = [float(r["threshold"]) for r in records]
+    verdicts = [str(r.get("verdict", "")) for r in records]
+    bar_colors = [cmap[m] for m in models]
+    if ensemble and ensemble.get("p_fake") is not None:
+        names.append("ensemble")
+        ps.append(float(ensemble["p_fake"]))
+        ts.append(0.5)
+        verdicts.append(str(ensemble.get("verdict", "")))
+        bar_colors.append("#5B6472")
+    fig.add_trace(go.Bar(y=names, x=ps, orientation="h", marker_color=bar_colors, showlegend=False,
+                         text=[f"{p:.3f} · {v}" for p, v in zip(ps, verdicts)], textposition="auto",
+                         hovertemplate="%{y}: P(fake) %{x:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(y=names, x=ts, mode="markers", name="threshold",
+                             marker=dict(symbol="line-ns-open", size=26, line=dict(width=3, color="black")),
+                             hovertemplate="%{y}: threshold %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1], title_text="P(fake)")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title=title, margin=_MARGIN, height=110 + 38 * len(names),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    return fig
+
+
+def image_figure(rgb, title: str = "", colorscale: list | None = None, cmin: float = 0.0, cmax: float = 1.0,
+                 colorbar_title: str = "", tick_labels: tuple[str, str] | None = None,
+                 height: int | None = None) -> go.Figure:
+    """An RGB image (H, W, 3 uint8 array) with, when ``colorscale`` is given, a colour bar explaining the
+    overlay (``tick_labels`` at its two ends, e.g. ``("low", "high")``)."""
+    import numpy as np
+
+    arr = np.asarray(rgb)
+    fig = go.Figure(go.Image(z=arr, hoverinfo="skip"))
+    if colorscale:
+        ticks = dict(tickvals=[cmin, cmax], ticktext=list(tick_labels)) if tick_labels else {}
+        # an invisible one-cell heat map carries the colour bar
+        fig.add_trace(go.Heatmap(z=[[cmin, cmax]], x=[0, 0], y=[0, 0], colorscale=colorscale, zmin=cmin, zmax=cmax,
+                                 opacity=0, hoverinfo="skip", showscale=True,
+                                 colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12,
+                                               len=0.9, **ticks)))
+    fig.update_xaxes(visible=False, range=[-0.5, arr.shape[1] - 0.5])
+    fig.update_yaxes(visible=False, range=[arr.shape[0] - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), margin=dict(l=0, r=0, t=30 if title else 0, b=0),
+                      height=height, plot_bgcolor="white")
+    return fig
+
+
+# --------------------------------------------------------------------------- experiments (pipeline.experiments)
+
+SEARCH_DIMENSIONS = ["blocks", "filters", "kernel_size", "dense_units", "dropout", "pooling", "learning_rate"]
+PERTURBATION_TITLES = {"jpeg": "JPEG quality", "scale": "Down-then-up scale factor", "blur": "Gaussian blur sigma (px)",
+                       "noise": "Gaussian noise sigma (0..255)"}
+CLEAN_LEVEL = {"jpeg": 100.0, "scale": 1.0, "blur": 0.0, "noise": 0.0}  # where the clean image sits on each axis
+
+
+def search_parallel_figure(trials: pd.DataFrame, objective: str = "val_auc") -> go.Figure:
+    """Parallel coordinates of the search trials: one line per trial, coloured by ``objective``.
+    Categorical hyper-parameters (pooling) get one tick per value; learning rate is on a log10 axis."""
+    import numpy as np
+
+    fig = go.Figure()
+    df = trials.copy()
+    if objective in df.columns:
+        df = df[pd.to_numeric(df[objective], errors="coerce").notna()]
+    if df.empty or objective not in df.columns:
+        _empty_note(fig, "no completed trial")
+        fig.update_layout(title="Search trials", margin=_MARGIN)
+        return fig
+    dims = []
+    for col in [c for c in SEARCH_DIMENSIONS if c in df.columns] + [objective]:
+        values = df[col]
+        if col == "learning_rate":
+            lr = pd.to_numeric(values, errors="coerce")
+            ticks = sorted(lr.dropna().unique())
+            dims.append(dict(label="learning rate (log10)", values=np.log10(lr), tickvals=np.log10(ticks),
+                             ticktext=[f"{t:g}" for t in ticks]))
+        elif pd.to_numeric(values, errors="coerce").notna().all():
+            dims.append(dict(label=metric_label(col) if col == objective else col.replace("_", " "),
+                             values=pd.to_numeric(values)))
+        else:
+            cats = sorted(values.astype(str).unique())
+            codes = values.astype(str).map({c: i for i, c in enumerate(cats)})
+            dims.append(dict(label=col.replace("_", " "), values=codes, tickvals=list(range(len(cats))),
+                             ticktext=cats, range=[-0.5, len(cats) - 0.5]))
+    score = pd.to_numeric(df[objective])
+    fig.add_trace(go.Parcoords(line=dict(color=score, colorscale="Viridis", showscale=True,
+                                         colorbar=dict(title=objective.replace("_", " "))), dimensions=dims))
+    fig.update_layout(title=f"Search trials ({len(df)}), coloured by {objective.replace('_', ' ')}",
+                      margin=dict(l=60, r=30, t=70, b=20))
+    return fig
+
+
+def ablation_heatmap_figure(grid: pd.DataFrame, metric: str = "best_val_auc") -> go.Figure:
+    """Optimizer (rows) x learning rate (columns) heat map of ``metric``, every cell annotated."""
+    fig = go.Figure()
+    if grid.empty or metric not in grid.columns:
+        _empty_note(fig, "no ablation results")
+        fig.update_layout(title="Optimizer x learning rate", margin=_MARGIN)
+        return fig
+    optimizers = list(dict.fromkeys(grid["optimizer"]))
+    rates = sorted(pd.to_numeric(grid["learning_rate"]).unique(), reverse=True)
+    cell = grid.set_index(["optimizer", "learning_rate"])[metric]
+    z = [[cell.get((o, r)) for r in rates] for o in optimizers]
+    z = [[None if v is None or pd.isna(v) else float(v) for v in row] for row in z]
+    xs = [f"{r:g}" for r in rates]
+    fig.add_trace(go.Heatmap(z=z, x=xs, y=optimizers, colorscale="Viridis", colorbar=dict(title=metric_label(metric)),
+                             hovertemplate="%{y}, learning rate %{x}<br>" + metric_label(metric) +
+                                           " %{z:.3f}<extra></extra>"))
+    finite = [v for row in z for v in row if v is not None]
+    mid = (min(finite) + max(finite)) / 2 if finite else 0
+    for i, o in enumerate(optimizers):
+        for j, x in enumerate(xs):
+            fig.add_annotation(x=x, y=o, text=_fmt(z[i][j]), showarrow=False,
+                               font=dict(color="black" if z[i][j] is not None and z[i][j] > mid else "white"))
+    fig.update_layout(title=f"{metric_label(metric)}: optimizer x learning rate", margin=_MARGIN)
+    fig.update_xaxes(title_text="Learning rate", type="category")
+    fig.update_yaxes(title_text="Optimizer", type="category")
+    return fig
+
+
+def robustness_figure(table: pd.DataFrame, dataset: str = "all", metric: str = "roc_auc",
+                      colors: Mapping[str, str] | None = None) -> go.Figure:
+    """One panel per perturbation: ``metric`` vs level, one line per model, for one dataset
+    (``all`` = pooled). Each line starts at the clean image (JPEG 100, scale 1, sigma 0)."""
+    from plotly.subplots import make_subplots
+
+    df = table[table["dataset"].astype(str) == str(dataset)] if "dataset" in table.columns else table.iloc[:0]
+    perts = [p for p in PERTURBATION_TITLES if p in set(df.get("perturbation", []))]
+    if df.empty or not perts:
+        fig = go.Figure()
+        _empty_note(fig, f"no robustness results for {dataset}")
+        fig.update_layout(title="Robustness", margin=_MARGIN)
+        return fig
+    fig = make_subplots(rows=1, cols=len(perts), subplot_titles=[PERTURBATION_TITLES[p] for p in perts],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    models = list(dict.fromkeys(df["model"]))
+    cmap = _colors(models, colors)
+    for model in models:
+        mdf = df[df["model"] == model]
+        clean = mdf[mdf["perturbation"] == "none"][metric]
+        for k, pert in enumerate(perts, start=1):
+            part = mdf[mdf["perturbation"] == pert].sort_values("level")
+            xs, ys = part["level"].astype(float).tolist(), pd.to_numeric(part[metric]).tolist()
+            if len(clean):
+                xs, ys = [CLEAN_LEVEL[pert]] + xs, [float(clean.iloc[0])] + ys
+                order = sorted(range(len(xs)), key=lambda i: xs[i])
+                xs, ys = [xs[i] for i in order], [ys[i] for i in order]
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=model, legendgroup=model,
+                                     showlegend=k == 1, line=dict(color=cmap[model], width=2),
+                                     hovertemplate=f"{model}<br>{PERTURBATION_TITLES[pert]} %{{x:g}}<br>"
+                                                   f"{metric_label(metric)} %{{y:.3f}}<extra></extra>"),
+                          row=1, col=k)
+        for k, pert in enumerate(perts, start=1):
+            if pert in ("jpeg", "scale"):  # stronger perturbation to the right everywhere
+                fig.update_xaxes(autorange="reversed", row=1, col=k)
+    if metric in _UNIT_METRICS:
+        fig.update_yaxes(range=[0, 1.02])
+    fig.update_yaxes(title_text=metric_label(metric), row=1, col=1)
+    scope = "all datasets pooled" if dataset == "all" else dataset
+    fig.update_layout(title=f"{metric_label(metric)} under perturbation ({scope}; left: clean, right: stronger)",
+                      margin=dict(l=10, r=10, t=80, b=10), hovermode="closest")
+    return fig
+
+
+def generalisation_figure(matrix: pd.DataFrame, metric: str = "roc_auc") -> go.Figure:
+    """Train-on (rows) x test-on (columns) heat map of ``metric``, annotated; the diagonal is in-domain."""
+    fig = go.Figure()
+    if matrix.empty or metric not in matrix.columns:
+        _empty_note(fig, "no generalisation matrix")
+        fig.update_layout(title="Generalisation", margin=_MARGIN)
+        return fig
+    train = sorted(matrix["train_on"].astype(str).unique())
+    test = sorted(matrix["test_on"].astype(str).unique())
+    cell = matrix.assign(train_on=matrix["train_on"].astype(str), test_on=matrix["test_on"].astype(str)) \
+        .set_index(["train_on", "test_on"])[metric]
+    z = [[None if pd.isna(cell.get((a, b))) else float(cell.get((a, b))) for b in test] for a in train]
+    unit = metric in _UNIT_METRICS
+    fig.add_trace(go.Heatmap(z=z, x=test, y=train, colorscale="RdYlGn", zmin=0.5 if unit else None,
+                             zmax=1.0 if unit else None, colorbar=dict(title=metric_label(metric)),
+                             hovertemplate="trained on %{y}<br>tested on %{x}<br>" + metric_label(metric) +
+                                           " %{z:.3f}<extra></extra>"))
+    for i, a in enumerate(train):
+        for j, b in enumerate(test):
+            text = _fmt(z[i][j])
+            fig.add_annotation(x=b, y=a, text=f"<b>{text}</b>" if a == b else text, showarrow=False,
+                               font=dict(size=14, color="#222"))
+    fig.update_layout(title=f"{metric_label(metric)}: trained on (rows) x tested on (columns); diagonal in-domain",
+                      margin=_MARGIN)
+    fig.update_xaxes(title_text="Tested on", type="category", side="bottom")
+    fig.update_yaxes(title_text="Trained on", type="category", autorange="reversed")
+    return fig

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline {train,evaluate,predict,info} --help``."""
+"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment} --help``."""
 from __future__ import annotations
 
 import argparse
@@ -67,19 +67,87 @@ def cmd_predict(args) -> int:
 
     info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
     models = inference.load_run_models(info.path, [args.model] if args.model else None)
+    out_dir = Path(args.out) if args.out else None
+    if args.explain and out_dir is None:
+        out_dir = Path("explanations")
+    jsonl = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        jsonl = open(out_dir / "predictions.jsonl", "w", encoding="utf-8")
     failures = 0
-    for file in args.files:
-        try:
-            rgb = images.load_rgb(file)
-        except images.ImageError as exc:
-            failures += 1
-            print(json.dumps({"file": file, "error": str(exc)}))
-            continue
-        for record in inference.score_rgb([rgb], models)[0]:
-            print(json.dumps({"file": file, **record}))
+    stems: set[str] = set()
+
+    def emit(record: dict) -> None:
+        line = json.dumps(record)
+        print(line)
+        if jsonl is not None:
+            jsonl.write(line + "\n")
+
+    try:
+        for file in args.files:
+            try:
+                rgb = images.load_rgb(file)
+            except images.ImageError as exc:
+                failures += 1
+                emit({"file": file, "error": str(exc)})
+                continue
+            # (label, extra fields, pixels) per scored region: the whole image, or each face
+            regions: list[tuple[str, dict, object]] = [("", {}, rgb)]
+            if args.crop_faces:
+                from pipeline import checking
+
+                check = checking.check_image(Path(file).name, rgb, {}, crop_faces=True, whole_image_if_no_face=True)
+                if check.detected:
+                    regions = [(f"__face{i}", {"face": i, "box": list(face.crop_box),
+                                               "face_confidence": round(face.confidence, 4)}, face.crop)
+                               for i, face in enumerate(check.detected, 1)]
+                else:
+                    regions = [("", {"face": None, "note": checking.WHOLE_IMAGE_NOTE}, rgb)]
+            stem = Path(file).stem
+            if stem in stems:
+                stem = f"{stem}-{len(stems)}"
+            stems.add(stem)
+            for suffix, extra, pixels in regions:
+                records = inference.score_rgb([pixels], models)[0]
+                for record in records:
+                    if args.explain:
+                        record["explanation"] = str(_write_explanation(
+                            out_dir / f"{stem}{suffix}__{record['model']}__{args.explain.replace('++', 'pp')}.png",
+                            models[record["model"]], pixels, args.explain, record, info.path, args.lime_samples,
+                            args.quiet))
+                    emit({"file": file, **extra, **record})
+    finally:
+        if jsonl is not None:
+            jsonl.close()
+    if out_dir is not None:
+        print(f"wrote {out_dir / 'predictions.jsonl'}" + (" and the overlay PNGs" if args.explain else ""),
+              file=sys.stderr)
     if failures:
         print(f"{failures} of {len(args.files)} file(s) could not be scored", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _write_explanation(path: Path, lm, rgb, method: str, record: dict, run_dir: Path, lime_samples: int,
+                       quiet: bool) -> Path:
+    """The overlay PNG (with a colour bar and a title) of one image, model and method."""
+    from PIL import Image
+
+    from pipeline import explain
+    from pipeline.progress import TqdmProgress
+
+    title = f"{lm.name} | p(fake) {record['p_fake']:.3f} -> {record['verdict']}"
+    if method == "lime":
+        res = explain.lime_explain(lm.model, rgb, num_samples=lime_samples, run_dir=run_dir, model_name=lm.name,
+                                   progress=TqdmProgress(disable=quiet, leave=False))
+        image = explain.with_colorbar(explain.overlay(rgb, res.heatmap, 0.6, signed=True), signed=True,
+                                      title=f"LIME | {title}")
+    else:
+        exp = explain.heatmap(lm.model, rgb, method)
+        if exp.note:
+            print(f"note: {exp.note}", file=sys.stderr)
+        image = explain.with_colorbar(explain.overlay(rgb, exp.heatmap, 0.45), title=f"{exp.label} | {title}")
+    Image.fromarray(image).save(path)
+    return path
 
 
 def cmd_info(args) -> int:
@@ -115,6 +183,44 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    """Run an experiment of pipeline.experiments on a trained run (settings: the config's [experiments])."""
+    import dataclasses
+
+    from pipeline import artifacts, config, experiments, runner
+    from pipeline.progress import TqdmProgress
+    from pipeline.results import resolve_run
+
+    if args.run:
+        info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
+        run_dir = info.path
+        cfg = config.from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
+        cfg = dataclasses.replace(cfg, artifacts_dir=str(run_dir.parent))
+        if args.config:  # the run's models and data, this config's experiment settings
+            other = config.load(args.config)
+            cfg = dataclasses.replace(cfg, experiments=other.experiments, strategy=other.strategy)
+    else:
+        cfg = config.load(args.config or "default")
+        if args.artifacts:
+            cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(args.artifacts).resolve()))
+        run_id, run_dir, _, _ = runner.prepare(cfg)
+        if not (run_dir / "manifest.parquet").exists():
+            return _fail(f"run {run_id} of config {cfg.name!r} is not trained yet; train it first: "
+                         f"python -m pipeline train --config {args.config or 'default'}")
+    if args.members:
+        cfg = dataclasses.replace(cfg, experiments=dataclasses.replace(
+            cfg.experiments, ensemble_members=tuple(args.members.split(","))))
+    progress = TqdmProgress(disable=args.quiet)
+    try:
+        out = experiments.run(args.name, cfg, run_dir, force=args.force, progress=progress)
+    except (ValueError, RuntimeError) as exc:
+        return _fail(str(exc), 1)
+    finally:
+        progress.close()
+    print(f"\nrun: {run_dir}" + (f"\nresults: {out}" if out else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description="Deepfake Lens: train, evaluate and use "
                                 "deepfake face detectors. Results go to artifacts/ and the dashboard.")
@@ -145,7 +251,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
     r.add_argument("--model", help="one model of the run (default: all)")
     r.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
+    r.add_argument("--explain", choices=["gradcam", "gradcam++", "saliency", "lime"],
+                   help="also write an overlay PNG per image and model showing what the model looked at")
+    r.add_argument("--out", help="folder for predictions.jsonl and the overlay PNGs (default with --explain: "
+                                 "./explanations)")
+    r.add_argument("--crop-faces", action="store_true",
+                   help="detect faces (MTCNN) and score each face crop; no face found: the whole image")
+    r.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbed samples (default: 1000)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser("experiment", help="search, ablation, ensemble, robustness, cross-dataset on a trained run")
+    x.add_argument("name", choices=["search", "ablation", "ensemble", "robustness", "crossdataset", "all"])
+    x.add_argument("--run", help="run id, unique prefix or folder (default: the run of --config)")
+    x.add_argument("--config", help="config whose [experiments] settings to use (default: default; with --run: "
+                                    "the run's own)")
+    x.add_argument("--members", help="comma-separated ensemble members, or all (overrides the config)")
+    x.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
+    x.add_argument("--force", action="store_true", help="recompute even if cached")
+    x.add_argument("--quiet", action="store_true", help="no progress bars")
+    x.set_defaults(func=cmd_experiment)
 
     i = sub.add_parser("info", help="list runs with their config, data and best model")
     i.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
@@ -164,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
 
     known = [ConfigError, DataError, ImageError, FileNotFoundError, KeyError]
     try:
-        from pipeline.results import RunNotFound
-        known.append(RunNotFound)
+        from pipeline.results import ArtifactError, RunNotFound
+        known += [RunNotFound, ArtifactError]
         from pipeline.models import WeightsUnavailableError
         known.append(WeightsUnavailableError)
     except ImportError:

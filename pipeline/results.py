@@ -58,6 +58,10 @@ class ArtifactError(ValueError):
     """A file of a run is missing, stale or unreadable; the message says what to run."""
 
 
+class ExperimentNotRun(ArtifactError):
+    """An experiment (``python -m pipeline experiment NAME``) has no finished result in the run."""
+
+
 def artifacts_dir() -> Path:
     """``$DEEPFAKE_LENS_ARTIFACTS`` when set, else ``<repo>/artifacts``."""
     env = os.environ.get(ARTIFACTS_ENV, "").strip()
@@ -131,7 +135,7 @@ def _info_from(path: Path) -> RunInfo | None:
     created = run_json.get("created")
     if not isinstance(created, str) or not created:
         created = datetime.fromtimestamp(run_file.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-    config_name = str(config.get("name") or run_json.get("config_name") or run_id.rsplit("-", 1)[0])
+    config_name = str(run_json.get("config_name") or config.get("name") or run_id.rsplit("-", 1)[0])
     listed = _model_names(run_json)
     complete = _complete_models(path, listed)
     models = listed + [m for m in complete if m not in listed]
@@ -255,7 +259,7 @@ class Run:
 
     # ----- helpers
     def _retrain_hint(self) -> str:
-        return f"rebuild it with: {TRAIN_COMMAND} (config {self.info.config_name!r})"
+        return f"rebuild it with: {TRAIN_COMMAND} --config {self.info.config_name}"
 
     def _missing(self, rel: str, what: str) -> ArtifactError:
         return ArtifactError(f"Run {self.info.run_id}: {rel} is missing ({what}); {self._retrain_hint()}")
@@ -323,7 +327,7 @@ class Run:
             started = (self.path / "models" / model).is_dir()
             why = "did not finish" if started else "is not in this run"
             raise ModelNotFound(f"Model {model!r} {why} (run {self.info.run_id}; finished models: {known}). "
-                                f"Train it with: {TRAIN_COMMAND} (config {self.info.config_name!r})")
+                                f"Train it with: {TRAIN_COMMAND} --config {self.info.config_name}")
         return self.path / "models" / model
 
     def metrics(self, model: str) -> dict[str, Any]:
@@ -411,6 +415,118 @@ class Run:
         return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
+    # ----- experiments (pipeline.experiments: search, ablation, robustness, crossdataset)
+    def experiment_dir(self, name: str) -> Path:
+        """The newest finished result folder of experiment ``name``; :class:`ExperimentNotRun` if none."""
+        from pipeline import experiments
+
+        if name not in experiments.NAMES:
+            raise ValueError(f"unknown experiment {name!r}; known: {', '.join(experiments.NAMES)}")
+        folder = experiments.latest_dir(self.path, name)
+        if folder is None:
+            raise ExperimentNotRun(f"Run {self.info.run_id} has no {name} results yet. Run it with:\n\n"
+                                   f"```\n{experiments.command(name, self.info.run_id)}\n```")
+        return folder
+
+    def experiment(self, name: str) -> pd.DataFrame:
+        """The result table of an experiment: search -> trials, ablation -> grid, robustness -> one row per
+        (model, perturbation, level, dataset), crossdataset -> the generalisation matrix."""
+        from pipeline import experiments
+
+        folder = self.experiment_dir(name)
+        rel = str((folder / experiments.TABLES[name]).relative_to(self.path))
+        return self._read_table(rel, "csv", [], f"the {name} results")
+
+    def experiment_settings(self, name: str) -> dict[str, Any]:
+        """settings.json of the newest finished result of an experiment (``{}`` if unreadable)."""
+        try:
+            data = _read_json(self.experiment_dir(name) / "settings.json")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def search_best(self) -> dict[str, Any]:
+        """best.json of the newest finished search (``{}`` if unreadable)."""
+        try:
+            data = _read_json(self.experiment_dir("search") / "best.json")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    # ----- embeddings (pipeline.embeddings: models/<m>/embeddings.npz, pca.npz, projections.parquet, ...)
+    def _embedding_file(self, model: str, name: str, what: str) -> Path:
+        file = self._model_dir(model) / name
+        if not file.is_file() or not (file.parent / "embeddings.json").is_file():
+            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/{name} is missing ({what}); build the "
+                                f"embeddings with: {TRAIN_COMMAND} (config {self.info.config_name!r}; "
+                                f"[embeddings] enabled = true)")
+        return file
+
+    def has_embeddings(self, model: str) -> bool:
+        """True when the embedding step finished for ``model`` (its embeddings.json exists)."""
+        return (self.path / "models" / model / "embeddings.json").is_file() and model in self.models()
+
+    def embedding_models(self) -> list[str]:
+        """Finished models whose embeddings, projections and PCA exist."""
+        return [m for m in self.models() if self.has_embeddings(m)]
+
+    def _npz(self, model: str, name: str, what: str) -> dict[str, Any]:
+        import numpy as np
+
+        file = self._embedding_file(model, name, what)
+        try:
+            with np.load(file, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many types on corrupt files
+            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/{name} cannot be read "
+                                f"({type(exc).__name__}: {exc}); delete it and {self._retrain_hint()}") from exc
+
+    def embeddings(self, model: str) -> dict[str, Any]:
+        """embeddings.npz: ``embedding`` (N, D) float32 in manifest order, ``p_fake``, ``sha256``."""
+        return self._npz(model, "embeddings.npz", "the penultimate embeddings")
+
+    def pca(self, model: str) -> dict[str, Any]:
+        """pca.npz: ``scores`` (N, k) of every manifest row (standardise + PCA fitted on train) and the
+        projection arrays (``components``, ``scaler_mean``, ...)."""
+        return self._npz(model, "pca.npz", "the PCA of the embeddings")
+
+    def projections(self, model: str) -> pd.DataFrame:
+        """projections.parquet: one row per image with pca_1..3, pca2d_*, umap_1..3, umap2d_*."""
+        self._embedding_file(model, "projections.parquet", "the 2-D/3-D projections")
+        return self._read_table(f"models/{model}/projections.parquet", "parquet",
+                                ["path", "dataset", "label", "y", "split", "pca_1", "pca_2", "pca_3", "umap_1"],
+                                "the 2-D/3-D projections")
+
+    def separability(self, model: str) -> pd.DataFrame:
+        """separability.json as a table: space, dims, classifier, accuracy, roc_auc (test split)."""
+        file = self._embedding_file(model, "separability.json", "the separability table")
+        try:
+            data = _read_json(file)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/separability.json cannot be read ({exc}); "
+                                f"{self._retrain_hint()}") from exc
+        return pd.DataFrame(data.get("rows") or [], columns=["space", "dims", "classifier", "accuracy", "roc_auc"])
+
+    def explained_variance(self, model: str) -> list[float]:
+        """Explained variance ratio of each PCA component (from embeddings.json)."""
+        file = self._embedding_file(model, "embeddings.json", "the embedding summary")
+        try:
+            return [float(v) for v in _read_json(file).get("explained_variance_ratio") or []]
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/embeddings.json cannot be read ({exc}); "
+                                f"{self._retrain_hint()}") from exc
+
+    def embedding_info(self, model: str) -> dict[str, Any]:
+        """embeddings.json: dims, number of PCA components, UMAP settings, timings."""
+        file = self._embedding_file(model, "embeddings.json", "the embedding summary")
+        try:
+            data = _read_json(file)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/embeddings.json cannot be read ({exc}); "
+                                f"{self._retrain_hint()}") from exc
+        return data if isinstance(data, dict) else {}
+
+
 def comparison_row(model: str, metrics: dict[str, Any], scope: str, at_half: bool = False) -> dict[str, Any] | None:
     """The comparison-table row of one model's ``metrics.json`` for ``scope`` (None if absent)."""
     sc = (metrics.get("scopes") or {}).get(scope)
@@ -428,7 +544,7 @@ def comparison_row(model: str, metrics: dict[str, Any], scope: str, at_half: boo
         "threshold_rule": "fixed 0.5" if at_half else metrics.get("threshold_rule"),
         "tn": at.get("tn"), "fp": at.get("fp"), "fn": at.get("fn"), "tp": at.get("tp"),
         "params": metrics.get("params"),
-        "file_size_mb": None if size is None else size / 1e6,
+        "file_size_mb": None if size is None else round(size / 2**20, 3),  # MiB, as in summary.csv
         "train_seconds": metrics.get("train_seconds"),
         "latency_ms_batch1": lat.get("batch1_p50"),
         "latency_ms_per_image_batch64": lat.get("per_image_batch64"),

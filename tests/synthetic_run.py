@@ -78,10 +78,11 @@ def _youden(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _history(rng: np.random.Generator, epochs: int, fine_tune: int, skill: float) -> pd.DataFrame:
+    """Phases as pipeline.training writes them: ``train``, or ``head`` then ``fine_tune``."""
     rows = []
     lr = 1e-3
     for e in range(epochs + fine_tune):
-        phase = "train" if e < epochs else FINE_TUNE_PHASE
+        phase = ("head" if fine_tune else "train") if e < epochs else FINE_TUNE_PHASE
         if e == epochs:
             lr = 1e-4
         t = (e + 1) / (epochs + fine_tune)
@@ -183,7 +184,7 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
                                                              "balanced_accuracy")},
                 "roc_auc": sc["roc_auc"], "average_precision": sc["average_precision"],
                 "accuracy_at_0.5": sc["at_0.5"]["accuracy"], "threshold": threshold, "params": params,
-                "file_size_mb": size / 1e6, "train_seconds": metrics["train_seconds"],
+                "file_size_mb": round(size / 2**20, 3), "train_seconds": metrics["train_seconds"],
                 "latency_ms_batch1": lat1, "latency_ms_batch64": lat64})
 
     # An unfinished model: started (history written) but killed before done.json.
@@ -192,12 +193,15 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
     _history(rng, 2, 0, 0.5).to_csv(inc / "history.csv", index=False)
 
     pd.DataFrame(summary_rows).to_csv(run_dir / "summary.csv", index=False)
-    counts = manifest.groupby(["dataset", "label"]).size()
+    counts = manifest.groupby(["dataset", "split", "label"]).size().rename("n").reset_index()
+    # The keys pipeline.runner writes; "running": the last model never finished.
     _write_json(run_dir / "run.json", {
-        "run_id": run_id, "created": created.isoformat(timespec="seconds"), "config": to_dict(cfg),
-        "data": {"n_images": int(len(manifest)), "n_skipped": 2,
-                 "per_dataset": {d: {lab: int(counts.get((d, lab), 0)) for lab in ("real", "fake")}
-                                 for d in datasets}},
-        "models": all_models, "status": "partial",
+        "run_id": run_id, "config_name": name, "created": created.isoformat(timespec="seconds"),
+        "updated": created.isoformat(timespec="seconds"), "status": "running", "pipeline_version": 1,
+        "models": all_models, "config": to_dict(cfg),
+        "data_summary": {"n_images": int(len(manifest)), "datasets": sorted(datasets),
+                         "counts": counts.to_dict(orient="records"),
+                         "fake_fraction": {d: 0.5 for d in datasets}, "n_skipped": 2,
+                         "skipped_by_reason": {"cannot decode image": 1, "image smaller than 16 px": 1}},
     })
     return run_dir

@@ -46,7 +46,7 @@ def test_train_info_predict_evaluate(tmp_path, capsys):
 
     assert main(["info", "--artifacts", str(art), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
-    assert len(runs) == 1 and runs[0]["complete_models"] == ["baseline_cnn"] and runs[0]["images"] == 24
+    assert len(runs) == 1 and runs[0]["complete_models"][0] == "baseline_cnn" and runs[0]["images"] == 24
 
     good = sorted((data / "fake").iterdir())[0]
     bad = tmp_path / "bad.jpg"

@@ -48,7 +48,7 @@ def test_list_runs_newest_first_and_skips_junk(two_runs):
     runs = results.list_runs(root)
     assert [r.path for r in runs] == [new.resolve(), old.resolve()]
     full = runs[0]
-    assert full.run_id == new.name and full.config_name == "full" and full.status == "partial"
+    assert full.run_id == new.name and full.config_name == "full" and full.status == "running"
     assert full.created.startswith("2025-03-01")
     assert full.models == ["baseline_cnn", "mobilenet", "xception", INCOMPLETE_MODEL]
     assert full.complete_models == ["baseline_cnn", "mobilenet", "xception"]

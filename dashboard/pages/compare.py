@@ -24,7 +24,7 @@ TABLE = [
     ("average_precision", "Avg. precision", "%.3f", True),
     ("threshold", "Threshold", "%.3f", None),
     ("params", "Parameters", "localized", False),
-    ("file_size_mb", "File (MB)", "%.2f", False),
+    ("file_size_mb", "File (MiB)", "%.2f", False),
     ("train_seconds", "Train (s)", "%.1f", False),
     ("latency_ms_batch1", "Latency b1 (ms)", "%.2f", False),
     ("latency_ms_per_image_batch64", "ms/img b64", "%.3f", False),
@@ -151,8 +151,8 @@ st.caption("Rows: true class; columns: predicted class. Cells: image count and s
 
 # --------------------------------------------------------------------------- one metric across scopes
 st.subheader("One metric, every scope")
-metric = st.selectbox("Metric", [c for c, _, _, h in TABLE if h is True], key="compare_bar_metric",
-                      format_func=figures.metric_label)
+metric = st.columns([1, 3])[0].selectbox("Metric", [c for c, _, _, h in TABLE if h is True],
+                                        key="compare_bar_metric", format_func=figures.metric_label)
 per_scope = pd.DataFrame([r for m in models for s in scopes
                           if (r := comparison_row(m, metrics[m], s, at_half)) is not None])
 st.plotly_chart(figures.metric_bar_figure(per_scope, metric, colors), key="compare_bars", width="stretch")

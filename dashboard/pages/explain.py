@@ -1,0 +1,185 @@
+"""Explain: what each model looks at, for one image of the test set or an upload."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
+    sys.path.insert(0, _ROOT)
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard import common, figures  # noqa: E402
+from pipeline import checking, explain, images, inference  # noqa: E402
+
+OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
+MAX_OPTIONS = 500
+LIME_KEY = "explain_lime_results"
+
+common.ensure_app_shell()
+run = common.selected_run()
+st.title("Explain")
+st.caption(common.run_caption(run))
+model_names = common.require_models(run)
+summary = common.summary(run)
+best = checking.best_model(summary, model_names)
+
+# --------------------------------------------------------------------------- pick an image
+source = st.radio("Image", ["From the test set", "Upload"], horizontal=True, key="explain_source")
+rgb, image_name, truth = None, None, None
+if source == "Upload":
+    up = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp", "bmp"], key="explain_upload",
+                          help=f"Up to {common.upload_limit_mb()} MB. Use a tight face crop: the models were trained "
+                               "on those (the *Check an image* page crops faces for you).")
+    if up is None:
+        common.stop_with("Upload a photo to explain.")
+    try:
+        rgb = images.load_rgb(up.getvalue(), name=up.name)
+    except images.ImageError as exc:
+        common.stop_with(str(exc), "error")
+    image_name = up.name
+else:
+    c1, c2, c3, c4 = st.columns(4)
+    ref = c1.selectbox("Correct / wrong according to", model_names, index=model_names.index(best),
+                       key="explain_ref", help="The model whose test predictions the filters use.")
+    preds = common.predictions(run, ref)
+    test = preds[preds["split"] == "test"].copy()
+    if test.empty:
+        common.stop_with(f"{ref} has no test predictions in this run.", "warning")
+    threshold = float(common.metrics(run, ref)["threshold"])
+    test["pred"] = np.where(test["p_fake"] >= threshold, "fake", "real")
+    test["correct"] = test["pred"] == test["label"]
+    test["margin"] = (test["p_fake"] - threshold).abs()
+    datasets = sorted(test["dataset"].astype(str).unique())
+    chosen = c2.multiselect("Dataset", datasets, default=datasets, key="explain_datasets")
+    label = c3.selectbox("Label", ["any", "real", "fake"], key="explain_label")
+    outcome = c4.selectbox("Outcome", OUTCOMES, key="explain_outcome",
+                           help="'most confident mistakes': wrong predictions, furthest from the threshold first.")
+    pool = test[test["dataset"].astype(str).isin(chosen)]
+    if label != "any":
+        pool = pool[pool["label"] == label]
+    if outcome == "correct":
+        pool = pool[pool["correct"]]
+    elif outcome == "wrong":
+        pool = pool[~pool["correct"]]
+    elif outcome == "most confident mistakes":
+        pool = pool[~pool["correct"]].sort_values("margin", ascending=False)
+    if pool.empty:
+        common.stop_with("No test image matches these filters.")
+    pool = pool.head(MAX_OPTIONS).reset_index(drop=True)
+    st.caption(f"{len(pool):,} image(s) match" + (f" (first {MAX_OPTIONS} listed)" if len(pool) == MAX_OPTIONS else ""))
+    pick = st.selectbox(
+        "Test image", range(len(pool)), key="explain_pick",
+        format_func=lambda i: (f"{pool.at[i, 'dataset']} · {pool.at[i, 'relpath']} · label {pool.at[i, 'label']} · "
+                               f"p {pool.at[i, 'p_fake']:.3f} ({'correct' if pool.at[i, 'correct'] else 'wrong'})"))
+    row = pool.iloc[int(pick or 0)]
+    try:
+        rgb = images.load_rgb(str(row["path"]))
+    except images.ImageError as exc:
+        common.stop_with(str(exc), "error")
+    except OSError as exc:
+        common.stop_with(f"{row['path']} cannot be read ({exc}); was the data moved?", "warning")
+    image_name, truth = str(row["relpath"]), str(row["label"])
+
+models = common.run_models(run, model_names)
+sha = explain.image_sha256(rgb)
+scores = inference.score_rgb([rgb], models)[0]
+ens = checking.ensemble(scores)
+
+left, right = st.columns([1, 2])
+with left:
+    h, w = rgb.shape[:2]
+    st.image(rgb, caption=f"{image_name} · {w}×{h} px" + (f" · label **{truth}**" if truth else ""), width="stretch")
+with right:
+    st.plotly_chart(figures.probability_bars_figure(scores, figures.model_colors(model_names), ens),
+                    width="stretch", key="explain_bars")
+
+# --------------------------------------------------------------------------- gradient maps
+st.subheader("Where each model looks")
+c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+target = c1.radio("Explain the score of", ["fake", "real"], horizontal=True, key="explain_target",
+                  help="fake: what raises P(fake); real: what raises P(real) = 1 - P(fake).")
+alpha = c2.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="explain_alpha")
+legend = explain.colorize(np.repeat(np.linspace(0, 1, 256)[None, :], 12, axis=0))
+st.image(legend, caption="colour: blue = little influence → red = strongest influence on the score (each map "
+                         "scaled to its own range)", width=320)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _heatmap(run_path: str, model: str, sha: str, method: str, tgt: str, _rgb, _model):
+    exp = explain.heatmap(_model, _rgb, method, tgt)
+    return exp.heatmap, exp.method, exp.note
+
+
+cols = st.columns(len(model_names))
+for col, name in zip(cols, model_names):
+    with col:
+        st.markdown(f"**{name}**" + (" (best)" if name == best else ""))
+        for method in explain.METHODS:
+            try:
+                heat, used, note = _heatmap(str(run.path), name, sha, method, target, rgb, models[name].model)
+            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
+                st.warning(f"{explain.METHOD_LABELS[method]} failed for {name}: {exc}")
+                continue
+            st.image(explain.overlay(rgb, heat, alpha), caption=explain.METHOD_LABELS[used], width="stretch")
+            if note:
+                st.caption(note)
+
+# --------------------------------------------------------------------------- LIME
+st.subheader("LIME")
+st.caption("LIME splits the image into superpixels (SLIC), hides random subsets and fits a linear model to the "
+           "detector's answers: red segments push toward fake, blue toward real. Results are cached in the run "
+           "folder (`explanations/`).")
+c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+lime_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_lime_model")
+samples = int(c2.number_input("Samples", 50, 5000, explain.LIME_DEFAULT_SAMPLES, 50, key="explain_lime_samples"))
+store = st.session_state.setdefault(LIME_KEY, {})
+key = (str(run.path), lime_model, sha, samples)
+if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
+    bar = st.progress(0.0, text="LIME…")
+
+    def _progress(stage: str, done: int, total: int) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{stage}: {done}/{total} samples")
+
+    try:
+        store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=samples, run_dir=run.path,
+                                          model_name=lime_model, progress=_progress)
+    except Exception as exc:  # noqa: BLE001
+        st.error(f"LIME failed for {lime_model}: {exc}")
+    bar.empty()
+res = store.get(key)
+if res is None:
+    st.info(f"Press **Run LIME** (about {max(1, samples // 250)}-{max(2, samples // 80)} s for {samples} samples "
+            f"with a small CNN).")
+else:
+    a, b = st.columns(2)
+    a.plotly_chart(figures.image_figure(
+        explain.overlay(rgb, res.heatmap, 0.6, signed=True), title=f"LIME weights · {lime_model}",
+        colorscale=explain.plotly_colorscale(explain.SIGNED_CMAP), cmin=-1, cmax=1,
+        tick_labels=explain.colorbar_labels(signed=True), height=360), width="stretch", key="explain_lime_fig")
+    b.image(explain.lime_boundaries(rgb, res, top=5), width="stretch",
+            caption="Top 5 segments toward fake (red outline) and toward real (blue outline)")
+    st.caption(f"{len(res.weights)} segments · {res.num_samples} samples · local fit R² {res.score:.2f} · "
+               + ("from the cache" if res.cached else f"{res.seconds:.1f} s"))
+
+# --------------------------------------------------------------------------- feature maps
+st.subheader("Feature maps")
+c1, c2, c3 = st.columns(3)
+fm_model = c1.selectbox("Model", model_names, key="explain_fm_model")
+layers = explain.conv_layers(models[fm_model].model)
+if not layers:
+    st.info(f"{fm_model} has no convolutional layer.")
+else:
+    layer = c2.selectbox("Layer", layers, index=len(layers) - 1, key="explain_fm_layer",
+                         help="Convolutional layers (and the activations after them), input side first.")
+    n_ch = c3.slider("Channels", 4, 64, 32, 4, key="explain_fm_channels")
+    try:
+        maps, order = explain.feature_maps(models[fm_model].model, rgb, layer, max_channels=n_ch)
+        cell = max(24, min(96, 768 // 8))
+        st.image(explain.feature_grid(maps, cols=8, cell=cell), width="stretch",
+                 caption=f"{len(maps)} most active channels of `{layer}` ({maps.shape[1]}×{maps.shape[2]} each), "
+                         "each scaled to its own range (dark = low, yellow = high)")
+    except Exception as exc:  # noqa: BLE001
+        st.warning(f"Feature maps of {layer} could not be computed: {exc}")

@@ -1,0 +1,44 @@
+"""Generalisation: one model trained on each dataset alone and tested on every dataset."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st
+
+from dashboard import common, figures
+from pipeline.results import ArtifactError, ExperimentNotRun
+
+common.ensure_app_shell()
+run = common.selected_run()
+st.title("Generalisation")
+st.caption(common.run_caption(run))
+
+try:
+    matrix = run.experiment("crossdataset")
+except ExperimentNotRun as exc:
+    common.stop_with(str(exc), "info")
+except ArtifactError as exc:
+    common.stop_with(str(exc), "warning")
+
+settings = run.experiment_settings("crossdataset")
+spec = settings.get("spec") or {}
+st.caption(f"`{settings.get('model', '?')}` at {spec.get('image_size', '?')} px, {spec.get('epochs', '?')} epoch(s), "
+           "trained on the training split of one dataset (threshold from its validation split), tested on the "
+           "test split of every dataset. A detector that only works on its own data set is of little use.")
+metric = st.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], key="generalisation_metric",
+                      format_func=figures.metric_label)
+st.plotly_chart(figures.generalisation_figure(matrix, metric), key="generalisation_chart", width="stretch")
+
+off = matrix[~matrix["in_domain"].astype(bool)]
+if len(off):
+    per_train = off.groupby("train_on")["roc_auc"].mean().sort_values(ascending=False)
+    st.markdown(f"Generalises best when trained on **{per_train.index[0]}** "
+                f"(mean AUC on the other datasets {per_train.iloc[0]:.3f}).")
+st.dataframe(matrix, hide_index=True, width="stretch", key="generalisation_table",
+             column_config={c: st.column_config.NumberColumn(c, format="%.3f")
+                            for c in ("roc_auc", "accuracy", "balanced_accuracy", "threshold")})

@@ -1,0 +1,57 @@
+"""Robustness: AUC (or accuracy) of every model vs perturbation level, per dataset."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+from pipeline.results import ArtifactError, ExperimentNotRun
+
+common.ensure_app_shell()
+run = common.selected_run()
+st.title("Robustness")
+st.caption(common.run_caption(run))
+
+try:
+    table = run.experiment("robustness")
+except ExperimentNotRun as exc:
+    common.stop_with(str(exc), "info")
+except ArtifactError as exc:
+    common.stop_with(str(exc), "warning")
+
+settings = run.experiment_settings("robustness")
+st.caption(f"Test split ({settings.get('n_test', '?')} images): each perturbation is applied to the original "
+           "image, before it is resized to the model's input size. Accuracy is at each model's "
+           "validation-chosen threshold.")
+models = list(dict.fromkeys(table["model"]))
+colors = figures.model_colors(models)
+datasets = ["all"] + sorted(d for d in table["dataset"].astype(str).unique() if d != "all")
+c1, c2 = st.columns(2)
+dataset = c1.selectbox("Dataset", datasets, key="robustness_dataset",
+                       format_func=lambda d: "all datasets pooled" if d == "all" else d)
+metric = c2.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], key="robustness_metric",
+                      format_func=figures.metric_label)
+st.plotly_chart(figures.robustness_figure(table, dataset, metric, colors), key="robustness_chart", width="stretch")
+
+st.subheader("Mean AUC drop per model")
+part = table[(table["dataset"].astype(str) == dataset) & (table["perturbation"] != "none")]
+drop = (part.pivot_table(index="model", columns="perturbation", values="auc_drop", aggfunc="mean")
+        .reindex(models))
+clean = table[(table["dataset"].astype(str) == dataset) & (table["perturbation"] == "none")].set_index("model")["roc_auc"]
+drop.insert(0, "clean AUC", clean.reindex(drop.index))
+drop["mean drop"] = part.groupby("model")["auc_drop"].mean().reindex(drop.index)
+drop = drop.sort_values("mean drop")
+if drop["mean drop"].notna().any():
+    st.markdown(f"Most robust here: **{drop.index[0]}** (mean AUC drop {drop['mean drop'].iloc[0]:+.3f}).")
+st.dataframe(drop.reset_index(), hide_index=True, width="stretch", key="robustness_drop",
+             column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in drop.columns})
+st.caption("AUC drop = clean AUC - AUC under the perturbation (mean over its levels); lower is more robust.")
+with st.expander("All rows"):
+    st.dataframe(table, hide_index=True, width="stretch", key="robustness_table")

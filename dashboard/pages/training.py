@@ -1,0 +1,86 @@
+"""Training: loss/accuracy curves of any models overlaid, the hyper-parameter search, the ablation grid."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+from pipeline.results import ArtifactError, ExperimentNotRun
+
+common.ensure_app_shell()
+run = common.selected_run()
+st.title("Training")
+st.caption(common.run_caption(run))
+
+# --------------------------------------------------------------------------- curves
+st.subheader("Training curves")
+histories: dict[str, pd.DataFrame] = {}
+for m in run.models():
+    try:
+        h = run.history(m)
+    except ArtifactError:
+        continue
+    if len(h):
+        histories[m] = h
+if not histories:
+    st.info("No training history in this run yet. Train with:\n\n```\npython -m pipeline train\n```")
+else:
+    colors = figures.model_colors(list(histories))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = c1.multiselect("Models", list(histories), default=list(histories), key="training_models")
+    metric = c2.segmented_control("Metric", ["loss", "accuracy", "auc"], default="loss", key="training_metric",
+                                  format_func=figures.metric_label, required=True)
+    st.plotly_chart(figures.training_curves_figure({m: histories[m] for m in chosen}, metric or "loss", colors),
+                    key="training_curves", width="stretch")
+    st.caption("Solid: training split, dashed: validation split. Dotted vertical lines: start of fine-tuning.")
+
+# --------------------------------------------------------------------------- search
+st.subheader("Hyper-parameter search")
+try:
+    trials = run.experiment("search")
+except ExperimentNotRun as exc:
+    st.info(str(exc))
+except ArtifactError as exc:
+    st.warning(str(exc))
+else:
+    settings, best = run.experiment_settings("search"), run.search_best()
+    st.caption(f"Keras Tuner {settings.get('tuner', '?')} search of `searched_cnn` at {settings.get('image_size', '?')} px: "
+               f"{len(trials)} trial(s) x {settings.get('epochs', '?')} epoch(s), objective validation AUC. "
+               "Click a column header to sort.")
+    st.dataframe(trials, hide_index=True, width="stretch", key="training_trials",
+                 column_config={"val_auc": st.column_config.NumberColumn("val AUC", format="%.3f"),
+                                "val_accuracy": st.column_config.NumberColumn("val accuracy", format="%.3f"),
+                                "val_loss": st.column_config.NumberColumn("val loss", format="%.3f"),
+                                "learning_rate": st.column_config.NumberColumn("learning rate", format="%g"),
+                                "seconds": st.column_config.NumberColumn("seconds", format="%.1f")})
+    st.plotly_chart(figures.search_parallel_figure(trials), key="training_parcoords", width="stretch")
+    if best:
+        st.markdown(f"Best trial **{best.get('trial_id')}** (validation AUC {figures._fmt(best.get('val_auc'))}) "
+                    "is trained as model **searched_cnn** (see Compare models). To train it in a config:")
+        st.code(best.get("config_entry", ""), language="toml")
+
+# --------------------------------------------------------------------------- ablation
+st.subheader("Optimizer x learning rate")
+try:
+    grid = run.experiment("ablation")
+except ExperimentNotRun as exc:
+    st.info(str(exc))
+except ArtifactError as exc:
+    st.warning(str(exc))
+else:
+    settings = run.experiment_settings("ablation")
+    spec = settings.get("spec") or {}
+    st.caption(f"`{settings.get('model', '?')}` at {spec.get('image_size', '?')} px, {spec.get('epochs', '?')} "
+               "epoch(s) per cell from the same seed, early stopping off.")
+    ab_metric = st.selectbox("Metric", ["best_val_auc", "test_auc", "test_accuracy", "final_val_loss",
+                                        "train_seconds"], key="training_ablation_metric",
+                             format_func=lambda c: c.replace("_", " "))
+    st.plotly_chart(figures.ablation_heatmap_figure(grid, ab_metric), key="training_ablation", width="stretch")
+    st.dataframe(grid, hide_index=True, width="stretch", key="training_ablation_table")
