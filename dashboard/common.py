@@ -221,10 +221,16 @@ def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]
     return inference.load_run_models(run_path, list(models))
 
 
+def keras_model_names(run: Run) -> list[str]:
+    """Finished models of the run that are Keras models (a ``model.keras`` file): the ones that score
+    images and have Grad-CAM; comparison-only rows such as ``<model>+pca_svm`` are left out."""
+    return [m for m in run.models() if (run.path / "models" / m / "model.keras").is_file()]
+
+
 def run_models(run: Run, models: list[str] | None = None) -> dict:
     """The finished Keras models of ``run`` as ``{name: pipeline.inference.LoadedModel}``, loaded once
     per process (``st.cache_resource``), reloaded when a model is retrained (its files' mtimes)."""
-    names = tuple(models if models is not None else run.models())
+    names = tuple(models if models is not None else keras_model_names(run))
     stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
     try:
         return _run_models(str(run.path), names, stamp)

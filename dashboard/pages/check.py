@@ -20,7 +20,10 @@ common.ensure_app_shell()
 run = common.selected_run()
 st.title("Check an image")
 st.caption(common.run_caption(run))
-model_names = common.require_models(run)
+common.require_models(run)
+model_names = common.keras_model_names(run)
+if not model_names:
+    common.stop_with(f"Run `{run.run_id}` has no finished Keras model to score images with yet.", "info")
 
 limit = common.upload_limit_mb()
 files = st.file_uploader(

@@ -22,7 +22,10 @@ common.ensure_app_shell()
 run = common.selected_run()
 st.title("Explain")
 st.caption(common.run_caption(run))
-model_names = common.require_models(run)
+common.require_models(run)
+model_names = common.keras_model_names(run)
+if not model_names:
+    common.stop_with(f"Run `{run.run_id}` has no finished Keras model to score images with yet.", "info")
 summary = common.summary(run)
 best = checking.best_model(summary, model_names)
 
@@ -42,7 +45,8 @@ if source == "Upload":
     image_name = up.name
 else:
     c1, c2, c3, c4 = st.columns(4)
-    ref = c1.selectbox("Correct / wrong according to", model_names, index=model_names.index(best),
+    all_models = common.require_models(run)
+    ref = c1.selectbox("Correct / wrong according to", all_models, index=all_models.index(best),
                        key="explain_ref", help="The model whose test predictions the filters use.")
     preds = common.predictions(run, ref)
     test = preds[preds["split"] == "test"].copy()
@@ -113,7 +117,7 @@ def _heatmap(run_path: str, model: str, sha: str, method: str, tgt: str, _rgb, _
     return exp.heatmap, exp.method, exp.note
 
 
-cols = st.columns(len(model_names))
+cols = st.columns(max(len(model_names), 4))  # a lone model does not fill the page
 for col, name in zip(cols, model_names):
     with col:
         st.markdown(f"**{name}**" + (" (best)" if name == best else ""))

@@ -1,0 +1,527 @@
+"""Why did a model decide? Saliency maps, LIME and feature maps for any registry model.
+
+Shared by the CLI (``python -m pipeline predict --explain ...``) and the dashboard pages
+*Check an image* and *Explain*.
+
+* :func:`heatmap` - Grad-CAM, Grad-CAM++ (tf-keras-vis) or a SmoothGrad saliency map for one RGB
+  image, scoring the fake class (``target="fake"``, ``BinaryScore(1.0)``) or the real one
+  (``target="real"``, ``BinaryScore(0.0)``). The map is computed at the model's input size and
+  upsampled (bilinear) to the image's own (H, W). Models without a convolutional layer fall back to
+  the saliency map and say so in :attr:`Explanation.note`.
+* :func:`lime_explain` - LIME (``lime_image`` with a SLIC segmentation) with a progress callback,
+  cached on disk per (run, model, image sha256, num_samples) as ``.npz`` (never pickle) under
+  ``<run>/explanations/<model>/``.
+* :func:`conv_layers`, :func:`feature_maps`, :func:`feature_grid` - activations of a chosen
+  convolutional layer as a grid image.
+* :func:`overlay`, :func:`with_colorbar`, :func:`plotly_colorscale` - drawing.
+
+The tf-keras-vis objects (whose construction clones the model) are built once per Keras model and
+kept while the model lives (:func:`visualizers`).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+import warnings
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.progress import ProgressFn, report
+
+log = logging.getLogger(__name__)
+
+METHODS = ("gradcam", "gradcam++", "saliency")  # gradient methods of :func:`heatmap`
+ALL_METHODS = METHODS + ("lime",)
+METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "saliency": "Saliency (SmoothGrad)",
+                 "lime": "LIME"}
+TARGETS = ("fake", "real")
+DEFAULT_CMAP = "jet"  # heat maps: 0 (blue) .. 1 (red)
+SIGNED_CMAP = "RdBu_r"  # LIME weights: toward real (blue) .. toward fake (red)
+LIME_DEFAULT_SAMPLES = 1000
+LIME_BATCH = 200
+EXPLANATIONS_DIR = "explanations"
+
+
+@dataclass
+class Explanation:
+    """One saliency map. ``heatmap``: (H, W) float32 in 0..1 at the explained image's size."""
+
+    model: str
+    method: str  # the method actually used (may differ from the one asked for: see ``note``)
+    target: str
+    heatmap: np.ndarray
+    layer: str | None = None  # Grad-CAM's penultimate layer
+    note: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return METHOD_LABELS.get(self.method, self.method)
+
+
+@dataclass
+class LimeResult:
+    """LIME for one image and model.
+
+    ``segments``: (S, S) int32 superpixel ids at the model's input size (S). ``weights[i]``: the
+    linear weight of segment ``i`` for P(fake) (positive pushes toward fake). ``heatmap``: those
+    weights painted on the segments and resized (nearest) to the image's (H, W), in -1..1 (divided by
+    the largest absolute weight).
+    """
+
+    model: str
+    segments: np.ndarray
+    weights: np.ndarray
+    heatmap: np.ndarray
+    p_fake: float
+    score: float  # R^2 of LIME's local linear model
+    num_samples: int
+    cached: bool = False
+    seconds: float = 0.0
+    cache_path: Path | None = None
+    note: str | None = field(default=None)
+
+    def top_segments(self, k: int = 5, positive: bool = True) -> list[int]:
+        order = np.argsort(-self.weights if positive else self.weights)
+        return [int(i) for i in order[:k] if (self.weights[i] > 0) == positive and self.weights[i] != 0]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def image_sha256(rgb: np.ndarray) -> str:
+    """sha256 of the decoded pixels (and their shape): the same picture gives the same key."""
+    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h = hashlib.sha256(f"{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def model_input_size(model) -> int:
+    shape = model.inputs[0].shape
+    if shape[1] is None:
+        raise ValueError(f"model {model.name!r} has no fixed input size")
+    return int(shape[1])
+
+
+def _to_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    from pipeline.images import resize_square
+
+    return resize_square(np.asarray(rgb, dtype=np.uint8), size).astype(np.float32)[None]
+
+
+def _resize_map(m: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize a 2-D float map to (H, W)."""
+    from PIL import Image
+
+    m = np.asarray(m, dtype=np.float32)
+    if m.shape == tuple(hw):
+        return m.copy()
+    im = Image.fromarray(m, mode="F").resize((int(hw[1]), int(hw[0])),
+                                             Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.float32)
+
+
+def _normalise(m: np.ndarray) -> np.ndarray:
+    m = np.nan_to_num(np.asarray(m, dtype=np.float32))
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def _score(target: str):
+    from tf_keras_vis.utils.scores import BinaryScore
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    return BinaryScore(1.0 if target == "fake" else 0.0)
+
+
+# --------------------------------------------------------------------------- visualizer cache
+
+
+class _Visualizers:
+    """Grad-CAM, Grad-CAM++ and Saliency sharing ONE linearised clone of a model."""
+
+    def __init__(self, model):
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+        from pipeline.models import last_conv_layer_name
+
+        self.name = model.name
+        self.lock = threading.Lock()
+        self.gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+        clone = self.gradcam.model  # already linear: the others reuse it without cloning again
+        self.gradcam_pp = GradcamPlusPlus(clone, clone=False)
+        self.saliency = Saliency(clone, clone=False)
+        try:
+            self.layer: str | None = last_conv_layer_name(model)
+        except ValueError:
+            self.layer = None
+
+
+_VIS: "weakref.WeakKeyDictionary[Any, _Visualizers]" = weakref.WeakKeyDictionary()
+_VIS_LOCK = threading.Lock()
+
+
+def visualizers(model) -> _Visualizers:
+    """The cached tf-keras-vis objects of ``model`` (built on first use: clones the model once)."""
+    with _VIS_LOCK:
+        vis = _VIS.get(model)
+        if vis is None:
+            vis = _VIS[model] = _Visualizers(model)
+        return vis
+
+
+# --------------------------------------------------------------------------- gradient maps
+
+
+def heatmaps(model, rgbs: list[np.ndarray], method: str = "gradcam", target: str = "fake",
+             smooth_samples: int = 10, smooth_noise: float = 0.2) -> list[Explanation]:
+    """One :class:`Explanation` per image (batched through the model once)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not rgbs:
+        return []
+    vis = visualizers(model)
+    size = model_input_size(model)
+    x = np.concatenate([_to_input(im, size) for im in rgbs])
+    score = _score(target)
+    used, note = method, None
+    if method != "saliency" and vis.layer is None:
+        used = "saliency"
+        note = (f"{model.name} has no convolutional layer, so {METHOD_LABELS[method]} cannot be computed; "
+                f"showing a gradient saliency map (SmoothGrad) instead.")
+    t0 = time.perf_counter()
+    with vis.lock, warnings.catch_warnings():
+        # tf-keras-vis calls the model with a list of inputs: Keras 3 warns about the structure
+        warnings.filterwarnings("ignore", message=r"(?s).*structure of `inputs` doesn't match")
+        if used == "gradcam":
+            maps = vis.gradcam(score, x, penultimate_layer=vis.layer)
+        elif used == "gradcam++":
+            maps = vis.gradcam_pp(score, x, penultimate_layer=vis.layer)
+        else:
+            maps = _smoothgrad(vis, score, x, smooth_samples, smooth_noise)
+    maps = np.asarray(maps, dtype=np.float32).reshape(len(rgbs), size, size)
+    seconds = (time.perf_counter() - t0) / len(rgbs)
+    out = []
+    for m, im in zip(maps, rgbs):
+        heat = np.clip(_normalise(_resize_map(m, np.shape(im)[:2])), 0.0, 1.0)
+        why = note
+        if why is None and not heat.any():
+            why = (f"{METHOD_LABELS[used]} is empty: no region of layer {vis.layer if used != 'saliency' else 'input'} "
+                   f"raises P({target}) for this image (the gradients point the other way everywhere). "
+                   f"Try the other target or the saliency map.")
+        out.append(Explanation(model=model.name, method=used, target=target, heatmap=heat,
+                               layer=vis.layer if used != "saliency" else None, note=why, seconds=seconds))
+    return out
+
+
+def _smoothgrad(vis, score, x: np.ndarray, samples: int, noise: float) -> np.ndarray:
+    """SmoothGrad with tf-keras-vis' Saliency, all noisy copies in ONE batch (its own ``smooth_samples``
+    loop makes one eager pass per copy: about 10x slower). Same result: mean over the copies of
+    |gradient|, then the max over colour channels."""
+    if samples <= 0:
+        return np.asarray(vis.saliency(score, x))
+    n = len(x)
+    span = x.reshape(n, -1).max(axis=1) - x.reshape(n, -1).min(axis=1)
+    rng = np.random.default_rng(0)
+    noisy = np.repeat(x, samples, axis=0)
+    noisy += rng.normal(0.0, 1.0, noisy.shape).astype(np.float32) * np.repeat(noise * span, samples)[:, None, None, None]
+    grads = np.asarray(vis.saliency(score, noisy, keepdims=True, normalize_map=False))
+    return grads.reshape(n, samples, *grads.shape[1:]).mean(axis=1).max(axis=-1)
+
+
+def heatmap(model, rgb: np.ndarray, method: str = "gradcam", target: str = "fake", **kwargs) -> Explanation:
+    """Grad-CAM / Grad-CAM++ / saliency of one (H, W, 3) uint8 image; the map is (H, W) in 0..1."""
+    return heatmaps(model, [rgb], method, target, **kwargs)[0]
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def colormap(name: str = DEFAULT_CMAP):
+    import matplotlib
+
+    return matplotlib.colormaps[name]
+
+
+def colorize(values: np.ndarray, cmap: str = DEFAULT_CMAP, signed: bool = False) -> np.ndarray:
+    """A 2-D map -> (H, W, 3) uint8 colours. Unsigned maps are read as 0..1, signed ones as -1..1."""
+    v = np.asarray(values, dtype=np.float32)
+    v = (np.clip(v, -1, 1) + 1) / 2 if signed else np.clip(v, 0, 1)
+    return (colormap(cmap)(v)[..., :3] * 255).round().astype(np.uint8)
+
+
+def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.45, cmap: str | None = None,
+            signed: bool = False) -> np.ndarray:
+    """The image with ``heat`` (resized to it if needed) blended on top: (H, W, 3) uint8.
+
+    ``alpha`` is the weight of the colours (0 = the image, 1 = the heat map alone). For a ``signed``
+    map (LIME) the default colour map is diverging and the blend is weighted by ``|heat|``, so
+    segments without influence stay as they are.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in 0..1, got {alpha}")
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    heat = _resize_map(heat, rgb.shape[:2])
+    colours = colorize(heat, cmap or (SIGNED_CMAP if signed else DEFAULT_CMAP), signed).astype(np.float32)
+    a = alpha * (np.clip(np.abs(heat), 0, 1)[..., None] if signed else 1.0)
+    return np.clip(rgb.astype(np.float32) * (1 - a) + colours * a, 0, 255).round().astype(np.uint8)
+
+
+def colorbar_labels(signed: bool = False) -> tuple[str, str]:
+    return ("toward real", "toward fake") if signed else ("low", "high influence")
+
+
+def plotly_colorscale(cmap: str = DEFAULT_CMAP, n: int = 11) -> list[list]:
+    """The colour map as a plotly colorscale (``[[position, "rgb(r,g,b)"], ...]``) for a colour bar."""
+    cm = colormap(cmap)
+    out = []
+    for pos in np.linspace(0, 1, n):
+        r, g, b = (np.array(cm(float(pos))[:3]) * 255).round().astype(int)
+        out.append([float(pos), f"rgb({r},{g},{b})"])
+    return out
+
+
+def with_colorbar(image: np.ndarray, cmap: str | None = None, signed: bool = False,
+                  title: str | None = None) -> np.ndarray:
+    """``image`` with a vertical colour bar (and its end labels) on the right, an optional title on top."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = np.asarray(image, dtype=np.uint8)
+    h, w = image.shape[:2]
+    cmap = cmap or (SIGNED_CMAP if signed else DEFAULT_CMAP)
+    font = ImageFont.load_default()
+    lo, hi = colorbar_labels(signed)
+    label_w = int(max(font.getlength(lo), font.getlength(hi))) + 8
+    bar_w, gap = max(10, w // 24), 6
+    top = 16 if title else 0
+    bar_h = max(h, 64)
+    canvas = Image.new("RGB", (w + gap + bar_w + 4 + label_w, top + max(h, bar_h)), "white")
+    canvas.paste(Image.fromarray(image), (0, top))
+    ramp = np.linspace(1, -1, bar_h) if signed else np.linspace(1, 0, bar_h)
+    bar = colorize(np.repeat(ramp[:, None], bar_w, axis=1), cmap, signed)
+    canvas.paste(Image.fromarray(bar), (w + gap, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([w + gap - 1, top - 1 if top else 0, w + gap + bar_w, top + bar_h - 1], outline="#444")
+    draw.text((w + gap + bar_w + 4, top), hi, fill="black", font=font)
+    draw.text((w + gap + bar_w + 4, top + bar_h - 12), lo, fill="black", font=font)
+    if title:
+        draw.text((2, 2), title, fill="black", font=font)
+    return np.asarray(canvas)
+
+
+# --------------------------------------------------------------------------- LIME
+
+
+def _lime_cache_path(run_dir: Path, model_name: str, sha: str, num_samples: int) -> Path:
+    return Path(run_dir) / EXPLANATIONS_DIR / model_name / f"lime_{sha[:32]}_{num_samples}.npz"
+
+
+def _model_stamp(run_dir: Path | None, model_name: str) -> str:
+    """Changes when the model is retrained (so a stale LIME cache entry is not reused)."""
+    if run_dir is None:
+        return ""
+    parts = []
+    for name in ("model.keras", "done.json"):
+        try:
+            st = (Path(run_dir) / "models" / model_name / name).stat()
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)
+
+
+def _load_lime_cache(path: Path, stamp: str, shape: tuple[int, int]) -> dict | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        if path.exists():
+            log.warning("ignoring unreadable LIME cache %s (%s)", path, exc)
+        return None
+    if str(data.get("model_stamp", "")) != stamp:
+        return None
+    return data
+
+
+def _save_lime_cache(path: Path, **arrays) -> Path | None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+        return path
+    except OSError as exc:  # a read-only run folder: explain anyway, just do not cache
+        log.warning("could not write the LIME cache %s (%s)", path, exc)
+        return None
+
+
+def lime_explain(model, rgb: np.ndarray, *, num_samples: int = LIME_DEFAULT_SAMPLES, run_dir: Path | str | None = None,
+                 model_name: str | None = None, progress: ProgressFn = None, n_segments: int = 50,
+                 compactness: float = 10.0, batch_size: int = LIME_BATCH, seed: int = 0,
+                 use_cache: bool = True) -> LimeResult:
+    """LIME for one image: SLIC superpixels at the model's input size, ``num_samples`` perturbed copies
+    scored in batches of ``batch_size`` through the compiled predict path.
+
+    ``progress(stage, done, total)`` is called as the samples are scored (LIME has no hook: the
+    classifier function counts). With ``run_dir`` the result is cached in
+    ``<run_dir>/explanations/<model>/lime_<image sha256>_<num_samples>.npz``.
+    """
+    if num_samples < 2:
+        raise ValueError(f"num_samples must be >= 2, got {num_samples}")
+    from pipeline.inference import predict_batch
+
+    name = model_name or model.name
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    size = model_input_size(model)
+    hw = rgb.shape[:2]
+    stage = f"LIME {name}"
+    sha = image_sha256(rgb)
+    stamp = _model_stamp(Path(run_dir) if run_dir else None, name)
+    path = _lime_cache_path(Path(run_dir), name, sha, num_samples) if run_dir else None
+    if path is not None and use_cache:
+        data = _load_lime_cache(path, stamp, hw)
+        if data is not None:
+            report(progress, stage, num_samples, num_samples)
+            segments, weights = data["segments"], data["weights"].astype(np.float32)
+            return LimeResult(name, segments, weights, _lime_heatmap(segments, weights, hw), float(data["p_fake"]),
+                              float(data["score"]), num_samples, cached=True, cache_path=path)
+
+    from lime import lime_image
+    from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+    # lime 0.2.0.1 wraps its sampling loop in an unconditional tqdm bar (no option to turn it off);
+    # our progress callback reports instead.
+    lime_image.tqdm = _no_bar
+
+    x = _to_input(rgb, size)[0]
+    done = [0]
+    report(progress, stage, 0, num_samples)
+
+    def classifier(batch: np.ndarray) -> np.ndarray:
+        p = predict_batch(model, np.asarray(batch, dtype=np.float32)).astype(np.float64).reshape(-1, 1)
+        done[0] = min(num_samples, done[0] + len(batch))
+        report(progress, stage, done[0], num_samples)
+        return np.hstack([1.0 - p, p])
+
+    t0 = time.perf_counter()
+    segmenter = SegmentationAlgorithm("slic", n_segments=n_segments, compactness=compactness, sigma=1,
+                                      start_label=0, random_seed=seed)
+    explainer = lime_image.LimeImageExplainer(random_state=seed)
+    # LIME segments the image given to it: pass uint8-valued floats, scored at the model's size.
+    exp = explainer.explain_instance(x.astype(np.float64), classifier, labels=(1,), top_labels=None, hide_color=None,
+                                     num_samples=num_samples, batch_size=batch_size, segmentation_fn=segmenter,
+                                     random_seed=seed)
+    segments = np.asarray(exp.segments, dtype=np.int32)
+    n_seg = int(segments.max()) + 1
+    weights = np.zeros(n_seg, dtype=np.float32)
+    for seg, w in exp.local_exp[1]:
+        weights[int(seg)] = w
+    p_fake = float(predict_batch(model, x[None])[0])
+    score = float(exp.score[1] if isinstance(exp.score, dict) else exp.score)
+    seconds = time.perf_counter() - t0
+    report(progress, stage, num_samples, num_samples)
+    saved = None
+    if path is not None:
+        saved = _save_lime_cache(path, segments=segments, weights=weights, p_fake=np.float64(p_fake),
+                                 score=np.float64(score), num_samples=np.int64(num_samples),
+                                 model_stamp=np.str_(stamp), image_sha256=np.str_(sha))
+    return LimeResult(name, segments, weights, _lime_heatmap(segments, weights, hw), p_fake, score, num_samples,
+                      cached=False, seconds=seconds, cache_path=saved)
+
+
+def _no_bar(iterable, *args, **kwargs):
+    return iterable
+
+
+def _lime_heatmap(segments: np.ndarray, weights: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    painted = weights[segments].astype(np.float32)
+    peak = float(np.abs(painted).max())
+    if peak > 0:
+        painted /= peak
+    return _resize_map(painted, hw, nearest=True)
+
+
+def lime_boundaries(rgb: np.ndarray, result: LimeResult, top: int = 5) -> np.ndarray:
+    """The image with the outlines of the ``top`` segments pushing toward fake (red) and real (blue)."""
+    from skimage.segmentation import find_boundaries
+
+    rgb = np.asarray(rgb, dtype=np.uint8).copy()
+    hw = rgb.shape[:2]
+    seg = _resize_map(result.segments.astype(np.float32), hw, nearest=True).astype(np.int32)
+    for ids, colour in ((result.top_segments(top, True), (230, 40, 40)), (result.top_segments(top, False), (40, 80, 230))):
+        if ids:
+            edges = find_boundaries(np.isin(seg, ids), mode="inner")
+            rgb[edges] = colour
+    return rgb
+
+
+# --------------------------------------------------------------------------- feature maps
+
+
+def conv_layers(model) -> list[str]:
+    """Names of the layers whose output is a convolutional feature map (4-D), in model order:
+    Conv2D / DepthwiseConv2D / SeparableConv2D and the activations / BN / merges fed by them."""
+    from pipeline.models import _follows_conv, _rank
+
+    memo: dict = {}
+    return [layer.name for layer in model.layers if _rank(layer) == 4 and _follows_conv(layer, memo)]
+
+
+_FEATURE_MODELS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def feature_maps(model, rgb: np.ndarray, layer: str, max_channels: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Activations of ``layer`` for one image: ``(maps (C, h, w) float32, channel indices)``.
+
+    At most ``max_channels`` channels, the most active first (highest mean activation)."""
+    import keras
+
+    with _VIS_LOCK:
+        per_model = _FEATURE_MODELS.setdefault(model, {})
+        sub = per_model.get(layer)
+        if sub is None:
+            inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+            sub = per_model[layer] = keras.Model(inputs, model.get_layer(layer).output)
+    act = np.asarray(sub.predict_on_batch(_to_input(rgb, model_input_size(model))))[0]
+    if act.ndim != 3:
+        raise ValueError(f"layer {layer!r} of {model.name} has no spatial feature map (output shape {act.shape})")
+    act = np.moveaxis(act, -1, 0).astype(np.float32)
+    order = np.argsort(-act.reshape(len(act), -1).mean(axis=1), kind="stable")[:max_channels]
+    return act[order], order
+
+
+def feature_grid(maps: np.ndarray, cols: int = 8, pad: int = 1, cell: int | None = None,
+                 cmap: str = "viridis") -> np.ndarray:
+    """(C, h, w) maps -> one RGB uint8 grid image, each channel scaled to its own 0..1 range.
+
+    ``cell``: resize every channel to cell x cell px (nearest) so small maps stay visible."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3 or len(maps) == 0:
+        raise ValueError(f"expected (C, h, w) maps, got shape {maps.shape}")
+    c = len(maps)
+    cols = max(1, min(cols, c))
+    rows = -(-c // cols)
+    tiles = [_normalise(m) for m in maps]
+    if cell:
+        tiles = [_resize_map(t, (cell, cell), nearest=True) for t in tiles]
+    h, w = tiles[0].shape
+    grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), np.uint8) * 255
+    for i, t in enumerate(tiles):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        grid[y:y + h, x:x + w] = colorize(t, cmap)
+    return grid

@@ -1,0 +1,130 @@
+"""The single-image check (pipeline.checking) and the Check / Explain pages through AppTest."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import bad_inputs
+from conftest import REPO, face_like
+from dashboard import figures
+from pipeline import checking, inference, results
+
+APP = str(REPO / "dashboard" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_run):
+    return inference.load_run_models(tiny_run)
+
+
+def test_check_files_mixes_good_and_bad(loaded, tmp_path):
+    corpus = bad_inputs.make_corpus(tmp_path / "corpus")
+    rng = np.random.default_rng(5)
+    face = tmp_path / "face.png"
+    Image.fromarray(face_like("real", rng, 48)).save(face)
+    items = [face, *(c.path for c in corpus.values()), ("upload.png", face.read_bytes())]
+    checks = checking.check_files(items, loaded, crop_faces=False)
+    assert [c.name for c in checks] == ["face.png", *(c.path.name for c in corpus.values()), "upload.png"]
+    by_name = dict(zip([c.name for c in checks[1:-1]], corpus.values()))
+    for check in checks[1:-1]:
+        item = by_name[check.name]
+        if item.ok:
+            assert check.ok, (check.name, check.error)
+        else:
+            assert not check.ok and item.expect in check.error.lower(), (check.name, check.error)
+            assert check.error.startswith(check.name)
+    for check in (checks[0], checks[-1]) + tuple(c for c in checks if c.ok):
+        assert len(check.faces) == 1 and check.faces[0].index == 0 and check.faces[0].box is None
+        assert [r["model"] for r in check.faces[0].scores] == list(loaded)
+        assert check.faces[0].ensemble["verdict"] in ("real", "fake")
+    table = checking.results_table(checks)
+    assert len(table) == len(checks)
+    assert table["error"].notna().sum() == sum(not c.ok for c in checks)
+    for m in loaded:
+        assert f"{m}_p_fake" in table.columns
+
+
+def test_check_with_face_crop_falls_back_to_whole_image(loaded):
+    rgb = face_like("fake", np.random.default_rng(1), 64)  # a synthetic blob: no real face
+    check = checking.check_image("blob.png", rgb, loaded, crop_faces=True, whole_image_if_no_face=True)
+    assert check.detected == [] and check.note == checking.WHOLE_IMAGE_NOTE and len(check.faces) == 1
+    none = checking.check_image("blob.png", rgb, loaded, crop_faces=True, whole_image_if_no_face=False)
+    assert none.faces == [] and none.note == checking.NO_FACE_NOTE
+
+
+def test_ensemble_rule():
+    rec = lambda p, t: {"p_fake": p, "threshold": t, "verdict": "fake" if p >= t else "real"}  # noqa: E731
+    at_threshold = checking.ensemble([rec(0.3, 0.3), rec(0.8, 0.8)])
+    assert at_threshold["p_fake"] == pytest.approx(0.5) and at_threshold["verdict"] == "fake"
+    # a confident "fake" outweighs a hesitant "real"
+    mixed = checking.ensemble([rec(0.99, 0.5), rec(0.45, 0.5)])
+    assert mixed["verdict"] == "fake" and mixed["votes_fake"] == 1 and mixed["n_models"] == 2
+    assert checking.ensemble([])["verdict"] is None
+
+
+def test_best_model_by_pooled_auc():
+    import pandas as pd
+
+    summary = pd.DataFrame({"model": ["a", "b", "a", "c"], "scope": ["all", "all", "x", "all"],
+                            "roc_auc": [0.7, 0.9, 0.99, None]})
+    assert checking.best_model(summary, ["a", "b", "c"]) == "b"
+    assert checking.best_model(summary, ["a", "c"]) == "a"
+    assert checking.best_model(summary, []) is None
+
+
+def test_probability_and_image_figures():
+    recs = [{"model": "m1", "p_fake": 0.8, "threshold": 0.4, "verdict": "fake"},
+            {"model": "m2", "p_fake": 0.2, "threshold": 0.6, "verdict": "real"}]
+    fig = figures.probability_bars_figure(recs, ensemble={"p_fake": 0.55, "verdict": "fake"})
+    bars, ticks = fig.data
+    assert list(bars.y) == ["m1", "m2", "ensemble"] and list(ticks.x) == [0.4, 0.6, 0.5]
+    img = figures.image_figure(np.zeros((10, 12, 3), np.uint8), "t", colorscale=[[0, "rgb(0,0,0)"], [1, "rgb(1,1,1)"]],
+                               tick_labels=("low", "high"))
+    assert len(img.data) == 2 and img.data[1].showscale
+
+
+def _app(monkeypatch, tiny_run, page: str) -> AppTest:
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _headings(at: AppTest) -> list[str]:
+    """Titles and subheaders in page order (``at.subheader`` comes back empty in Streamlit 1.67)."""
+    found = []
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "type", None) in ("title", "header", "subheader"):
+                found.append(child.value)
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+def test_check_page_renders_without_upload(monkeypatch, tiny_run):
+    at = _app(monkeypatch, tiny_run, "pages/check.py")
+    assert at.title[0].value == "Check an image"
+    assert any("Upload one or more photos" in i.value for i in at.info)
+    assert at.toggle(key="check_crop").value is True
+
+
+def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
+    at = _app(monkeypatch, tiny_run, "pages/explain.py")
+    assert at.title[0].value == "Explain"
+    assert _headings(at) == ["Explain", "Where each model looks", "LIME", "Feature maps"]
+    assert not at.warning, [w.value for w in at.warning]
+    at.selectbox(key="explain_outcome").select("wrong").run()
+    assert not at.exception
+    at.number_input(key="explain_lime_samples").set_value(50).run()
+    at.button(key="explain_lime_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("segments" in c.value for c in at.caption)

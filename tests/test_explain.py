@@ -1,0 +1,151 @@
+"""pipeline.explain: saliency maps, LIME (with its on-disk cache), feature maps, overlays, and the
+``predict --explain`` CLI. The last-conv finder for every registry model is in test_models.py."""
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import face_like
+from pipeline import explain, inference
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_run):
+    return inference.load_run_models(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A non-square "fake" image (40 x 56) so shape mix-ups show."""
+    rng = np.random.default_rng(3)
+    return np.concatenate([face_like("fake", rng, 40), face_like("fake", rng, 40)[:, :16]], axis=1)
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    return [face_like(kind, rng, 40) for kind in ("fake", "real") * 3]
+
+
+@pytest.mark.parametrize("method", explain.METHODS)
+def test_heatmaps_have_the_image_shape_and_vary(loaded, photo, photos, method):
+    for name, lm in loaded.items():
+        exp = explain.heatmap(lm.model, photo, method)
+        assert exp.heatmap.shape == photo.shape[:2], name
+        assert exp.heatmap.dtype == np.float32
+        assert 0.0 <= exp.heatmap.min() and exp.heatmap.max() <= 1.0
+        assert exp.method == method
+        if method != "saliency":
+            assert exp.layer and exp.layer in explain.conv_layers(lm.model)
+        # Grad-CAM's ReLU can leave a map empty when the whole layer argues for the other class (the tiny
+        # run's models are weak): then a note says so, and the maps of other images/targets are not constant.
+        varied = 0
+        for target in explain.TARGETS:
+            for e in explain.heatmaps(lm.model, photos, method, target):
+                assert e.heatmap.shape == (40, 40)
+                if e.heatmap.std() > 1e-3:
+                    varied += 1
+                else:
+                    assert "is empty" in e.note
+        assert varied >= len(photos) // 2, f"{name} {method}: mostly constant maps"
+        if method == "saliency":
+            assert exp.heatmap.std() > 1e-3 and varied == 2 * len(photos)
+
+
+def test_real_target_and_batch(loaded, photo):
+    lm = next(iter(loaded.values()))
+    fake, real = explain.heatmaps(lm.model, [photo, photo], "gradcam", target="fake")[0], \
+        explain.heatmap(lm.model, photo, "gradcam", target="real")
+    assert real.target == "real" and real.heatmap.shape == fake.heatmap.shape
+    with pytest.raises(ValueError):
+        explain.heatmap(lm.model, photo, "gradcam", target="maybe")
+    with pytest.raises(ValueError):
+        explain.heatmap(lm.model, photo, "lime")
+    assert explain.visualizers(lm.model) is explain.visualizers(lm.model)  # built once per model
+
+
+def test_model_without_conv_falls_back_to_saliency(photo):
+    inp = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(8, activation="relu", name="embedding")(x)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", name="p_fake")(x), name="spectrum_like")
+    exp = explain.heatmap(model, photo, "gradcam")
+    assert exp.method == "saliency" and "no convolutional layer" in exp.note
+    assert exp.heatmap.shape == photo.shape[:2]
+    assert explain.conv_layers(model) == []
+
+
+def test_overlay_and_colorbar(photo):
+    heat = np.linspace(0, 1, 20 * 28, dtype=np.float32).reshape(20, 28)  # resized to the photo
+    out = explain.overlay(photo, heat, 0.5)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.array_equal(explain.overlay(photo, heat, 0.0), photo)
+    assert not np.array_equal(out, photo)
+    signed = explain.overlay(photo, np.zeros(photo.shape[:2]), 0.8, signed=True)
+    assert np.array_equal(signed, photo)  # no influence: untouched
+    bar = explain.with_colorbar(out, title="t")
+    assert bar.shape[0] >= photo.shape[0] and bar.shape[1] > photo.shape[1] and bar.dtype == np.uint8
+    scale = explain.plotly_colorscale()
+    assert scale[0][0] == 0.0 and scale[-1][0] == 1.0 and scale[0][1].startswith("rgb(")
+    with pytest.raises(ValueError):
+        explain.overlay(photo, heat, 1.5)
+
+
+def test_lime_segments_progress_and_cache(loaded, photo, tmp_path):
+    name, lm = next(iter(loaded.items()))
+    calls = []
+    res = explain.lime_explain(lm.model, photo, num_samples=50, run_dir=tmp_path, model_name=name,
+                               progress=lambda stage, done, total: calls.append((done, total)), n_segments=20)
+    size = lm.image_size
+    assert res.segments.shape == (size, size) and res.segments.dtype == np.int32
+    n = int(res.segments.max()) + 1
+    assert set(np.unique(res.segments)) == set(range(n)) and 2 <= n <= 40
+    assert res.weights.shape == (n,) and np.abs(res.weights).max() > 0
+    assert res.heatmap.shape == photo.shape[:2] and np.abs(res.heatmap).max() == pytest.approx(1.0)
+    assert 0.0 <= res.p_fake <= 1.0 and not res.cached
+    assert calls[-1] == (50, 50) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert res.cache_path is not None and res.cache_path.parent == tmp_path / "explanations" / name
+    with np.load(res.cache_path, allow_pickle=False) as z:  # no pickle inside
+        assert z["segments"].shape == (size, size)
+    again = explain.lime_explain(lm.model, photo, num_samples=50, run_dir=tmp_path, model_name=name)
+    assert again.cached and np.array_equal(again.weights, res.weights)
+    assert np.array_equal(again.segments, res.segments)
+    other = explain.lime_explain(lm.model, photo, num_samples=60, run_dir=tmp_path, model_name=name, n_segments=20)
+    assert not other.cached  # the number of samples is part of the key
+    assert explain.lime_boundaries(photo, res).shape == photo.shape
+
+
+def test_feature_maps_grid(loaded, photo):
+    lm = next(iter(loaded.values()))
+    layers = explain.conv_layers(lm.model)
+    assert layers
+    maps, order = explain.feature_maps(lm.model, photo, layers[0], max_channels=6)
+    assert maps.ndim == 3 and len(maps) == len(order) <= 6
+    grid = explain.feature_grid(maps, cols=3, cell=16)
+    assert grid.dtype == np.uint8 and grid.shape[2] == 3 and grid.shape[1] == 3 * 17 + 1
+
+
+def test_predict_cli_writes_overlays(tiny_run, tmp_path, photo, capsys):
+    from pipeline.__main__ import main
+
+    good = tmp_path / "face.png"
+    Image.fromarray(photo).save(good)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image at all")
+    out = tmp_path / "out"
+    code = main(["predict", str(good), str(bad), "--run", str(tiny_run), "--explain", "gradcam++", "--out", str(out),
+                 "--quiet"])
+    assert code == 1  # one file failed
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    ok = [r for r in lines if "error" not in r]
+    assert len(ok) == 2 and any("error" in r for r in lines)
+    for r in ok:
+        png = out / f"face__{r['model']}__gradcampp.png"
+        assert r["explanation"] == str(png) and png.is_file()
+        assert Image.open(png).size[0] > photo.shape[1]  # overlay plus colour bar
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3
