@@ -62,6 +62,45 @@ class EmbeddingConfig:
 
 
 @dataclass(frozen=True)
+class ExperimentConfig:
+    """``[experiments]``: search, ablation, ensemble, robustness, cross-dataset (``pipeline.experiments``).
+
+    Not part of the run id: changing these never retrains the run's models; each experiment caches
+    its own results under ``experiments/<name>/<hash of its settings>/``.
+    """
+
+    model: str = "custom_cnn"  # registry model of the ablation and the cross-dataset matrix
+    image_size: int = 64  # their input size
+    max_train_images: int = 0  # 0 = all; fixed-seed stratified cap of training images (ablation, cross-dataset)
+    optimizers: tuple[str, ...] = ("sgd", "adam", "nadam", "rmsprop")  # ablation grid rows
+    learning_rates: tuple[float, ...] = (1e-2, 1e-3, 1e-4)  # ablation grid columns
+    ablation_epochs: int = 3
+    search_tuner: str = "random"  # random | hyperband
+    search_max_trials: int = 6  # RandomSearch trials (Hyperband: its own schedule up to search_epochs)
+    search_epochs: int = 3  # epochs per trial (Hyperband: max epochs)
+    search_image_size: int = 64
+    search_max_train_images: int = 0  # 0 = all training images
+    search_final_epochs: int = 8  # the best trial is retrained as model searched_cnn for this many epochs
+    ensemble_members: tuple[str, ...] = ()  # model names, or ["all"] = every trained model; empty = no ensemble
+    robustness: bool = False  # run the perturbation sweep after `train`
+    robustness_max_images: int = 0  # 0 = the whole test split; else a fixed-seed stratified subsample
+    jpeg_qualities: tuple[int, ...] = (95, 75, 50, 30)
+    scales: tuple[float, ...] = (0.5, 0.25)  # down-then-up scaling factors
+    blur_sigmas: tuple[float, ...] = (1.0, 2.0)  # Gaussian blur, pixels of the original image
+    noise_sigmas: tuple[float, ...] = (5.0, 10.0)  # Gaussian noise, on the 0..255 scale
+    crossdataset: bool = False  # build the generalisation matrix after `train` (needs 2+ datasets)
+    crossdataset_epochs: int = 3
+
+
+def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown [experiments] setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return ExperimentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """How one registry model is built and trained."""
 
@@ -100,6 +139,8 @@ class RunConfig:
     threshold_rule: str = "youden"  # youden (max TPR-FPR = max balanced accuracy) | f1 | fixed
     artifacts_dir: str = "artifacts"
     max_image_pixels: int = 40_000_000
+    experiments: ExperimentConfig = ExperimentConfig()
+    strategy: str = "default"  # tf.distribute strategy for training: default | mirrored | multi_worker
 
     def model(self, name: str) -> ModelSpec:
         for spec in self.models:
@@ -148,6 +189,7 @@ def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
     aug = Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
                           for k, v in raw.pop("augmentation", {}).items()})
     emb = EmbeddingConfig(**raw.pop("embeddings", {}))
+    raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
     if "split" in raw:
         raw["split"] = tuple(float(x) for x in raw["split"])
     known = {f.name for f in dataclasses.fields(RunConfig)}
@@ -192,6 +234,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"a model is listed twice: {names}")
     if cfg.threshold_rule not in {"youden", "f1", "fixed"}:
         raise ConfigError(f"threshold_rule must be youden, f1 or fixed, got {cfg.threshold_rule!r}")
+    if cfg.strategy not in {"default", "mirrored", "multi_worker"}:
+        raise ConfigError(f"strategy must be default, mirrored or multi_worker, got {cfg.strategy!r}")
+    if cfg.experiments.model not in REGISTRY:
+        raise ConfigError(f"[experiments] model {cfg.experiments.model!r} is not a registered model; "
+                          f"registered models: {', '.join(sorted(REGISTRY))}")
+    if cfg.experiments.search_tuner not in {"random", "hyperband"}:
+        raise ConfigError(f"[experiments] search_tuner must be random or hyperband, got {cfg.experiments.search_tuner!r}")
 
 
 def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: list[str] | None = None,
@@ -229,6 +278,7 @@ def from_json_dict(raw: dict[str, Any]) -> RunConfig:
     raw["split"] = tuple(raw.get("split", (0.7, 0.15, 0.15)))
     known = {f.name for f in dataclasses.fields(RunConfig)}
     emb = EmbeddingConfig(**(raw.pop("embeddings", {}) or {}))
+    raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
     return RunConfig(data=data, models=models, augmentation=Augmentation(**aug), embeddings=emb,
                      **{k: v for k, v in raw.items() if k in known})
 
@@ -238,5 +288,7 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     location (the data manifest's hash covers the data itself)."""
     d = to_dict(cfg)
     d.pop("artifacts_dir", None)
+    d.pop("experiments", None)  # experiments cache their own results; they never change the models
+    d.pop("strategy", None)  # where training runs (devices) does not change what is trained
     d["data"] = [src["name"] for src in d["data"]]
     return d

@@ -8,6 +8,8 @@ restores the best weights.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -90,33 +92,46 @@ def _fit(model, spec, train_ds, val_ds, epochs, weights, phase, progress, steps_
 
 
 def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None) -> TrainResult:
+                *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None,
+                strategy: str = "default") -> TrainResult:
+    """Train ``spec`` under the ``tf.distribute`` strategy named ``strategy`` (see
+    ``pipeline.experiments.strategy``): built, compiled and fitted inside its scope."""
+    from pipeline.experiments.strategy import make_strategy
+
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    model = build_model(spec)
-    train_ds = inputs.make_dataset(x_train, y_train, batch_size=spec.batch_size, training=True,
-                                   augmentation=augmentation, seed=seed)
-    val_ds = inputs.make_dataset(x_val, y_val, batch_size=max(spec.batch_size, 64))
-    steps = int(np.ceil(len(x_train) / spec.batch_size))
-    weights = class_weights(y_train)
-    is_transfer = REGISTRY[spec.name].family == "transfer" and bool(backbone_layers(model))
-    pretrained = spec.weights.lower() != "none"
-    histories = []
-    if is_transfer and pretrained:
-        set_backbone_trainable(model, False)
-        _compile(model, spec, spec.learning_rate)
-        if spec.epochs:
-            histories.append(_fit(model, spec, train_ds, val_ds, spec.epochs, weights, "head", progress, steps))
-        if spec.fine_tune_epochs:
-            set_backbone_trainable(model, True, top_layers=spec.fine_tune_layers)
-            _compile(model, spec, spec.fine_tune_learning_rate)
-            histories.append(_fit(model, spec, train_ds, val_ds, spec.fine_tune_epochs, weights, "fine_tune",
-                                  progress, steps))
-    else:
-        if is_transfer:
-            set_backbone_trainable(model, True)
-        _compile(model, spec, spec.learning_rate)
-        histories.append(_fit(model, spec, train_ds, val_ds, max(1, spec.epochs), weights, "train", progress, steps))
+    # The default strategy enters no scope at all: single-device training stays exactly as before.
+    with contextlib.nullcontext() if strategy == "default" else make_strategy(strategy).scope():
+        model = build_model(spec)
+        train_ds = inputs.make_dataset(x_train, y_train, batch_size=spec.batch_size, training=True,
+                                       augmentation=augmentation, seed=seed)
+        val_ds = inputs.make_dataset(x_val, y_val, batch_size=max(spec.batch_size, 64))
+        steps = int(np.ceil(len(x_train) / spec.batch_size))
+        weights = class_weights(y_train)
+        is_transfer = REGISTRY[spec.name].family == "transfer" and bool(backbone_layers(model))
+        pretrained = spec.weights.lower() != "none"
+        histories = []
+        if is_transfer and pretrained:
+            set_backbone_trainable(model, False)
+            _compile(model, spec, spec.learning_rate)
+            if spec.epochs:
+                histories.append(_fit(model, spec, train_ds, val_ds, spec.epochs, weights, "head", progress, steps))
+            if spec.fine_tune_epochs:
+                set_backbone_trainable(model, True, top_layers=spec.fine_tune_layers)
+                _compile(model, spec, spec.fine_tune_learning_rate)
+                histories.append(_fit(model, spec, train_ds, val_ds, spec.fine_tune_epochs, weights, "fine_tune",
+                                      progress, steps))
+        else:
+            if is_transfer:
+                set_backbone_trainable(model, True)
+            _compile(model, spec, spec.learning_rate)
+            histories.append(_fit(model, spec, train_ds, val_ds, max(1, spec.epochs), weights, "train", progress, steps))
+    if strategy != "default":
+        # Scoring runs outside the strategy: under MirroredStrategy, predict_on_batch feeds the whole
+        # batch to every replica and returns replicas x N rows. Hand back a plain copy (same weights).
+        plain = build_model(dataclasses.replace(spec, weights="none"))
+        plain.set_weights(model.get_weights())
+        model = plain
     history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     history = history.reindex(columns=HISTORY_COLUMNS)

@@ -8,7 +8,6 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
     sys.path.insert(0, _ROOT)
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import common, figures

@@ -1,0 +1,51 @@
+"""Training helpers shared by the ablation, the cross-dataset matrix and the search."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import artifacts, data, evaluation
+from pipeline.config import ModelSpec
+from pipeline.experiments import subsample
+
+
+def base_spec(cfg, name: str | None = None, **changes) -> ModelSpec:
+    """The config's spec of ``name`` (default: ``[experiments] model``), or a default one, changed."""
+    name = name or cfg.experiments.model
+    spec = cfg.model(name) if name in cfg.model_names else ModelSpec(name=name)
+    return dataclasses.replace(spec, **changes)
+
+
+def spec_settings(spec: ModelSpec) -> dict:
+    return dataclasses.asdict(spec)
+
+
+def arrays(cfg, manifest: pd.DataFrame, size: int, progress=None) -> np.ndarray:
+    return data.load_arrays(manifest, size, artifacts.cache_dir(cfg.artifacts_dir), progress)
+
+
+def train_and_score(cfg, spec: ModelSpec, manifest: pd.DataFrame, x: np.ndarray, train_mask: np.ndarray,
+                    val_mask: np.ndarray, progress=None):
+    """Train ``spec`` on the rows of ``train_mask`` (capped by ``spec.max_train_images``), choose the
+    threshold on ``val_mask``. Returns (TrainResult, threshold, p_val, val_idx, train_idx)."""
+    from pipeline import inference, training
+
+    train_idx = subsample(np.flatnonzero(train_mask), manifest, spec.max_train_images, cfg.seed)
+    val_idx = np.flatnonzero(val_mask)
+    y = manifest["y"].to_numpy()
+    result = training.train_model(spec, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
+                                  augmentation=cfg.augmentation, seed=cfg.seed, progress=progress,
+                                  strategy=cfg.strategy)
+    p_val = inference.predict_proba(result.model, x[val_idx])
+    threshold = evaluation.choose_threshold(y[val_idx], p_val, cfg.threshold_rule)
+    return result, threshold, p_val, val_idx, train_idx
+
+
+def read_manifest(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / "manifest.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: train the run first with `python -m pipeline train`")
+    return pd.read_parquet(path)

@@ -1,0 +1,83 @@
+"""Cross-dataset generalisation: train one model on each dataset alone, test it on every dataset.
+
+With datasets D1..Dk in the run, the ``[experiments] model`` is trained k times (at
+``image_size``, for ``crossdataset_epochs``, on the training split of one dataset, threshold
+chosen on that dataset's validation split) and scored on the test split of every dataset. The
+result is the k x k generalisation matrix (diagonal = in-domain):
+``experiments/crossdataset/<key>/matrix.csv`` with columns train_on, test_on, in_domain, n,
+roc_auc, accuracy, balanced_accuracy, threshold, n_train, train_seconds. One file per training
+dataset (``cells/<dataset>.csv``) is written as soon as it is done, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import artifacts, evaluation
+from pipeline.experiments import Log, experiment_dir, is_done, mark_done
+from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score
+
+COLUMNS = ["train_on", "test_on", "in_domain", "n", "roc_auc", "accuracy", "balanced_accuracy", "threshold",
+           "n_train", "train_seconds"]
+
+
+def spec_for(cfg):
+    exp = cfg.experiments
+    return base_spec(cfg, image_size=exp.image_size, epochs=exp.crossdataset_epochs,
+                     max_train_images=exp.max_train_images or base_spec(cfg).max_train_images)
+
+
+def matrix_rows(train_on: str, test: pd.DataFrame, p_test: np.ndarray, threshold: float, n_train: int,
+                seconds: float) -> list[dict]:
+    rows = []
+    test = test.assign(p_fake=p_test)
+    for test_on, part in test.groupby("dataset", sort=True):
+        m = evaluation.scope_metrics(part["y"], part["p_fake"], threshold)
+        rows.append({"train_on": train_on, "test_on": str(test_on), "in_domain": train_on == test_on, "n": m["n"],
+                     "roc_auc": m["roc_auc"], "accuracy": m["at_threshold"]["accuracy"],
+                     "balanced_accuracy": m["at_threshold"]["balanced_accuracy"], "threshold": threshold,
+                     "n_train": n_train, "train_seconds": round(seconds, 2)})
+    return rows
+
+
+def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
+    from pipeline import inference
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    datasets = sorted(manifest["dataset"].unique().tolist())
+    if len(datasets) < 2:
+        log(f"crossdataset: the run has one dataset ({datasets[0]}); the generalisation matrix needs at least two")
+        return None
+    spec = spec_for(cfg)
+    out = experiment_dir(run_dir, "crossdataset", {
+        "spec": spec_settings(spec), "datasets": datasets, "seed": cfg.seed, "rule": cfg.threshold_rule,
+        "augmentation": dataclasses.asdict(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
+    if is_done(out) and not force:
+        log(f"crossdataset: cached ({out.relative_to(run_dir)})")
+        return out
+    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    artifacts.write_json(out / "settings.json", {"model": spec.name, "spec": spec_settings(spec), "datasets": datasets})
+    x = arrays(cfg, manifest, spec.image_size, progress)
+    split, ds = manifest["split"].to_numpy(), manifest["dataset"].to_numpy()
+    test_idx = np.flatnonzero(split == "test")
+    for train_on in datasets:
+        cell = out / "cells" / f"{train_on}.csv"
+        if cell.exists() and not force:
+            continue
+        log(f"crossdataset: {spec.name} trained on {train_on} ({spec.epochs} epochs at {spec.image_size}px)")
+        result, threshold, _, _, train_idx = train_and_score(
+            cfg, spec, manifest, x, (split == "train") & (ds == train_on), (split == "val") & (ds == train_on),
+            progress)
+        p_test = inference.predict_proba(result.model, x[test_idx])
+        rows = matrix_rows(train_on, manifest.iloc[test_idx], p_test, threshold, len(train_idx), result.train_seconds)
+        artifacts.write_csv(cell, pd.DataFrame(rows, columns=COLUMNS))
+    matrix = pd.concat([pd.read_csv(out / "cells" / f"{d}.csv") for d in datasets], ignore_index=True)
+    artifacts.write_csv(out / "matrix.csv", matrix[COLUMNS])
+    mark_done(out)
+    pivot = matrix.pivot(index="train_on", columns="test_on", values="roc_auc")
+    log("crossdataset: test AUC (rows: trained on, columns: tested on)\n" + pivot.round(3).to_string())
+    return out

@@ -1,0 +1,171 @@
+"""Ensembles of a run's trained models, written as two more models of the comparison.
+
+* ``ensemble_mean``: the mean of the members' ``p_fake``.
+* ``ensemble_stacked``: a logistic regression on the members' ``logit(p_fake)``, fitted on the
+  validation split (never on test). Its validation predictions (used for the threshold and stored
+  in predictions.parquet) are out-of-fold (stratified 5-fold on the validation split), so the
+  threshold is not chosen on predictions of the very rows the regression was fitted on. The
+  coefficients are in ``stacking.json`` (JSON, no pickle).
+
+Both folders follow ``artifacts/README.md`` (metrics.json, predictions.parquet, history.csv with no
+rows, done.json) but hold no model.keras: an ensemble is scored from its members. ``params``,
+``file_size_bytes``, ``train_seconds`` and latencies are the sums over the members.
+Members are read from their predictions.parquet (validation and test ``p_fake`` of every image).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import artifacts, evaluation
+from pipeline.experiments import EXTRA_MODELS, Log, add_to_summary, model_stamp, now
+from pipeline.progress import report
+
+MEAN, STACKED = "ensemble_mean", "ensemble_stacked"
+HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
+                   "learning_rate"]
+_EPS = 1e-6
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def mean_probability(p: np.ndarray) -> np.ndarray:
+    """(n, k) member probabilities -> (n,) mean."""
+    return np.asarray(p, dtype=np.float64).mean(axis=1)
+
+
+def fit_stacker(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: int = 0) -> dict:
+    """Logistic regression on logit(p) of the members; returns JSON-ready coefficients."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(logit(p_val), np.asarray(y_val).astype(int))
+    return {"members": list(members), "features": "logit(p_fake) of each member", "intercept": float(lr.intercept_[0]),
+            "coef": [float(c) for c in lr.coef_[0]], "C": 1.0, "fitted_on": "validation split",
+            "n_fit": int(len(y_val))}
+
+
+def apply_stacker(stacker: dict, p: np.ndarray) -> np.ndarray:
+    z = logit(p) @ np.asarray(stacker["coef"], dtype=np.float64) + stacker["intercept"]
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def out_of_fold(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: int = 0) -> np.ndarray:
+    """Stacked validation predictions, each from a regression that did not see that row."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y_val = np.asarray(y_val).astype(int)
+    n_splits = int(min(5, np.bincount(y_val, minlength=2).min()))
+    if n_splits < 2:
+        return apply_stacker(fit_stacker(p_val, y_val, members, seed), p_val)
+    out = np.empty(len(y_val))
+    for fit_idx, pred_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(p_val, y_val):
+        out[pred_idx] = apply_stacker(fit_stacker(p_val[fit_idx], y_val[fit_idx], members, seed), p_val[pred_idx])
+    return out
+
+
+def resolve_members(cfg, run_dir: Path) -> list[str]:
+    """The configured members that have finished (``["all"]``: every finished model of the run)."""
+    wanted = list(cfg.experiments.ensemble_members)
+    if [w.lower() for w in wanted] == ["all"]:
+        wanted = list(cfg.model_names) + ["searched_cnn"]
+    done = [m for m in dict.fromkeys(wanted) if m not in (MEAN, STACKED) and artifacts.is_model_done(run_dir, m)
+            and (artifacts.model_dir(run_dir, m) / "predictions.parquet").exists()]
+    return done
+
+
+def member_matrix(run_dir: Path, members: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows (validation and test images, in the first member's order) and their (n, k) p_fake."""
+    base = None
+    cols = []
+    for m in members:
+        preds = pd.read_parquet(artifacts.model_dir(run_dir, m) / "predictions.parquet")
+        if base is None:
+            base = preds.drop(columns="p_fake").reset_index(drop=True)
+        p = preds.set_index(["split", "path"])["p_fake"]
+        try:
+            cols.append(p.loc[list(zip(base["split"], base["path"]))].to_numpy(dtype=np.float64))
+        except KeyError:
+            raise ValueError(f"ensemble: {m}'s predictions do not cover the same images as {members[0]}'s; "
+                             f"retrain it with `python -m pipeline train --force`") from None
+    return base, np.column_stack(cols)
+
+
+def _sum(metrics: list[dict], key: str):
+    vals = [m.get(key) for m in metrics]
+    return None if any(v is None for v in vals) else float(np.sum(vals))
+
+
+def _write_model(run_dir: Path, name: str, rows: pd.DataFrame, p: np.ndarray, members: list[str],
+                 member_metrics: list[dict], threshold_rule: str, key: str, extra: dict) -> dict:
+    out = artifacts.model_dir(run_dir, name)
+    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    preds = rows.assign(p_fake=p.astype(np.float32))
+    val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
+    threshold = evaluation.choose_threshold(val["y"], val["p_fake"], threshold_rule)
+    latency = {}
+    for k in ("batch1_p50", "batch64_p50", "per_image_batch64"):
+        vals = [(m.get("latency_ms") or {}).get(k) for m in member_metrics]
+        if all(v is not None for v in vals):
+            latency[k] = round(float(np.sum(vals)), 3)
+    metrics = {
+        "model": name, "kind": "ensemble", "members": members,
+        "image_size": max(int(m.get("image_size") or 0) for m in member_metrics),
+        "params": int(_sum(member_metrics, "params") or 0),
+        "file_size_bytes": int(_sum(member_metrics, "file_size_bytes") or 0),
+        "train_seconds": _sum(member_metrics, "train_seconds"), "threshold": threshold,
+        "threshold_rule": threshold_rule, "latency_ms": latency,
+        "scopes": evaluation.evaluate_predictions(test, threshold),
+        "validation": evaluation.scope_metrics(val["y"], val["p_fake"], threshold),
+        "ensemble_key": key, "trained": now(), **extra,
+    }
+    artifacts.write_parquet(out / "predictions.parquet", preds)
+    artifacts.write_csv(out / "history.csv", pd.DataFrame(columns=HISTORY_COLUMNS))
+    artifacts.write_json(out / "metrics.json", metrics)
+    artifacts.write_json(out / artifacts.DONE_FILE, {"finished": now(), "members": members})
+    return metrics
+
+
+def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
+    """Write ``models/ensemble_mean`` and ``models/ensemble_stacked`` and their summary rows.
+    Cached: skipped when the members (and their trainings) and the threshold rule are unchanged."""
+    run_dir = Path(run_dir)
+    members = resolve_members(cfg, run_dir)
+    if len(members) < 2:
+        log(f"ensemble: needs at least 2 finished members, found {members or 'none'} "
+            f"(configured: {list(cfg.experiments.ensemble_members) or 'none'}); skipped")
+        return None
+    key = artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
+                                 "rule": cfg.threshold_rule, "seed": cfg.seed, "v": 1})[:12]
+    cached = all(artifacts.is_model_done(run_dir, n) and
+                 artifacts.read_json(artifacts.model_dir(run_dir, n) / "metrics.json").get("ensemble_key") == key
+                 for n in (MEAN, STACKED))
+    if cached and not force:
+        log(f"ensemble of {', '.join(members)}: cached")
+    else:
+        report(progress, "ensemble", 0, 2)
+        rows, p = member_matrix(run_dir, members)
+        member_metrics = [artifacts.read_json(artifacts.model_dir(run_dir, m) / "metrics.json") for m in members]
+        is_val = (rows["split"] == "val").to_numpy()
+        y_val = rows.loc[is_val, "y"].to_numpy()
+        mean = _write_model(run_dir, MEAN, rows, mean_probability(p), members, member_metrics, cfg.threshold_rule,
+                            key, {"combination": "mean of p_fake"})
+        report(progress, "ensemble", 1, 2)
+        stacker = fit_stacker(p[is_val], y_val, members, cfg.seed)
+        p_stacked = apply_stacker(stacker, p)
+        p_stacked[is_val] = out_of_fold(p[is_val], y_val, members, cfg.seed)
+        artifacts.write_json(artifacts.model_dir(run_dir, STACKED) / "stacking.json", stacker)
+        stacked = _write_model(run_dir, STACKED, rows, p_stacked, members, member_metrics, cfg.threshold_rule, key,
+                               {"combination": "logistic regression on logit(p_fake), fitted on validation",
+                                "stacking": stacker})
+        report(progress, "ensemble", 2, 2)
+        for m in (mean, stacked):
+            auc = m["scopes"]["all"]["roc_auc"]
+            log(f"{m['model']} ({', '.join(members)}): test AUC {'n/a' if auc is None else round(auc, 3)}, "
+                f"accuracy {m['scopes']['all']['at_threshold']['accuracy']:.3f}")
+    add_to_summary(run_dir, [m for m in EXTRA_MODELS if m not in cfg.model_names])
+    return artifacts.model_dir(run_dir, STACKED)

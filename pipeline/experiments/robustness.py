@@ -1,0 +1,198 @@
+"""Robustness: every trained model on the test split under image perturbations.
+
+Each perturbation is applied to the ORIGINAL decoded image (``pipeline.images.load_rgb``), before
+it is resized to the model's input size (``pipeline.images.resize_square``), as a re-shared or
+re-compressed photo would reach the detector:
+
+* ``jpeg``: re-encode as JPEG at quality q (Pillow, 4:2:0 subsampling as Pillow's default);
+* ``scale``: downscale by a factor (bilinear, antialiased), then upscale back to the original size;
+* ``blur``: Gaussian blur of standard deviation sigma (pixels of the original image);
+* ``noise``: additive Gaussian noise of standard deviation sigma on the 0..255 scale, clipped
+  (seeded per image, so the sweep is deterministic).
+
+Level ``none`` (perturbation ``none``, level 0) is the clean image through the same path.
+Result: ``experiments/robustness/<key>/robustness.csv`` with one row per (model, perturbation,
+level, dataset) (``all`` = pooled): n, roc_auc, accuracy and balanced accuracy at the model's
+validation-chosen threshold, and ``auc_drop`` = clean AUC - AUC. Per-model partial results are
+kept (``models/<model>.csv``) so a new or retrained model only recomputes itself.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from pipeline import artifacts, evaluation, images
+from pipeline.experiments import Log, experiment_dir, is_done, mark_done, model_stamp, subsample
+from pipeline.progress import report
+
+COLUMNS = ["model", "perturbation", "level", "dataset", "n", "roc_auc", "accuracy", "balanced_accuracy", "auc_drop"]
+PERTURBATIONS = ("none", "jpeg", "scale", "blur", "noise")
+LEVEL_LABELS = {"none": "clean", "jpeg": "JPEG quality", "scale": "scale factor (down then up)",
+                "blur": "Gaussian blur sigma (px)", "noise": "Gaussian noise sigma (0..255)"}
+CHUNK = 64
+
+
+# --------------------------------------------------------------------------- perturbations
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """Re-encode as JPEG at ``quality`` and decode again."""
+    with Image.open(io.BytesIO(jpeg_bytes(rgb, quality))) as im:
+        return np.array(im.convert("RGB"), dtype=np.uint8)
+
+
+def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """Down to ``factor`` of the size (antialiased bilinear), then back up to the original size."""
+    h, w = rgb.shape[:2]
+    im = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+    small = im.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.BILINEAR)
+    return np.array(small.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with standard deviation ``sigma`` pixels (each channel separately)."""
+    from scipy.ndimage import gaussian_filter
+
+    out = gaussian_filter(rgb.astype(np.float32), sigma=(float(sigma), float(sigma), 0), mode="reflect")
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Additive Gaussian noise, standard deviation ``sigma`` on 0..255, clipped and rounded."""
+    out = rgb.astype(np.float32) + rng.normal(0.0, float(sigma), rgb.shape).astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def perturb(rgb: np.ndarray, perturbation: str, level: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    if perturbation == "none":
+        return rgb
+    if perturbation == "jpeg":
+        return jpeg(rgb, int(level))
+    if perturbation == "scale":
+        return rescale(rgb, float(level))
+    if perturbation == "blur":
+        return blur(rgb, float(level))
+    if perturbation == "noise":
+        return noise(rgb, float(level), rng if rng is not None else np.random.default_rng(0))
+    raise ValueError(f"unknown perturbation {perturbation!r}; choose one of {', '.join(PERTURBATIONS)}")
+
+
+def sweep_levels(exp) -> list[tuple[str, float]]:
+    """(perturbation, level) pairs of the config, the clean image first."""
+    return ([("none", 0.0)] + [("jpeg", float(q)) for q in exp.jpeg_qualities] +
+            [("scale", float(f)) for f in exp.scales] + [("blur", float(s)) for s in exp.blur_sigmas] +
+            [("noise", float(s)) for s in exp.noise_sigmas])
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def _models(cfg, run_dir: Path) -> list[str]:
+    names = list(cfg.model_names) + ["searched_cnn"]
+    return [m for m in dict.fromkeys(names)
+            if artifacts.is_model_done(run_dir, m) and (artifacts.model_dir(run_dir, m) / "model.keras").exists()]
+
+
+def settings(cfg, manifest: pd.DataFrame) -> dict:
+    exp = cfg.experiments
+    return {"levels": sweep_levels(exp), "max_images": exp.robustness_max_images, "seed": cfg.seed,
+            "test": artifacts.stable_hash(manifest.loc[manifest["split"] == "test", "sha256"].tolist())[:16]}
+
+
+def score_rows(model: str, frame: pd.DataFrame, threshold: float) -> list[dict]:
+    """Metrics rows of one model from a frame with columns perturbation, level, dataset, y, p_fake."""
+    rows = []
+    for (pert, level), part in frame.groupby(["perturbation", "level"], sort=False):
+        for scope, sub in [("all", part)] + list(part.groupby("dataset", sort=True)):
+            m = evaluation.scope_metrics(sub["y"], sub["p_fake"], threshold)
+            rows.append({"model": model, "perturbation": pert, "level": level, "dataset": str(scope), "n": m["n"],
+                         "roc_auc": m["roc_auc"], "accuracy": m["at_threshold"]["accuracy"],
+                         "balanced_accuracy": m["at_threshold"]["balanced_accuracy"]})
+    df = pd.DataFrame(rows)
+    clean = df[df["perturbation"] == "none"].set_index("dataset")["roc_auc"]
+    df["auc_drop"] = [None if pd.isna(clean.get(d)) or pd.isna(a) else clean.get(d) - a
+                      for d, a in zip(df["dataset"], df["roc_auc"])]
+    return df.to_dict(orient="records")
+
+
+def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, float]], seed: int,
+                      progress=None) -> dict[str, pd.DataFrame]:
+    """p_fake of each model (``{name: (keras_model, image_size)}``) for every test image under every
+    level: ``{model: frame(perturbation, level, dataset, y, path, p_fake)}``."""
+    from pipeline import inference
+
+    sizes = sorted({size for _, size in models.values()})
+    paths, n = test["path"].tolist(), len(test)
+    p = {name: {lv: np.empty(n, dtype=np.float32) for lv in levels} for name in models}
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        originals = [images.load_rgb(paths[i]) for i in range(start, stop)]
+        for li, (pert, level) in enumerate(levels):
+            batch = [perturb(im, pert, level, np.random.default_rng([seed, start + j, li]))
+                     for j, im in enumerate(originals)]
+            x = {s: np.stack([images.resize_square(im, s) for im in batch]) for s in sizes}
+            for name, (model, size) in models.items():
+                p[name][(pert, level)][start:stop] = inference.predict_proba(model, x[size])
+        report(progress, f"robustness: {len(models)} model(s) x {len(levels)} levels", stop, n)
+    base = test[["path", "dataset", "y"]].reset_index(drop=True)
+    return {name: pd.concat([base.assign(perturbation=pert, level=level, p_fake=p[name][(pert, level)])
+                             for pert, level in levels], ignore_index=True) for name in models}
+
+
+def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
+    from pipeline.models import load_model
+
+    run_dir = Path(run_dir)
+    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    names = _models(cfg, run_dir)
+    if not names:
+        log("robustness: no trained model with a model.keras in this run; train first: python -m pipeline train")
+        return None
+    out = experiment_dir(run_dir, "robustness", settings(cfg, manifest))
+    test_idx = subsample(np.flatnonzero(manifest["split"].to_numpy() == "test"), manifest,
+                         cfg.experiments.robustness_max_images, cfg.seed)
+    test = manifest.iloc[test_idx].reset_index(drop=True)
+    levels = sweep_levels(cfg.experiments)
+    todo, stamps = [], {}
+    for m in names:
+        stamps[m] = model_stamp(run_dir, m)
+        stamp_file = out / "models" / f"{m}.json"
+        if force or not (out / "models" / f"{m}.csv").exists() or not stamp_file.exists() or \
+                artifacts.read_json(stamp_file).get("stamp") != stamps[m]:
+            todo.append(m)
+    if not todo and is_done(out) and artifacts.read_json(out / artifacts.DONE_FILE).get("models") == names:
+        log(f"robustness: cached ({out.relative_to(run_dir)})")
+        return out
+    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    artifacts.write_json(out / "settings.json", {**settings(cfg, manifest), "n_test": len(test), "models": names})
+    if todo:
+        log(f"robustness: {', '.join(todo)} on {len(test)} test images x {len(levels)} levels")
+        loaded = {}
+        for m in todo:
+            metrics = artifacts.read_json(artifacts.model_dir(run_dir, m) / "metrics.json")
+            loaded[m] = (load_model(artifacts.model_dir(run_dir, m) / "model.keras"), int(metrics["image_size"]),
+                         float(metrics["threshold"]))
+        frames = predict_perturbed({m: v[:2] for m, v in loaded.items()}, test, levels, cfg.seed, progress)
+        for m, frame in frames.items():
+            rows = pd.DataFrame(score_rows(m, frame, loaded[m][2]), columns=COLUMNS)
+            artifacts.write_csv(out / "models" / f"{m}.csv", rows)
+            artifacts.write_json(out / "models" / f"{m}.json", {"stamp": stamps[m]})
+    table = pd.concat([pd.read_csv(out / "models" / f"{m}.csv") for m in names], ignore_index=True)
+    artifacts.write_csv(out / "robustness.csv", table[COLUMNS])
+    mark_done(out, models=names)
+    worst = table[(table["dataset"] == "all") & (table["perturbation"] != "none")]
+    if len(worst):
+        mean_drop = worst.groupby("model")["auc_drop"].mean().sort_values()
+        log("robustness: mean AUC drop over perturbations (pooled): " +
+            ", ".join(f"{m} {d:+.3f}" for m, d in mean_drop.items()))
+    return out
