@@ -28,6 +28,8 @@ SECTIONS: dict[str, list] = {
         st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
         st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
         st.Page("pages/generalisation.py", title="Generalisation", icon=":material/grid_on:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("pages/svm_lab.py", title="SVM lab", icon=":material/tune:"),
     ],
     "Images": [
         st.Page("pages/check.py", title="Check an image", icon=":material/image_search:"),

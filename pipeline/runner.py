@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation
+from pipeline import artifacts, data, evaluation, experiments
 from pipeline.config import DataSource, ModelSpec, RunConfig, config_fingerprint, to_dict
 from pipeline.progress import ProgressFn
 
@@ -43,8 +43,19 @@ def _write_run_json(run_dir: Path, run_id: str, cfg: RunConfig, manifest, skippe
     artifacts.write_json(run_dir / "run.json", {
         "run_id": run_id, "config_name": cfg.name, "created": created, "updated": _now(), "status": status,
         "machine": _machine(), "pipeline_version": artifacts.PIPELINE_VERSION,
-        "models": cfg.model_names, "config": to_dict(cfg), "data_summary": data.summarize(manifest, skipped),
+        "models": cfg.model_names, "comparison_models": comparison_models(cfg),
+        "config": to_dict(cfg), "data_summary": data.summarize(manifest, skipped),
     })
+
+
+def comparison_models(cfg: RunConfig) -> list[str]:
+    """Rows of the comparison: each Keras model, followed by its "<model>+pca_svm" when the run
+    trains PCA-SVMs on embeddings (``[embeddings]`` svm). run.json's "models" stays the Keras
+    models (what ``predict`` loads); "comparison_models" lists both."""
+    from pipeline.svm import svm_model_name
+
+    with_svm = cfg.embeddings.enabled and cfg.embeddings.svm
+    return [n for m in cfg.model_names for n in ([m, svm_model_name(m)] if with_svm else [m])]
 
 
 def _split_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
@@ -68,7 +79,8 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
     train_idx = _split_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     result = training.train_model(spec, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
-                                  augmentation=cfg.augmentation, seed=cfg.seed, progress=progress)
+                                  augmentation=cfg.augmentation, seed=cfg.seed, progress=progress,
+                                  strategy=cfg.strategy)
     out = artifacts.model_dir(run_dir, spec.name)
     (out / artifacts.DONE_FILE).unlink(missing_ok=True)
     artifacts.save_keras_model(result.model, out / "model.keras")
@@ -131,8 +143,14 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         log(f"{spec.name}: test accuracy {pooled['at_threshold']['accuracy']:.3f}, AUC "
             f"{pooled['roc_auc'] if pooled['roc_auc'] is None else round(pooled['roc_auc'], 3)}, "
             f"trained in {metrics['train_seconds']:.0f}s")
-        write_summary(run_dir, cfg.model_names)
-    write_summary(run_dir, cfg.model_names)
+        write_summary(run_dir, comparison_models(cfg))
+    if cfg.embeddings.enabled:
+        from pipeline import embeddings  # umap and scikit-learn only when this step runs
+
+        arrays.clear()  # free the training images before the embedding step loads its own
+        embeddings.build_for_run(run_dir, cfg, manifest, progress, log)
+    write_summary(run_dir, comparison_models(cfg))
+    experiments.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: ensemble, robustness, ...
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "complete", created)
     return run_dir
 

@@ -18,6 +18,8 @@ from pipeline.config import ModelSpec
 ALL = sorted(M.REGISTRY)
 TRANSFER = sorted(n for n, e in M.REGISTRY.items() if e.family == "transfer")
 CNN = sorted(n for n, e in M.REGISTRY.items() if e.family == "cnn")
+NO_CONV = {"spectrum"}  # frequency model: no convolution, so no Grad-CAM layer
+WITH_CONV = [n for n in ALL if n not in NO_CONV]
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
 # Grad-CAM layers pinned for the shipped zoo (a changed architecture should change them on purpose).
@@ -103,11 +105,18 @@ def test_save_and_load_safe_mode(zoo, name, tmp_path):
     loaded = M.load_model(path)
     assert loaded.name == name
     np.testing.assert_allclose(predict(loaded, x), predict(model, x), rtol=1e-5, atol=1e-6)
-    assert M.last_conv_layer_name(loaded) == M.last_conv_layer_name(model)
+    if name not in NO_CONV:
+        assert M.last_conv_layer_name(loaded) == M.last_conv_layer_name(model)
     assert [layer.name for layer in M.backbone_layers(loaded)] == [layer.name for layer in M.backbone_layers(model)]
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", sorted(NO_CONV & set(ALL)))
+def test_model_without_conv_layer_is_a_clear_error(zoo, name):
+    with pytest.raises(ValueError, match="has no convolutional layer"):
+        M.last_conv_layer_name(zoo(name))
+
+
+@pytest.mark.parametrize("name", WITH_CONV)
 def test_last_conv_layer_name(zoo, name):
     model = zoo(name)
     layer_name = M.last_conv_layer_name(model)

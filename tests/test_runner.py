@@ -29,7 +29,7 @@ def test_run_writes_the_documented_layout(tiny_run, tiny_config):
         assert list(history["epoch"]) == [1, 2, 3, 4] and history["val_auc"].notna().all()
     summary = pd.read_csv(tiny_run / "summary.csv")
     assert list(summary.columns) == evaluation.SUMMARY_COLUMNS
-    assert len(summary) == 2 * 3
+    assert len(summary) == 2 * 2 * 3  # two models and their "+pca_svm" rows (pipeline.embeddings), 3 scopes
     assert not list(tiny_run.rglob(".*.tmp")), "temporary files left behind"
 
 

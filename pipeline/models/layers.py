@@ -56,3 +56,58 @@ class ImagenetPreprocess(keras.layers.Layer):
 
 
 CUSTOM_OBJECTS = {"ImagenetPreprocess": ImagenetPreprocess}
+
+
+@keras.saving.register_keras_serializable(package="deepfake_lens")
+class AzimuthalSpectrum(keras.layers.Layer):
+    """Azimuthally averaged log power spectrum of the grayscale image, as a layer.
+
+    Input: float RGB images in 0..255, ``(batch, S, S, 3)``. The image is converted to grayscale
+    (ITU-R 601 weights) and its mean removed; ``fft2`` gives the power ``|F|^2``; the log power
+    ``log(|F|^2 + eps)`` is averaged over rings of equal spatial frequency (radius rounded to an
+    integer, frequencies folded so no shift is needed). Output: ``(batch, bins)`` with
+    ``bins = S // 2`` by default (radius 0 .. bins - 1; the corners beyond are dropped). GAN
+    upsampling leaves peaks and a raised tail at high frequencies, which this curve shows.
+    Weightless; the ring-averaging matrix is a constant built from the input size.
+    """
+
+    def __init__(self, bins: int | None = None, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = None if bins is None else int(bins)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        import numpy as np
+
+        h, w = int(input_shape[1]), int(input_shape[2])
+        if h != w:
+            raise ValueError(f"AzimuthalSpectrum needs square images, got {h}x{w}")
+        bins = self.bins or h // 2
+        f = np.minimum(np.arange(h), h - np.arange(h))
+        radius = np.rint(np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)).astype(int).ravel()
+        matrix = np.zeros((h * w, bins), dtype="float32")
+        keep = radius < bins
+        matrix[np.flatnonzero(keep), radius[keep]] = 1.0
+        matrix /= np.maximum(matrix.sum(axis=0, keepdims=True), 1.0)
+        self._size = h
+        self._bins = bins
+        self._ring = ops.convert_to_tensor(matrix)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        gray = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
+        gray = gray - ops.mean(gray, axis=(1, 2), keepdims=True)
+        real, imag = ops.fft2((gray, ops.zeros_like(gray)))
+        log_power = ops.log(real * real + imag * imag + self.epsilon)
+        flat = ops.reshape(log_power, (-1, self._size * self._size))
+        return ops.cast(ops.matmul(flat, self._ring), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.bins or int(input_shape[1]) // 2)
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins, "epsilon": self.epsilon}
+
+
+CUSTOM_OBJECTS["AzimuthalSpectrum"] = AzimuthalSpectrum

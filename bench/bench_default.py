@@ -1,0 +1,62 @@
+"""Benchmark the default run: train the default config on ../shared/data from cold and record,
+per model and dataset, test accuracy, AUC, training time and latency in BENCHMARKS.md.
+
+    .venv/bin/python bench/bench_default.py [--config default] [--artifacts DIR] [--warm]
+
+By default the run goes to a fresh folder under bench/out/ so it is cold (nothing cached, images
+decoded from scratch); --artifacts artifacts/ --warm times a rerun against the main artifacts.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, markdown_table, write_section  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="default")
+    ap.add_argument("--artifacts", default=str(REPO / "bench" / "out" / "artifacts"))
+    ap.add_argument("--warm", action="store_true", help="keep the artifacts folder (measure a cached rerun)")
+    args = ap.parse_args()
+
+    from pipeline import config, runner
+    from pipeline.progress import TqdmProgress
+    from pipeline.results import load_run
+
+    art = Path(args.artifacts)
+    if not args.warm and art.exists():
+        shutil.rmtree(art)
+    cfg = config.apply_overrides(config.load(args.config), artifacts_dir=str(art))
+    start = time.perf_counter()
+    run_dir = runner.train_run(cfg, progress=TqdmProgress())
+    total = time.perf_counter() - start
+
+    run = load_run(str(run_dir))
+    summary = run.summary()
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append({"model": r["model"], "dataset": r["scope"], "n test": int(r["n"]),
+                     "accuracy": r["accuracy"], "AUC": r["roc_auc"], "F1": r["f1"],
+                     "train s": r["train_seconds"], "latency ms (batch 1)": r["latency_ms_batch1"],
+                     "ms/image (batch 64)": (r["latency_ms_batch64"] or 0) / 64})
+    table = markdown_table(rows)
+    print(table)
+    print(f"\ntotal {total:.0f} s ({'warm' if args.warm else 'cold'}), run {run_dir.name}")
+    counts = run.counts()
+    body = (f"`python bench/bench_default.py --config {args.config}`: run `{run_dir.name}`, "
+            f"{'warm (cached)' if args.warm else 'cold (empty artifacts folder)'}, total **{total / 60:.1f} min** "
+            f"for training, evaluation and the embedding step. Test split per dataset; thresholds chosen "
+            f"on validation (Youden's J). {int(counts['n'].sum())} images.\n\n{table}\n")
+    write_section(f"default-{args.config}", f"Default run (`configs/{args.config}.toml`) on ../shared/data", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
