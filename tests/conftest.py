@@ -31,7 +31,7 @@ def face_like(kind: str, rng: np.random.Generator, size: int = 32) -> np.ndarray
     if kind == "fake":
         block = 2  # a checkerboard of 2-pixel cells: survives resizing to 32 px
         pattern = ((np.arange(size)[:, None] // block + np.arange(size)[None, :] // block) % 2) * 2 - 1
-        img += pattern[..., None] * rng.uniform(14, 20)
+        img += pattern[..., None] * rng.uniform(24, 32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
