@@ -93,7 +93,7 @@ def roc_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str
             hovertemplate=f"{model}<br>FPR %{{x:.3f}}<br>TPR %{{y:.3f}}<extra></extra>"))
     if missing:
         _empty_note(fig, f"no ROC curve for {', '.join(missing)} (one class only in this scope)")
-    fig.update_layout(title=title, margin=_MARGIN, legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"),
+    fig.update_layout(title=title, margin=_MARGIN, legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
                       hovermode="closest")
     fig.update_xaxes(title_text="False positive rate", range=[-0.01, 1.01], constrain="domain")
     fig.update_yaxes(title_text="True positive rate", range=[-0.01, 1.01], scaleanchor="x", scaleratio=1,
@@ -125,7 +125,7 @@ def pr_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
                                  hoverinfo="skip"))
     if missing:
         _empty_note(fig, f"no PR curve for {', '.join(missing)} (one class only in this scope)")
-    fig.update_layout(title=title, margin=_MARGIN, legend=dict(x=0.02, y=0.02, xanchor="left", yanchor="bottom"),
+    fig.update_layout(title=title, margin=_MARGIN, legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
                       hovermode="closest")
     fig.update_xaxes(title_text="Recall (fakes caught)", range=[-0.01, 1.01])
     fig.update_yaxes(title_text="Precision", range=[-0.01, 1.01])
