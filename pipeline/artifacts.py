@@ -116,6 +116,20 @@ def is_model_done(run_dir: Path, model_name: str) -> bool:
     return (model_dir(run_dir, model_name) / DONE_FILE).exists()
 
 
+def model_stamp(run_dir: Path, model_name: str) -> str:
+    """Identifies one training of a model: done.json (rewritten, with a new time, whenever the model
+    is retrained) and the model file's size. Unlike file times it survives copying or moving the
+    run folder, so caches keyed on it (embeddings, LIME) stay valid there."""
+    folder = model_dir(run_dir, model_name)
+    parts = []
+    for name, read in ((DONE_FILE, lambda f: f.read_text()), ("model.keras", lambda f: str(f.stat().st_size))):
+        try:
+            parts.append(read(folder / name))
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)
+
+
 def cache_dir(artifacts_dir: str | Path) -> Path:
     path = Path(artifacts_dir) / "cache"
     path.mkdir(parents=True, exist_ok=True)

@@ -171,11 +171,9 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def cache_key(run_dir: Path, model: str, manifest: pd.DataFrame, emb_cfg, seed: int) -> str:
-    keras_file = artifacts.model_dir(run_dir, model) / "model.keras"
-    st = keras_file.stat()
     settings = {k: getattr(emb_cfg, k) for k in ("pca_components", "umap", "umap_neighbors", "umap_min_dist",
                                                    "max_points")}
-    return artifacts.stable_hash({"model": [st.st_size, st.st_mtime_ns], "rows": manifest["sha256"].tolist(),
+    return artifacts.stable_hash({"model": artifacts.model_stamp(run_dir, model), "rows": manifest["sha256"].tolist(),
                                   "split": manifest["split"].tolist(), "settings": settings, "seed": seed,
                                   "v": FORMAT_VERSION})
 

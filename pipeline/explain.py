@@ -331,16 +331,9 @@ def _lime_cache_path(run_dir: Path, model_name: str, sha: str, num_samples: int)
 
 def _model_stamp(run_dir: Path | None, model_name: str) -> str:
     """Changes when the model is retrained (so a stale LIME cache entry is not reused)."""
-    if run_dir is None:
-        return ""
-    parts = []
-    for name in ("model.keras", "done.json"):
-        try:
-            st = (Path(run_dir) / "models" / model_name / name).stat()
-            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
-        except OSError:
-            parts.append("-")
-    return "|".join(parts)
+    from pipeline import artifacts
+
+    return "" if run_dir is None else artifacts.model_stamp(Path(run_dir), model_name)
 
 
 def _load_lime_cache(path: Path, stamp: str, shape: tuple[int, int]) -> dict | None:

@@ -124,6 +124,17 @@ def test_rerun_is_a_cache_hit(tiny_run, tiny_config, manifest):
     assert logs == [f"{m}: embeddings, projections and PCA-SVM up to date" for m in tiny_config.model_names]
 
 
+def test_a_copied_run_folder_is_still_a_cache_hit(tiny_run, tiny_config, manifest, tmp_path):
+    """Copying a run (new file times) must not invalidate its embeddings: the key is the model's training."""
+    import shutil
+
+    copy = tmp_path / tiny_run.name
+    shutil.copytree(tiny_run, copy, copy_function=shutil.copyfile)  # no metadata: fresh mtimes
+    logs = []
+    embeddings.build_for_run(copy, tiny_config, manifest, None, logs.append)
+    assert logs == [f"{m}: embeddings, projections and PCA-SVM up to date" for m in tiny_config.model_names]
+
+
 def test_umap_and_subsample_are_deterministic():
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(60, 5)).astype(np.float32)
