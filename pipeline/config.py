@@ -88,6 +88,8 @@ class ExperimentConfig:
     scales: tuple[float, ...] = (0.5, 0.25)  # down-then-up scaling factors
     blur_sigmas: tuple[float, ...] = (1.0, 2.0)  # Gaussian blur, pixels of the original image
     noise_sigmas: tuple[float, ...] = (5.0, 10.0)  # Gaussian noise, on the 0..255 scale
+    normalise_qualities: tuple[int, ...] = (90,)  # shortcut check: every image resized to one size, one JPEG quality
+    normalise_size: int = 256  # that one size (px, square)
     crossdataset: bool = False  # build the generalisation matrix after `train` (needs 2+ datasets)
     crossdataset_epochs: int = 3
 

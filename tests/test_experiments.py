@@ -184,13 +184,34 @@ def test_robustness_table(exp_setup):
     cfg, run_dir, _ = exp_setup
     table = results.load_run(str(run_dir)).experiment("robustness")
     levels = rb.sweep_levels(cfg.experiments)
-    assert len(levels) == 11
+    assert len(levels) == 12
     models = {"baseline_cnn", "custom_cnn", "searched_cnn"}
     assert set(table["model"]) == models
     assert len(table) == len(models) * len(levels) * 3  # scopes: all, alpha, beta
     clean = table[(table["perturbation"] == "none") & (table["dataset"] == "all")]
     assert (clean["auc_drop"].abs() < 1e-9).all() and (clean["n"] == 16).all()
     assert set(table["perturbation"]) == set(rb.PERTURBATIONS)
+    assert (table.loc[table["perturbation"] == "none", "flip_rate"] == 0).all()
+    assert table["flip_rate"].between(0, 1).all() and (table["mean_abs_change"] >= 0).all()
+    shortcut = results.shortcut_table(table)
+    assert set(shortcut["model"]) == models and (shortcut["JPEG quality"] == 90).all()
+
+
+def test_normalise_resizes_and_recompresses():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)
+    out = rb.perturb(img, "normalise", 90, normalise_size=256)
+    assert out.shape == (256, 256, 3) and out.dtype == np.uint8
+    assert not np.array_equal(out[:250, :250], img)  # re-encoded, not just padded
+
+
+def test_score_rows_counts_changed_verdicts():
+    base = pd.DataFrame({"path": ["a", "b", "c", "d"], "dataset": ["x"] * 4, "y": [0, 0, 1, 1]})
+    clean = base.assign(perturbation="none", level=0.0, p_fake=[0.1, 0.2, 0.8, 0.9])
+    moved = base.assign(perturbation="normalise", level=90.0, p_fake=[0.1, 0.7, 0.8, 0.3])  # b and d flip
+    rows = pd.DataFrame(rb.score_rows("m", pd.concat([clean, moved], ignore_index=True), threshold=0.5))
+    got = rows[(rows["perturbation"] == "normalise") & (rows["dataset"] == "all")].iloc[0]
+    assert got["flip_rate"] == 0.5 and abs(got["mean_abs_change"] - 0.275) < 1e-9
 
 
 def test_generalisation_matrix_has_one_cell_per_pair(exp_setup):

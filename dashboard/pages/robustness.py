@@ -11,6 +11,7 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 import streamlit as st
 
 from dashboard import common, figures
+from pipeline import results
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 common.ensure_app_shell()
@@ -52,5 +53,17 @@ if drop["mean drop"].notna().any():
 st.dataframe(drop.reset_index(), hide_index=True, width="stretch", key="robustness_drop",
              column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in drop.columns})
 st.caption("AUC drop = clean AUC - AUC under the perturbation (mean over its levels); lower is more robust.")
+
+shortcut = results.shortcut_table(table, dataset)
+if shortcut is not None:
+    st.subheader("Shortcut check: one size, one JPEG quality")
+    st.markdown(f"Every test image resized to {settings.get('normalise_size', 256)} px and re-encoded at one JPEG "
+                "quality. A detector that reads the file (its JPEG tables, resolution, format) instead of the face "
+                "changes its verdicts here; one that reads the face barely moves.")
+    st.dataframe(shortcut, hide_index=True, width="stretch", key="robustness_shortcut",
+                 column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in shortcut.columns
+                                if c not in ("model", "JPEG quality")})
+    st.caption("Verdicts changed = share of images whose verdict at the model's threshold differs from the clean "
+               "image's; mean |change| = mean absolute change of P(fake).")
 with st.expander("All rows"):
     st.dataframe(table, hide_index=True, width="stretch", key="robustness_table")

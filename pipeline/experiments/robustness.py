@@ -8,12 +8,18 @@ re-compressed photo would reach the detector:
 * ``scale``: downscale by a factor (bilinear, antialiased), then upscale back to the original size;
 * ``blur``: Gaussian blur of standard deviation sigma (pixels of the original image);
 * ``noise``: additive Gaussian noise of standard deviation sigma on the 0..255 scale, clipped
-  (seeded per image, so the sweep is deterministic).
+  (seeded per image, so the sweep is deterministic);
+* ``normalise``: the shortcut check. Every image is resized to one size (``normalise_size``,
+  antialiased) and re-encoded at one JPEG quality q. A detector that keys on file format, JPEG
+  quantisation tables or resolution instead of the face changes its verdicts here (in
+  ``lfw_faceswap`` the reals are JPEG quality ~90 and the fakes ~95, a ready-made shortcut).
 
 Level ``none`` (perturbation ``none``, level 0) is the clean image through the same path.
 Result: ``experiments/robustness/<key>/robustness.csv`` with one row per (model, perturbation,
 level, dataset) (``all`` = pooled): n, roc_auc, accuracy and balanced accuracy at the model's
-validation-chosen threshold, and ``auc_drop`` = clean AUC - AUC. Per-model partial results are
+validation-chosen threshold, ``auc_drop`` = clean AUC - AUC, ``flip_rate`` = share of images
+whose verdict (at that threshold) differs from the clean image's, and ``mean_abs_change`` = mean
+absolute change of P(fake). Per-model partial results are
 kept (``models/<model>.csv``) so a new or retrained model only recomputes itself.
 """
 from __future__ import annotations
@@ -29,10 +35,13 @@ from pipeline import artifacts, evaluation, images
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done, model_stamp, subsample
 from pipeline.progress import report
 
-COLUMNS = ["model", "perturbation", "level", "dataset", "n", "roc_auc", "accuracy", "balanced_accuracy", "auc_drop"]
-PERTURBATIONS = ("none", "jpeg", "scale", "blur", "noise")
+COLUMNS = ["model", "perturbation", "level", "dataset", "n", "roc_auc", "accuracy", "balanced_accuracy", "auc_drop",
+           "flip_rate", "mean_abs_change"]
+PERTURBATIONS = ("none", "jpeg", "scale", "blur", "noise", "normalise")
 LEVEL_LABELS = {"none": "clean", "jpeg": "JPEG quality", "scale": "scale factor (down then up)",
-                "blur": "Gaussian blur sigma (px)", "noise": "Gaussian noise sigma (0..255)"}
+                "blur": "Gaussian blur sigma (px)", "noise": "Gaussian noise sigma (0..255)",
+                "normalise": "one size, JPEG quality"}
+NORMALISE_SIZE = 256
 CHUNK = 64
 
 
@@ -73,7 +82,13 @@ def noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def perturb(rgb: np.ndarray, perturbation: str, level: float, rng: np.random.Generator | None = None) -> np.ndarray:
+def normalise(rgb: np.ndarray, quality: int, size: int = NORMALISE_SIZE) -> np.ndarray:
+    """Resize to ``size`` x ``size`` (antialiased bicubic) and re-encode as JPEG at ``quality``."""
+    return jpeg(images.resize_square(rgb, int(size)), quality)
+
+
+def perturb(rgb: np.ndarray, perturbation: str, level: float, rng: np.random.Generator | None = None,
+            normalise_size: int = NORMALISE_SIZE) -> np.ndarray:
     if perturbation == "none":
         return rgb
     if perturbation == "jpeg":
@@ -84,6 +99,8 @@ def perturb(rgb: np.ndarray, perturbation: str, level: float, rng: np.random.Gen
         return blur(rgb, float(level))
     if perturbation == "noise":
         return noise(rgb, float(level), rng if rng is not None else np.random.default_rng(0))
+    if perturbation == "normalise":
+        return normalise(rgb, int(level), normalise_size)
     raise ValueError(f"unknown perturbation {perturbation!r}; choose one of {', '.join(PERTURBATIONS)}")
 
 
@@ -91,7 +108,8 @@ def sweep_levels(exp) -> list[tuple[str, float]]:
     """(perturbation, level) pairs of the config, the clean image first."""
     return ([("none", 0.0)] + [("jpeg", float(q)) for q in exp.jpeg_qualities] +
             [("scale", float(f)) for f in exp.scales] + [("blur", float(s)) for s in exp.blur_sigmas] +
-            [("noise", float(s)) for s in exp.noise_sigmas])
+            [("noise", float(s)) for s in exp.noise_sigmas] +
+            [("normalise", float(q)) for q in exp.normalise_qualities])
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -106,18 +124,25 @@ def _models(cfg, run_dir: Path) -> list[str]:
 def settings(cfg, manifest: pd.DataFrame) -> dict:
     exp = cfg.experiments
     return {"levels": sweep_levels(exp), "max_images": exp.robustness_max_images, "seed": cfg.seed,
+            "normalise_size": exp.normalise_size, "v": 2,
             "test": artifacts.stable_hash(manifest.loc[manifest["split"] == "test", "sha256"].tolist())[:16]}
 
 
 def score_rows(model: str, frame: pd.DataFrame, threshold: float) -> list[dict]:
-    """Metrics rows of one model from a frame with columns perturbation, level, dataset, y, p_fake."""
+    """Metrics rows of one model from a frame with columns perturbation, level, dataset, path, y, p_fake
+    (the clean level, perturbation ``none``, included)."""
+    clean_p = frame[frame["perturbation"] == "none"].drop_duplicates("path").set_index("path")["p_fake"]
+    frame = frame.assign(clean_p=frame["path"].map(clean_p))
     rows = []
     for (pert, level), part in frame.groupby(["perturbation", "level"], sort=False):
         for scope, sub in [("all", part)] + list(part.groupby("dataset", sort=True)):
             m = evaluation.scope_metrics(sub["y"], sub["p_fake"], threshold)
+            flipped = (sub["p_fake"] >= threshold) != (sub["clean_p"] >= threshold)
             rows.append({"model": model, "perturbation": pert, "level": level, "dataset": str(scope), "n": m["n"],
                          "roc_auc": m["roc_auc"], "accuracy": m["at_threshold"]["accuracy"],
-                         "balanced_accuracy": m["at_threshold"]["balanced_accuracy"]})
+                         "balanced_accuracy": m["at_threshold"]["balanced_accuracy"],
+                         "flip_rate": float(flipped.mean()) if len(sub) else None,
+                         "mean_abs_change": float((sub["p_fake"] - sub["clean_p"]).abs().mean()) if len(sub) else None})
     df = pd.DataFrame(rows)
     clean = df[df["perturbation"] == "none"].set_index("dataset")["roc_auc"]
     df["auc_drop"] = [None if pd.isna(clean.get(d)) or pd.isna(a) else clean.get(d) - a
@@ -126,7 +151,7 @@ def score_rows(model: str, frame: pd.DataFrame, threshold: float) -> list[dict]:
 
 
 def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, float]], seed: int,
-                      progress=None) -> dict[str, pd.DataFrame]:
+                      progress=None, normalise_size: int = NORMALISE_SIZE) -> dict[str, pd.DataFrame]:
     """p_fake of each model (``{name: (keras_model, image_size)}``) for every test image under every
     level: ``{model: frame(perturbation, level, dataset, y, path, p_fake)}``."""
     from pipeline import inference
@@ -138,7 +163,7 @@ def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, 
         stop = min(n, start + CHUNK)
         originals = [images.load_rgb(paths[i]) for i in range(start, stop)]
         for li, (pert, level) in enumerate(levels):
-            batch = [perturb(im, pert, level, np.random.default_rng([seed, start + j, li]))
+            batch = [perturb(im, pert, level, np.random.default_rng([seed, start + j, li]), normalise_size)
                      for j, im in enumerate(originals)]
             x = {s: np.stack([images.resize_square(im, s) for im in batch]) for s in sizes}
             for name, (model, size) in models.items():
@@ -182,12 +207,13 @@ def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, lo
             metrics = artifacts.read_json(artifacts.model_dir(run_dir, m) / "metrics.json")
             loaded[m] = (load_model(artifacts.model_dir(run_dir, m) / "model.keras"), int(metrics["image_size"]),
                          float(metrics["threshold"]))
-        frames = predict_perturbed({m: v[:2] for m, v in loaded.items()}, test, levels, cfg.seed, progress)
+        frames = predict_perturbed({m: v[:2] for m, v in loaded.items()}, test, levels, cfg.seed, progress,
+                                   cfg.experiments.normalise_size)
         for m, frame in frames.items():
             rows = pd.DataFrame(score_rows(m, frame, loaded[m][2]), columns=COLUMNS)
             artifacts.write_csv(out / "models" / f"{m}.csv", rows)
             artifacts.write_json(out / "models" / f"{m}.json", {"stamp": stamps[m]})
-    table = pd.concat([pd.read_csv(out / "models" / f"{m}.csv") for m in names], ignore_index=True)
+    table = pd.concat([pd.read_csv(out / "models" / f"{m}.csv") for m in names], ignore_index=True).reindex(columns=COLUMNS)
     artifacts.write_csv(out / "robustness.csv", table[COLUMNS])
     mark_done(out, models=names)
     worst = table[(table["dataset"] == "all") & (table["perturbation"] != "none")]
