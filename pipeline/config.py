@@ -48,6 +48,7 @@ class EmbeddingConfig:
     """Penultimate embeddings, their projections, and the PCA-SVM trained on them (per model)."""
 
     enabled: bool = True
+    models: tuple[str, ...] = ()  # which models get embeddings and a PCA-SVM row; empty = every model
     pca_components: int = 50  # fewer when the embedding is smaller
     umap: bool = True
     umap_neighbors: int = 15
@@ -92,6 +93,14 @@ class ExperimentConfig:
     normalise_size: int = 256  # that one size (px, square)
     crossdataset: bool = False  # build the generalisation matrix after `train` (needs 2+ datasets)
     crossdataset_epochs: int = 3
+
+
+def _embedding_config(raw: dict[str, Any]) -> EmbeddingConfig:
+    known = {f.name for f in dataclasses.fields(EmbeddingConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown [embeddings] setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return EmbeddingConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
 
 
 def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
@@ -154,6 +163,14 @@ class RunConfig:
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
 
+    @property
+    def embedding_model_names(self) -> list[str]:
+        """The run's models that get embeddings and a PCA-SVM row (``[embeddings] models``; empty = all)."""
+        if not self.embeddings.enabled:
+            return []
+        wanted = set(self.embeddings.models)
+        return [m for m in self.model_names if not wanted or m in wanted]
+
 
 class ConfigError(ValueError):
     """A config file or flag that cannot define a run; the message says what to fix."""
@@ -190,7 +207,7 @@ def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
     data = tuple(_data_source(d, base) for d in raw.pop("data", []))
     aug = Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
                           for k, v in raw.pop("augmentation", {}).items()})
-    emb = EmbeddingConfig(**raw.pop("embeddings", {}))
+    emb = _embedding_config(raw.pop("embeddings", {}) or {})
     raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
     if "split" in raw:
         raw["split"] = tuple(float(x) for x in raw["split"])
@@ -241,6 +258,10 @@ def validate(cfg: RunConfig) -> None:
     if cfg.experiments.model not in REGISTRY:
         raise ConfigError(f"[experiments] model {cfg.experiments.model!r} is not a registered model; "
                           f"registered models: {', '.join(sorted(REGISTRY))}")
+    unknown = [m for m in cfg.embeddings.models if m not in REGISTRY]
+    if unknown:
+        raise ConfigError(f"[embeddings] models: unknown model(s) {unknown}; registered models: "
+                          f"{', '.join(sorted(REGISTRY))}")
     if cfg.experiments.search_tuner not in {"random", "hyperband"}:
         raise ConfigError(f"[experiments] search_tuner must be random or hyperband, got {cfg.experiments.search_tuner!r}")
 
@@ -279,7 +300,7 @@ def from_json_dict(raw: dict[str, Any]) -> RunConfig:
         aug["jpeg_quality"] = tuple(aug["jpeg_quality"])
     raw["split"] = tuple(raw.get("split", (0.7, 0.15, 0.15)))
     known = {f.name for f in dataclasses.fields(RunConfig)}
-    emb = EmbeddingConfig(**(raw.pop("embeddings", {}) or {}))
+    emb = _embedding_config(raw.pop("embeddings", {}) or {})
     raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
     return RunConfig(data=data, models=models, augmentation=Augmentation(**aug), embeddings=emb,
                      **{k: v for k, v in raw.items() if k in known})

@@ -337,7 +337,7 @@ def train_svm(run_dir: Path, model_name: str, keras_model, manifest: pd.DataFram
 def build_for_run(run_dir: Path, cfg, manifest: pd.DataFrame, progress: ProgressFn = None,
                   log: Log = print) -> dict[str, dict]:
     """Embeddings, projections, separability and the PCA-SVM row of every complete Keras model of
-    the run; each model is skipped when its files are complete for the same model file, data and
+    the run that ``[embeddings] models`` names (all when empty); each model is skipped when its files are complete for the same model file, data and
     settings. Returns ``{model: embeddings.json content}``."""
     from pipeline import data
     from pipeline.models import load_model
@@ -348,8 +348,9 @@ def build_for_run(run_dir: Path, cfg, manifest: pd.DataFrame, progress: Progress
     cache = artifacts.cache_dir(cfg.artifacts_dir)
     arrays: dict[int, np.ndarray] = {}
     done: dict[str, dict] = {}
+    wanted = set(cfg.embedding_model_names)
     for spec in cfg.models:
-        if not artifacts.is_model_done(run_dir, spec.name):
+        if spec.name not in wanted or not artifacts.is_model_done(run_dir, spec.name):
             continue
         folder = artifacts.model_dir(run_dir, spec.name)
         key = cache_key(run_dir, spec.name, manifest, emb_cfg, cfg.seed)

@@ -54,8 +54,8 @@ def comparison_models(cfg: RunConfig) -> list[str]:
     models (what ``predict`` loads); "comparison_models" lists both."""
     from pipeline.svm import svm_model_name
 
-    with_svm = cfg.embeddings.enabled and cfg.embeddings.svm
-    return [n for m in cfg.model_names for n in ([m, svm_model_name(m)] if with_svm else [m])]
+    with_svm = set(cfg.embedding_model_names) if cfg.embeddings.svm else set()
+    return [n for m in cfg.model_names for n in ([m, svm_model_name(m)] if m in with_svm else [m])]
 
 
 def _split_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:

@@ -251,3 +251,20 @@ def test_pages_on_a_run_without_embeddings(monkeypatch, tmp_path):
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert "python -m pipeline train" in at.info[0].value and "no embeddings" in at.info[0].value
+
+
+def test_embeddings_only_for_the_models_the_config_names(tiny_run, tiny_config, manifest):
+    import dataclasses
+
+    from pipeline import config, runner
+
+    only = dataclasses.replace(tiny_config, embeddings=dataclasses.replace(tiny_config.embeddings,
+                                                                           models=("custom_cnn",)))
+    assert only.embedding_model_names == ["custom_cnn"]
+    assert runner.comparison_models(only) == ["baseline_cnn", "custom_cnn", "custom_cnn+pca_svm"]
+    done = embeddings.build_for_run(tiny_run, only, manifest, log=lambda _: None)
+    assert list(done) == ["custom_cnn"]
+    with pytest.raises(config.ConfigError, match="no_such_model"):
+        config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"models": ["no_such_model"]}})
+    with pytest.raises(config.ConfigError, match="unknown \\[embeddings\\]"):
+        config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"typo": 1}})

@@ -5,6 +5,7 @@ Models are built once per module at a small size (32 px; xception 71) with weigh
 """
 from __future__ import annotations
 
+import dataclasses
 import socket
 import urllib.error
 
@@ -28,6 +29,7 @@ EXPECTED_LAST_CONV = {
     "tuned_cnn": "block4_relu",
     "custom_cnn": "block3_relu2",
     "mobilenet": "conv_pw_13_relu",
+    "patch_mobilenet": "conv_pw_7_relu",
     "densenet121": "relu",
     "resnet50": "conv5_block3_out",
     "xception": "block14_sepconv2_act",
@@ -302,3 +304,30 @@ def test_register_rejects_a_second_model_with_the_same_name():
         M.register("baseline_cnn", default_image_size=64, description="dup")(lambda spec: None)
     with pytest.raises(ValueError, match="family"):
         M.register("x", default_image_size=64, description="x", family="gan")
+
+
+def test_random_patch_crops_only_while_training():
+    from pipeline.models.layers import RandomPatch
+
+    x = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
+    layer = RandomPatch(4, seed=3)
+    assert np.array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    crops = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert crops.shape == (2, 4, 4, 3)
+    for image, crop in zip(x, crops):  # an exact pixel window of its own image, not a resampled one
+        windows = [image[i:i + 4, j:j + 4] for i in range(5) for j in range(5)]
+        assert any(np.array_equal(crop, w) for w in windows)
+
+
+def test_patch_mobilenet_trains_on_patches_and_scores_whole_images(tmp_path):
+    spec = ModelSpec(name="patch_mobilenet", image_size=64, weights="none", params={"blocks": 3, "patch_size": 32})
+    model = M.build_model(spec)
+    assert model.get_layer("patch").size == 32 and M.last_conv_layer_name(model) == "conv_pw_3_relu"
+    assert not any(layer.name.startswith("conv_pw_4") for layer in model.layers)  # truncated backbone
+    x = images(3, 64)
+    p = predict(model, x)
+    model.save(tmp_path / "m.keras")
+    again = M.load_model(tmp_path / "m.keras")
+    assert np.allclose(predict(again, x), p, atol=1e-6)
+    with pytest.raises(ValueError, match="blocks"):
+        M.build_model(dataclasses.replace(spec, params={"blocks": 14}))

@@ -111,3 +111,49 @@ class AzimuthalSpectrum(keras.layers.Layer):
 
 
 CUSTOM_OBJECTS["AzimuthalSpectrum"] = AzimuthalSpectrum
+
+
+@keras.saving.register_keras_serializable(package="deepfake_lens")
+class RandomPatch(keras.layers.Layer):
+    """Patch-level training: a random ``size`` x ``size`` crop per image while training, the whole
+    image at inference.
+
+    Generator and blending traces are local and live at the pixel scale, so the crop is taken at
+    native resolution (no resizing). A fully convolutional model with global pooling after this
+    layer learns from patches (``(size / S)^2`` of the compute per training image) and at inference
+    averages the evidence of every location of the full image. Each image gets its own offset;
+    the crop is an exact pixel window (``crop_and_resize`` on integer-aligned boxes). Weightless.
+    """
+
+    def __init__(self, size: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed) if seed is not None else keras.random.SeedGenerator()
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(inputs)
+        shape = tf.shape(x)
+        batch, h, w, c = shape[0], shape[1], shape[2], self.size
+        c_f = tf.cast(c, tf.float32)
+        hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+        u = keras.random.uniform((batch, 2), seed=self._generator)
+        top = tf.floor(u[:, 0] * (hf - c_f + 1.0))
+        left = tf.floor(u[:, 1] * (wf - c_f + 1.0))
+        boxes = tf.stack([top / (hf - 1.0), left / (wf - 1.0),
+                          (top + c_f - 1.0) / (hf - 1.0), (left + c_f - 1.0) / (wf - 1.0)], axis=1)
+        crops = tf.image.crop_and_resize(x, boxes, tf.range(batch), (self.size, self.size), method="nearest")
+        return tf.cast(crops, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, None, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
+
+
+CUSTOM_OBJECTS["RandomPatch"] = RandomPatch

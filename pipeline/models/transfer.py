@@ -33,7 +33,7 @@ from typing import Callable
 import keras
 
 from pipeline.config import ModelSpec
-from pipeline.models.layers import ImagenetPreprocess
+from pipeline.models.layers import ImagenetPreprocess, RandomPatch
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -85,11 +85,16 @@ def load_weights_file(model: keras.Model, path: str, model_name: str) -> None:
 
 
 def build_transfer(spec: ModelSpec, application: Callable[..., keras.Model], preprocess_mode: str,
-                   min_size: int, *, offline_hint: str | None = None) -> keras.Model:
+                   min_size: int, *, offline_hint: str | None = None, feature_layer: str | None = None,
+                   patch_size: int = 0) -> keras.Model:
     """Build ``application`` (a ``keras.applications`` constructor) flat under our input and head.
 
     ``offline_hint``: extra advice appended to :class:`WeightsUnavailableError`'s message
     (e.g. where an offline copy of the weights is).
+    ``feature_layer``: name of the backbone layer the head reads (default: the backbone's output);
+    the layers above it are dropped (a truncated backbone: lower-level features, less compute).
+    ``patch_size``: when > 0, a :class:`~pipeline.models.layers.RandomPatch` layer after the input
+    trains on random native-resolution crops of that size; inference sees the whole image.
     """
     from pipeline.models import EMBEDDING_LAYER, OUTPUT_LAYER, set_backbone_trainable  # late: circular
 
@@ -101,7 +106,12 @@ def build_transfer(spec: ModelSpec, application: Callable[..., keras.Model], pre
     dropout = float(spec.params.get("dropout", 0.2))
 
     inputs = keras.Input((size, size, 3), name="image")
-    x = ImagenetPreprocess(mode=preprocess_mode, name="preprocess")(inputs)
+    x = inputs
+    if patch_size:
+        if not min_size <= patch_size <= size:
+            raise ValueError(f"{spec.name}: patch_size must be between {min_size} and image_size={size}, got {patch_size}")
+        x = RandomPatch(patch_size, name="patch")(x)
+    x = ImagenetPreprocess(mode=preprocess_mode, name="preprocess")(x)
     kwargs = dict(include_top=False, input_tensor=x, input_shape=(size, size, 3))
     if mode == "imagenet":
         try:
@@ -113,7 +123,8 @@ def build_transfer(spec: ModelSpec, application: Callable[..., keras.Model], pre
     else:
         base = application(weights=None, **kwargs)
 
-    emb = keras.layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(base.output)
+    features = base.get_layer(feature_layer).output if feature_layer else base.output
+    emb = keras.layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(features)
     h = keras.layers.Dropout(dropout, name="head_dropout")(emb)
     out = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(h)
     model = keras.Model(inputs, out, name=spec.name)
