@@ -127,6 +127,7 @@ class ModelSpec:
     fine_tune_layers: int = 0  # how many backbone layers to unfreeze; 0 = all
     early_stopping_patience: int = 3  # epochs without val AUC improvement; best weights restored
     label_smoothing: float = 0.0
+    balance_datasets: bool = False  # weight training images so every (dataset, label) group counts the same
     max_train_images: int = 0  # 0 = all; otherwise a fixed-seed stratified subsample per epoch set
     params: dict[str, Any] = field(default_factory=dict)  # model-specific options
 

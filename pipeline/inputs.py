@@ -30,9 +30,13 @@ def augmentation_layers(aug: Augmentation, seed: int) -> list[keras.layers.Layer
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 32, training: bool = False,
-                 augmentation: Augmentation | None = None, seed: int = 0) -> tf.data.Dataset:
-    """Batches of float32 images in 0..255 (models scale inside), with labels when ``y`` is given."""
+                 augmentation: Augmentation | None = None, seed: int = 0,
+                 sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of float32 images in 0..255 (models scale inside), with labels when ``y`` is given
+    (and per-image loss weights when ``sample_weight`` is)."""
     tensors = (x,) if y is None else (x, np.asarray(y, dtype=np.float32).reshape(-1, 1))
+    if sample_weight is not None and y is not None:
+        tensors = (*tensors, np.asarray(sample_weight, dtype=np.float32))
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)

@@ -78,9 +78,13 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
     y = manifest["y"].to_numpy()
     train_idx = _split_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    weights = None
+    if spec.balance_datasets:
+        groups = manifest["dataset"].astype(str).to_numpy()[train_idx] + "|" + y[train_idx].astype(str)
+        weights = training.group_weights(groups)
     result = training.train_model(spec, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
                                   augmentation=cfg.augmentation, seed=cfg.seed, progress=progress,
-                                  strategy=cfg.strategy)
+                                  strategy=cfg.strategy, sample_weight=weights)
     out = artifacts.model_dir(run_dir, spec.name)
     (out / artifacts.DONE_FILE).unlink(missing_ok=True)
     artifacts.save_keras_model(result.model, out / "model.keras")

@@ -91,11 +91,20 @@ def _fit(model, spec, train_ds, val_ds, epochs, weights, phase, progress, steps_
     return df
 
 
+def group_weights(groups: np.ndarray) -> np.ndarray:
+    """Per-image loss weights that give every group (e.g. each (dataset, label) pair) the same total
+    weight; the mean weight is 1, so the learning rate means the same as without weights."""
+    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    w = (len(inverse) / (len(counts) * counts))[inverse]
+    return w.astype(np.float32)
+
+
 def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None,
-                strategy: str = "default") -> TrainResult:
+                strategy: str = "default", sample_weight: np.ndarray | None = None) -> TrainResult:
     """Train ``spec`` under the ``tf.distribute`` strategy named ``strategy`` (see
-    ``pipeline.experiments.strategy``): built, compiled and fitted inside its scope."""
+    ``pipeline.experiments.strategy``): built, compiled and fitted inside its scope.
+    ``sample_weight``: per training image loss weights (then no class weights are added)."""
     from pipeline.experiments.strategy import make_strategy
 
     keras.utils.set_random_seed(seed)
@@ -104,10 +113,10 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
     with contextlib.nullcontext() if strategy == "default" else make_strategy(strategy).scope():
         model = build_model(spec)
         train_ds = inputs.make_dataset(x_train, y_train, batch_size=spec.batch_size, training=True,
-                                       augmentation=augmentation, seed=seed)
+                                       augmentation=augmentation, seed=seed, sample_weight=sample_weight)
         val_ds = inputs.make_dataset(x_val, y_val, batch_size=max(spec.batch_size, 64))
         steps = int(np.ceil(len(x_train) / spec.batch_size))
-        weights = class_weights(y_train)
+        weights = class_weights(y_train) if sample_weight is None else None
         is_transfer = REGISTRY[spec.name].family == "transfer" and bool(backbone_layers(model))
         pretrained = spec.weights.lower() != "none"
         histories = []

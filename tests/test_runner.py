@@ -114,3 +114,28 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
             raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_group_weights_give_every_group_the_same_total():
+    from pipeline.training import group_weights
+
+    groups = np.array(["a|0"] * 6 + ["a|1"] * 2 + ["b|0"] * 1 + ["b|1"] * 1)
+    w = group_weights(groups)
+    totals = {g: w[groups == g].sum() for g in set(groups)}
+    assert np.allclose(list(totals.values()), 2.5) and np.isclose(w.mean(), 1.0)
+
+
+def test_balanced_training_uses_the_weights(tmp_path):
+    """A run with balance_datasets trains (the weighted tf.data path) and records the setting."""
+    root = tmp_path / "data"
+    make_labelled_folder(root / "big", n_per_class=24, seed=3)
+    make_labelled_folder(root / "small", n_per_class=8, seed=4)
+    cfg = config.from_dict({
+        "name": "balanced", "data": [str(root)], "seed": 1, "artifacts_dir": str(tmp_path / "artifacts"),
+        "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0, "balance_datasets": True},
+        "models": [{"name": "baseline_cnn", "image_size": 32}],
+        "embeddings": {"enabled": False},
+    })
+    run_dir = runner.train_run(cfg, log=lambda _: None)
+    metrics = json.loads((run_dir / "models" / "baseline_cnn" / "metrics.json").read_text())
+    assert metrics["spec"]["balance_datasets"] is True and metrics["epochs_run"] == 1
