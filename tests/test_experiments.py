@@ -376,3 +376,17 @@ def test_experiment_figures():
     gen = figures.generalisation_figure(matrix)
     assert gen.data[0].z[0][1] == 0.6 and len(gen.layout.annotations) == 4
     assert figures.generalisation_figure(matrix.iloc[:0]).layout.annotations  # empty note, no error
+
+
+def test_crossdataset_epochs_replace_the_fine_tuning_of_pretrained_models():
+    from pipeline.experiments import crossdataset
+
+    def spec(model: dict):
+        cfg = config.from_dict({"models": [model], "experiments": {"model": model["name"], "image_size": 64,
+                                                                   "crossdataset_epochs": 2}})
+        return crossdataset.spec_for(cfg)
+
+    tuned = spec({"name": "patch_mobilenet", "weights": "imagenet", "epochs": 0, "fine_tune_epochs": 12})
+    assert (tuned.epochs, tuned.fine_tune_epochs, tuned.image_size) == (0, 2, 64)
+    scratch = spec({"name": "baseline_cnn", "epochs": 9})
+    assert (scratch.epochs, scratch.fine_tune_epochs) == (2, 0)

@@ -25,9 +25,14 @@ COLUMNS = ["train_on", "test_on", "in_domain", "n", "roc_auc", "accuracy", "bala
 
 
 def spec_for(cfg):
+    """The matrix's spec: ``crossdataset_epochs`` replaces the epochs of the training phase, which
+    for a pretrained transfer model with fine-tuning is the fine-tuning (its head epochs are kept)."""
     exp = cfg.experiments
-    return base_spec(cfg, image_size=exp.image_size, epochs=exp.crossdataset_epochs,
-                     max_train_images=exp.max_train_images or base_spec(cfg).max_train_images)
+    spec = base_spec(cfg)
+    fine_tuned = spec.fine_tune_epochs > 0 and spec.weights.lower() != "none"
+    epochs = {"fine_tune_epochs": exp.crossdataset_epochs} if fine_tuned else {"epochs": exp.crossdataset_epochs}
+    return base_spec(cfg, image_size=exp.image_size, max_train_images=exp.max_train_images or spec.max_train_images,
+                     **epochs)
 
 
 def matrix_rows(train_on: str, test: pd.DataFrame, p_test: np.ndarray, threshold: float, n_train: int,
@@ -68,7 +73,7 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
         cell = out / "cells" / f"{train_on}.csv"
         if cell.exists() and not force:
             continue
-        log(f"crossdataset: {spec.name} trained on {train_on} ({spec.epochs} epochs at {spec.image_size}px)")
+        log(f"crossdataset: {spec.name} trained on {train_on} ({spec.epochs} + {spec.fine_tune_epochs} fine-tuning epochs at {spec.image_size}px)")
         result, threshold, _, _, train_idx = train_and_score(
             cfg, spec, manifest, x, (split == "train") & (ds == train_on), (split == "val") & (ds == train_on),
             progress)
