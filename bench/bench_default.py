@@ -35,7 +35,14 @@ def main() -> int:
         shutil.rmtree(art)
     cfg = config.apply_overrides(config.load(args.config), artifacts_dir=str(art))
     start = time.perf_counter()
-    run_dir = runner.train_run(cfg, progress=TqdmProgress())
+    steps: list[str] = []
+
+    def log(line: str) -> None:  # every line of the run, stamped with the minutes since the start
+        stamped = f"{(time.perf_counter() - start) / 60:5.1f} min  {line}"
+        steps.append(stamped)
+        print(stamped, flush=True)
+
+    run_dir = runner.train_run(cfg, progress=TqdmProgress(), log=log)
     total = time.perf_counter() - start
 
     run = load_run(str(run_dir))
@@ -52,9 +59,11 @@ def main() -> int:
     counts = run.counts()
     body = (f"`python bench/bench_default.py --config {args.config}`: run `{run_dir.name}`, "
             f"{'warm (cached)' if args.warm else 'cold (empty artifacts folder)'}, total **{total / 60:.1f} min** "
-            f"for training, evaluation and the embedding step. Test split per dataset; thresholds chosen "
-            f"on validation (Youden's J). {int(counts['n'].sum())} images.\n\n{table}\n")
-    write_section(f"default-{args.config}", f"Default run (`configs/{args.config}.toml`) on ../shared/data", body)
+            f"for training, evaluation, the embedding step and the experiments the config runs after training. "
+            f"Test split per dataset; thresholds chosen on validation (Youden's J). {int(counts['n'].sum())} "
+            f"images.\n\n{table}\n\n<details><summary>The run's log, stamped with minutes since the start "
+            f"(where the time went)</summary>\n\n```\n" + "\n".join(steps) + "\n```\n</details>\n")
+    write_section(f"default-{args.config}", f"Run of `configs/{args.config}.toml` on ../shared/data", body)
     return 0
 
 

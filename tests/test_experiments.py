@@ -251,8 +251,17 @@ def test_config_section_and_run_id(tiny_config):
         config.from_dict({**raw, "experiments": {"modle": "x"}})
     with pytest.raises(config.ConfigError, match="strategy"):
         config.from_dict({**raw, "strategy": "tpu"})
-    for name in ("default", "full"):
-        assert config.load(name).experiments.ensemble_members == ("all",)
+
+
+@pytest.mark.parametrize("path", sorted(config.CONFIG_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_configs_load_and_name_real_members(path):
+    from pipeline.svm import svm_model_name
+
+    cfg = config.load(path)
+    rows = set(cfg.model_names) | {svm_model_name(m) for m in cfg.embedding_model_names}
+    members = cfg.experiments.ensemble_members
+    assert members == ("all",) or set(members) <= rows, f"{path.name}: ensemble members not in the run"
+    assert set(cfg.embeddings.models) <= set(cfg.model_names)
 
 
 def test_cli_experiment(exp_setup, tmp_path):
