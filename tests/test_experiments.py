@@ -353,6 +353,7 @@ def test_pages_render_with_experiments(monkeypatch, exp_setup):
     at.selectbox(key="robustness_metric").set_value("accuracy").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Most robust here" in _texts(at)
+    assert any("Shortcut check" in h.value for h in at.subheader)  # the one-size, one-quality check
 
 
 def test_pages_without_experiments_say_what_to_run(monkeypatch, tiny_run):
