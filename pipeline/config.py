@@ -95,20 +95,21 @@ class ExperimentConfig:
     crossdataset_epochs: int = 3
 
 
-def _embedding_config(raw: dict[str, Any]) -> EmbeddingConfig:
-    known = {f.name for f in dataclasses.fields(EmbeddingConfig)}
+def _section(cls, raw: dict[str, Any], name: str):
+    """A ``[name]`` table of the TOML as the dataclass ``cls``: unknown keys are an error, lists become tuples."""
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(raw) - known
     if unknown:
-        raise ConfigError(f"unknown [embeddings] setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return EmbeddingConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
+        raise ConfigError(f"unknown [{name}] setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
+
+
+def _embedding_config(raw: dict[str, Any]) -> EmbeddingConfig:
+    return _section(EmbeddingConfig, raw, "embeddings")
 
 
 def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
-    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown [experiments] setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return ExperimentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
+    return _section(ExperimentConfig, raw, "experiments")
 
 
 @dataclass(frozen=True)
