@@ -83,6 +83,7 @@ class ExperimentConfig:
     search_max_train_images: int = 0  # 0 = all training images
     search_final_epochs: int = 8  # the best trial is retrained as model searched_cnn for this many epochs
     ensemble_members: tuple[str, ...] = ()  # model names, or ["all"] = every trained model; empty = no ensemble
+    ensemble_routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
     robustness: bool = False  # run the perturbation sweep after `train`
     robustness_max_images: int = 0  # 0 = the whole test split; else a fixed-seed stratified subsample
     jpeg_qualities: tuple[int, ...] = (95, 75, 50, 30)
@@ -116,7 +117,7 @@ def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
 class ModelSpec:
     """How one registry model is built and trained."""
 
-    name: str  # registry name, e.g. "baseline_cnn"
+    name: str  # the model's name in the run (its folder); the registry model unless ``architecture`` is set
     image_size: int = 64
     epochs: int = 10
     batch_size: int = 32
@@ -131,10 +132,17 @@ class ModelSpec:
     balance_datasets: bool = False  # weight training images so every (dataset, label) group counts the same
     max_train_images: int = 0  # 0 = all; otherwise a fixed-seed stratified subsample per epoch set
     params: dict[str, Any] = field(default_factory=dict)  # model-specific options
+    architecture: str = ""  # registry model to build; empty = ``name`` (set it to train one architecture twice)
+    datasets: tuple[str, ...] = ()  # a specialist: train and early-stop on these datasets only; empty = all
 
     @property
     def label(self) -> str:
         return self.name
+
+    @property
+    def registry_name(self) -> str:
+        """The registry model this entry builds."""
+        return self.architecture or self.name
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,8 @@ def _model_spec(entry: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec:
                           f"known: {sorted(_SPEC_FIELDS)}")
     if "name" not in merged:
         raise ConfigError("every [[models]] entry needs a name")
+    if "datasets" in merged:
+        merged["datasets"] = tuple(merged["datasets"])
     return ModelSpec(**merged)
 
 
@@ -246,8 +256,11 @@ def validate(cfg: RunConfig) -> None:
     if abs(sum(cfg.split) - 1.0) > 1e-6 or any(s <= 0 for s in cfg.split):
         raise ConfigError(f"split must be three positive fractions adding to 1, got {cfg.split}")
     for spec in cfg.models:
-        if spec.name not in REGISTRY:
-            raise ConfigError(f"unknown model {spec.name!r}; registered models: {', '.join(sorted(REGISTRY))}")
+        if spec.registry_name not in REGISTRY:
+            what = f"architecture {spec.architecture!r} of model {spec.name!r}" if spec.architecture else f"model {spec.name!r}"
+            raise ConfigError(f"unknown {what}; registered models: {', '.join(sorted(REGISTRY))}")
+        if spec.architecture and spec.name in REGISTRY and spec.name != spec.architecture:
+            raise ConfigError(f"{spec.name!r} is a registry model: give the {spec.architecture} entry another name")
         if spec.image_size < 16:
             raise ConfigError(f"{spec.name}: image_size must be at least 16, got {spec.image_size}")
     names = cfg.model_names
@@ -260,7 +273,7 @@ def validate(cfg: RunConfig) -> None:
     if cfg.experiments.model not in REGISTRY:
         raise ConfigError(f"[experiments] model {cfg.experiments.model!r} is not a registered model; "
                           f"registered models: {', '.join(sorted(REGISTRY))}")
-    unknown = [m for m in cfg.embeddings.models if m not in REGISTRY]
+    unknown = [m for m in cfg.embeddings.models if m not in REGISTRY and m not in names]
     if unknown:
         raise ConfigError(f"[embeddings] models: unknown model(s) {unknown}; registered models: "
                           f"{', '.join(sorted(REGISTRY))}")
@@ -295,7 +308,7 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
 def from_json_dict(raw: dict[str, Any]) -> RunConfig:
     """Inverse of :func:`to_dict` (used to read ``run.json``); paths are already absolute."""
     raw = dict(raw)
-    models = tuple(ModelSpec(**m) for m in raw.pop("models", []))
+    models = tuple(ModelSpec(**{**m, "datasets": tuple(m.get("datasets", ()))}) for m in raw.pop("models", []))
     data = tuple(DataSource(**d) for d in raw.pop("data", []))
     aug = raw.pop("augmentation", {}) or {}
     if aug.get("jpeg_quality"):
@@ -316,4 +329,11 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d.pop("experiments", None)  # experiments cache their own results; they never change the models
     d.pop("strategy", None)  # where training runs (devices) does not change what is trained
     d["data"] = [src["name"] for src in d["data"]]
+    for model in d["models"]:  # options added later leave the ids of runs that do not use them unchanged
+        for key, default in _LATER_SPEC_OPTIONS.items():
+            if model.get(key) == default:
+                model.pop(key)
     return d
+
+
+_LATER_SPEC_OPTIONS = {"architecture": "", "datasets": []}

@@ -69,6 +69,19 @@ def _split_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: 
     return np.sort(np.concatenate(picked))
 
 
+def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """Boolean mask of the manifest rows ``spec`` trains on: its ``datasets`` (every row when empty).
+    A specialist whose datasets have no images is an error that names the datasets there are."""
+    if not spec.datasets:
+        return np.ones(len(manifest), dtype=bool)
+    present = set(manifest["dataset"].astype(str))
+    missing = [d for d in spec.datasets if d not in present]
+    if missing:
+        raise ValueError(f"{spec.name}: datasets {missing} have no images in this run; its datasets are "
+                         f"{', '.join(sorted(present))}")
+    return manifest["dataset"].astype(str).isin(spec.datasets).to_numpy()
+
+
 def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataFrame, x: np.ndarray,
               progress: ProgressFn = None) -> dict:
     """Train, save and score one model; returns its metrics (also written to metrics.json)."""
@@ -76,13 +89,15 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
 
     split = manifest["split"].to_numpy()
     y = manifest["y"].to_numpy()
-    train_idx = _split_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
-    val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    own = specialist_rows(manifest, spec)
+    train_idx = _split_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images, cfg.seed)
+    own_val_idx = np.flatnonzero((split == "val") & own)  # early stopping and the threshold
+    val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")  # scored: every image
     weights = None
     if spec.balance_datasets:
         groups = manifest["dataset"].astype(str).to_numpy()[train_idx] + "|" + y[train_idx].astype(str)
         weights = training.group_weights(groups)
-    result = training.train_model(spec, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
+    result = training.train_model(spec, x[train_idx], y[train_idx], x[own_val_idx], y[own_val_idx],
                                   augmentation=cfg.augmentation, seed=cfg.seed, progress=progress,
                                   strategy=cfg.strategy, sample_weight=weights)
     out = artifacts.model_dir(run_dir, spec.name)
@@ -92,7 +107,7 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
 
     p_val = inference.predict_proba(result.model, x[val_idx])
     p_test = inference.predict_proba(result.model, x[test_idx])
-    threshold = evaluation.choose_threshold(y[val_idx], p_val, cfg.threshold_rule)
+    threshold = evaluation.choose_threshold(y[val_idx][own[val_idx]], p_val[own[val_idx]], cfg.threshold_rule)
     cols = ["path", "relpath", "dataset", "label", "y"]
     preds = pd.concat([manifest.iloc[val_idx][cols].assign(split="val", p_fake=p_val),
                        manifest.iloc[test_idx][cols].assign(split="test", p_fake=p_test)], ignore_index=True)
@@ -104,7 +119,8 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
         "epochs_run": int(len(result.history)), "threshold": threshold, "threshold_rule": cfg.threshold_rule,
         "latency_ms": evaluation.measure_latency(lambda b: inference.predict_batch(result.model, b), spec.image_size),
         "scopes": evaluation.evaluate_predictions(preds[preds["split"] == "test"], threshold),
-        "validation": evaluation.scope_metrics(y[val_idx], p_val, threshold),
+        "validation": evaluation.scope_metrics(y[val_idx][own[val_idx]], p_val[own[val_idx]], threshold),
+        "datasets": list(spec.datasets),  # a specialist's own datasets; empty = trained on all
         "trained": _now(),
     }
     artifacts.write_json(out / "metrics.json", metrics)

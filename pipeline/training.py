@@ -117,7 +117,7 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
         val_ds = inputs.make_dataset(x_val, y_val, batch_size=max(spec.batch_size, 64))
         steps = int(np.ceil(len(x_train) / spec.batch_size))
         weights = class_weights(y_train) if sample_weight is None else None
-        is_transfer = REGISTRY[spec.name].family == "transfer" and bool(backbone_layers(model))
+        is_transfer = REGISTRY[spec.registry_name].family == "transfer" and bool(backbone_layers(model))
         pretrained = spec.weights.lower() != "none"
         histories = []
         if is_transfer and pretrained:

@@ -2,7 +2,8 @@
 
 ``python bench/quality/train_variant.py artifacts/<run-id> NAME '<json>'`` where the JSON has
 ``spec`` (pipeline.config.ModelSpec fields), ``aug`` (pipeline.config.Augmentation fields; default
-flips only) and optionally ``max_train``. The model and its validation scores are written to
+flips only) and optionally ``max_train`` and ``datasets`` (train and early-stop on these datasets
+only: a specialist; validation AUC is still reported on every dataset). The model and its validation scores are written to
 bench/out/quality/NAME.*. Validation only; the test split is never scored here."""
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def main() -> None:
     aug = Augmentation(**{**dict(flip=True, shift=0, zoom=0, brightness=0, jpeg_quality=None), **cfg.get("aug", {})})
     manifest, x = load_run(args.run_dir, spec.image_size)
     split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy().astype("float32")
-    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    keep = manifest["dataset"].isin(cfg["datasets"]).to_numpy() if cfg.get("datasets") else True
+    tr, va = np.flatnonzero((split == "train") & keep), np.flatnonzero((split == "val") & keep)
+    va_all = np.flatnonzero(split == "val")
     if cfg.get("max_train"):
         tr = np.sort(np.random.default_rng(0).permutation(tr)[:cfg["max_train"]])
     weights = None
@@ -40,8 +43,8 @@ def main() -> None:
                          sample_weight=weights)
     seconds = time.perf_counter() - start
     scores = np.full(len(manifest), 0.5, dtype="float32")
-    for i in range(0, len(va), 64):
-        scores[va[i:i + 64]] = result.model.predict_on_batch(x[va[i:i + 64]].astype("float32")).ravel()
+    for i in range(0, len(va_all), 64):
+        scores[va_all[i:i + 64]] = result.model.predict_on_batch(x[va_all[i:i + 64]].astype("float32")).ravel()
     print(result.history.to_string())
     out = ROOT / "bench" / "out" / "quality"
     out.mkdir(parents=True, exist_ok=True)

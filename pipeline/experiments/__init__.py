@@ -12,6 +12,7 @@ One module per idea (``search``, ``ablation``, ``ensemble``, ``robustness``, ``c
     <run-id>/models/searched_cnn/          the search's best trial, retrained like any model
     <run-id>/models/ensemble_mean/         the ensembles, laid out like any model (no model.keras;
     <run-id>/models/ensemble_stacked/      stacked: stacking.json holds the logistic regression)
+    <run-id>/models/ensemble_routed/       routed: routing.json holds the router and its stackers)
 
 Everything is written atomically with :mod:`pipeline.artifacts` (CSV, Parquet, JSON; no pickle).
 This module imports neither TensorFlow nor Keras: ``pipeline.results`` and the dashboard use it.
@@ -31,7 +32,7 @@ NAMES = ("search", "ablation", "ensemble", "robustness", "crossdataset")
 EXPERIMENTS_DIR = "experiments"
 TABLES = {"search": "trials.csv", "ablation": "ablation.csv", "robustness": "robustness.csv",
           "crossdataset": "matrix.csv"}
-EXTRA_MODELS = ("searched_cnn", "ensemble_mean", "ensemble_stacked")  # model folders experiments write
+EXTRA_MODELS = ("searched_cnn", "ensemble_mean", "ensemble_stacked", "ensemble_routed")  # model folders experiments write
 SETTINGS_FILE = "settings.json"
 
 Log = Callable[[str], None]

@@ -6,6 +6,10 @@
   in predictions.parquet) are out-of-fold (stratified 5-fold on the validation split), so the
   threshold is not chosen on predictions of the very rows the regression was fitted on. The
   coefficients are in ``stacking.json`` (JSON, no pickle).
+* ``ensemble_routed`` (when the run has two or more datasets): one stacker per dataset, mixed by a
+  router's estimate of which dataset's kind of image each one is (:mod:`pipeline.routing`). It lets
+  specialists (models trained on one dataset) speak only where they know the kind of fake. Its
+  validation predictions are out-of-fold too; router and stackers are in ``routing.json``.
 
 Both folders follow ``artifacts/README.md`` (metrics.json, predictions.parquet, history.csv with no
 rows, done.json) but hold no model.keras: an ensemble is scored from its members. ``params``,
@@ -23,7 +27,7 @@ from pipeline import artifacts, evaluation
 from pipeline.experiments import EXTRA_MODELS, Log, add_to_summary, model_stamp, now
 from pipeline.progress import report
 
-MEAN, STACKED = "ensemble_mean", "ensemble_stacked"
+MEAN, STACKED, ROUTED = "ensemble_mean", "ensemble_stacked", "ensemble_routed"
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
                    "learning_rate"]
 _EPS = 1e-6
@@ -73,7 +77,7 @@ def resolve_members(cfg, run_dir: Path) -> list[str]:
     wanted = list(cfg.experiments.ensemble_members)
     if [w.lower() for w in wanted] == ["all"]:
         wanted = list(cfg.model_names) + ["searched_cnn"]
-    done = [m for m in dict.fromkeys(wanted) if m not in (MEAN, STACKED) and artifacts.is_model_done(run_dir, m)
+    done = [m for m in dict.fromkeys(wanted) if m not in (MEAN, STACKED, ROUTED) and artifacts.is_model_done(run_dir, m)
             and (artifacts.model_dir(run_dir, m) / "predictions.parquet").exists()]
     return done
 
@@ -141,13 +145,16 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         return None
     key = artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
                                  "rule": cfg.threshold_rule, "seed": cfg.seed, "v": 1})[:12]
+    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    routed_wanted = cfg.experiments.ensemble_routing and manifest["dataset"].nunique() >= 2
+    outputs = (MEAN, STACKED, ROUTED) if routed_wanted else (MEAN, STACKED)
     cached = all(artifacts.is_model_done(run_dir, n) and
                  artifacts.read_json(artifacts.model_dir(run_dir, n) / "metrics.json").get("ensemble_key") == key
-                 for n in (MEAN, STACKED))
+                 for n in outputs)
     if cached and not force:
         log(f"ensemble of {', '.join(members)}: cached")
     else:
-        report(progress, "ensemble", 0, 2)
+        report(progress, "ensemble", 0, len(outputs))
         rows, p = member_matrix(run_dir, members)
         member_metrics = [artifacts.read_json(artifacts.model_dir(run_dir, m) / "metrics.json") for m in members]
         is_val = (rows["split"] == "val").to_numpy()
@@ -162,10 +169,49 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         stacked = _write_model(run_dir, STACKED, rows, p_stacked, members, member_metrics, cfg.threshold_rule, key,
                                {"combination": "logistic regression on logit(p_fake), fitted on validation",
                                 "stacking": stacker})
-        report(progress, "ensemble", 2, 2)
-        for m in (mean, stacked):
+        report(progress, "ensemble", 2, len(outputs))
+        written = [mean, stacked]
+        if routed_wanted:
+            written.append(_write_routed(cfg, run_dir, manifest, rows, p, members, member_metrics, key))
+            report(progress, "ensemble", 3, len(outputs))
+        for m in written:
             auc = m["scopes"]["all"]["roc_auc"]
             log(f"{m['model']} ({', '.join(members)}): test AUC {'n/a' if auc is None else round(auc, 3)}, "
                 f"accuracy {m['scopes']['all']['at_threshold']['accuracy']:.3f}")
     add_to_summary(run_dir, [m for m in EXTRA_MODELS if m not in cfg.model_names])
     return artifacts.model_dir(run_dir, STACKED)
+
+
+def router_inputs(manifest: pd.DataFrame, cfg, progress=None) -> np.ndarray:
+    """The router's features of every manifest row (images decoded at the router's size, cached)."""
+    from pipeline import data, routing
+
+    x = data.load_arrays(manifest, routing.ROUTER_SIZE, artifacts.cache_dir(cfg.artifacts_dir), progress)
+    return routing.router_features(x)
+
+
+def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame, p: np.ndarray,
+                  members: list[str], member_metrics: list[dict], key: str) -> dict:
+    """Fit the router on the training split, the per-dataset stackers on validation; write the model."""
+    from pipeline import routing
+
+    features = router_inputs(manifest, cfg)
+    by_path = pd.Series(np.arange(len(manifest)), index=manifest["path"])
+    is_train = (manifest["split"] == "train").to_numpy()
+    router = routing.fit_router(features[is_train], manifest.loc[is_train, "dataset"].astype(str).to_numpy(),
+                                seed=cfg.seed)
+    route_p = routing.route(router, features[by_path.loc[rows["path"]].to_numpy()])
+    kinds = rows["dataset"].astype(str).to_numpy()
+    is_val = (rows["split"] == "val").to_numpy()
+    routed = routing.fit_routed(p[is_val], rows.loc[is_val, "y"].to_numpy(), kinds[is_val], members, cfg.seed)
+    p_routed = routing.apply_routed(routed, p, route_p, router["classes"])
+    p_routed[is_val] = routing.out_of_fold_routed(p[is_val], rows.loc[is_val, "y"].to_numpy(), kinds[is_val],
+                                                  route_p[is_val], router["classes"], members, cfg.seed)
+    test = ~is_val
+    router_accuracy = float((np.asarray(router["classes"])[route_p[test].argmax(axis=1)] == kinds[test]).mean())
+    spec = {"router": router, **routed, "router_test_accuracy": router_accuracy}
+    artifacts.write_json(artifacts.model_dir(run_dir, ROUTED) / "routing.json", spec)
+    return _write_model(run_dir, ROUTED, rows, p_routed, members, member_metrics, cfg.threshold_rule, key,
+                        {"combination": "per-dataset logistic regressions on logit(p_fake), fitted on validation, "
+                                        "mixed by a router's P(dataset | image)",
+                         "router_test_accuracy": router_accuracy})

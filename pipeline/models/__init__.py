@@ -90,9 +90,9 @@ def build_model(spec: ModelSpec) -> keras.Model:
     the full model (``.weights.h5`` or ``.keras``); "imagenet" is an error for them.
     """
     try:
-        entry = REGISTRY[spec.name]
+        entry = REGISTRY[spec.registry_name]
     except KeyError:
-        raise ValueError(f"unknown model {spec.name!r}; registered models: {', '.join(sorted(REGISTRY))}") from None
+        raise ValueError(f"unknown model {spec.registry_name!r}; registered models: {', '.join(sorted(REGISTRY))}") from None
     if spec.image_size < entry.min_image_size:
         raise ValueError(f"{spec.name} needs images of at least {entry.min_image_size}x{entry.min_image_size} px, "
                          f"got image_size={spec.image_size} (its default is {entry.default_image_size})")

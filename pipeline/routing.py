@@ -1,0 +1,109 @@
+"""Routing: which kind of image is this, and which detectors should judge it?
+
+The three data sets hold three kinds of fake (StyleGAN faces, Photoshop composites, face swaps) and
+nothing a detector learns on one carries over to another (EXPERIMENTS.md, cross-dataset matrix). A
+specialist trained on one kind beats the pooled model on it. A router lets specialists work
+together: it estimates ``P(kind | image)`` from what the image looks like, never from its label,
+name or file, and the routed ensemble mixes one stacker per kind::
+
+    p_fake(x) = sum_k  P(k | x) * sigmoid(w_k . logit(p_members(x)) + b_k)
+
+where the stacker of kind ``k`` (a logistic regression over every member's log-odds) is fitted on
+the validation images of kind ``k`` only. So each kind gets the members that work on it.
+
+The router is a multinomial logistic regression on a coarse look at the image (a 16 x 16 colour
+thumbnail and the per-channel mean and spread at 32 px): enough to tell an FFHQ-aligned portrait
+from an LFW news photo or a tight ciplab crop, far too coarse to see the fine traces of fakery.
+It is fitted on the training split's images with their data set as the target. Everything is
+stored as JSON (``routing.json``), no pickle.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+ROUTER_SIZE = 32  # px: the images the router looks at
+THUMB = 16  # px: side of the thumbnail feature
+
+
+def router_features(x: np.ndarray) -> np.ndarray:
+    """(n, 32, 32, 3) uint8 images -> (n, 16*16*3 + 6) floats: a 16 px thumbnail (2 x 2 means), and
+    each channel's mean and standard deviation."""
+    x = np.asarray(x, dtype=np.float32) / 255.0
+    if x.ndim != 4 or x.shape[1:] != (ROUTER_SIZE, ROUTER_SIZE, 3):
+        raise ValueError(f"router features need (n, {ROUTER_SIZE}, {ROUTER_SIZE}, 3) images, got {x.shape}")
+    n, f = len(x), ROUTER_SIZE // THUMB
+    thumb = x.reshape(n, THUMB, f, THUMB, f, 3).mean(axis=(2, 4)).reshape(n, -1)
+    return np.concatenate([thumb, x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1)
+
+
+def fit_router(features: np.ndarray, kinds: np.ndarray, C: float = 0.1, seed: int = 0) -> dict[str, Any]:
+    """Standardise, then a multinomial logistic regression from features to kind; JSON-ready."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.asarray(features, dtype=np.float64)
+    kinds = np.asarray(kinds).astype(str)
+    classes = sorted(set(kinds))
+    if len(classes) < 2:
+        raise ValueError(f"a router needs at least two kinds of image, got {classes}")
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    lr = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit((features - mean) / scale, kinds)
+    coef, intercept = lr.coef_, lr.intercept_
+    if len(classes) == 2:  # sklearn keeps one row for two classes: make it symmetric (softmax of two)
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    return {"classes": [str(c) for c in lr.classes_], "mean": mean.tolist(), "scale": scale.tolist(),
+            "coef": np.asarray(coef).tolist(), "intercept": np.asarray(intercept).tolist(), "C": C,
+            "features": f"{THUMB}x{THUMB} colour thumbnail + channel mean/std of the image at {ROUTER_SIZE} px"}
+
+
+def route(router: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    """(n, k) probabilities of each kind in ``router["classes"]`` order."""
+    z = ((np.asarray(features, dtype=np.float64) - np.asarray(router["mean"])) / np.asarray(router["scale"])
+         @ np.asarray(router["coef"]).T + np.asarray(router["intercept"]))
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarray, members: list[str],
+               seed: int = 0) -> dict[str, Any]:
+    """One stacker per kind, fitted on that kind's validation rows (kinds without both classes get
+    the stacker of all rows). JSON-ready."""
+    from pipeline.experiments.ensemble import fit_stacker
+
+    y_val, kinds_val = np.asarray(y_val).astype(int), np.asarray(kinds_val).astype(str)
+    pooled = fit_stacker(p_val, y_val, members, seed)
+    stackers = {}
+    for kind in sorted(set(kinds_val)):
+        rows = kinds_val == kind
+        ok = np.bincount(y_val[rows], minlength=2).min() >= 2
+        stackers[kind] = fit_stacker(p_val[rows], y_val[rows], members, seed) if ok else pooled
+    return {"members": list(members), "stackers": stackers, "pooled": pooled}
+
+
+def apply_routed(routed: dict[str, Any], p: np.ndarray, route_p: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Mix the kinds' stackers by the router's probabilities (a kind without a stacker uses the pooled one)."""
+    from pipeline.experiments.ensemble import apply_stacker
+
+    out = np.zeros(len(p))
+    for j, kind in enumerate(classes):
+        out += route_p[:, j] * apply_stacker(routed["stackers"].get(kind, routed["pooled"]), p)
+    return out
+
+
+def out_of_fold_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarray, route_p: np.ndarray,
+                       classes: list[str], members: list[str], seed: int = 0, n_splits: int = 5) -> np.ndarray:
+    """Routed validation predictions, each from stackers that did not see that row."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y_val, kinds_val = np.asarray(y_val).astype(int), np.asarray(kinds_val).astype(str)
+    strata = np.char.add(kinds_val, y_val.astype(str))
+    n_splits = int(min(n_splits, np.unique(strata, return_counts=True)[1].min()))
+    if n_splits < 2:
+        return apply_routed(fit_routed(p_val, y_val, kinds_val, members, seed), p_val, route_p, classes)
+    out = np.empty(len(y_val))
+    for fit_idx, pred_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(p_val, strata):
+        routed = fit_routed(p_val[fit_idx], y_val[fit_idx], kinds_val[fit_idx], members, seed)
+        out[pred_idx] = apply_routed(routed, p_val[pred_idx], route_p[pred_idx], classes)
+    return out
