@@ -5,7 +5,7 @@ The run selector lives in ``dashboard/app.py`` (sidebar, on every page) and writ
 
 Caching: ``@st.cache_data`` loaders are keyed by (run path, model, modification time of the file),
 so a retrained run (same id, new files) is read again. ``@st.cache_resource`` is for Keras models
-(pages that predict): key them the same way.
+(pages that predict, and the run's combined model that scores uploads): key them the same way.
 """
 from __future__ import annotations
 
@@ -236,6 +236,33 @@ def run_models(run: Run, models: list[str] | None = None) -> dict:
         return _run_models(str(run.path), names, stamp)
     except (KeyError, OSError, ValueError) as exc:
         stop_with(f"Could not load the models of run `{run.run_id}`: {exc}", "warning")
+
+
+@st.cache_resource(show_spinner="Loading the run's combined model…", max_entries=4)
+def _run_combiner(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...], combiner_stamp: str):
+    from pipeline.experiments import ensemble
+
+    return ensemble.load_combiner(run_path, keras_models=_run_models(run_path, models, stamp))
+
+
+def combiner_key(run: Run) -> str:
+    """Changes when the run's combined model or one of its members is refitted (cache key)."""
+    from pipeline.experiments import ensemble
+
+    return ensemble.combiner_stamp(run.path)
+
+
+def run_combiner(run: Run, models: list[str] | None = None) -> tuple[Any, str | None]:
+    """The run's combined model for scoring uploads (``ensemble_routed``, else ``ensemble_stacked``;
+    :func:`pipeline.experiments.ensemble.load_combiner`), loaded once per process and sharing the
+    Keras models of :func:`run_models`: ``(combiner, None)``, ``(None, None)`` when the run has none,
+    ``(None, message)`` when it cannot be loaded."""
+    names = tuple(models if models is not None else keras_model_names(run))
+    stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
+    try:
+        return _run_combiner(str(run.path), names, stamp, combiner_key(run)), None
+    except (KeyError, OSError, ValueError) as exc:
+        return None, str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
 
 
 def upload_limit_mb() -> int:

@@ -63,10 +63,25 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from pipeline import images, inference
+    from pipeline.experiments import ensemble
     from pipeline.results import resolve_run
 
     info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
-    models = inference.load_run_models(info.path, [args.model] if args.model else None)
+    combiner = None
+    if args.model in ensemble.COMBINERS:  # the combined model alone
+        models = {}
+        try:
+            combiner = ensemble.load_combiner(info.path, args.model)
+        except ValueError as exc:
+            return _fail(str(exc))
+    else:
+        models = inference.load_run_models(info.path, [args.model] if args.model else None)
+        if not args.model:  # every Keras model and the run's combined model (routed, else stacked)
+            try:
+                combiner = ensemble.load_combiner(info.path, keras_models=models)
+            except (ValueError, KeyError, OSError) as exc:
+                print(f"note: the run's combined model is left out: {exc.args[0] if exc.args else exc}",
+                      file=sys.stderr)
     out_dir = Path(args.out) if args.out else None
     if args.explain and out_dir is None:
         out_dir = Path("explanations")
@@ -108,9 +123,12 @@ def cmd_predict(args) -> int:
                 stem = f"{stem}-{len(stems)}"
             stems.add(stem)
             for suffix, extra, pixels in regions:
-                records = inference.score_rgb([pixels], models)[0]
+                arrays = inference.score_arrays([pixels], models)
+                records = inference.score_rgb([pixels], models, arrays)[0]
+                if combiner is not None:
+                    records.append(ensemble.score_combined(combiner, [pixels], known=arrays)[0])
                 for record in records:
-                    if args.explain:
+                    if args.explain and record["model"] in models:  # a combined model has no single map
                         record["explanation"] = str(_write_explanation(
                             out_dir / f"{stem}{suffix}__{record['model']}__{args.explain.replace('++', 'pp')}.png",
                             models[record["model"]], pixels, args.explain, record, info.path, args.lime_samples,
@@ -246,13 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("predict", help="score image files; prints one JSON object per image and model")
+    r = sub.add_parser(
+        "predict", help="score image files; prints one JSON object per image and model",
+        description="Prints one JSON object per image (per face with --crop-faces) and model: file, model, "
+                    "p_fake, threshold, verdict (a file that cannot be read: file, error). When the run has a "
+                    "combined model (ensemble_routed, else ensemble_stacked) one more object per image has "
+                    "model = its name, its p_fake at its own threshold and verdict (the run's verdict), "
+                    "members ({member: p_fake}) and looks_like (ensemble_routed: the router's "
+                    "{dataset: probability}; ensemble_stacked: null).")
     r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP)")
     r.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
-    r.add_argument("--model", help="one model of the run (default: all)")
+    r.add_argument("--model", help="one Keras model of the run, or ensemble_routed / ensemble_stacked (default: "
+                                   "every Keras model and the run's combined model)")
     r.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
     r.add_argument("--explain", choices=["gradcam", "gradcam++", "saliency", "lime"],
-                   help="also write an overlay PNG per image and model showing what the model looked at")
+                   help="also write an overlay PNG per image and Keras model showing what the model looked at "
+                        "(not for the combined model)")
     r.add_argument("--out", help="folder for predictions.jsonl and the overlay PNGs (default with --explain: "
                                  "./explanations)")
     r.add_argument("--crop-faces", action="store_true",

@@ -12,6 +12,12 @@ threshold in log-odds, ``z_m = logit(p_m) - logit(t_m)``, so every model says "f
 "mean p vs mean threshold" (which is the same as the mean of ``p_m - t_m``), a very confident model
 counts more than a hesitant one and a model whose threshold is low is not favoured. ``votes`` is the
 plain majority count, shown alongside.
+
+Run verdict: when the run has a combined model (``ensemble_routed``, else ``ensemble_stacked``;
+loaded with :func:`pipeline.experiments.ensemble.load_combiner` and passed as ``combiner``), each
+face also gets ``FaceCheck.combined``: that model's ``p_fake`` at its own validation-chosen
+threshold, its members' ``p_fake`` and, for the routed one, ``looks_like`` (the router's
+probability of each dataset). It is the run's verdict; the log-odds vote above stays alongside.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from pipeline import images
-from pipeline.inference import LoadedModel, score_rgb, verdict
+from pipeline.inference import LoadedModel, score_arrays, score_rgb, verdict
 
 ENSEMBLE_RULE = ("mean of the models' log-odds, each re-centred on its own threshold: "
                  "sigmoid(mean(logit(p) - logit(threshold))) >= 0.5 means fake")
@@ -40,6 +46,7 @@ class FaceCheck:
     crop: np.ndarray
     scores: list[dict]  # one record per model: model, p_fake, threshold, verdict
     ensemble: dict
+    combined: dict | None = None  # the run's combined model (see the module doc); None without one
 
     @property
     def label(self) -> str:
@@ -104,8 +111,9 @@ def _source(item) -> tuple[str, Any]:
 
 def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop_faces: bool = True,
                 whole_image_if_no_face: bool = True, min_confidence: float | None = None,
-                margin: float | None = None) -> FileCheck:
-    """Crop (optionally) and score one decoded image."""
+                margin: float | None = None, combiner=None) -> FileCheck:
+    """Crop (optionally) and score one decoded image; with ``combiner`` (a loaded
+    :class:`~pipeline.experiments.ensemble.Combiner`) each face also gets the run's combined verdict."""
     from pipeline import faces as face_mod
 
     result = FileCheck(name=name, rgb=rgb)
@@ -120,19 +128,27 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop
             result.note = WHOLE_IMAGE_NOTE if whole_image_if_no_face else NO_FACE_NOTE
     if not crop_faces or (not crops and whole_image_if_no_face):
         crops = [(0, None, None, rgb)]
-    if crops and models:
-        per_face = score_rgb([c[3] for c in crops], models)
-        result.faces = [FaceCheck(i, box, conf, crop, recs, ensemble(recs))
-                        for (i, box, conf, crop), recs in zip(crops, per_face)]
+    if crops and (models or combiner is not None):
+        pixels = [c[3] for c in crops]
+        arrays = score_arrays(pixels, models)
+        per_face = score_rgb(pixels, models, arrays)
+        combined: list = [None] * len(crops)
+        if combiner is not None:
+            from pipeline.experiments.ensemble import score_combined
+
+            combined = score_combined(combiner, pixels, known=arrays)
+        result.faces = [FaceCheck(i, box, conf, crop, recs, ensemble(recs), comb)
+                        for (i, box, conf, crop), recs, comb in zip(crops, per_face, combined)]
     return result
 
 
 def check_files(files: Iterable, models: dict[str, LoadedModel], crop_faces: bool = True,
                 whole_image_if_no_face: bool = True, min_confidence: float | None = None,
                 margin: float | None = None, max_pixels: int = images.DEFAULT_MAX_PIXELS,
-                progress=None) -> list[FileCheck]:
+                progress=None, combiner=None) -> list[FileCheck]:
     """Check each file (path, ``(name, bytes)`` or an uploaded file object); one :class:`FileCheck` each,
-    in order. Bad files carry their error message; they never stop the others."""
+    in order. Bad files carry their error message; they never stop the others. ``combiner``: see
+    :func:`check_image`."""
     from pipeline.progress import report
 
     files = list(files)
@@ -145,7 +161,8 @@ def check_files(files: Iterable, models: dict[str, LoadedModel], crop_faces: boo
             continue
         try:
             rgb = images.load_rgb(source, name=name, max_pixels=max_pixels)
-            out.append(check_image(name, rgb, models, crop_faces, whole_image_if_no_face, min_confidence, margin))
+            out.append(check_image(name, rgb, models, crop_faces, whole_image_if_no_face, min_confidence, margin,
+                                   combiner))
         except images.ImageError as exc:
             out.append(FileCheck(name=name, error=str(exc)))
         except Exception as exc:  # noqa: BLE001 - one odd file must not break the batch
@@ -154,8 +171,43 @@ def check_files(files: Iterable, models: dict[str, LoadedModel], crop_faces: boo
     return out
 
 
+def looks_like_text(looks_like: dict | None, top: int = 2) -> str:
+    """``"faces140k 91%, lfw_faceswap 7%"``: the router's likeliest datasets ('' without a router)."""
+    if not looks_like:
+        return ""
+    ranked = sorted(looks_like.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{k} {v:.0%}" for k, v in ranked)
+
+
+def pooled_auc(summary, model: str) -> float | None:
+    """``model``'s pooled test ROC-AUC in a run's summary (None when unknown)."""
+    try:
+        rows = summary[(summary["scope"] == "all") & (summary["model"] == model)]["roc_auc"].dropna()
+        return float(rows.iloc[0]) if len(rows) else None
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def combined_headline(combined: dict, summary=None) -> str:
+    """The run's verdict on one face as a Markdown line, e.g. "Run verdict — **ensemble_routed** (the
+    run's combined model; best pooled test ROC-AUC of the run, 0.951): **fake**, p 0.870 at threshold
+    0.420; looks like: faces140k 91%"."""
+    name = combined["model"]
+    about = "the run's combined model"
+    auc = pooled_auc(summary, name) if summary is not None else None
+    if auc is not None:
+        models = summary["model"].dropna().astype(str).unique().tolist()
+        best = best_model(summary, models) == name
+        about += f"; {'best ' if best else ''}pooled test ROC-AUC{' of the run' if best else ''} {auc:.3f}"
+    text = (f"Run verdict — **{name}** ({about}): **{combined['verdict']}**, p {combined['p_fake']:.3f} "
+            f"at threshold {combined['threshold']:.3f}")
+    looks = looks_like_text(combined.get("looks_like"))
+    return text + (f"; looks like: {looks}" if looks else "")
+
+
 def results_table(checks: list[FileCheck]):
-    """One row per (file, face): file, face, box, confidence, per-model p_fake and verdict, ensemble, error."""
+    """One row per (file, face): file, face, box, confidence, the run's combined model (``combined_*``
+    columns, when it was used), the log-odds ensemble, per-model p_fake and verdict, error."""
     import pandas as pd
 
     rows = []
@@ -168,9 +220,14 @@ def results_table(checks: list[FileCheck]):
             continue
         for f in c.faces:
             row = {"file": c.name, "face": f.label, "box": None if f.box is None else "x={} y={} w={} h={}".format(*f.box),
-                   "face_confidence": None if f.confidence is None else round(f.confidence, 4),
-                   "ensemble_p_fake": f.ensemble["p_fake"], "ensemble_verdict": f.ensemble["verdict"],
-                   "votes_fake": f"{f.ensemble['votes_fake']}/{f.ensemble['n_models']}"}
+                   "face_confidence": None if f.confidence is None else round(f.confidence, 4)}
+            if f.combined is not None:
+                row.update({"combined_model": f.combined["model"], "combined_p_fake": f.combined["p_fake"],
+                            "combined_threshold": f.combined["threshold"],
+                            "combined_verdict": f.combined["verdict"],
+                            "combined_looks_like": looks_like_text(f.combined.get("looks_like"), top=3) or None})
+            row.update({"ensemble_p_fake": f.ensemble["p_fake"], "ensemble_verdict": f.ensemble["verdict"],
+                        "votes_fake": f"{f.ensemble['votes_fake']}/{f.ensemble['n_models']}"})
             for r in f.scores:
                 row[f"{r['model']}_p_fake"] = r["p_fake"]
                 row[f"{r['model']}_verdict"] = r["verdict"]

@@ -1,4 +1,5 @@
-"""Check an image: upload photos, crop their faces, score each face with every model of the run."""
+"""Check an image: upload photos, crop their faces, score each face with every model of the run and
+give the run's verdict (its combined model, when it has one: see pipeline.checking)."""
 from __future__ import annotations
 
 import sys
@@ -40,9 +41,21 @@ show_cam = c4.toggle("Grad-CAM of the best model", value=True, key="check_cam")
 
 summary = common.summary(run)
 best = checking.best_model(summary, model_names)
-colors = figures.model_colors(model_names)
-st.caption(f"Verdicts use each model's own threshold (chosen on the validation split). **Ensemble**: "
-           f"{checking.ENSEMBLE_RULE}. Best model (highest pooled test ROC-AUC): **{best}**.")
+combiner, combiner_problem = common.run_combiner(run, model_names)
+colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
+if combiner is not None:
+    st.caption(f"**Run verdict**: **{combiner.name}**, the run's combined model ({combiner.description}, "
+               f"fitted on the validation split; members: {', '.join(combiner.members)}), at its own threshold "
+               f"{combiner.threshold:.3f} chosen on the validation split. Each model's verdict uses its own "
+               f"threshold too. **Log-odds vote** of the Keras models (shown under the run verdict): "
+               f"{checking.ENSEMBLE_RULE}. Best single Keras model (highest pooled test ROC-AUC, used for "
+               f"Grad-CAM): **{best}**.")
+else:
+    st.caption(f"Verdicts use each model's own threshold (chosen on the validation split). **Ensemble**: "
+               f"{checking.ENSEMBLE_RULE}. Best single Keras model (highest pooled test ROC-AUC): **{best}**.")
+if combiner_problem:
+    st.warning(f"The run's combined model cannot score uploads, so the verdict below is the log-odds vote: "
+               f"{combiner_problem}", icon=":material/warning:")
 
 if not files:
     st.info("Upload one or more photos to check them. Each face found is scored by every finished model "
@@ -51,20 +64,23 @@ if not files:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _check(run_path: str, names: tuple, stamp: tuple, name: str, data: bytes, crop: bool, whole_image: bool,
-           conf: float):
+def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, name: str, data: bytes, crop: bool,
+           whole_image: bool, conf: float):
     models = common._run_models(run_path, names, stamp)
+    comb = common._run_combiner(run_path, names, stamp, combined_key) if combined_key is not None else None
     return checking.check_files([(name, data)], models, crop_faces=crop, whole_image_if_no_face=whole_image,
-                                min_confidence=conf)[0]
+                                min_confidence=conf, combiner=comb)[0]
 
 
 models = common.run_models(run, model_names)
 stamp = tuple(common._model_mtime(run, m, "model.keras") for m in model_names)
+combined_key = common.combiner_key(run) if combiner is not None else None
 results = []
 bar = st.progress(0.0, text="Checking…") if len(files) > 1 else None
 for k, f in enumerate(files):
     try:
-        res = _check(str(run.path), tuple(model_names), stamp, f.name, f.getvalue(), crop_faces, whole, float(min_conf))
+        res = _check(str(run.path), tuple(model_names), stamp, combined_key, f.name, f.getvalue(), crop_faces, whole,
+                     float(min_conf))
     except Exception as exc:  # noqa: BLE001 - one odd file must never break the page
         res = checking.FileCheck(name=f.name, error=f"{f.name} could not be checked ({type(exc).__name__}: {exc})")
     results.append(res)
@@ -82,6 +98,10 @@ if len(files) >= TABLE_FROM:
                        mime="text/csv", icon=":material/download:", key="check_csv")
     if n_bad:
         st.warning(f"{n_bad} of {len(files)} file(s) could not be checked; see the messages below.")
+
+
+def _icon(verdict: str) -> str:
+    return ":red[:material/warning:]" if verdict == "fake" else ":green[:material/check_circle:]"
 
 
 def _heat(model_name: str, crop):
@@ -110,15 +130,23 @@ for res in results:
             st.image(photo, caption=f"{w}×{h} px · {len(res.detected)} face(s) found", width=min(w, 640))
         for face in res.faces:
             ens = face.ensemble
+            if face.combined is not None:
+                st.markdown(f"{_icon(face.combined['verdict'])} {face.label.capitalize()}: "
+                            f"{checking.combined_headline(face.combined, summary)}")
             cols = st.columns([1, 3, 2] if show_cam else [1, 3])
             with cols[0]:
                 conf = f" · detector {face.confidence:.2f}" if face.confidence is not None else ""
                 st.image(face.crop, caption=f"{face.label}{conf}", width="stretch")
-                icon = ":red[:material/warning:]" if ens["verdict"] == "fake" else ":green[:material/check_circle:]"
-                st.markdown(f"{icon} Ensemble: **{ens['verdict']}** (p {ens['p_fake']:.3f}; "
-                            f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
+                if face.combined is not None:
+                    st.caption(f"Log-odds vote of the Keras models: {ens['verdict']} (p {ens['p_fake']:.3f}; "
+                               f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
+                else:
+                    st.markdown(f"{_icon(ens['verdict'])} Ensemble: **{ens['verdict']}** (p {ens['p_fake']:.3f}; "
+                                f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
             with cols[1]:
-                st.plotly_chart(figures.probability_bars_figure(face.scores, colors, ens,
+                bars = ([{k: face.combined[k] for k in ("model", "p_fake", "threshold", "verdict")}]
+                        if face.combined is not None else []) + face.scores
+                st.plotly_chart(figures.probability_bars_figure(bars, colors, ens,
                                                                 title=f"P(fake) per model · {face.label}"),
                                 width="stretch", key=f"check_bars_{res.name}_{face.index}_{id(res)}")
             if show_cam:

@@ -15,10 +15,18 @@ Both folders follow ``artifacts/README.md`` (metrics.json, predictions.parquet, 
 rows, done.json) but hold no model.keras: an ensemble is scored from its members. ``params``,
 ``file_size_bytes``, ``train_seconds`` and latencies are the sums over the members.
 Members are read from their predictions.parquet (validation and test ``p_fake`` of every image).
+
+New images (the dashboard's *Check an image*, ``python -m pipeline predict``) are scored by the
+run's combined model: :func:`load_combiner` (``ensemble_routed`` when done, else
+``ensemble_stacked``) and :func:`score_combined`, which computes each member's ``p_fake`` the way
+the run did (Keras members at their own image size; ``+pca_svm`` members with the PCA-SVM on the
+base model's embedding) and the router's input as :func:`router_inputs` made it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -215,3 +223,173 @@ def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame
                         {"combination": "per-dataset logistic regressions on logit(p_fake), fitted on validation, "
                                         "mixed by a router's P(dataset | image)",
                          "router_test_accuracy": router_accuracy})
+
+
+# --------------------------------------------------------------------------- scoring new images
+
+
+COMBINERS = (ROUTED, STACKED)  # the combined models that score new images, preferred first
+SPEC_FILES = {ROUTED: "routing.json", STACKED: "stacking.json"}
+
+
+@dataclass
+class Combiner:
+    """A run's combined model (``ensemble_routed`` or ``ensemble_stacked``) loaded to score new images
+    (:func:`score_combined`). ``keras`` holds the Keras members and the base models of the
+    ``<model>+pca_svm`` members (:class:`pipeline.inference.LoadedModel`, each with its own input
+    size); ``svms`` maps each ``+pca_svm`` member to (its fitted PCA-SVM, its base model's embedding
+    model). ``spec`` is stacking.json or routing.json."""
+
+    name: str
+    members: list[str]
+    threshold: float
+    spec: dict
+    keras: dict[str, Any]
+    svms: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def routed(self) -> bool:
+        return self.name == ROUTED
+
+    @property
+    def description(self) -> str:
+        if self.routed:
+            return ("per-dataset logistic regressions on the members' logit(p_fake), mixed by a router's "
+                    "P(dataset | image)")
+        return "a logistic regression on the members' logit(p_fake)"
+
+
+def combiner_name(run_dir: Path) -> str | None:
+    """The combined model that scores new images: ``ensemble_routed`` when it is done, else
+    ``ensemble_stacked``; None when the run has neither."""
+    for name in COMBINERS:
+        folder = artifacts.model_dir(run_dir, name)
+        if artifacts.is_model_done(run_dir, name) and (folder / SPEC_FILES[name]).is_file():
+            return name
+    return None
+
+
+def combiner_stamp(run_dir: Path, name: str | None = None) -> str:
+    """Changes whenever the combined model or one of its members is refitted (a cache key)."""
+    name = name or combiner_name(run_dir)
+    if name is None:
+        return ""
+    try:
+        members = artifacts.read_json(artifacts.model_dir(run_dir, name) / artifacts.DONE_FILE).get("members", [])
+    except (OSError, ValueError):
+        return ""
+    return artifacts.stable_hash({"name": name, "stamps": [model_stamp(run_dir, m) for m in [name, *members]]})[:16]
+
+
+def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | None = None) -> Combiner | None:
+    """Load a run's combined model for scoring new images: ``name`` (``ensemble_routed`` or
+    ``ensemble_stacked``), default :func:`combiner_name`; None when the run has none.
+
+    ``keras_models`` (``{name: LoadedModel}``, e.g. those a page already loaded) are reused; other
+    members are loaded from their folders. Raises ``ValueError`` with what to run when the combined
+    model is incomplete or older than a retrained member, ``KeyError`` when a member is missing."""
+    from pipeline import inference
+    from pipeline import svm as svm_mod
+    from pipeline.models import embedding_model
+
+    run_dir = Path(run_dir)
+    name = name or combiner_name(run_dir)
+    if name is None:
+        return None
+    if name not in COMBINERS:
+        raise KeyError(f"{name!r} is not a combined model; choose one of {', '.join(COMBINERS)}")
+    folder = artifacts.model_dir(run_dir, name)
+    spec_file = folder / SPEC_FILES[name]
+    if not artifacts.is_model_done(run_dir, name) or not spec_file.is_file():
+        raise ValueError(f"{name} of run {run_dir.name} is not finished; build it with "
+                         f"`python -m pipeline experiment ensemble --run {run_dir.name}`")
+    metrics = artifacts.read_json(folder / "metrics.json")
+    spec = artifacts.read_json(spec_file)
+    members = list(spec["members"])
+    run_cfg = artifacts.read_json(run_dir / "run.json").get("config", {})
+    key = artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
+                                 "rule": metrics.get("threshold_rule"), "seed": run_cfg.get("seed"), "v": 1})[:12]
+    if metrics.get("ensemble_key") != key:
+        raise ValueError(f"{name} of run {run_dir.name} was fitted before one of its members "
+                         f"({', '.join(members)}) was retrained; refit it with "
+                         f"`python -m pipeline experiment ensemble --run {run_dir.name} --force`")
+    keras_models = dict(keras_models or {})
+    loaded: dict[str, Any] = {}
+    svms: dict[str, tuple[Any, Any]] = {}
+    for m in members:
+        base = svm_mod.base_model_name(m)
+        if base not in loaded:
+            loaded[base] = keras_models.get(base) or inference.load_model_dir(run_dir, base)
+        if m != base:
+            est, _ = svm_mod.load_run_svm(run_dir, base)
+            svms[m] = (est, embedding_model(loaded[base].model))
+    return Combiner(name=name, members=members, threshold=float(metrics["threshold"]), spec=spec, keras=loaded,
+                    svms=svms)
+
+
+def member_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
+                         known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(n, k) p_fake of each member for (H, W, 3) uint8 images, as the run computed them: each Keras
+    member on the image resized to its own size; a ``+pca_svm`` member as its PCA-SVM's
+    ``predict_proba`` on the base model's embedding of it. ``known``: Keras models' unrounded p_fake
+    of these images already computed (:func:`pipeline.inference.score_arrays`)."""
+    from pipeline.images import resize_square
+    from pipeline.svm import base_model_name
+
+    known = dict(known or {})
+    cols = []
+    for m in combiner.members:
+        base = combiner.keras[base_model_name(m)]
+        if m in combiner.svms:
+            est, emb_model = combiner.svms[m]
+            x = np.stack([resize_square(im, base.image_size) for im in rgb_images]).astype(np.float32)
+            emb = np.concatenate([np.asarray(emb_model.predict_on_batch(x[i:i + 64])).reshape(len(x[i:i + 64]), -1)
+                                  for i in range(0, len(x), 64)])
+            cols.append(est.predict_proba(emb)[:, 1])
+        else:
+            if m not in known:
+                known[m] = base.score(rgb_images)
+            cols.append(known[m])
+    return np.column_stack([np.asarray(c, dtype=np.float64) for c in cols])
+
+
+def route_images(router: dict, rgb_images: list[np.ndarray]) -> np.ndarray:
+    """(n, kinds) router probabilities of (H, W, 3) uint8 images: the router's input is made like
+    training made it (:func:`router_inputs`: ``images.load_for_model(path, ROUTER_SIZE)`` is
+    ``resize_square`` of the decoded image)."""
+    from pipeline import routing
+    from pipeline.images import resize_square
+
+    x = np.stack([resize_square(im, routing.ROUTER_SIZE) for im in rgb_images])
+    return routing.route(router, routing.router_features(x))
+
+
+def score_combined(combiner: Combiner, rgb_images: list[np.ndarray],
+                   known: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """One record per image: ``model`` (the combined model's name), ``p_fake``, ``threshold`` (its
+    metrics.json's, chosen on validation), ``verdict``, ``members`` (``{member: p_fake}``) and
+    ``looks_like`` (routed: the router's ``{dataset: probability}``, the kind of image it takes
+    this for; stacked: None)."""
+    from pipeline import routing
+    from pipeline.inference import verdict
+
+    if not len(rgb_images):
+        return []
+    p_members = member_probabilities(combiner, rgb_images, known)
+    route_p = None
+    if combiner.routed:
+        router = combiner.spec["router"]
+        route_p = route_images(router, rgb_images)
+        p = routing.apply_routed(combiner.spec, p_members, route_p, router["classes"])
+    else:
+        p = apply_stacker(combiner.spec, p_members)
+    out = []
+    for i in range(len(rgb_images)):
+        out.append({
+            "model": combiner.name, "p_fake": round(float(p[i]), 6), "threshold": round(combiner.threshold, 6),
+            "verdict": verdict(float(p[i]), combiner.threshold),
+            "members": {m: round(float(p_members[i, j]), 6) for j, m in enumerate(combiner.members)},
+            "looks_like": None if route_p is None else {
+                str(k): round(float(route_p[i, j]), 6) for j, k in enumerate(combiner.spec["router"]["classes"])},
+        })
+    return out

@@ -1,0 +1,192 @@
+"""New images scored by the run's combined model (ensemble_routed, else ensemble_stacked): the
+pipeline (ensemble.load_combiner / score_combined, checking), ``python -m pipeline predict`` and the
+Check page. A tiny two-dataset run with a specialist and a PCA-SVM member is trained once."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO, write_images
+from pipeline import checking, config, inference, results, runner
+from pipeline.__main__ import main
+from pipeline.experiments import ensemble
+
+APP = str(REPO / "dashboard" / "app.py")
+MEMBERS = ["baseline_cnn", "small_only", "baseline_cnn+pca_svm"]
+
+
+@pytest.fixture(scope="module")
+def routed_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kinds")
+    for dataset, n, seed in (("big", 24, 3), ("small", 12, 4)):  # 48 px: every model and the router resize
+        write_images(root / dataset / "real", "real", n, seed, size=48)
+        write_images(root / dataset / "fake", "fake", n, seed + 1000, size=48)
+    cfg = config.from_dict({
+        "name": "combined", "data": [str(root)], "seed": 1,
+        "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
+        "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0},
+        "models": [{"name": "baseline_cnn", "image_size": 16},
+                   {"name": "small_only", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["small"]}],
+        "embeddings": {"enabled": True, "umap": False, "svm": True, "models": ["baseline_cnn"]},
+        "experiments": {"ensemble_members": MEMBERS},
+    })
+    return runner.train_run(cfg, log=lambda _: None)
+
+
+def _test_rows(run_dir, name: str) -> pd.DataFrame:
+    preds = pd.read_parquet(run_dir / "models" / name / "predictions.parquet")
+    return preds[preds["split"] == "test"].sort_values("path").reset_index(drop=True)
+
+
+def _pick(run_dir, n: int = 3) -> pd.DataFrame:
+    """A few test images of both datasets (test rows are scored by the full fit, not out-of-fold)."""
+    rows = _test_rows(run_dir, ensemble.ROUTED)
+    return pd.concat([rows[rows["dataset"] == d].head(n) for d in ("big", "small")], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def combiner(routed_run):
+    return ensemble.load_combiner(routed_run)
+
+
+def test_the_routed_model_is_preferred_and_reproduces_its_test_predictions(routed_run, combiner):
+    assert ensemble.combiner_name(routed_run) == "ensemble_routed"
+    assert combiner.name == "ensemble_routed" and combiner.members == MEMBERS
+    picked = _pick(routed_run)
+    checks = checking.check_files(list(picked["path"]), inference.load_run_models(routed_run), crop_faces=False,
+                                  combiner=combiner)
+    metrics = json.loads((routed_run / "models" / "ensemble_routed" / "metrics.json").read_text())
+    for row, check in zip(picked.itertuples(), checks):
+        assert check.ok, check.error
+        combined = check.faces[0].combined
+        assert combined["model"] == "ensemble_routed"
+        assert combined["p_fake"] == pytest.approx(row.p_fake, abs=1e-4)
+        assert combined["threshold"] == pytest.approx(metrics["threshold"], abs=1e-6)
+        assert combined["verdict"] == ("fake" if combined["p_fake"] >= combined["threshold"] else "real")
+        # every member, the PCA-SVM too, gives the p_fake the run stored for this image
+        for member in MEMBERS:
+            stored = _test_rows(routed_run, member).set_index("path").loc[row.path, "p_fake"]
+            assert combined["members"][member] == pytest.approx(stored, abs=1e-4), member
+        assert set(combined["looks_like"]) == {"big", "small"}
+        assert sum(combined["looks_like"].values()) == pytest.approx(1.0, abs=1e-5)
+    table = checking.results_table(checks)
+    assert {"combined_model", "combined_p_fake", "combined_threshold", "combined_verdict",
+            "combined_looks_like"} <= set(table.columns)
+    assert table["combined_p_fake"].to_numpy() == pytest.approx(picked["p_fake"].to_numpy(), abs=1e-4)
+
+
+def test_stacked_is_the_fallback_and_reproduces_its_test_predictions(routed_run, tmp_path):
+    run_dir = tmp_path / routed_run.name
+    shutil.copytree(routed_run, run_dir)
+    shutil.rmtree(run_dir / "models" / "ensemble_routed")
+    assert ensemble.combiner_name(run_dir) == "ensemble_stacked"
+    stacked = ensemble.load_combiner(run_dir)
+    rows = _test_rows(run_dir, "ensemble_stacked").head(4)
+    checks = checking.check_files(list(rows["path"]), {}, crop_faces=False, combiner=stacked)
+    for row, check in zip(rows.itertuples(), checks):
+        combined = check.faces[0].combined
+        assert combined["model"] == "ensemble_stacked" and combined["looks_like"] is None
+        assert combined["p_fake"] == pytest.approx(row.p_fake, abs=1e-4)
+    shutil.rmtree(run_dir / "models" / "ensemble_stacked")
+    assert ensemble.combiner_name(run_dir) is None and ensemble.load_combiner(run_dir) is None
+
+
+def test_a_combined_model_older_than_a_retrained_member_is_refused(routed_run, tmp_path):
+    run_dir = tmp_path / routed_run.name
+    shutil.copytree(routed_run, run_dir)
+    done = run_dir / "models" / "small_only" / "done.json"
+    done.write_text(done.read_text().replace("}", ', "retrained": true}'))
+    with pytest.raises(ValueError, match="refit it with"):
+        ensemble.load_combiner(run_dir)
+
+
+def test_bad_files_keep_their_messages_with_a_combiner(combiner, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    checks = checking.check_files([bad, ("empty.png", b"")], {}, crop_faces=False, combiner=combiner)
+    assert [c.ok for c in checks] == [False, False]
+    assert checks[0].error.startswith("bad.jpg") and checks[1].error.startswith("empty.png")
+    table = checking.results_table(checks)
+    assert table["error"].notna().all()
+
+
+def test_predict_prints_the_combined_verdict(routed_run, capsys):
+    picked = _pick(routed_run, n=1)
+    assert main(["predict", *picked["path"], "--run", str(routed_run)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for row in picked.itertuples():
+        records = {r["model"]: r for r in lines if r["file"] == row.path}
+        assert set(records) == {"baseline_cnn", "small_only", "ensemble_routed"}
+        routed = records["ensemble_routed"]
+        assert routed["p_fake"] == pytest.approx(row.p_fake, abs=1e-4)
+        assert routed["verdict"] in {"real", "fake"} and set(routed["looks_like"]) == {"big", "small"}
+        assert set(routed["members"]) == set(MEMBERS)
+    # the combined model alone, by name
+    assert main(["predict", picked["path"][0], "--run", str(routed_run), "--model", "ensemble_stacked"]) == 0
+    only = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["model"] for r in only] == ["ensemble_stacked"]
+    stacked = _test_rows(routed_run, "ensemble_stacked").set_index("path").loc[picked["path"][0], "p_fake"]
+    assert only[0]["p_fake"] == pytest.approx(stacked, abs=1e-4)
+
+
+def test_check_page_headline_is_the_run_verdict(monkeypatch, routed_run):
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(routed_run.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/check.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("ensemble_routed" in c.value and "Run verdict" in c.value for c in at.caption)
+    picked = _pick(routed_run, n=1)
+    path = picked["path"][0]
+    at.toggle(key="check_crop").set_value(False)
+    at.toggle(key="check_cam").set_value(False)
+    at.file_uploader(key="check_files").set_value((path.rsplit("/", 1)[-1], open(path, "rb").read(), "image/png"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown)
+    assert "Run verdict" in text and "ensemble_routed" in text
+    expected = f"p {picked['p_fake'][0]:.3f}"
+    assert expected in text, text
+    assert "looks like:" in text
+    assert any("Log-odds vote of the Keras models" in c.value for c in at.caption)
+
+
+def test_check_page_without_ensembles_keeps_the_log_odds_verdict(monkeypatch, tiny_run, tmp_path):
+    from PIL import Image
+
+    from conftest import face_like
+
+    assert ensemble.combiner_name(tiny_run) is None
+    face = tmp_path / "face.png"
+    Image.fromarray(face_like("fake", np.random.default_rng(3), 48)).save(face)
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/check.py")
+    at.run()
+    at.toggle(key="check_crop").set_value(False)
+    at.toggle(key="check_cam").set_value(False)
+    at.file_uploader(key="check_files").set_value(("face.png", face.read_bytes(), "image/png"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown)
+    assert "Ensemble: **" in text and "Run verdict" not in text
+    assert not at.warning, [w.value for w in at.warning]
+
+
+def test_a_named_keras_model_outside_run_json_loads(routed_run, tmp_path):
+    """searched_cnn (written by the search experiment) is not in run.json's "models" but is a Keras
+    model the Check page lists; naming it must load it."""
+    run_dir = tmp_path / routed_run.name
+    shutil.copytree(routed_run, run_dir)
+    shutil.copytree(run_dir / "models" / "baseline_cnn", run_dir / "models" / "searched_cnn")
+    loaded = inference.load_run_models(run_dir, ["searched_cnn"])
+    assert list(loaded) == ["searched_cnn"] and loaded["searched_cnn"].image_size == 16
+    with pytest.raises(KeyError, match="ensemble_routed"):
+        inference.load_run_models(run_dir, ["ensemble_routed"])  # no model.keras
