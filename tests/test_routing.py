@@ -16,15 +16,15 @@ from pipeline.experiments import ensemble
 
 
 def _kinds_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two kinds of 32 px image a glance tells apart: dark with a bright top, and bright with a dark left."""
+    """Two kinds of 64 px image a glance tells apart: dark with a bright top, and bright with a dark left."""
     rng = np.random.default_rng(seed)
     x = np.empty((2 * n, routing.ROUTER_SIZE, routing.ROUTER_SIZE, 3), dtype=np.uint8)
     for i in range(2 * n):
         img = rng.normal(70 if i < n else 170, 20, (routing.ROUTER_SIZE, routing.ROUTER_SIZE, 3))
         if i < n:
-            img[:8] += 80
+            img[:16] += 80
         else:
-            img[:, :8] -= 80
+            img[:, :16] -= 80
         x[i] = np.clip(img, 0, 255)
     return x, np.array(["dark"] * n + ["bright"] * n)
 
@@ -41,7 +41,7 @@ def test_router_tells_kinds_apart_and_gives_probabilities():
 
 def test_router_features_refuse_the_wrong_size():
     with pytest.raises(ValueError, match="router features need"):
-        routing.router_features(np.zeros((2, 64, 64, 3), dtype=np.uint8))
+        routing.router_features(np.zeros((2, 32, 32, 3), dtype=np.uint8))
 
 
 def _two_specialists(n: int = 200, seed: int = 0):

@@ -55,9 +55,10 @@ def main() -> None:
     for j, n in enumerate(names):
         report(f"  member {n}", p[:, j])
     report("stacked(" + ",".join(names) + ")", out_of_fold(p, y, names, cfg.seed))
-    report("routed(" + ",".join(names) + ")",
-           routing.out_of_fold_routed(p, y, kinds, route_p, router["classes"], names, cfg.seed),
-           f"router val accuracy {acc:.3f}")
+    for C in (1.0, 0.1, 0.01):
+        report(f"routed C={C}(" + ",".join(names) + ")",
+               routing.out_of_fold_routed(p, y, kinds, route_p, router["classes"], names, cfg.seed, C=C),
+               f"router val accuracy {acc:.3f}")
     oracle = np.eye(len(router["classes"]))[[router["classes"].index(k) for k in kinds]]
     report("routed-oracle(" + ",".join(names) + ")",
            routing.out_of_fold_routed(p, y, kinds, oracle, router["classes"], names, cfg.seed), "router = true dataset")

@@ -51,13 +51,13 @@ def mean_probability(p: np.ndarray) -> np.ndarray:
     return np.asarray(p, dtype=np.float64).mean(axis=1)
 
 
-def fit_stacker(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: int = 0) -> dict:
-    """Logistic regression on logit(p) of the members; returns JSON-ready coefficients."""
+def fit_stacker(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: int = 0, C: float = 1.0) -> dict:
+    """Logistic regression on logit(p) of the members (``C``: inverse L2 strength); JSON-ready coefficients."""
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(logit(p_val), np.asarray(y_val).astype(int))
+    lr = LogisticRegression(C=C, max_iter=1000, random_state=seed).fit(logit(p_val), np.asarray(y_val).astype(int))
     return {"members": list(members), "features": "logit(p_fake) of each member", "intercept": float(lr.intercept_[0]),
-            "coef": [float(c) for c in lr.coef_[0]], "C": 1.0, "fitted_on": "validation split",
+            "coef": [float(c) for c in lr.coef_[0]], "C": C, "fitted_on": "validation split",
             "n_fit": int(len(y_val))}
 
 
