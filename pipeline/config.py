@@ -329,10 +329,17 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d.pop("experiments", None)  # experiments cache their own results; they never change the models
     d.pop("strategy", None)  # where training runs (devices) does not change what is trained
     d["data"] = [src["name"] for src in d["data"]]
-    for model in d["models"]:  # options added later leave the ids of runs that do not use them unchanged
-        for key, default in _LATER_SPEC_OPTIONS.items():
-            if model.get(key) == default:
-                model.pop(key)
+    d["models"] = [spec_fingerprint(m) for m in cfg.models]
+    return d
+
+
+def spec_fingerprint(spec: ModelSpec) -> dict[str, Any]:
+    """The JSON form of ``spec`` that ids depend on. Options added later are left out while they
+    keep their default, so runs that do not use them keep their ids."""
+    d = json.loads(json.dumps(dataclasses.asdict(spec)))
+    for key, default in _LATER_SPEC_OPTIONS.items():
+        if d.get(key) == default:
+            d.pop(key)
     return d
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, data, evaluation, experiments
-from pipeline.config import DataSource, ModelSpec, RunConfig, config_fingerprint, to_dict
+from pipeline.config import DataSource, ModelSpec, RunConfig, config_fingerprint, spec_fingerprint, to_dict
 from pipeline.progress import ProgressFn
 
 Log = Callable[[str], None]
@@ -80,6 +80,47 @@ def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
         raise ValueError(f"{spec.name}: datasets {missing} have no images in this run; its datasets are "
                          f"{', '.join(sorted(present))}")
     return manifest["dataset"].astype(str).isin(spec.datasets).to_numpy()
+
+
+def model_key(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFrame) -> str:
+    """What decides one trained model: its spec, the images and their split, the augmentation, the
+    seed and the threshold rule. Two runs that agree on these train the very same model."""
+    return artifacts.stable_hash({"spec": spec_fingerprint(spec), "data": artifacts.manifest_hash(manifest),
+                                  "augmentation": dataclasses.asdict(cfg.augmentation), "seed": cfg.seed,
+                                  "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION})
+
+
+def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFrame, run_dir: Path) -> Path | None:
+    """The folder of the same model (same :func:`model_key`) finished in another run of the
+    artifacts folder, or None. Lets a changed config (another ensemble, one more specialist) keep
+    the models it shares with an earlier run instead of training them again."""
+    from pipeline.config import from_json_dict
+
+    key = model_key(cfg, spec, manifest)
+    for run_json in sorted(Path(cfg.artifacts_dir).glob("*/run.json")):
+        other = run_json.parent
+        if other.resolve() == Path(run_dir).resolve() or not artifacts.is_model_done(other, spec.name):
+            continue
+        try:
+            other_cfg = from_json_dict(artifacts.read_json(run_json)["config"])
+            other_manifest = pd.read_parquet(other / "manifest.parquet")
+            if model_key(other_cfg, other_cfg.model(spec.name), other_manifest) == key:
+                return artifacts.model_dir(other, spec.name)
+        except (OSError, ValueError, KeyError, TypeError):  # an unreadable or older run: not a match
+            continue
+    return None
+
+
+def reuse_model(source: Path, run_dir: Path, name: str) -> None:
+    """Copy a finished model folder into this run (to a temporary folder, then renamed: atomic)."""
+    import shutil
+
+    target = artifacts.model_dir(run_dir, name)
+    tmp = target.with_name(f".{name}.reuse-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
 
 
 def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataFrame, x: np.ndarray,
@@ -154,7 +195,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
     arrays: dict[int, np.ndarray] = {}
     for spec in cfg.models:
         if artifacts.is_model_done(run_dir, spec.name) and not force:
-            log(f"{spec.name}: cached (delete {artifacts.model_dir(run_dir, spec.name)} or pass --force to retrain)")
+            log(f"{spec.name}: cached (pass --force to retrain)")
+            continue
+        source = None if force else find_trained_elsewhere(cfg, spec, manifest, run_dir)
+        if source is not None:
+            reuse_model(source, run_dir, spec.name)
+            log(f"{spec.name}: reused from run {source.parent.parent.name} (same spec, images, split, "
+                f"augmentation and seed; --force retrains)")
             continue
         if spec.image_size not in arrays:
             arrays = {spec.image_size: data.load_arrays(manifest, spec.image_size, cache, progress)}

@@ -139,3 +139,25 @@ def test_balanced_training_uses_the_weights(tmp_path):
     run_dir = runner.train_run(cfg, log=lambda _: None)
     metrics = json.loads((run_dir / "models" / "baseline_cnn" / "metrics.json").read_text())
     assert metrics["spec"]["balance_datasets"] is True and metrics["epochs_run"] == 1
+
+
+def test_a_model_shared_with_an_earlier_run_is_reused_not_retrained(tmp_path):
+    root = make_labelled_folder(tmp_path / "d", n_per_class=12)
+    base = {"data": [str(root)], "artifacts_dir": str(tmp_path / "art"), "embeddings": {"enabled": False},
+            "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0}}
+    first = config.from_dict({**base, "name": "first", "models": [{"name": "baseline_cnn", "image_size": 16}]})
+    first_dir = runner.train_run(first, log=lambda _: None)
+    second = config.from_dict({**base, "name": "second", "models": [
+        {"name": "baseline_cnn", "image_size": 16}, {"name": "tuned_cnn", "image_size": 16}]})
+    logs: list[str] = []
+    second_dir = runner.train_run(second, log=logs.append)
+    assert second_dir != first_dir
+    assert any(line.startswith(f"baseline_cnn: reused from run {first_dir.name}") for line in logs)
+    assert any(line.startswith("tuned_cnn: test accuracy") for line in logs)  # the new one is trained
+    same = [(run / "models" / "baseline_cnn" / "model.keras").read_bytes() for run in (first_dir, second_dir)]
+    assert same[0] == same[1]
+    # anything that changes the model (here the seed, hence the split and the training) trains anew
+    third = config.from_dict({**base, "name": "third", "seed": 5, "models": [{"name": "baseline_cnn", "image_size": 16}]})
+    logs = []
+    runner.train_run(third, log=logs.append)
+    assert not any("reused" in line for line in logs)
