@@ -2,9 +2,12 @@
 per model and dataset, test accuracy, AUC, training time and latency in BENCHMARKS.md.
 
     .venv/bin/python bench/bench_default.py [--config default] [--artifacts DIR] [--warm]
+                                            [--built-log FILE --built-note TEXT]
 
 By default the run goes to a fresh folder under bench/out/ so it is cold (nothing cached, images
 decoded from scratch); --artifacts artifacts/ --warm times a rerun against the main artifacts.
+--built-log records how the run was actually built instead (a stamped log of an earlier
+`python -m pipeline train`, e.g. one that reused models of another run), described by --built-note.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ def main() -> int:
     ap.add_argument("--config", default="default")
     ap.add_argument("--artifacts", default=str(REPO / "bench" / "out" / "artifacts"))
     ap.add_argument("--warm", action="store_true", help="keep the artifacts folder (measure a cached rerun)")
+    ap.add_argument("--built-log", help="stamped log of the train command that built the run (recorded instead)")
+    ap.add_argument("--built-note", default="", help="how that build went (with --built-log)")
     args = ap.parse_args()
 
     from pipeline import config, runner
@@ -57,9 +62,20 @@ def main() -> int:
     print(table)
     print(f"\ntotal {total:.0f} s ({'warm' if args.warm else 'cold'}), run {run_dir.name}")
     counts = run.counts()
-    body = (f"`python bench/bench_default.py --config {args.config}`: run `{run_dir.name}`, "
-            f"{'warm (cached)' if args.warm else 'cold (empty artifacts folder)'}, total **{total / 60:.1f} min** "
-            f"for training, evaluation, the embedding step and the experiments the config runs after training. "
+    if args.built_log:
+        steps = []
+        for line in Path(args.built_log).read_text().replace("\r", "\n").splitlines():
+            text = line.split("min  ", 1)[1].strip() if "min  " in line else ""
+            if text.startswith("run: "):  # the summary table printed after this line is in the table above
+                break
+            if text and "it/s]" not in text and "s/it]" not in text and not text.startswith(("W0000", "I0000")):
+                steps.append(line)
+        timing = args.built_note
+    else:
+        timing = (f"{'warm (cached)' if args.warm else 'cold (empty artifacts folder)'}, total **{total / 60:.1f} "
+                  f"min** for training, evaluation, the embedding step and the experiments the config runs after "
+                  f"training.")
+    body = (f"`python bench/bench_default.py --config {args.config}`: run `{run_dir.name}`, {timing} "
             f"Test split per dataset; thresholds chosen on validation (Youden's J). {int(counts['n'].sum())} "
             f"images.\n\n{table}\n\n<details><summary>The run's log, stamped with minutes since the start "
             f"(where the time went)</summary>\n\n```\n" + "\n".join(steps) + "\n```\n</details>\n")
