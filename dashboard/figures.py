@@ -280,7 +280,8 @@ def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[st
                             ensemble: Mapping[str, Any] | None = None, title: str = "P(fake) per model") -> go.Figure:
     """Horizontal bars of P(fake) per model, each model's threshold marked by a black tick (a bar past
     its tick is a "fake" verdict). ``records``: ``{"model", "p_fake", "threshold", "verdict"}``.
-    With ``ensemble`` (``{"p_fake", "verdict"}``) an extra grey bar "ensemble" with its 0.5 mark."""
+    With ``ensemble`` (``{"p_fake", "verdict"}``) an extra grey bar "log-odds vote" (the Keras
+    models' vote of :func:`pipeline.checking.ensemble`) with its 0.5 mark."""
     fig = go.Figure()
     if not records:
         _empty_note(fig, "no model scored this image")
@@ -294,7 +295,7 @@ def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[st
     verdicts = [str(r.get("verdict", "")) for r in records]
     bar_colors = [cmap[m] for m in models]
     if ensemble and ensemble.get("p_fake") is not None:
-        names.append("ensemble")
+        names.append("log-odds vote")
         ps.append(float(ensemble["p_fake"]))
         ts.append(0.5)
         verdicts.append(str(ensemble.get("verdict", "")))

@@ -79,7 +79,7 @@ def test_probability_and_image_figures():
             {"model": "m2", "p_fake": 0.2, "threshold": 0.6, "verdict": "real"}]
     fig = figures.probability_bars_figure(recs, ensemble={"p_fake": 0.55, "verdict": "fake"})
     bars, ticks = fig.data
-    assert list(bars.y) == ["m1", "m2", "ensemble"] and list(ticks.x) == [0.4, 0.6, 0.5]
+    assert list(bars.y) == ["m1", "m2", "log-odds vote"] and list(ticks.x) == [0.4, 0.6, 0.5]
     img = figures.image_figure(np.zeros((10, 12, 3), np.uint8), "t", colorscale=[[0, "rgb(0,0,0)"], [1, "rgb(1,1,1)"]],
                                tick_labels=("low", "high"))
     assert len(img.data) == 2 and img.data[1].showscale
