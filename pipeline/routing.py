@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 ROUTER_SIZE = 64  # px: the images the router looks at
+FEATURES_VERSION = 2  # bump when router_features changes: routers fitted on the old features are stale
 THUMB = 16  # px: side of the thumbnail feature
 HOG = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
 

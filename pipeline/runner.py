@@ -82,29 +82,31 @@ def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
     return manifest["dataset"].astype(str).isin(spec.datasets).to_numpy()
 
 
-def model_key(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFrame) -> str:
-    """What decides one trained model: its spec, the images and their split, the augmentation, the
-    seed and the threshold rule. Two runs that agree on these train the very same model."""
-    return artifacts.stable_hash({"spec": spec_fingerprint(spec), "data": artifacts.manifest_hash(manifest),
-                                  "augmentation": dataclasses.asdict(cfg.augmentation), "seed": cfg.seed,
-                                  "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION})
+def training_settings(cfg: RunConfig, spec: ModelSpec) -> dict:
+    """What decides one trained model besides its images and their split: the spec, the augmentation,
+    the seed and the threshold rule. Two runs that agree on these and on the data train the same model."""
+    return {"spec": spec_fingerprint(spec), "augmentation": dataclasses.asdict(cfg.augmentation), "seed": cfg.seed,
+            "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION}
 
 
 def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFrame, run_dir: Path) -> Path | None:
-    """The folder of the same model (same :func:`model_key`) finished in another run of the
-    artifacts folder, or None. Lets a changed config (another ensemble, one more specialist) keep
-    the models it shares with an earlier run instead of training them again."""
+    """The folder of the same model (same :func:`training_settings`, same images and split) finished
+    in another run of the artifacts folder, or None. Lets a changed config (another ensemble, one more
+    specialist) keep the models it shares with an earlier run instead of training them again. The
+    data are compared (by manifest hash) only for runs whose settings already match."""
     from pipeline.config import from_json_dict
 
-    key = model_key(cfg, spec, manifest)
+    wanted, data_hash = training_settings(cfg, spec), None
     for run_json in sorted(Path(cfg.artifacts_dir).glob("*/run.json")):
         other = run_json.parent
         if other.resolve() == Path(run_dir).resolve() or not artifacts.is_model_done(other, spec.name):
             continue
         try:
             other_cfg = from_json_dict(artifacts.read_json(run_json)["config"])
-            other_manifest = pd.read_parquet(other / "manifest.parquet")
-            if model_key(other_cfg, other_cfg.model(spec.name), other_manifest) == key:
+            if training_settings(other_cfg, other_cfg.model(spec.name)) != wanted:
+                continue
+            data_hash = data_hash or artifacts.manifest_hash(manifest)
+            if artifacts.manifest_hash(pd.read_parquet(other / "manifest.parquet")) == data_hash:
                 return artifacts.model_dir(other, spec.name)
         except (OSError, ValueError, KeyError, TypeError):  # an unreadable or older run: not a match
             continue
@@ -191,6 +193,8 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         artifacts.write_parquet(run_dir / "manifest.parquet", manifest)
         artifacts.write_csv(run_dir / "skipped.csv", skipped)
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "running", created)
+    for spec in cfg.models:  # a specialist of a dataset the data lacks: say so before training anything
+        specialist_rows(manifest, spec)
     cache = artifacts.cache_dir(cfg.artifacts_dir)
     arrays: dict[int, np.ndarray] = {}
     for spec in cfg.models:

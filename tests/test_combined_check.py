@@ -105,6 +105,21 @@ def test_a_combined_model_older_than_a_retrained_member_is_refused(routed_run, t
         ensemble.load_combiner(run_dir)
 
 
+def test_a_router_fitted_on_older_features_is_refused_then_refitted(routed_run, tmp_path, monkeypatch):
+    from pipeline import config, routing
+
+    run_dir = tmp_path / routed_run.name
+    shutil.copytree(routed_run, run_dir)
+    monkeypatch.setattr(routing, "FEATURES_VERSION", routing.FEATURES_VERSION + 1)  # the features changed
+    with pytest.raises(ValueError, match="older version of the pipeline; refit it with"):
+        ensemble.load_combiner(run_dir)
+    cfg = config.from_json_dict(json.loads((run_dir / "run.json").read_text())["config"])
+    logs: list[str] = []
+    ensemble.run_ensemble(cfg, run_dir, log=logs.append)  # not a cache hit: the ensembles are refitted
+    assert not any("cached" in line for line in logs)
+    assert ensemble.load_combiner(run_dir).name == "ensemble_routed"
+
+
 def test_bad_files_keep_their_messages_with_a_combiner(combiner, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")

@@ -7,6 +7,7 @@ adds a model trained by train_variant.py (its saved validation scores). The test
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,6 @@ def main() -> None:
     from pipeline.config import from_json_dict
     from pipeline.experiments.ensemble import member_matrix, out_of_fold, router_inputs
 
-    from pathlib import Path
     run_dir = Path(args.run_dir)
     cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
     manifest = pd.read_parquet(run_dir / "manifest.parquet")

@@ -80,6 +80,16 @@ def out_of_fold(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: 
     return out
 
 
+def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, seed: int | None) -> str:
+    """Identifies one fit of the ensembles: the members and their trainings, the threshold rule, the
+    seed and the router's feature format. An ensemble whose stored key differs is stale."""
+    from pipeline import routing
+
+    return artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
+                                  "rule": threshold_rule, "seed": seed, "router": routing.FEATURES_VERSION,
+                                  "v": 1})[:12]
+
+
 def resolve_members(cfg, run_dir: Path) -> list[str]:
     """The configured members that have finished (``["all"]``: every finished model of the run)."""
     wanted = list(cfg.experiments.ensemble_members)
@@ -151,8 +161,7 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         log(f"ensemble: needs at least 2 finished members, found {members or 'none'} "
             f"(configured: {list(cfg.experiments.ensemble_members) or 'none'}); skipped")
         return None
-    key = artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
-                                 "rule": cfg.threshold_rule, "seed": cfg.seed, "v": 1})[:12]
+    key = ensemble_key(run_dir, members, cfg.threshold_rule, cfg.seed)
     manifest = pd.read_parquet(run_dir / "manifest.parquet")
     routed_wanted = cfg.experiments.ensemble_routing and manifest["dataset"].nunique() >= 2
     outputs = (MEAN, STACKED, ROUTED) if routed_wanted else (MEAN, STACKED)
@@ -307,11 +316,11 @@ def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | N
     spec = artifacts.read_json(spec_file)
     members = list(spec["members"])
     run_cfg = artifacts.read_json(run_dir / "run.json").get("config", {})
-    key = artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
-                                 "rule": metrics.get("threshold_rule"), "seed": run_cfg.get("seed"), "v": 1})[:12]
+    key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"))
     if metrics.get("ensemble_key") != key:
-        raise ValueError(f"{name} of run {run_dir.name} was fitted before one of its members "
-                         f"({', '.join(members)}) was retrained; refit it with "
+        raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
+                         f"was retrained after it was fitted, or it was fitted by an older version of the "
+                         f"pipeline; refit it with "
                          f"`python -m pipeline experiment ensemble --run {run_dir.name} --force`")
     keras_models = dict(keras_models or {})
     loaded: dict[str, Any] = {}
