@@ -86,12 +86,9 @@ def _write_npz(target: Path, **arrays: np.ndarray) -> None:
 def extract(model, x: np.ndarray, batch_size: int = 64, progress: ProgressFn = None,
             stage: str = "embeddings") -> tuple[np.ndarray, np.ndarray]:
     """(embedding (N, D) float32, p_fake (N,) float32) of uint8/float images, one forward pass."""
-    import keras
+    from pipeline.models import embedding_and_output_model
 
-    from pipeline.models import EMBEDDING_LAYER
-
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    both = keras.Model(inputs, [model.get_layer(EMBEDDING_LAYER).output, model.output])
+    both = embedding_and_output_model(model)
     dim = int(both.outputs[0].shape[-1])
     emb = np.empty((len(x), dim), dtype=np.float32)
     p = np.empty((len(x),), dtype=np.float32)

@@ -185,8 +185,9 @@ def test_robustness_table(exp_setup):
     table = results.load_run(str(run_dir)).experiment("robustness")
     levels = rb.sweep_levels(cfg.experiments)
     assert len(levels) == 12
-    models = {"baseline_cnn", "custom_cnn", "searched_cnn"}
-    assert set(table["model"]) == models
+    # the run's combined model (its verdict on uploads) first, then the Keras models
+    models = {"ensemble_routed", "baseline_cnn", "custom_cnn", "searched_cnn"}
+    assert set(table["model"]) == models and table["model"].iloc[0] == "ensemble_routed"
     assert len(table) == len(models) * len(levels) * 3  # scopes: all, alpha, beta
     clean = table[(table["perturbation"] == "none") & (table["dataset"] == "all")]
     assert (clean["auc_drop"].abs() < 1e-9).all() and (clean["n"] == 16).all()

@@ -290,6 +290,28 @@ def combiner_stamp(run_dir: Path, name: str | None = None) -> str:
     return artifacts.stable_hash({"name": name, "stamps": [model_stamp(run_dir, m) for m in [name, *members]]})[:16]
 
 
+def check_combiner(run_dir: Path, name: str) -> dict:
+    """The combined model ``name``'s spec (stacking.json or routing.json) when it can score images;
+    ``ValueError`` with what to run when it is unfinished or stale (a member retrained after it was
+    fitted, or fitted by an older version of the pipeline). Cheap: no model is loaded."""
+    folder = artifacts.model_dir(run_dir, name)
+    spec_file = folder / SPEC_FILES[name]
+    if not artifacts.is_model_done(run_dir, name) or not spec_file.is_file():
+        raise ValueError(f"{name} of run {run_dir.name} is not finished; build it with "
+                         f"`python -m pipeline experiment ensemble --run {run_dir.name}`")
+    metrics = artifacts.read_json(folder / "metrics.json")
+    spec = artifacts.read_json(spec_file)
+    members = list(spec["members"])
+    run_cfg = artifacts.read_json(run_dir / "run.json").get("config", {})
+    key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"))
+    if metrics.get("ensemble_key") != key:
+        raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
+                         f"was retrained after it was fitted, or it was fitted by an older version of the "
+                         f"pipeline; refit it with "
+                         f"`python -m pipeline experiment ensemble --run {run_dir.name} --force`")
+    return spec
+
+
 def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | None = None) -> Combiner | None:
     """Load a run's combined model for scoring new images: ``name`` (``ensemble_routed`` or
     ``ensemble_stacked``), default :func:`combiner_name`; None when the run has none.
@@ -307,21 +329,9 @@ def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | N
         return None
     if name not in COMBINERS:
         raise KeyError(f"{name!r} is not a combined model; choose one of {', '.join(COMBINERS)}")
-    folder = artifacts.model_dir(run_dir, name)
-    spec_file = folder / SPEC_FILES[name]
-    if not artifacts.is_model_done(run_dir, name) or not spec_file.is_file():
-        raise ValueError(f"{name} of run {run_dir.name} is not finished; build it with "
-                         f"`python -m pipeline experiment ensemble --run {run_dir.name}`")
-    metrics = artifacts.read_json(folder / "metrics.json")
-    spec = artifacts.read_json(spec_file)
+    spec = check_combiner(run_dir, name)
     members = list(spec["members"])
-    run_cfg = artifacts.read_json(run_dir / "run.json").get("config", {})
-    key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"))
-    if metrics.get("ensemble_key") != key:
-        raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
-                         f"was retrained after it was fitted, or it was fitted by an older version of the "
-                         f"pipeline; refit it with "
-                         f"`python -m pipeline experiment ensemble --run {run_dir.name} --force`")
+    metrics = artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json")
     keras_models = dict(keras_models or {})
     loaded: dict[str, Any] = {}
     svms: dict[str, tuple[Any, Any]] = {}
@@ -337,24 +347,30 @@ def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | N
 
 
 def member_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
-                         known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                         known: dict[str, np.ndarray] | None = None,
+                         embeddings: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """(n, k) p_fake of each member for (H, W, 3) uint8 images, as the run computed them: each Keras
     member on the image resized to its own size; a ``+pca_svm`` member as its PCA-SVM's
     ``predict_proba`` on the base model's embedding of it. ``known``: Keras models' unrounded p_fake
-    of these images already computed (:func:`pipeline.inference.score_arrays`)."""
+    of these images already computed (:func:`pipeline.inference.score_arrays`); ``embeddings``:
+    base models' embedding-layer outputs ``{base: (n, D)}`` of these images already computed (the
+    robustness sweep gets both from one forward pass)."""
     from pipeline.images import resize_square
     from pipeline.svm import base_model_name
 
-    known = dict(known or {})
+    known, embeddings = dict(known or {}), dict(embeddings or {})
     cols = []
     for m in combiner.members:
-        base = combiner.keras[base_model_name(m)]
+        base_name = base_model_name(m)
+        base = combiner.keras[base_name]
         if m in combiner.svms:
             est, emb_model = combiner.svms[m]
-            x = np.stack([resize_square(im, base.image_size) for im in rgb_images]).astype(np.float32)
-            emb = np.concatenate([np.asarray(emb_model.predict_on_batch(x[i:i + 64])).reshape(len(x[i:i + 64]), -1)
-                                  for i in range(0, len(x), 64)])
-            cols.append(est.predict_proba(emb)[:, 1])
+            if base_name not in embeddings:
+                x = np.stack([resize_square(im, base.image_size) for im in rgb_images]).astype(np.float32)
+                embeddings[base_name] = np.concatenate([
+                    np.asarray(emb_model.predict_on_batch(x[i:i + 64])).reshape(len(x[i:i + 64]), -1)
+                    for i in range(0, len(x), 64)])
+            cols.append(est.predict_proba(np.asarray(embeddings[base_name]))[:, 1])
         else:
             if m not in known:
                 known[m] = base.score(rgb_images)
@@ -373,25 +389,36 @@ def route_images(router: dict, rgb_images: list[np.ndarray]) -> np.ndarray:
     return routing.route(router, routing.router_features(x))
 
 
+def combined_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
+                           known: dict[str, np.ndarray] | None = None,
+                           embeddings: dict[str, np.ndarray] | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The combined model on (H, W, 3) uint8 images, unrounded: ``(p_fake (n,), members' p_fake
+    (n, k), router probabilities (n, kinds) or None)``. The one combining path of uploads
+    (:func:`score_combined`) and of the robustness sweep, which passes the members' outputs it
+    already has as ``known`` / ``embeddings`` (:func:`member_probabilities`); the router always
+    reads the images given."""
+    from pipeline import routing
+
+    p_members = member_probabilities(combiner, rgb_images, known, embeddings)
+    if not combiner.routed:
+        return apply_stacker(combiner.spec, p_members), p_members, None
+    router = combiner.spec["router"]
+    route_p = route_images(router, rgb_images)
+    return routing.apply_routed(combiner.spec, p_members, route_p, router["classes"]), p_members, route_p
+
+
 def score_combined(combiner: Combiner, rgb_images: list[np.ndarray],
                    known: dict[str, np.ndarray] | None = None) -> list[dict]:
     """One record per image: ``model`` (the combined model's name), ``p_fake``, ``threshold`` (its
     metrics.json's, chosen on validation), ``verdict``, ``members`` (``{member: p_fake}``) and
     ``looks_like`` (routed: the router's ``{dataset: probability}``, the kind of image it takes
     this for; stacked: None)."""
-    from pipeline import routing
     from pipeline.inference import verdict
 
     if not len(rgb_images):
         return []
-    p_members = member_probabilities(combiner, rgb_images, known)
-    route_p = None
-    if combiner.routed:
-        router = combiner.spec["router"]
-        route_p = route_images(router, rgb_images)
-        p = routing.apply_routed(combiner.spec, p_members, route_p, router["classes"])
-    else:
-        p = apply_stacker(combiner.spec, p_members)
+    p, p_members, route_p = combined_probabilities(combiner, rgb_images, known)
     out = []
     for i in range(len(rgb_images)):
         out.append({

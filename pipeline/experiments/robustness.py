@@ -21,6 +21,15 @@ validation-chosen threshold, ``auc_drop`` = clean AUC - AUC, ``flip_rate`` = sha
 whose verdict (at that threshold) differs from the clean image's, and ``mean_abs_change`` = mean
 absolute change of P(fake). Per-model partial results are
 kept (``models/<model>.csv``) so a new or retrained model only recomputes itself.
+
+The run's combined model (its verdict on uploads: ``ensemble_routed``, else ``ensemble_stacked``;
+:func:`pipeline.experiments.ensemble.combiner_name`) is swept too, listed first, at its own
+threshold, when it is finished and not stale. It is scored the way uploads are
+(:func:`pipeline.experiments.ensemble.combined_probabilities`) from the perturbed image, without a
+second forward pass of any Keras model: its members' p_fake and, for ``+pca_svm`` members, the
+base model's embedding come from the sweep's own pass, and its router reads the perturbed image.
+Its partial result is recomputed when it or one of its members is refitted
+(:func:`~pipeline.experiments.ensemble.combiner_stamp`).
 """
 from __future__ import annotations
 
@@ -150,15 +159,48 @@ def score_rows(model: str, frame: pd.DataFrame, threshold: float) -> list[dict]:
     return df.to_dict(orient="records")
 
 
-def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, float]], seed: int,
-                      progress=None, normalise_size: int = NORMALISE_SIZE) -> dict[str, pd.DataFrame]:
-    """p_fake of each model (``{name: (keras_model, image_size)}``) for every test image under every
-    level: ``{model: frame(perturbation, level, dataset, y, path, p_fake)}``."""
+def _forward(model, x: np.ndarray, with_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(p_fake (n,), embedding (n, D) or None) of (n, S, S, 3) images; ``model`` is the
+    ``[embedding, p_fake]`` model when ``with_embedding``: one forward pass gives both."""
     from pipeline import inference
 
-    sizes = sorted({size for _, size in models.values()})
+    if not with_embedding:
+        return inference.predict_proba(model, x), None
+    emb, p = [], []
+    for i in range(0, len(x), CHUNK):
+        e, q = model.predict_on_batch(np.asarray(x[i:i + CHUNK], dtype=np.float32))
+        emb.append(np.asarray(e, dtype=np.float32).reshape(len(e), -1))
+        p.append(np.asarray(q).reshape(-1))
+    return np.concatenate(p), np.concatenate(emb)
+
+
+def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, float]], seed: int,
+                      progress=None, normalise_size: int = NORMALISE_SIZE, combiner=None) -> dict[str, pd.DataFrame]:
+    """p_fake of each model (``{name: (keras_model, image_size)}``) for every test image under every
+    level: ``{model: frame(perturbation, level, dataset, y, path, p_fake)}``.
+
+    With ``combiner`` (a loaded :class:`pipeline.experiments.ensemble.Combiner`) its frame is added
+    under its name. Each Keras model runs once per chunk and level: the combiner's Keras members
+    reuse those p_fake, its ``+pca_svm`` members the embedding layer output of the same forward pass
+    (their base models run as ``[embedding, p_fake]`` models), and its router reads the perturbed
+    images (:func:`pipeline.experiments.ensemble.combined_probabilities`)."""
+    from pipeline.models import embedding_and_output_model
+    from pipeline.svm import base_model_name
+
+    runs = {name: (model, int(size)) for name, (model, size) in models.items()}
+    embed = set()
+    if combiner is not None:
+        from pipeline.experiments.ensemble import combined_probabilities
+
+        for base, lm in combiner.keras.items():
+            runs.setdefault(base, (lm.model, int(lm.image_size)))
+        embed = {base_model_name(m) for m in combiner.svms}
+    heads = {name: (embedding_and_output_model(model) if name in embed else model, size, name in embed)
+             for name, (model, size) in runs.items()}
+    outputs = list(models) + ([combiner.name] if combiner is not None else [])
+    sizes = sorted({size for _, size, _ in heads.values()})
     paths, n = test["path"].tolist(), len(test)
-    p = {name: {lv: np.empty(n, dtype=np.float32) for lv in levels} for name in models}
+    p = {name: {lv: np.empty(n, dtype=np.float32) for lv in levels} for name in outputs}
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         originals = [images.load_rgb(paths[i]) for i in range(start, stop)]
@@ -166,23 +208,50 @@ def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, 
             batch = [perturb(im, pert, level, np.random.default_rng([seed, start + j, li]), normalise_size)
                      for j, im in enumerate(originals)]
             x = {s: np.stack([images.resize_square(im, s) for im in batch]) for s in sizes}
-            for name, (model, size) in models.items():
-                p[name][(pert, level)][start:stop] = inference.predict_proba(model, x[size])
-        report(progress, f"robustness: {len(models)} model(s) x {len(levels)} levels", stop, n)
+            known, embeddings = {}, {}
+            for name, (head, size, with_emb) in heads.items():
+                known[name], emb = _forward(head, x[size], with_emb)
+                if emb is not None:
+                    embeddings[name] = emb
+                if name in models:
+                    p[name][(pert, level)][start:stop] = known[name]
+            if combiner is not None:
+                p[combiner.name][(pert, level)][start:stop] = combined_probabilities(
+                    combiner, batch, known=known, embeddings=embeddings)[0]
+        report(progress, f"robustness: {len(outputs)} model(s) x {len(levels)} levels", stop, n)
     base = test[["path", "dataset", "y"]].reset_index(drop=True)
     return {name: pd.concat([base.assign(perturbation=pert, level=level, p_fake=p[name][(pert, level)])
-                             for pert, level in levels], ignore_index=True) for name in models}
+                             for pert, level in levels], ignore_index=True) for name in outputs}
+
+
+def combined_model(run_dir: Path, log: Log = print) -> str | None:
+    """The run's combined model (its verdict on uploads: ``ensemble_routed``, else
+    ``ensemble_stacked``) when it is finished and not stale; None otherwise (logged)."""
+    from pipeline.experiments import ensemble
+
+    name = ensemble.combiner_name(run_dir)
+    if name is None:
+        return None
+    try:
+        ensemble.check_combiner(run_dir, name)
+    except (ValueError, KeyError, OSError) as exc:
+        log(f"robustness: {name} left out: {exc}")
+        return None
+    return name
 
 
 def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
-    from pipeline.models import load_model
+    from pipeline import inference
+    from pipeline.experiments import ensemble
 
     run_dir = Path(run_dir)
     manifest = pd.read_parquet(run_dir / "manifest.parquet")
-    names = _models(cfg, run_dir)
-    if not names:
+    keras_names = _models(cfg, run_dir)
+    if not keras_names:
         log("robustness: no trained model with a model.keras in this run; train first: python -m pipeline train")
         return None
+    combined = combined_model(run_dir, log)
+    names = ([combined] if combined else []) + keras_names  # the run's verdict first
     out = experiment_dir(run_dir, "robustness", settings(cfg, manifest))
     test_idx = subsample(np.flatnonzero(manifest["split"].to_numpy() == "test"), manifest,
                          cfg.experiments.robustness_max_images, cfg.seed)
@@ -190,7 +259,7 @@ def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, lo
     levels = sweep_levels(cfg.experiments)
     todo, stamps = [], {}
     for m in names:
-        stamps[m] = model_stamp(run_dir, m)
+        stamps[m] = ensemble.combiner_stamp(run_dir, m) if m == combined else model_stamp(run_dir, m)
         stamp_file = out / "models" / f"{m}.json"
         if force or not (out / "models" / f"{m}.csv").exists() or not stamp_file.exists() or \
                 artifacts.read_json(stamp_file).get("stamp") != stamps[m]:
@@ -199,18 +268,19 @@ def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, lo
         log(f"robustness: cached ({out.relative_to(run_dir)})")
         return out
     (out / artifacts.DONE_FILE).unlink(missing_ok=True)
-    artifacts.write_json(out / "settings.json", {**settings(cfg, manifest), "n_test": len(test), "models": names})
+    artifacts.write_json(out / "settings.json", {**settings(cfg, manifest), "n_test": len(test), "models": names,
+                                                 "combined_model": combined})
     if todo:
         log(f"robustness: {', '.join(todo)} on {len(test)} test images x {len(levels)} levels")
-        loaded = {}
-        for m in todo:
-            metrics = artifacts.read_json(artifacts.model_dir(run_dir, m) / "metrics.json")
-            loaded[m] = (load_model(artifacts.model_dir(run_dir, m) / "model.keras"), int(metrics["image_size"]),
-                         float(metrics["threshold"]))
-        frames = predict_perturbed({m: v[:2] for m, v in loaded.items()}, test, levels, cfg.seed, progress,
-                                   cfg.experiments.normalise_size)
+        loaded = {m: inference.load_model_dir(run_dir, m) for m in todo if m != combined}
+        combiner = ensemble.load_combiner(run_dir, combined, keras_models=loaded) if combined in todo else None
+        thresholds = {m: lm.threshold for m, lm in loaded.items()}
+        if combiner is not None:
+            thresholds[combiner.name] = combiner.threshold
+        frames = predict_perturbed({m: (lm.model, lm.image_size) for m, lm in loaded.items()}, test, levels,
+                                   cfg.seed, progress, cfg.experiments.normalise_size, combiner=combiner)
         for m, frame in frames.items():
-            rows = pd.DataFrame(score_rows(m, frame, loaded[m][2]), columns=COLUMNS)
+            rows = pd.DataFrame(score_rows(m, frame, thresholds[m]), columns=COLUMNS)
             artifacts.write_csv(out / "models" / f"{m}.csv", rows)
             artifacts.write_json(out / "models" / f"{m}.json", {"stamp": stamps[m]})
     table = pd.concat([pd.read_csv(out / "models" / f"{m}.csv") for m in names], ignore_index=True).reindex(columns=COLUMNS)

@@ -229,6 +229,14 @@ def embedding_model(model: keras.Model) -> keras.Model:
                        name=f"{model.name}_{EMBEDDING_LAYER}")
 
 
+def embedding_and_output_model(model: keras.Model) -> keras.Model:
+    """A model from the same inputs to ``[embedding, p_fake]`` (shares weights): both from one
+    forward pass."""
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, [model.get_layer(EMBEDDING_LAYER).output, model.output],
+                       name=f"{model.name}_{EMBEDDING_LAYER}_and_{OUTPUT_LAYER}")
+
+
 def _import_all() -> None:
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
