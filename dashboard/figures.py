@@ -410,9 +410,11 @@ def ablation_heatmap_figure(grid: pd.DataFrame, metric: str = "best_val_auc") ->
 
 
 def robustness_figure(table: pd.DataFrame, dataset: str = "all", metric: str = "roc_auc",
-                      colors: Mapping[str, str] | None = None) -> go.Figure:
+                      colors: Mapping[str, str] | None = None, highlight: str | None = None) -> go.Figure:
     """One panel per perturbation: ``metric`` vs level, one line per model, for one dataset
-    (``all`` = pooled). Each line starts at the clean image (JPEG 100, scale 1, sigma 0)."""
+    (``all`` = pooled). Each line starts at the clean image (JPEG 100, scale 1, sigma 0).
+    ``highlight``: a model (the run's combined model, its verdict) drawn thicker, labelled
+    "<model> (run's verdict)"."""
     from plotly.subplots import make_subplots
 
     df = table[table["dataset"].astype(str) == str(dataset)] if "dataset" in table.columns else table.iloc[:0]
@@ -436,8 +438,9 @@ def robustness_figure(table: pd.DataFrame, dataset: str = "all", metric: str = "
                 xs, ys = [CLEAN_LEVEL[pert]] + xs, [float(clean.iloc[0])] + ys
                 order = sorted(range(len(xs)), key=lambda i: xs[i])
                 xs, ys = [xs[i] for i in order], [ys[i] for i in order]
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=model, legendgroup=model,
-                                     showlegend=k == 1, line=dict(color=cmap[model], width=2),
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", legendgroup=model,
+                                     name=f"{model} (run's verdict)" if model == highlight else model,
+                                     showlegend=k == 1, line=dict(color=cmap[model], width=4 if model == highlight else 2),
                                      hovertemplate=f"{model}<br>{PERTURBATION_TITLES[pert]} %{{x:g}}<br>"
                                                    f"{metric_label(metric)} %{{y:.3f}}<extra></extra>"),
                           row=1, col=k)

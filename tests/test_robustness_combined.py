@@ -169,3 +169,40 @@ def test_a_run_without_a_combined_model_sweeps_its_keras_models(tmp_path, forwar
     assert list(dict.fromkeys(table["model"])) == list(SIZES) and len(table) == 2 * n_levels * 3
     assert forward_passes == {"baseline_cnn": n_levels, "custom_cnn": n_levels}  # no embedding wanted
     assert json.loads((out / "settings.json").read_text())["combined_model"] is None
+
+
+def test_verdict_summary_and_highlighted_line():
+    from dashboard import figures
+
+    rows = [{"model": m, "perturbation": p, "level": lv, "dataset": "all", "roc_auc": auc, "auc_drop": 0.9 - auc,
+             "flip_rate": flip} for m in ("ensemble_routed", "a")
+            for p, lv, auc, flip in [("none", 0, 0.9, 0.0), ("jpeg", 75, 0.85, 0.1), ("jpeg", 50, 0.7, 0.2),
+                                     ("normalise", 90, 0.8, 0.125)]]
+    table = pd.DataFrame(rows)
+    text = rb.verdict_summary(table, "ensemble_routed")
+    assert text == ("Here (all datasets pooled): clean AUC 0.900; mean AUC drop +0.117; worst: JPEG quality 50 "
+                    "(AUC 0.700); shortcut check (JPEG 90): 12% of verdicts changed.")
+    assert rb.verdict_summary(table, "ensemble_routed", "other") == ""
+    fig = figures.robustness_figure(table, highlight="ensemble_routed")
+    legend = {t.name: t.line.width for t in fig.data if t.showlegend}
+    assert legend == {"ensemble_routed (run's verdict)": 4, "a": 2}
+
+
+def test_robustness_page_names_the_runs_verdict(keras_run, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO
+
+    cfg, run_dir = keras_run
+    rb.run_robustness(cfg, run_dir, log=lambda _: None)
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(run_dir.parent))
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/robustness.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**ensemble_routed** is the run's verdict" in text and "Here (all datasets pooled): clean AUC" in text
+    assert "Most robust here" in text
+    drop, shortcut = at.dataframe[0].value, at.dataframe[1].value  # mean AUC drop, shortcut check
+    assert "ensemble_routed (run's verdict)" in set(drop["model"]) and "clean AUC" in drop.columns
+    assert "ensemble_routed (run's verdict)" in set(shortcut["model"]) and "verdicts changed" in shortcut.columns

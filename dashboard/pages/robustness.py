@@ -1,4 +1,5 @@
-"""Robustness: AUC (or accuracy) of every model vs perturbation level, per dataset."""
+"""Robustness: AUC (or accuracy) of every model vs perturbation level, per dataset. The run's
+combined model (its verdict on uploads) is listed first, drawn thicker and summarised on top."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +13,7 @@ import streamlit as st
 
 from dashboard import common, figures
 from pipeline import results
+from pipeline.experiments import ensemble, robustness
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 common.ensure_app_shell()
@@ -32,13 +34,28 @@ st.caption(f"Test split ({settings.get('n_test', '?')} images): each perturbatio
            "validation-chosen threshold.")
 models = list(dict.fromkeys(table["model"]))
 colors = figures.model_colors(models)
+verdict_model = settings.get("combined_model") if settings.get("combined_model") in models else None
+
+
+def _label(model: str) -> str:
+    return f"{model} (run's verdict)" if model == verdict_model else model
+
+
 datasets = ["all"] + sorted(d for d in table["dataset"].astype(str).unique() if d != "all")
 c1, c2 = st.columns(2)
 dataset = c1.selectbox("Dataset", datasets, key="robustness_dataset",
                        format_func=lambda d: "all datasets pooled" if d == "all" else d)
 metric = c2.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], key="robustness_metric",
                       format_func=figures.metric_label)
-st.plotly_chart(figures.robustness_figure(table, dataset, metric, colors), key="robustness_chart", width="stretch")
+if verdict_model:
+    st.markdown(f"**{verdict_model}** is the run's verdict: the combined model that scores uploads on *Check an "
+                f"image*, swept here like the others at its own threshold. "
+                + robustness.verdict_summary(table, verdict_model, dataset))
+elif "combined_model" not in settings and ensemble.combiner_name(run.path):
+    st.caption("This sweep predates scoring the run's combined model; rerun it to include it: "
+               f"`python -m pipeline experiment robustness --run {run.run_id}`.")
+st.plotly_chart(figures.robustness_figure(table, dataset, metric, colors, highlight=verdict_model),
+                key="robustness_chart", width="stretch")
 
 st.subheader("Mean AUC drop per model")
 part = table[(table["dataset"].astype(str) == dataset) & (table["perturbation"] != "none")]
@@ -47,7 +64,7 @@ drop = (part.pivot_table(index="model", columns="perturbation", values="auc_drop
 clean = table[(table["dataset"].astype(str) == dataset) & (table["perturbation"] == "none")].set_index("model")["roc_auc"]
 drop.insert(0, "clean AUC", clean.reindex(drop.index))
 drop["mean drop"] = part.groupby("model")["auc_drop"].mean().reindex(drop.index)
-drop = drop.sort_values("mean drop")
+drop = drop.sort_values("mean drop").rename(index=_label)
 if drop["mean drop"].notna().any():
     st.markdown(f"Most robust here: **{drop.index[0]}** (mean AUC drop {drop['mean drop'].iloc[0]:+.3f}).")
 st.dataframe(drop.reset_index(), hide_index=True, width="stretch", key="robustness_drop",
@@ -60,7 +77,8 @@ if shortcut is not None:
     st.markdown(f"Every test image resized to {settings.get('normalise_size', 256)} px and re-encoded at one JPEG "
                 "quality. A detector that reads the file (its JPEG tables, resolution, format) instead of the face "
                 "changes its verdicts here; one that reads the face barely moves.")
-    st.dataframe(shortcut, hide_index=True, width="stretch", key="robustness_shortcut",
+    st.dataframe(shortcut.assign(model=shortcut["model"].map(_label)), hide_index=True, width="stretch",
+                 key="robustness_shortcut",
                  column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in shortcut.columns
                                 if c not in ("model", "JPEG quality")})
     st.caption("Verdicts changed = share of images whose verdict at the model's threshold differs from the clean "

@@ -292,3 +292,22 @@ def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, lo
         log("robustness: mean AUC drop over perturbations (pooled): " +
             ", ".join(f"{m} {d:+.3f}" for m, d in mean_drop.items()))
     return out
+
+
+def verdict_summary(table: pd.DataFrame, model: str, dataset: str = "all") -> str:
+    """One sentence on ``model`` in a robustness table for one dataset scope: clean AUC, mean AUC
+    drop over the perturbations, the worst level and the shortcut check's changed verdicts."""
+    rows = table[(table["model"] == model) & (table["dataset"].astype(str) == str(dataset))]
+    clean = rows[rows["perturbation"] == "none"]["roc_auc"].dropna()
+    moved = rows[rows["perturbation"] != "none"]
+    parts = []
+    if len(clean):
+        parts.append(f"clean AUC {clean.iloc[0]:.3f}")
+    if moved["auc_drop"].notna().any():
+        parts.append(f"mean AUC drop {moved['auc_drop'].mean():+.3f}")
+        worst = moved.loc[moved["roc_auc"].idxmin()]
+        parts.append(f"worst: {LEVEL_LABELS[worst['perturbation']]} {worst['level']:g} (AUC {worst['roc_auc']:.3f})")
+    for _, row in moved[moved["perturbation"] == "normalise"].iterrows():
+        parts.append(f"shortcut check (JPEG {row['level']:g}): {row['flip_rate']:.0%} of verdicts changed")
+    scope = "all datasets pooled" if dataset == "all" else dataset
+    return (f"Here ({scope}): " + "; ".join(parts) + ".") if parts else ""
