@@ -74,6 +74,15 @@ def route(router: dict[str, Any], features: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+ROUTED_TO, ROUTE_CONFIDENCE = "routed_to", "route_confidence"  # ensemble_routed's predictions: the router's pick
+
+
+def routed_choice(route_p: np.ndarray, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The kind the router picks for each row (its most probable of ``classes``) and that probability."""
+    route_p = np.asarray(route_p, dtype=np.float64)
+    return np.asarray(classes).astype(str)[route_p.argmax(axis=1)], route_p.max(axis=1)
+
+
 STACKER_C = 1.0  # inverse L2 strength of each kind's stacker
 
 

@@ -83,6 +83,62 @@ def test_a_kind_with_one_class_falls_back_to_the_pooled_stacker():
     assert routed["stackers"]["b"] == routed["pooled"]
 
 
+def _routed_predictions() -> pd.DataFrame:
+    """Nine test images (a: 6, b: 3) and one validation image, with the router's picks. Dataset a:
+    rows 4 and 5 misrouted to b; dataset b: row 7 misrouted to c (a kind no test image is from);
+    the validation row is misrouted too but is not test."""
+    return pd.DataFrame({
+        "path": [f"/img/{i}.png" for i in range(10)],
+        "dataset": ["a"] * 6 + ["b"] * 4,
+        "split": ["test"] * 9 + ["val"],
+        "y": [0, 1, 0, 1, 0, 1, 0, 1, 1, 0],
+        "p_fake": [0.2, 0.8, 0.3, 0.7, 0.9, 0.1, 0.4, 0.3, 0.6, 0.5],
+        routing.ROUTED_TO: ["a", "a", "a", "a", "b", "b", "b", "c", "b", "a"],
+        routing.ROUTE_CONFIDENCE: [0.9, 0.9, 0.8, 0.9, 0.55, 0.7, 0.9, 0.95, 0.8, 0.6],
+    }).assign(label=lambda d: np.where(d["y"] == 1, "fake", "real"))
+
+
+def test_routing_report_confusion_accuracy_and_misrouted_rows():
+    from pipeline.results import routing_report
+
+    report = routing_report(_routed_predictions(), threshold=0.5)
+    assert report.n == 9 and report.accuracy == pytest.approx(6 / 9)
+    assert report.confusion.index.tolist() == ["a", "b", "c"] == report.confusion.columns.tolist()
+    assert report.confusion.to_numpy().tolist() == [[4, 2, 0], [0, 2, 1], [0, 0, 0]]
+    per = report.per_dataset.set_index("dataset")
+    assert per["n"].tolist() == [6, 3] and per["routed_correctly"].tolist() == [4, 2]
+    assert per["router_accuracy"].tolist() == pytest.approx([4 / 6, 2 / 3])
+    groups = report.by_routing.set_index(["dataset", "routing"])
+    assert groups.index.tolist() == [("a", "correct"), ("a", "misrouted"), ("b", "correct"), ("b", "misrouted")]
+    assert groups["n"].tolist() == [4, 2, 2, 1]
+    assert groups["accuracy"].tolist() == pytest.approx([1.0, 0.0, 1.0, 0.0])
+    assert groups.loc[("a", "correct"), "roc_auc"] == 1.0 and groups.loc[("a", "misrouted"), "roc_auc"] == 0.0
+    assert pd.isna(groups.loc[("b", "misrouted"), "roc_auc"])  # one class only: no AUC
+    # the misrouted test images, surest first; the misrouted validation row is not among them
+    wrong = report.misrouted
+    assert wrong["path"].tolist() == ["/img/7.png", "/img/5.png", "/img/4.png"]
+    assert wrong[routing.ROUTED_TO].tolist() == ["c", "b", "b"] and wrong["dataset"].tolist() == ["b", "a", "a"]
+    assert wrong["label"].tolist() == ["fake", "fake", "real"]
+    assert wrong["p_fake"].tolist() == pytest.approx([0.3, 0.1, 0.9])
+    assert list(wrong.columns) == ["path", "dataset", routing.ROUTED_TO, routing.ROUTE_CONFIDENCE, "label", "p_fake"]
+
+
+def test_routing_report_of_a_run_without_the_router_columns_is_none():
+    from pipeline.results import routing_report
+
+    old = _routed_predictions().drop(columns=[routing.ROUTED_TO, routing.ROUTE_CONFIDENCE])
+    assert routing_report(old, 0.5) is None
+
+
+def test_routing_report_without_misroutes():
+    from pipeline.results import routing_report
+
+    preds = _routed_predictions().assign(**{routing.ROUTED_TO: lambda d: d["dataset"]})
+    report = routing_report(preds, 0.5)
+    assert report.accuracy == 1.0 and report.misrouted.empty and report.by_routing.empty
+    assert report.confusion.to_numpy().tolist() == [[6, 0], [0, 3]]
+
+
 # --------------------------------------------------------------------------- specialists in a run
 
 
@@ -122,6 +178,12 @@ def test_a_specialist_trains_on_its_datasets_and_scores_every_image(two_kinds, t
     assert set(routing_json["stackers"]) == {"big", "small"}
     assert routing_json["router"]["classes"] == ["big", "small"]
     assert 0.0 <= routing_json["router_test_accuracy"] <= 1.0
+    # every val and test row records the router's pick and its probability; test accuracy agrees
+    routed = pd.read_parquet(run_dir / "models" / "ensemble_routed" / "predictions.parquet")
+    assert set(routed["split"]) == {"val", "test"} and routed[routing.ROUTED_TO].isin(["big", "small"]).all()
+    assert routed[routing.ROUTE_CONFIDENCE].between(0.5, 1.0).all()  # the most probable of two kinds
+    test = routed[routed["split"] == "test"]
+    assert routing_json["router_test_accuracy"] == pytest.approx((test[routing.ROUTED_TO] == test["dataset"]).mean())
     summary = pd.read_csv(run_dir / "summary.csv")
     assert {"ensemble_routed", "small_only"} <= set(summary["model"])
 

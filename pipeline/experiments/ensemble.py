@@ -82,12 +82,14 @@ def out_of_fold(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: 
 
 def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, seed: int | None) -> str:
     """Identifies one fit of the ensembles: the members and their trainings, the threshold rule, the
-    seed and the router's feature format. An ensemble whose stored key differs is stale."""
+    seed and the router's feature format. An ensemble whose stored key differs is stale.
+    ``v``: the format of what the step writes (2: ensemble_routed's predictions carry ``routed_to``
+    and ``route_confidence``), so ensembles written before a change are refitted."""
     from pipeline import routing
 
     return artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
                                   "rule": threshold_rule, "seed": seed, "router": routing.FEATURES_VERSION,
-                                  "v": 1})[:12]
+                                  "v": 2})[:12]
 
 
 def resolve_members(cfg, run_dir: Path) -> list[str]:
@@ -209,7 +211,9 @@ def router_inputs(manifest: pd.DataFrame, cfg, progress=None) -> np.ndarray:
 
 def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame, p: np.ndarray,
                   members: list[str], member_metrics: list[dict], key: str) -> dict:
-    """Fit the router on the training split, the per-dataset stackers on validation; write the model."""
+    """Fit the router on the training split, the per-dataset stackers on validation; write the model.
+    Its predictions.parquet also holds, per row, the dataset the router picked (``routed_to``) and
+    the router's probability of it (``route_confidence``)."""
     from pipeline import routing
 
     features = router_inputs(manifest, cfg)
@@ -224,10 +228,11 @@ def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame
     p_routed = routing.apply_routed(routed, p, route_p, router["classes"])
     p_routed[is_val] = routing.out_of_fold_routed(p[is_val], rows.loc[is_val, "y"].to_numpy(), kinds[is_val],
                                                   route_p[is_val], router["classes"], members, cfg.seed)
-    test = ~is_val
-    router_accuracy = float((np.asarray(router["classes"])[route_p[test].argmax(axis=1)] == kinds[test]).mean())
+    routed_to, confidence = routing.routed_choice(route_p, router["classes"])
+    router_accuracy = float((routed_to[~is_val] == kinds[~is_val]).mean())
     spec = {"router": router, **routed, "router_test_accuracy": router_accuracy}
     artifacts.write_json(artifacts.model_dir(run_dir, ROUTED) / "routing.json", spec)
+    rows = rows.assign(**{routing.ROUTED_TO: routed_to, routing.ROUTE_CONFIDENCE: confidence.astype(np.float32)})
     return _write_model(run_dir, ROUTED, rows, p_routed, members, member_metrics, cfg.threshold_rule, key,
                         {"combination": "per-dataset logistic regressions on logit(p_fake), fitted on validation, "
                                         "mixed by a router's P(dataset | image)",
