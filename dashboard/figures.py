@@ -485,6 +485,33 @@ def generalisation_figure(matrix: pd.DataFrame, metric: str = "roc_auc") -> go.F
     return fig
 
 
+def routing_confusion_figure(confusion: pd.DataFrame, title: str = "Router: true dataset x routed to") -> go.Figure:
+    """True dataset (rows) x dataset the router sent the image to (columns): every cell annotated with
+    its image count and share of the row; colour is the row share, so the diagonal is the router's
+    accuracy per dataset (``pipeline.results.RoutingReport.confusion``)."""
+    fig = go.Figure()
+    if confusion.empty:
+        _empty_note(fig, "no routed test images")
+        fig.update_layout(title=title, margin=_MARGIN)
+        return fig
+    rows, cols = [str(r) for r in confusion.index], [str(c) for c in confusion.columns]
+    counts = confusion.to_numpy(dtype=int)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = (counts / totals.clip(min=1)).tolist()
+    fig.add_trace(go.Heatmap(z=share, x=cols, y=rows, zmin=0, zmax=1, colorscale="Blues", showscale=False,
+                             customdata=counts.tolist(),
+                             hovertemplate="%{y} routed to %{x}<br>%{customdata} images (%{z:.1%} of the row)"
+                                           "<extra></extra>"))
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            fig.add_annotation(x=c, y=r, showarrow=False, text=f"<b>{counts[i][j]}</b><br>{share[i][j]:.1%}",
+                               font=dict(size=14, color="white" if share[i][j] > 0.55 else "#222"))
+    fig.update_layout(title=title, margin=_MARGIN, height=120 + 70 * len(rows))
+    fig.update_xaxes(title_text="Routed to", type="category", side="bottom")
+    fig.update_yaxes(title_text="True dataset", type="category", autorange="reversed")
+    return fig
+
+
 # --------------------------------------------------------------------------- embeddings and the SVM lab
 
 COLOR_BY = ("label", "dataset", "predicted", "correct")

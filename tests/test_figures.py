@@ -92,6 +92,29 @@ def test_confusion_matrix_figure_empty_row():
     assert "<b>0</b><br>0.0%" in texts and "<b>7</b><br>70.0%" in texts
 
 
+def test_routing_confusion_figure_counts_and_row_shares():
+    kinds = ["a", "b", "c"]  # c: a dataset images were routed to but none of the test images is from
+    confusion = pd.DataFrame([[4, 2, 0], [0, 2, 1], [0, 0, 0]], index=kinds, columns=kinds)
+    fig = figures.routing_confusion_figure(confusion)
+    heat = fig.data[0]
+    assert isinstance(heat, go.Heatmap)
+    assert list(heat.x) == kinds and list(heat.y) == kinds
+    assert heat.z[0] == pytest.approx([4 / 6, 2 / 6, 0]) and heat.z[1] == pytest.approx([0, 2 / 3, 1 / 3])
+    assert heat.z[2] == pytest.approx([0, 0, 0])  # an empty row is no division by zero
+    counts = {}
+    for a in fig.layout.annotations:
+        m = re.match(r"<b>(\d+)</b><br>([\d.]+)%", a.text)
+        assert m, a.text
+        counts[(a.y, a.x)] = int(m.group(1))
+    assert counts == {(r, c): int(confusion.loc[r, c]) for r in kinds for c in kinds}
+    assert fig.layout.xaxis.title.text == "Routed to" and fig.layout.yaxis.title.text == "True dataset"
+
+
+def test_routing_confusion_figure_empty():
+    fig = figures.routing_confusion_figure(pd.DataFrame())
+    assert len(fig.data) == 0 and "no routed test images" in fig.layout.annotations[0].text
+
+
 @pytest.mark.parametrize("metric", ["loss", "accuracy", "auc"])
 def test_training_curves_figure(metric):
     hist = {"cnn": _history(4), "mobilenet": _history(3, 2)}
