@@ -205,6 +205,19 @@ def load_thumbnail(path: str, size: int = 160):
         return None
 
 
+def thumbnail_grid(items: list[tuple[str, str]], per_row: int = 8) -> None:
+    """``(path, caption)`` images in rows of ``per_row`` thumbnails; a missing or unreadable file is
+    named instead of shown."""
+    for start in range(0, len(items), per_row):
+        for col, (path, caption) in zip(st.columns(per_row), items[start:start + per_row]):
+            with col:
+                img = load_thumbnail(str(path))
+                if img is None:
+                    st.caption(f":orange[:material/broken_image: missing or unreadable]  \n`{Path(str(path)).name}`")
+                else:
+                    st.image(img, caption=caption, width="stretch")
+
+
 def run_caption(run: Run) -> str:
     i = run.info
     return (f"Run `{i.run_id}` · config **{i.config_name}** · created {i.created.replace('T', ' ')[:16]} · "

@@ -205,3 +205,45 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
                          "skipped_by_reason": {"cannot decode image": 1, "image smaller than 16 px": 1}},
     })
     return run_dir
+
+
+ROUTED = "ensemble_routed"
+MISROUTE_EVERY = 5  # every 5th test image of each dataset is sent to the next dataset's stacker
+
+
+def write_routed_ensemble(run_dir: Path, *, with_routing: bool = True, seed: int = 0) -> pd.DataFrame:
+    """Add a finished ``ensemble_routed`` to a synthetic run and return its predictions.
+    ``with_routing``: its predictions carry ``routed_to`` and ``route_confidence`` (False: a run
+    written before they existed). Every :data:`MISROUTE_EVERY`-th test image of a dataset (and no
+    validation image) is routed to the next dataset, with confidence 0.6; the others with 0.9."""
+    run_dir = Path(run_dir)
+    rng = np.random.default_rng(seed)
+    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    preds = manifest[manifest["split"].isin(["val", "test"])][
+        ["path", "relpath", "dataset", "label", "y", "split"]].reset_index(drop=True)
+    preds["p_fake"] = (1 / (1 + np.exp(-(2.0 * (2 * preds["y"] - 1) + rng.normal(0, 1.5, len(preds)))))).astype(
+        "float32")
+    if with_routing:
+        datasets = sorted(preds["dataset"].unique())
+        nxt = {d: datasets[(i + 1) % len(datasets)] for i, d in enumerate(datasets)}
+        k = preds.groupby(["split", "dataset"]).cumcount()
+        wrong = (preds["split"] == "test") & (k % MISROUTE_EVERY == 0)
+        preds["routed_to"] = np.where(wrong, preds["dataset"].map(nxt), preds["dataset"])
+        preds["route_confidence"] = np.where(wrong, 0.6, 0.9).astype("float32")
+    mdir = run_dir / "models" / ROUTED
+    mdir.mkdir(parents=True, exist_ok=True)
+    preds.to_parquet(mdir / "predictions.parquet", index=False)
+    val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
+    threshold = _youden(val["y"].to_numpy(), val["p_fake"].to_numpy())
+    scopes = {"all": _scope(test["y"].to_numpy(), test["p_fake"].to_numpy(), threshold)}
+    for d, t in test.groupby("dataset"):
+        scopes[str(d)] = _scope(t["y"].to_numpy(), t["p_fake"].to_numpy(), threshold)
+    accuracy = float((test["routed_to"] == test["dataset"]).mean()) if with_routing else 0.8
+    _write_json(mdir / "metrics.json", {"model": ROUTED, "kind": "ensemble", "image_size": 64, "params": 0,
+                                        "file_size_bytes": 0, "train_seconds": 1.0, "threshold": threshold,
+                                        "threshold_rule": "youden", "latency_ms": {}, "scopes": scopes,
+                                        "router_test_accuracy": accuracy})
+    _write_json(mdir / "routing.json", {"router_test_accuracy": accuracy})
+    pd.DataFrame(columns=["epoch"]).to_csv(mdir / "history.csv", index=False)
+    _write_json(mdir / "done.json", {"finished": "2025-01-01T12:00:00+00:00"})
+    return preds

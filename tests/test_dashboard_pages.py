@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipeline import results
-from synthetic_run import INCOMPLETE_MODEL, write_synthetic_run
+from synthetic_run import INCOMPLETE_MODEL, write_routed_ensemble, write_synthetic_run
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 MODELS = ("baseline_cnn", "mobilenet", "xception")
@@ -141,6 +141,41 @@ def test_compare_scope_and_threshold_toggle(monkeypatch, artifacts):
     _ok(at)
     at.selectbox(key="compare_bar_metric").set_value("f1").run()
     _ok(at)
+
+
+def test_compare_router_section(monkeypatch, tmp_path):
+    path = write_synthetic_run(tmp_path, seed=11, name="routed", models=MODELS, datasets=DATASETS)
+    preds = write_routed_ensemble(path)
+    at = _app(monkeypatch, tmp_path)
+    at.switch_page("pages/compare.py").run()
+    _ok(at)
+    assert "Router" in [s.value for s in at.subheader]
+    assert not at.info
+    test = preds[preds["split"] == "test"]
+    wrong = test[test["routed_to"] != test["dataset"]]
+    assert len(wrong) == 12  # 4 of the 16 test images of each of the 3 datasets
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Router test accuracy"] == f"{1 - len(wrong) / len(test):.1%}"
+    assert metrics["Misrouted test images"] == f"{len(wrong)} of {len(test)}"
+    tables = {tuple(df.value.columns): df.value for df in at.dataframe}
+    per = next(t for cols, t in tables.items() if "router_accuracy" in cols).set_index("dataset")
+    assert per["router_accuracy"].tolist() == pytest.approx([0.75] * 3)
+    groups = next(t for cols, t in tables.items() if "routing" in cols)
+    assert sorted(groups["dataset"].unique()) == sorted(DATASETS) and len(groups) == 6
+    misrouted = next(t for cols, t in tables.items() if "route_confidence" in cols)
+    assert sorted(misrouted["path"]) == sorted(wrong["path"])
+    assert len(at.get("image")) == len(wrong)  # a thumbnail of each (at most 16) misrouted image
+
+
+def test_compare_router_section_of_an_older_run_says_how_to_refresh(monkeypatch, tmp_path):
+    path = write_synthetic_run(tmp_path, seed=12, name="routed")
+    write_routed_ensemble(path, with_routing=False)
+    at = _app(monkeypatch, tmp_path)
+    at.switch_page("pages/compare.py").run()
+    _ok(at)
+    assert "Router" in [s.value for s in at.subheader]
+    assert at.info and f"python -m pipeline experiment ensemble --run {path.name}" in at.info[0].value
+    assert "ensemble_routed" in at.dataframe[0].value["model"].tolist()  # the rest of the page is unchanged
 
 
 def test_run_selector_applies_to_every_page(monkeypatch, artifacts):

@@ -12,7 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common, figures
-from pipeline.results import comparison_row
+from pipeline import experiments
+from pipeline.experiments.ensemble import ROUTED
+from pipeline.results import comparison_row, routing_report
+from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
 
 # (column, label, format, higher is better?) of the comparison table, in display order.
 TABLE = [
@@ -167,3 +170,53 @@ st.plotly_chart(figures.training_curves_figure(histories, curve or "loss", color
                 width="stretch")
 st.caption("Training and validation splits of all datasets (histories are not split by scope). "
            "Dotted lines: start of fine-tuning (backbone unfrozen).")
+
+# --------------------------------------------------------------------------- the router of ensemble_routed
+MISROUTED_SHOWN = 16  # thumbnails of the surest misroutes
+if ROUTED in models:
+    st.subheader("Router")
+    st.caption(f"`{ROUTED}` sends each image to the stacker of the dataset its router takes it for (a linear model "
+               "on a thumbnail and HOG of the image): a routing error makes the wrong specialist speak.")
+    router = routing_report(common.predictions(run, ROUTED), metrics[ROUTED]["threshold"])
+    if router is None:
+        st.info(f"This run's `{ROUTED}` was fitted before the router's choices were stored with its predictions. "
+                f"Refresh it (refits the ensembles from the members' stored predictions, under a minute) with:"
+                f"\n\n```\n{experiments.command('ensemble', run.run_id)}\n```")
+    else:
+        c1, c2 = st.columns([1, 3])
+        c1.metric("Router test accuracy", "n/a" if router.accuracy is None else f"{router.accuracy:.1%}",
+                  help="Share of test images sent to their own dataset's stacker.")
+        c2.metric("Misrouted test images", f"{len(router.misrouted):,} of {router.n:,}")
+        c1, c2 = st.columns([3, 2], gap="large")
+        c1.plotly_chart(figures.routing_confusion_figure(router.confusion), key="compare_router_confusion",
+                        width="stretch", config={"displayModeBar": False})
+        c2.dataframe(router.per_dataset, hide_index=True, width="stretch", key="compare_router_per_dataset",
+                     column_config={"n": st.column_config.NumberColumn("Test images"),
+                                    "routed_correctly": st.column_config.NumberColumn("Routed correctly"),
+                                    "router_accuracy": st.column_config.NumberColumn("Router accuracy", format="%.3f"),
+                                    "mean_confidence": st.column_config.NumberColumn(
+                                        "Mean confidence", format="%.3f",
+                                        help="Mean router probability of the dataset it picked.")})
+        st.markdown("**Correctly routed vs misrouted** (the ensemble's test metrics at its threshold)")
+        if router.by_routing.empty:
+            st.caption("No dataset has both correctly routed and misrouted test images.")
+        else:
+            st.dataframe(router.by_routing, hide_index=True, width="stretch", key="compare_router_by_routing",
+                         column_config={"roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
+                                        "accuracy": st.column_config.NumberColumn("Accuracy", format="%.3f"),
+                                        "n_fake": st.column_config.NumberColumn("of them fake")})
+            st.caption("ROC-AUC is empty where a group holds one class only; small groups are noisy.")
+        st.markdown("**Misrouted test images**")
+        if router.misrouted.empty:
+            st.caption("None: every test image went to its own dataset's stacker.")
+        else:
+            st.dataframe(router.misrouted, hide_index=True, width="stretch", key="compare_router_misrouted",
+                         column_config={"path": st.column_config.TextColumn("Image"),
+                                        ROUTED_TO: st.column_config.TextColumn("Routed to"),
+                                        ROUTE_CONFIDENCE: st.column_config.NumberColumn("Confidence", format="%.3f"),
+                                        "p_fake": st.column_config.NumberColumn("p_fake", format="%.3f")})
+            surest = router.misrouted.head(MISROUTED_SHOWN)
+            st.caption(f"The {len(surest)} surest misroutes: true dataset → routed to (confidence), label, p_fake.")
+            common.thumbnail_grid([(r.path, f"{r.dataset} → {getattr(r, ROUTED_TO)} "
+                                            f"({getattr(r, ROUTE_CONFIDENCE):.2f}) · {r.label} · {r.p_fake:.2f}")
+                                   for r in surest.itertuples(index=False)])

@@ -112,16 +112,7 @@ for label in label_order:
         st.caption("none in this selection")
         continue
     sample = sub.sample(n=min(per_class, len(sub)), random_state=np.random.RandomState(seed))
-    items = list(sample.itertuples(index=False))
-    for start in range(0, len(items), PER_ROW):
-        cols = st.columns(PER_ROW)
-        for col, row in zip(cols, items[start:start + PER_ROW]):
-            name = Path(str(row.relpath or row.path)).name
-            with col:
-                img = common.load_thumbnail(str(row.path))
-                if img is None:
-                    st.caption(f":orange[:material/broken_image: missing or unreadable]  \n`{name}`")
-                else:
-                    st.image(img, caption=f"{name} · {row.split}", width="stretch")
+    common.thumbnail_grid([(str(row.path), f"{Path(str(row.relpath or row.path)).name} · {row.split}")
+                           for row in sample.itertuples(index=False)], PER_ROW)
 st.caption("Images are shown as stored on disk; models see them resized to their input size. "
            "File names can give the label away: models never see them.")
