@@ -38,9 +38,16 @@ class Augmentation:
     zoom: float = 0.05  # fraction, random zoom in/out
     brightness: float = 0.1  # fraction of the value range
     jpeg_quality: tuple[int, int] | None = None  # e.g. (60, 100): random JPEG re-encoding
+    # Degradations a shared photo goes through, each applied to a random share
+    # (``degrade_probability``) of the training images: downscaling by a factor in
+    # [downscale, 1] and back (antialiased), and a Gaussian blur of sigma in (0, blur_sigma] px.
+    downscale: float = 0.0  # smallest factor, e.g. 0.5; 0 = off
+    blur_sigma: float = 0.0  # largest sigma in pixels, e.g. 1.5; 0 = off
+    degrade_probability: float = 0.25
 
     def enabled(self) -> bool:
-        return bool(self.flip or self.shift or self.zoom or self.brightness or self.jpeg_quality)
+        return bool(self.flip or self.shift or self.zoom or self.brightness or self.jpeg_quality
+                    or self.downscale or self.blur_sigma)
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,14 @@ def validate(cfg: RunConfig) -> None:
                           f"{', '.join(sorted(REGISTRY))}")
     if cfg.experiments.search_tuner not in {"random", "hyperband"}:
         raise ConfigError(f"[experiments] search_tuner must be random or hyperband, got {cfg.experiments.search_tuner!r}")
+    aug = cfg.augmentation
+    if aug.downscale and not 0.0 < aug.downscale < 1.0:
+        raise ConfigError(f"[augmentation] downscale is the smallest scale factor, between 0 and 1 "
+                          f"(0 = off), got {aug.downscale}")
+    if aug.blur_sigma < 0:
+        raise ConfigError(f"[augmentation] blur_sigma must be >= 0 (0 = off), got {aug.blur_sigma}")
+    if not 0.0 <= aug.degrade_probability <= 1.0:
+        raise ConfigError(f"[augmentation] degrade_probability must be between 0 and 1, got {aug.degrade_probability}")
 
 
 def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: list[str] | None = None,
@@ -330,6 +345,7 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d.pop("strategy", None)  # where training runs (devices) does not change what is trained
     d["data"] = [src["name"] for src in d["data"]]
     d["models"] = [spec_fingerprint(m) for m in cfg.models]
+    d["augmentation"] = augmentation_fingerprint(cfg.augmentation)
     return d
 
 
@@ -344,3 +360,16 @@ def spec_fingerprint(spec: ModelSpec) -> dict[str, Any]:
 
 
 _LATER_SPEC_OPTIONS = {"architecture": "", "datasets": []}
+
+
+def augmentation_fingerprint(aug: Augmentation) -> dict[str, Any]:
+    """The JSON form of ``aug`` that ids depend on; the degradation options (added later) are left
+    out while they are off, so runs that do not use them keep their ids and their trained models."""
+    d = json.loads(json.dumps(dataclasses.asdict(aug)))
+    if not aug.downscale and not aug.blur_sigma:
+        for key in _LATER_AUGMENTATION_OPTIONS:
+            d.pop(key)
+    return d
+
+
+_LATER_AUGMENTATION_OPTIONS = ("downscale", "blur_sigma", "degrade_probability")

@@ -7,6 +7,8 @@ training only, never at evaluation.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 import keras
@@ -26,7 +28,26 @@ def augmentation_layers(aug: Augmentation, seed: int) -> list[keras.layers.Layer
         layers.append(keras.layers.RandomZoom((-aug.zoom, aug.zoom), fill_mode="reflect", seed=seed + 2))
     if aug.brightness:
         layers.append(keras.layers.RandomBrightness(aug.brightness, value_range=(0.0, 255.0), seed=seed + 3))
+    if aug.blur_sigma:
+        p = aug.degrade_probability
+        layers.append(keras.layers.RandomGaussianBlur(factor=(p, p), kernel_size=2 * math.ceil(3 * aug.blur_sigma) + 1,
+                                                      sigma=(0.1, aug.blur_sigma), value_range=(0.0, 255.0),
+                                                      seed=seed + 4))
     return layers
+
+
+def random_downscale(image: tf.Tensor, smallest: float, probability: float) -> tf.Tensor:
+    """With ``probability``, shrink a uint8 (H, W, 3) image by a random factor in [smallest, 1)
+    (antialiased) and resize it back to (H, W): the detail a re-shared, downsized photo has lost."""
+    def degrade() -> tf.Tensor:
+        size = tf.shape(image)[:2]
+        factor = tf.random.uniform([], smallest, 1.0)
+        small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * factor), tf.int32), 1)
+        x = tf.image.resize(tf.cast(image, tf.float32), small, antialias=True)
+        x = tf.image.resize(x, size, method="bilinear")
+        return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+    return tf.cond(tf.random.uniform([]) < probability, degrade, lambda: image)
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 32, training: bool = False,
@@ -41,6 +62,12 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int 
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     aug = augmentation if (training and augmentation is not None and augmentation.enabled()) else None
+    if aug is not None and aug.downscale:  # before JPEG, as a shared photo is resized, then compressed
+
+        def downscale(image, *rest):
+            return (random_downscale(image, aug.downscale, aug.degrade_probability), *rest)
+
+        ds = ds.map(downscale, num_parallel_calls=AUTOTUNE)
     if aug is not None and aug.jpeg_quality:
         lo, hi = aug.jpeg_quality
 

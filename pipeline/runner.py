@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, data, evaluation, experiments
-from pipeline.config import DataSource, ModelSpec, RunConfig, config_fingerprint, spec_fingerprint, to_dict
+from pipeline.config import (DataSource, ModelSpec, RunConfig, augmentation_fingerprint, config_fingerprint,
+                             spec_fingerprint, to_dict)
 from pipeline.progress import ProgressFn
 
 Log = Callable[[str], None]
@@ -85,7 +86,7 @@ def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
 def training_settings(cfg: RunConfig, spec: ModelSpec) -> dict:
     """What decides one trained model besides its images and their split: the spec, the augmentation,
     the seed and the threshold rule. Two runs that agree on these and on the data train the same model."""
-    return {"spec": spec_fingerprint(spec), "augmentation": dataclasses.asdict(cfg.augmentation), "seed": cfg.seed,
+    return {"spec": spec_fingerprint(spec), "augmentation": augmentation_fingerprint(cfg.augmentation), "seed": cfg.seed,
             "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION}
 
 

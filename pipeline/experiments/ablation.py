@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, evaluation
+from pipeline.config import augmentation_fingerprint
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
 from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score
 from pipeline.progress import report
@@ -40,7 +41,7 @@ def run_ablation(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
     cells = grid(cfg)
     out = experiment_dir(run_dir, "ablation", {
         "spec": spec_settings(spec), "grid": cells, "seed": cfg.seed, "rule": cfg.threshold_rule,
-        "augmentation": dataclasses.asdict(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
+        "augmentation": augmentation_fingerprint(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
     if is_done(out) and not force:
         log(f"ablation: cached ({out.relative_to(run_dir)})")
         return out

@@ -10,13 +10,13 @@ dataset (``cells/<dataset>.csv``) is written as soon as it is done, so a killed 
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, evaluation
+from pipeline.config import augmentation_fingerprint
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
 from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score
 
@@ -60,7 +60,7 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
     spec = spec_for(cfg)
     out = experiment_dir(run_dir, "crossdataset", {
         "spec": spec_settings(spec), "datasets": datasets, "seed": cfg.seed, "rule": cfg.threshold_rule,
-        "augmentation": dataclasses.asdict(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
+        "augmentation": augmentation_fingerprint(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
     if is_done(out) and not force:
         log(f"crossdataset: cached ({out.relative_to(run_dir)})")
         return out

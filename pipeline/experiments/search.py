@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts
-from pipeline.config import ModelSpec
+from pipeline.config import ModelSpec, augmentation_fingerprint
 from pipeline.experiments import Log, add_to_summary, experiment_dir, is_done, mark_done, subsample
 from pipeline.experiments._train import arrays, base_spec, read_manifest
 from pipeline.progress import report
@@ -124,7 +124,7 @@ def run_search(cfg, run_dir: Path, *, force: bool = False, progress=None, log: L
     settings = {"tuner": exp.search_tuner, "max_trials": exp.search_max_trials, "epochs": exp.search_epochs,
                 "image_size": size, "max_train_images": exp.search_max_train_images, "seed": cfg.seed,
                 "batch_size": batch_size, "final_epochs": exp.search_final_epochs,
-                "augmentation": dataclasses.asdict(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]}
+                "augmentation": augmentation_fingerprint(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]}
     out = experiment_dir(run_dir, "search", settings)
     if is_done(out) and not force and artifacts.is_model_done(run_dir, MODEL):
         log(f"search: cached ({out.relative_to(run_dir)})")

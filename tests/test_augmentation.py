@@ -1,0 +1,78 @@
+"""Training-time degradations (downscale and blur jitter): they change the pixels of the share of
+images they are meant to, keep shapes and dtypes, are off by default, and leave run ids alone."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import config
+from pipeline.config import Augmentation, ConfigError
+
+
+def _images(n: int = 8, size: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)  # white noise: all high frequency
+
+
+def _high_freq_energy(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    return (np.abs(np.diff(x, axis=1)).mean(axis=(1, 2, 3)) + np.abs(np.diff(x, axis=2)).mean(axis=(1, 2, 3)))
+
+
+def _one_pass(x: np.ndarray, aug: Augmentation) -> np.ndarray:
+    import tensorflow as tf
+
+    from pipeline.inputs import make_dataset
+
+    tf.random.set_seed(0)
+    ds = make_dataset(x, np.arange(len(x)), batch_size=len(x), training=True, augmentation=aug, seed=0)
+    images, index = next(iter(ds))  # training shuffles: the labels carry each image's index
+    out = np.empty(x.shape, np.float32)
+    out[index.numpy().ravel().astype(int)] = images.numpy()
+    return out
+
+
+@pytest.mark.parametrize("aug", [Augmentation(flip=False, shift=0, zoom=0, brightness=0, downscale=0.5,
+                                              degrade_probability=1.0),
+                                 Augmentation(flip=False, shift=0, zoom=0, brightness=0, blur_sigma=1.5,
+                                              degrade_probability=1.0)])
+def test_degradations_remove_detail_from_every_image_at_probability_one(aug):
+    x = _images()
+    out = _one_pass(x, aug)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 255
+    assert (_high_freq_energy(out) < 0.8 * _high_freq_energy(x)).all()
+    assert abs(out.mean() - x.mean()) < 3  # brightness kept
+
+
+def test_degradations_at_probability_zero_change_nothing():
+    x = _images()
+    aug = Augmentation(flip=False, shift=0, zoom=0, brightness=0, downscale=0.5, blur_sigma=1.5,
+                       degrade_probability=0.0)
+    np.testing.assert_array_equal(_one_pass(x, aug), x.astype(np.float32))
+
+
+def test_degradations_hit_about_the_asked_share_of_images():
+    x = _images(64, 32)
+    aug = Augmentation(flip=False, shift=0, zoom=0, brightness=0, downscale=0.5, degrade_probability=0.5)
+    out = _one_pass(x, aug)
+    changed = np.abs(out - x.astype(np.float32)).reshape(len(x), -1).max(axis=1) > 0
+    assert 16 <= changed.sum() <= 48
+
+
+def test_degradations_are_off_by_default_and_keep_old_run_ids():
+    assert not Augmentation(flip=False, shift=0, zoom=0, brightness=0).enabled()
+    cfg = config.load("default")
+    fp = config.config_fingerprint(cfg)
+    assert not {"downscale", "blur_sigma", "degrade_probability"} & set(fp["augmentation"])
+    degraded = config.from_dict({**config.to_dict(cfg), "augmentation": {**config.to_dict(cfg)["augmentation"],
+                                                                         "blur_sigma": 1.0}})
+    assert config.config_fingerprint(degraded)["augmentation"]["blur_sigma"] == 1.0
+
+
+@pytest.mark.parametrize("bad, message", [({"downscale": 1.5}, "downscale"), ({"blur_sigma": -1}, "blur_sigma"),
+                                          ({"degrade_probability": 2}, "degrade_probability")])
+def test_bad_degradation_settings_are_named(bad, message):
+    raw = {"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": bad}
+    with pytest.raises(ConfigError, match=message):
+        config.from_dict(raw)
