@@ -141,6 +141,7 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)  # model-specific options
     architecture: str = ""  # registry model to build; empty = ``name`` (set it to train one architecture twice)
     datasets: tuple[str, ...] = ()  # a specialist: train and early-stop on these datasets only; empty = all
+    augmentation: dict[str, Any] = field(default_factory=dict)  # this model's changes to the run's [augmentation]
 
     @property
     def label(self) -> str:
@@ -286,14 +287,35 @@ def validate(cfg: RunConfig) -> None:
                           f"{', '.join(sorted(REGISTRY))}")
     if cfg.experiments.search_tuner not in {"random", "hyperband"}:
         raise ConfigError(f"[experiments] search_tuner must be random or hyperband, got {cfg.experiments.search_tuner!r}")
-    aug = cfg.augmentation
+    _validate_augmentation(cfg.augmentation, "[augmentation]")
+    for spec in cfg.models:
+        _validate_augmentation(model_augmentation(cfg, spec), f"model {spec.name!r}: augmentation")
+
+
+_AUGMENTATION_FIELDS = {f.name for f in dataclasses.fields(Augmentation)}
+
+
+def model_augmentation(cfg: RunConfig, spec: ModelSpec) -> Augmentation:
+    """The augmentation ``spec`` trains with: the run's ``[augmentation]`` with the model's own
+    ``augmentation = {...}`` changes applied."""
+    if not spec.augmentation:
+        return cfg.augmentation
+    unknown = set(spec.augmentation) - _AUGMENTATION_FIELDS
+    if unknown:
+        raise ConfigError(f"model {spec.name!r}: unknown augmentation setting(s) {sorted(unknown)}; "
+                          f"known: {sorted(_AUGMENTATION_FIELDS)}")
+    changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.augmentation.items()}
+    return dataclasses.replace(cfg.augmentation, **changes)
+
+
+def _validate_augmentation(aug: Augmentation, where: str) -> None:
     if aug.downscale and not 0.0 < aug.downscale < 1.0:
-        raise ConfigError(f"[augmentation] downscale is the smallest scale factor, between 0 and 1 "
+        raise ConfigError(f"{where} downscale is the smallest scale factor, between 0 and 1 "
                           f"(0 = off), got {aug.downscale}")
     if aug.blur_sigma < 0:
-        raise ConfigError(f"[augmentation] blur_sigma must be >= 0 (0 = off), got {aug.blur_sigma}")
+        raise ConfigError(f"{where} blur_sigma must be >= 0 (0 = off), got {aug.blur_sigma}")
     if not 0.0 <= aug.degrade_probability <= 1.0:
-        raise ConfigError(f"[augmentation] degrade_probability must be between 0 and 1, got {aug.degrade_probability}")
+        raise ConfigError(f"{where} degrade_probability must be between 0 and 1, got {aug.degrade_probability}")
 
 
 def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: list[str] | None = None,
@@ -359,7 +381,7 @@ def spec_fingerprint(spec: ModelSpec) -> dict[str, Any]:
     return d
 
 
-_LATER_SPEC_OPTIONS = {"architecture": "", "datasets": []}
+_LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}}
 
 
 def augmentation_fingerprint(aug: Augmentation) -> dict[str, Any]:

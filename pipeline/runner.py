@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline import artifacts, data, evaluation, experiments
 from pipeline.config import (DataSource, ModelSpec, RunConfig, augmentation_fingerprint, config_fingerprint,
-                             spec_fingerprint, to_dict)
+                             model_augmentation, spec_fingerprint, to_dict)
 from pipeline.progress import ProgressFn
 
 Log = Callable[[str], None]
@@ -86,8 +86,8 @@ def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
 def training_settings(cfg: RunConfig, spec: ModelSpec) -> dict:
     """What decides one trained model besides its images and their split: the spec, the augmentation,
     the seed and the threshold rule. Two runs that agree on these and on the data train the same model."""
-    return {"spec": spec_fingerprint(spec), "augmentation": augmentation_fingerprint(cfg.augmentation), "seed": cfg.seed,
-            "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION}
+    return {"spec": spec_fingerprint(spec), "augmentation": augmentation_fingerprint(model_augmentation(cfg, spec)),
+            "seed": cfg.seed, "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION}
 
 
 def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFrame, run_dir: Path) -> Path | None:
@@ -142,7 +142,7 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
         groups = manifest["dataset"].astype(str).to_numpy()[train_idx] + "|" + y[train_idx].astype(str)
         weights = training.group_weights(groups)
     result = training.train_model(spec, x[train_idx], y[train_idx], x[own_val_idx], y[own_val_idx],
-                                  augmentation=cfg.augmentation, seed=cfg.seed, progress=progress,
+                                  augmentation=model_augmentation(cfg, spec), seed=cfg.seed, progress=progress,
                                   strategy=cfg.strategy, sample_weight=weights)
     out = artifacts.model_dir(run_dir, spec.name)
     (out / artifacts.DONE_FILE).unlink(missing_ok=True)

@@ -76,3 +76,28 @@ def test_bad_degradation_settings_are_named(bad, message):
     raw = {"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": bad}
     with pytest.raises(ConfigError, match=message):
         config.from_dict(raw)
+
+
+def test_a_model_can_change_the_runs_augmentation_for_itself(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = []\n[augmentation]\nflip = true\njpeg_quality = [70, 100]\n'
+                    '[[models]]\nname = "baseline_cnn"\n'
+                    '[[models]]\nname = "patch_mobilenet"\naugmentation = { downscale = 0.5, blur_sigma = 1.5 }\n')
+    cfg = config.load(toml)
+    plain, degraded = (config.model_augmentation(cfg, m) for m in cfg.models)
+    assert plain == cfg.augmentation and not plain.downscale
+    assert degraded.downscale == 0.5 and degraded.blur_sigma == 1.5
+    assert degraded.flip and degraded.jpeg_quality == (70, 100)  # the rest comes from the run
+    fp = config.config_fingerprint(cfg)["models"]
+    assert "augmentation" not in fp[0] and fp[1]["augmentation"] == {"downscale": 0.5, "blur_sigma": 1.5}
+    again = config.from_json_dict(config.to_dict(cfg))  # run.json round trip
+    assert config.model_augmentation(again, again.models[1]) == degraded
+
+
+@pytest.mark.parametrize("bad, message", [("{ blurr = 1 }", "unknown augmentation setting"),
+                                          ("{ downscale = 2.0 }", "'patch_mobilenet': augmentation downscale")])
+def test_bad_model_augmentation_is_named(tmp_path, bad, message):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'data = []\n[[models]]\nname = "patch_mobilenet"\naugmentation = {bad}\n')
+    with pytest.raises(ConfigError, match=message):
+        config.load(toml)
