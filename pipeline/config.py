@@ -225,8 +225,7 @@ def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
     defaults = dict(raw.pop("training", {}))
     models = tuple(_model_spec(dict(m), defaults) for m in raw.pop("models", []))
     data = tuple(_data_source(d, base) for d in raw.pop("data", []))
-    aug = Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
-                          for k, v in raw.pop("augmentation", {}).items()})
+    aug = Augmentation(**augmentation_settings(raw.pop("augmentation", {}), "[augmentation]"))
     emb = _embedding_config(raw.pop("embeddings", {}) or {})
     raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
     if "split" in raw:
@@ -300,12 +299,19 @@ def model_augmentation(cfg: RunConfig, spec: ModelSpec) -> Augmentation:
     ``augmentation = {...}`` changes applied."""
     if not spec.augmentation:
         return cfg.augmentation
-    unknown = set(spec.augmentation) - _AUGMENTATION_FIELDS
+    return dataclasses.replace(cfg.augmentation,
+                               **augmentation_settings(spec.augmentation, f"model {spec.name!r}: augmentation"))
+
+
+def augmentation_settings(table: Any, where: str) -> dict[str, Any]:
+    """Keyword arguments of :class:`Augmentation` from a TOML/JSON table (the run's
+    ``[augmentation]`` or a model's ``augmentation = {...}``); ConfigError naming ``where``."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table such as {{ downscale = 0.5, blur_sigma = 1.5 }}, got {table!r}")
+    unknown = set(table) - _AUGMENTATION_FIELDS
     if unknown:
-        raise ConfigError(f"model {spec.name!r}: unknown augmentation setting(s) {sorted(unknown)}; "
-                          f"known: {sorted(_AUGMENTATION_FIELDS)}")
-    changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.augmentation.items()}
-    return dataclasses.replace(cfg.augmentation, **changes)
+        raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}; known: {sorted(_AUGMENTATION_FIELDS)}")
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()}
 
 
 def _validate_augmentation(aug: Augmentation, where: str) -> None:

@@ -95,10 +95,16 @@ def test_a_model_can_change_the_runs_augmentation_for_itself(tmp_path):
     assert config.model_augmentation(again, again.models[1]) == degraded
 
 
-@pytest.mark.parametrize("bad, message", [("{ blurr = 1 }", "unknown augmentation setting"),
+@pytest.mark.parametrize("bad, message", [("{ blurr = 1 }", "augmentation: unknown setting"),
+                                          ('"blur"', "augmentation must be a table"),
                                           ("{ downscale = 2.0 }", "'patch_mobilenet': augmentation downscale")])
 def test_bad_model_augmentation_is_named(tmp_path, bad, message):
     toml = tmp_path / "run.toml"
     toml.write_text(f'data = []\n[[models]]\nname = "patch_mobilenet"\naugmentation = {bad}\n')
     with pytest.raises(ConfigError, match=message):
         config.load(toml)
+
+
+def test_an_unknown_run_augmentation_setting_is_named_not_a_traceback():
+    with pytest.raises(ConfigError, match=r"\[augmentation\]: unknown setting\(s\) \['blurr'\]"):
+        config.from_dict({"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": {"blurr": 1}})
