@@ -137,13 +137,10 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
     train_idx = _split_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images, cfg.seed)
     own_val_idx = np.flatnonzero((split == "val") & own)  # early stopping and the threshold
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")  # scored: every image
-    weights = None
-    if spec.balance_datasets:
-        groups = manifest["dataset"].astype(str).to_numpy()[train_idx] + "|" + y[train_idx].astype(str)
-        weights = training.group_weights(groups)
     result = training.train_model(spec, x[train_idx], y[train_idx], x[own_val_idx], y[own_val_idx],
                                   augmentation=model_augmentation(cfg, spec), seed=cfg.seed, progress=progress,
-                                  strategy=cfg.strategy, sample_weight=weights)
+                                  strategy=cfg.strategy,
+                                  sample_weight=training.balancing_weights(spec, manifest, train_idx))
     out = artifacts.model_dir(run_dir, spec.name)
     (out / artifacts.DONE_FILE).unlink(missing_ok=True)
     artifacts.save_keras_model(result.model, out / "model.keras")

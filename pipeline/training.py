@@ -99,6 +99,15 @@ def group_weights(groups: np.ndarray) -> np.ndarray:
     return w.astype(np.float32)
 
 
+def balancing_weights(spec: ModelSpec, manifest: pd.DataFrame, train_idx: np.ndarray) -> np.ndarray | None:
+    """Loss weights for the training rows ``train_idx`` of ``manifest`` when ``spec.balance_datasets``
+    is set (every (dataset, label) group weighs the same), else None."""
+    if not spec.balance_datasets:
+        return None
+    groups = manifest["dataset"].astype(str).to_numpy()[train_idx] + "|" + manifest["y"].to_numpy()[train_idx].astype(str)
+    return group_weights(groups)
+
+
 def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None,
                 strategy: str = "default", sample_weight: np.ndarray | None = None) -> TrainResult:

@@ -401,3 +401,37 @@ def test_crossdataset_epochs_replace_the_fine_tuning_of_pretrained_models():
     assert (tuned.epochs, tuned.fine_tune_epochs, tuned.image_size) == (0, 2, 64)
     scratch = spec({"name": "baseline_cnn", "epochs": 9})
     assert (scratch.epochs, scratch.fine_tune_epochs) == (2, 0)
+
+
+def test_experiment_trainings_use_the_models_own_augmentation_and_balancing(monkeypatch):
+    """The ablation and the cross-dataset matrix train a model the way the run does: with its own
+    augmentation changes and balance_datasets weights; and their cache keys change with them."""
+    from pipeline import training
+    from pipeline.experiments import _train
+
+    plain = {"name": "baseline_cnn", "image_size": 16}
+    cfg = config.from_dict({"models": [plain, {"name": "tuned_cnn", "image_size": 16, "balance_datasets": True,
+                                               "augmentation": {"blur_sigma": 1.0}}]})
+    manifest = pd.DataFrame({"dataset": ["a"] * 6 + ["b"] * 2, "y": [0, 1, 0, 1, 0, 1, 0, 1],
+                             "split": ["train"] * 8})
+    seen = {}
+
+    def fake_train(spec, x_train, y_train, x_val, y_val, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop after recording")
+
+    monkeypatch.setattr(training, "train_model", fake_train)
+    x = np.zeros((8, 16, 16, 3), dtype="uint8")
+    mask = np.ones(8, dtype=bool)
+    for name, blur, balanced in [("baseline_cnn", 0.0, False), ("tuned_cnn", 1.0, True)]:
+        seen.clear()
+        with pytest.raises(RuntimeError, match="stop after recording"):
+            _train.train_and_score(cfg, cfg.model(name), manifest, x, mask, mask)
+        assert seen["augmentation"].blur_sigma == blur
+        weights = seen["sample_weight"]
+        assert (weights is not None) == balanced
+        if balanced:  # each (dataset, label) group weighs the same: b's images count 3 times a's
+            assert weights[6] == pytest.approx(3 * weights[0])
+    plain_key = _train.training_key(cfg, cfg.model("baseline_cnn"))
+    assert plain_key["augmentation"] == config.augmentation_fingerprint(cfg.augmentation)  # old keys kept
+    assert _train.training_key(cfg, cfg.model("tuned_cnn"))["augmentation"] != plain_key["augmentation"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, data, evaluation
-from pipeline.config import ModelSpec
+from pipeline.config import ModelSpec, augmentation_fingerprint, model_augmentation
 from pipeline.experiments import subsample
 
 
@@ -23,22 +23,29 @@ def spec_settings(spec: ModelSpec) -> dict:
     return dataclasses.asdict(spec)
 
 
+def training_key(cfg, spec: ModelSpec) -> dict:
+    """What an experiment's trainings of ``spec`` depend on besides the data: the spec and the
+    augmentation it trains with (the run's, with the model's own changes)."""
+    return {"spec": spec_settings(spec), "augmentation": augmentation_fingerprint(model_augmentation(cfg, spec))}
+
+
 def arrays(cfg, manifest: pd.DataFrame, size: int, progress=None) -> np.ndarray:
     return data.load_arrays(manifest, size, artifacts.cache_dir(cfg.artifacts_dir), progress)
 
 
 def train_and_score(cfg, spec: ModelSpec, manifest: pd.DataFrame, x: np.ndarray, train_mask: np.ndarray,
                     val_mask: np.ndarray, progress=None):
-    """Train ``spec`` on the rows of ``train_mask`` (capped by ``spec.max_train_images``), choose the
-    threshold on ``val_mask``. Returns (TrainResult, threshold, p_val, val_idx, train_idx)."""
+    """Train ``spec`` on the rows of ``train_mask`` (capped by ``spec.max_train_images``) the way the
+    run trains it (its own augmentation changes, ``balance_datasets``), choose the threshold on ``val_mask``. Returns (TrainResult, threshold, p_val, val_idx, train_idx)."""
     from pipeline import inference, training
 
     train_idx = subsample(np.flatnonzero(train_mask), manifest, spec.max_train_images, cfg.seed)
     val_idx = np.flatnonzero(val_mask)
     y = manifest["y"].to_numpy()
     result = training.train_model(spec, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
-                                  augmentation=cfg.augmentation, seed=cfg.seed, progress=progress,
-                                  strategy=cfg.strategy)
+                                  augmentation=model_augmentation(cfg, spec), seed=cfg.seed, progress=progress,
+                                  strategy=cfg.strategy,
+                                  sample_weight=training.balancing_weights(spec, manifest, train_idx))
     p_val = inference.predict_proba(result.model, x[val_idx])
     threshold = evaluation.choose_threshold(y[val_idx], p_val, cfg.threshold_rule)
     return result, threshold, p_val, val_idx, train_idx

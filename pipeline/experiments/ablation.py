@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, evaluation
-from pipeline.config import augmentation_fingerprint
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
-from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score
+from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score, training_key
 from pipeline.progress import report
 
 COLUMNS = ["optimizer", "learning_rate", "epochs_run", "best_val_auc", "final_val_auc", "final_val_loss",
@@ -40,8 +39,8 @@ def run_ablation(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
                      max_train_images=exp.max_train_images or base_spec(cfg).max_train_images)
     cells = grid(cfg)
     out = experiment_dir(run_dir, "ablation", {
-        "spec": spec_settings(spec), "grid": cells, "seed": cfg.seed, "rule": cfg.threshold_rule,
-        "augmentation": augmentation_fingerprint(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
+        **training_key(cfg, spec), "grid": cells, "seed": cfg.seed, "rule": cfg.threshold_rule,
+        "data": artifacts.manifest_hash(manifest)[:16]})
     if is_done(out) and not force:
         log(f"ablation: cached ({out.relative_to(run_dir)})")
         return out

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, evaluation
-from pipeline.config import augmentation_fingerprint
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
-from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score
+from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score, training_key
 
 COLUMNS = ["train_on", "test_on", "in_domain", "n", "roc_auc", "accuracy", "balanced_accuracy", "threshold",
            "n_train", "train_seconds"]
@@ -59,8 +58,8 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
         return None
     spec = spec_for(cfg)
     out = experiment_dir(run_dir, "crossdataset", {
-        "spec": spec_settings(spec), "datasets": datasets, "seed": cfg.seed, "rule": cfg.threshold_rule,
-        "augmentation": augmentation_fingerprint(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]})
+        **training_key(cfg, spec), "datasets": datasets, "seed": cfg.seed, "rule": cfg.threshold_rule,
+        "data": artifacts.manifest_hash(manifest)[:16]})
     if is_done(out) and not force:
         log(f"crossdataset: cached ({out.relative_to(run_dir)})")
         return out
