@@ -434,4 +434,6 @@ def test_experiment_trainings_use_the_models_own_augmentation_and_balancing(monk
             assert weights[6] == pytest.approx(3 * weights[0])
     plain_key = _train.training_key(cfg, cfg.model("baseline_cnn"))
     assert plain_key["augmentation"] == config.augmentation_fingerprint(cfg.augmentation)  # old keys kept
-    assert _train.training_key(cfg, cfg.model("tuned_cnn"))["augmentation"] != plain_key["augmentation"]
+    assert "weights" not in plain_key
+    balanced_key = _train.training_key(cfg, cfg.model("tuned_cnn"))
+    assert balanced_key["augmentation"] != plain_key["augmentation"] and "weights" in balanced_key

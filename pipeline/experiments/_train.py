@@ -25,8 +25,13 @@ def spec_settings(spec: ModelSpec) -> dict:
 
 def training_key(cfg, spec: ModelSpec) -> dict:
     """What an experiment's trainings of ``spec`` depend on besides the data: the spec and the
-    augmentation it trains with (the run's, with the model's own changes)."""
-    return {"spec": spec_settings(spec), "augmentation": augmentation_fingerprint(model_augmentation(cfg, spec))}
+    augmentation it trains with (the run's, with the model's own changes) and, when it balances the
+    datasets, that marker: trainings before the experiments honoured it were unweighted, so their
+    cached results must not be reused. Keys of other specs are as they were."""
+    key = {"spec": spec_settings(spec), "augmentation": augmentation_fingerprint(model_augmentation(cfg, spec))}
+    if spec.balance_datasets:
+        key["weights"] = "balanced by (dataset, label)"
+    return key
 
 
 def arrays(cfg, manifest: pd.DataFrame, size: int, progress=None) -> np.ndarray:
@@ -36,7 +41,8 @@ def arrays(cfg, manifest: pd.DataFrame, size: int, progress=None) -> np.ndarray:
 def train_and_score(cfg, spec: ModelSpec, manifest: pd.DataFrame, x: np.ndarray, train_mask: np.ndarray,
                     val_mask: np.ndarray, progress=None):
     """Train ``spec`` on the rows of ``train_mask`` (capped by ``spec.max_train_images``) the way the
-    run trains it (its own augmentation changes, ``balance_datasets``), choose the threshold on ``val_mask``. Returns (TrainResult, threshold, p_val, val_idx, train_idx)."""
+    run trains it (its own augmentation changes, ``balance_datasets``); choose the threshold on
+    ``val_mask``. Returns (TrainResult, threshold, p_val, val_idx, train_idx)."""
     from pipeline import inference, training
 
     train_idx = subsample(np.flatnonzero(train_mask), manifest, spec.max_train_images, cfg.seed)

@@ -291,6 +291,27 @@ def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, lo
         mean_drop = worst.groupby("model")["auc_drop"].mean().sort_values()
         log("robustness: mean AUC drop over perturbations (pooled): " +
             ", ".join(f"{m} {d:+.3f}" for m, d in mean_drop.items()))
+    for (model, dataset), levels in inversions(table).items():
+        log(f"robustness: WARNING {model} is inverted on {'all datasets pooled' if dataset == 'all' else dataset} "
+            f"under {', '.join(levels)}: it calls real faces fake and fake faces real there")
+    return out
+
+
+INVERTED_BELOW, CLEAN_AT_LEAST = 0.45, 0.6  # AUC: an inversion is a clear reversal of a model that works clean
+
+
+def inversions(table: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """``{(model, dataset): ["blur 1", ...]}``: the perturbation levels under which a model that ranks
+    well on clean images (AUC >= 0.6) ranks the wrong way round (AUC < 0.45). A stacked ensemble can
+    invert when a member's scores move under a perturbation even if its other members hold up."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for (model, dataset), rows in table.groupby(["model", table["dataset"].astype(str)], sort=False):
+        clean = rows.loc[rows["perturbation"] == "none", "roc_auc"].dropna()
+        if not len(clean) or clean.iloc[0] < CLEAN_AT_LEAST:
+            continue
+        bad = rows[(rows["perturbation"] != "none") & (rows["roc_auc"] < INVERTED_BELOW)]
+        if len(bad):
+            out[(str(model), dataset)] = [f"{p} {lv:g}" for p, lv in zip(bad["perturbation"], bad["level"])]
     return out
 
 
@@ -309,5 +330,8 @@ def verdict_summary(table: pd.DataFrame, model: str, dataset: str = "all") -> st
         parts.append(f"worst: {LEVEL_LABELS[worst['perturbation']]} {worst['level']:g} (AUC {worst['roc_auc']:.3f})")
     for _, row in moved[moved["perturbation"] == "normalise"].iterrows():
         parts.append(f"shortcut check (JPEG {row['level']:g}): {row['flip_rate']:.0%} of verdicts changed")
+    inverted = inversions(rows).get((model, str(dataset)))
+    if inverted:
+        parts.append(f"**inverted** (AUC below {INVERTED_BELOW}) under {', '.join(inverted)}")
     scope = "all datasets pooled" if dataset == "all" else dataset
     return (f"Here ({scope}): " + "; ".join(parts) + ".") if parts else ""
