@@ -120,6 +120,9 @@ def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
     return _section(ExperimentConfig, raw, "experiments")
 
 
+LR_SCHEDULES = ("constant", "cosine")  # ModelSpec.lr_schedule
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How one registry model is built and trained."""
@@ -136,6 +139,7 @@ class ModelSpec:
     fine_tune_layers: int = 0  # how many backbone layers to unfreeze; 0 = all
     early_stopping_patience: int = 3  # epochs without val AUC improvement; best weights restored
     label_smoothing: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine: each phase's rate decays to 1% of it along a cosine
     balance_datasets: bool = False  # weight training images so every (dataset, label) group counts the same
     max_train_images: int = 0  # 0 = all; otherwise a fixed-seed stratified subsample per epoch set
     params: dict[str, Any] = field(default_factory=dict)  # model-specific options
@@ -207,6 +211,9 @@ def _model_spec(entry: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec:
         raise ConfigError("every [[models]] entry needs a name")
     if "datasets" in merged:
         merged["datasets"] = tuple(merged["datasets"])
+    if merged.get("lr_schedule", "constant") not in LR_SCHEDULES:
+        raise ConfigError(f"model {merged['name']!r}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                          f"got {merged['lr_schedule']!r}")
     return ModelSpec(**merged)
 
 
@@ -387,7 +394,7 @@ def spec_fingerprint(spec: ModelSpec) -> dict[str, Any]:
     return d
 
 
-_LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}}
+_LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}, "lr_schedule": "constant"}
 
 
 def augmentation_fingerprint(aug: Augmentation) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Transfer models with pretrained weights train in two phases: ``epochs`` with the
 (only the head learns), then ``fine_tune_epochs`` with the top ``fine_tune_layers`` of the backbone
 unfrozen at ``fine_tune_learning_rate``. A transfer model without pretrained weights, and every
 custom CNN, trains all its layers for ``epochs``. Early stopping watches validation AUC and
-restores the best weights.
+restores the best weights. ``lr_schedule = "cosine"`` decays each phase's rate along a cosine to 1%
+of it by the phase's last step; the history records the rate each epoch started with.
 """
 from __future__ import annotations
 
@@ -70,7 +71,30 @@ class _ProgressCallback(keras.callbacks.Callback):
             report(self.progress, self.stage, self.total, self.total)
 
 
-def _compile(model: keras.Model, spec: ModelSpec, learning_rate: float) -> None:
+COSINE_FLOOR = 0.01  # a cosine schedule ends its phase at this fraction of the phase's rate
+
+
+def learning_rate_schedule(spec: ModelSpec, learning_rate: float, total_steps: int):
+    """The rate of one training phase of ``total_steps`` steps: ``learning_rate`` itself, or a
+    cosine decay from it to ``COSINE_FLOOR`` of it (``spec.lr_schedule``)."""
+    if spec.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps),
+                                                      alpha=COSINE_FLOOR)
+    return learning_rate
+
+
+class _LearningRateLog(keras.callbacks.Callback):
+    """The rate each epoch starts with (Keras' history has none for a schedule)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+
+def _compile(model: keras.Model, spec: ModelSpec, learning_rate) -> None:
     model.compile(
         optimizer=make_optimizer(spec.optimizer, learning_rate),
         loss=keras.losses.BinaryCrossentropy(label_smoothing=spec.label_smoothing),
@@ -79,7 +103,8 @@ def _compile(model: keras.Model, spec: ModelSpec, learning_rate: float) -> None:
 
 
 def _fit(model, spec, train_ds, val_ds, epochs, weights, phase, progress, steps_per_epoch) -> pd.DataFrame:
-    callbacks = [_ProgressCallback(progress, f"{spec.name}: {phase}", epochs * steps_per_epoch)]
+    rates = _LearningRateLog()
+    callbacks = [_ProgressCallback(progress, f"{spec.name}: {phase}", epochs * steps_per_epoch), rates]
     if spec.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=spec.early_stopping_patience,
                                                        restore_best_weights=True))
@@ -87,7 +112,7 @@ def _fit(model, spec, train_ds, val_ds, epochs, weights, phase, progress, steps_
                      callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles
     df = pd.DataFrame(hist.history)
     df["phase"] = phase
-    df["learning_rate"] = float(np.asarray(model.optimizer.learning_rate))
+    df["learning_rate"] = rates.rates[:len(df)]
     return df
 
 
@@ -131,19 +156,21 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
         histories = []
         if is_transfer and pretrained:
             set_backbone_trainable(model, False)
-            _compile(model, spec, spec.learning_rate)
+            _compile(model, spec, learning_rate_schedule(spec, spec.learning_rate, spec.epochs * steps))
             if spec.epochs:
                 histories.append(_fit(model, spec, train_ds, val_ds, spec.epochs, weights, "head", progress, steps))
             if spec.fine_tune_epochs:
                 set_backbone_trainable(model, True, top_layers=spec.fine_tune_layers)
-                _compile(model, spec, spec.fine_tune_learning_rate)
+                _compile(model, spec, learning_rate_schedule(spec, spec.fine_tune_learning_rate,
+                                                             spec.fine_tune_epochs * steps))
                 histories.append(_fit(model, spec, train_ds, val_ds, spec.fine_tune_epochs, weights, "fine_tune",
                                       progress, steps))
         else:
             if is_transfer:
                 set_backbone_trainable(model, True)
-            _compile(model, spec, spec.learning_rate)
-            histories.append(_fit(model, spec, train_ds, val_ds, max(1, spec.epochs), weights, "train", progress, steps))
+            epochs = max(1, spec.epochs)
+            _compile(model, spec, learning_rate_schedule(spec, spec.learning_rate, epochs * steps))
+            histories.append(_fit(model, spec, train_ds, val_ds, epochs, weights, "train", progress, steps))
     if strategy != "default":
         # Scoring runs outside the strategy: under MirroredStrategy, predict_on_batch feeds the whole
         # batch to every replica and returns replicas x N rows. Hand back a plain copy (same weights).

@@ -20,7 +20,10 @@ def base_spec(cfg, name: str | None = None, **changes) -> ModelSpec:
 
 
 def spec_settings(spec: ModelSpec) -> dict:
-    return dataclasses.asdict(spec)
+    settings = dataclasses.asdict(spec)
+    if settings["lr_schedule"] == "constant":  # added later: cached results of specs without it keep their keys
+        settings.pop("lr_schedule")
+    return settings
 
 
 def training_key(cfg, spec: ModelSpec) -> dict:
