@@ -108,3 +108,21 @@ def test_bad_model_augmentation_is_named(tmp_path, bad, message):
 def test_an_unknown_run_augmentation_setting_is_named_not_a_traceback():
     with pytest.raises(ConfigError, match=r"\[augmentation\]: unknown setting\(s\) \['blurr'\]"):
         config.from_dict({"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": {"blurr": 1}})
+
+
+def _epochs(x: np.ndarray, aug: Augmentation, seed: int, n: int = 2) -> list[np.ndarray]:
+    from pipeline.inputs import make_dataset
+
+    ds = make_dataset(x, np.arange(len(x)), batch_size=len(x), training=True, augmentation=aug, seed=seed)
+    return [next(iter(ds))[0].numpy() for _ in range(n)]  # a new iterator is a new epoch
+
+
+def test_augmented_batches_repeat_exactly_from_the_seed_and_differ_between_epochs():
+    x = _images(16, 32)
+    aug = Augmentation(flip=True, shift=0, zoom=0, brightness=0, jpeg_quality=(60, 100), downscale=0.5,
+                       blur_sigma=1.5, degrade_probability=0.5)
+    first, again, other = _epochs(x, aug, seed=5), _epochs(x, aug, seed=5), _epochs(x, aug, seed=6)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[1])
+    assert not np.array_equal(first[0], other[0])
