@@ -157,7 +157,8 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
         "model": spec.name, "image_size": spec.image_size, "spec": dataclasses.asdict(spec),
         "params": int(result.model.count_params()), "file_size_bytes": (out / "model.keras").stat().st_size,
         "train_seconds": round(result.train_seconds, 2), "n_train": int(len(train_idx)),
-        "epochs_run": int(len(result.history)), "threshold": threshold, "threshold_rule": cfg.threshold_rule,
+        "epochs_run": int(len(result.history)), "kept_phase": result.kept_phase,
+        "threshold": threshold, "threshold_rule": cfg.threshold_rule,
         "latency_ms": evaluation.measure_latency(lambda b: inference.predict_batch(result.model, b), spec.image_size),
         "scopes": evaluation.evaluate_predictions(preds[preds["split"] == "test"], threshold),
         "validation": evaluation.scope_metrics(y[val_idx][own[val_idx]], p_val[own[val_idx]], threshold),
@@ -212,6 +213,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         log(f"{spec.name}: test accuracy {pooled['at_threshold']['accuracy']:.3f}, AUC "
             f"{pooled['roc_auc'] if pooled['roc_auc'] is None else round(pooled['roc_auc'], 3)}, "
             f"trained in {metrics['train_seconds']:.0f}s")
+        if spec.fine_tune_epochs and metrics["kept_phase"] == "head":
+            log(f"WARNING {spec.name}: no fine-tuning epoch beat the frozen-backbone head phase on validation, so "
+                f"the model keeps the head phase's weights; a lower fine_tune_learning_rate may fine-tune it")
         write_summary(run_dir, comparison_models(cfg))
     if cfg.embeddings.enabled:
         from pipeline import embeddings  # umap and scikit-learn only when this step runs

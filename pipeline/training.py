@@ -4,8 +4,11 @@ Transfer models with pretrained weights train in two phases: ``epochs`` with the
 (only the head learns), then ``fine_tune_epochs`` with the top ``fine_tune_layers`` of the backbone
 unfrozen at ``fine_tune_learning_rate``. A transfer model without pretrained weights, and every
 custom CNN, trains all its layers for ``epochs``. Early stopping watches validation AUC and
-restores the best weights. ``lr_schedule = "cosine"`` decays each phase's rate along a cosine to 1%
-of it by the phase's last step; the history records the rate each epoch started with.
+restores the best weights, across phases too: when no fine-tuning epoch beats the head phase's best
+validation AUC (a rate too high for the backbone can wipe out its pretrained features), the model
+keeps the head phase's weights (``TrainResult.kept_phase``). ``lr_schedule = "cosine"`` decays each
+phase's rate along a cosine to 1% of it by the phase's last step; the history records the rate each
+epoch started with.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ class TrainResult:
     model: keras.Model
     history: pd.DataFrame
     train_seconds: float
+    kept_phase: str = ""  # the phase whose weights the model keeps (early stopping picks the best epoch)
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -153,18 +157,23 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
         weights = class_weights(y_train) if sample_weight is None else None
         is_transfer = REGISTRY[spec.registry_name].family == "transfer" and bool(backbone_layers(model))
         pretrained = spec.weights.lower() != "none"
-        histories = []
+        histories, kept_phase = [], ""
         if is_transfer and pretrained:
             set_backbone_trainable(model, False)
             _compile(model, spec, learning_rate_schedule(spec, spec.learning_rate, spec.epochs * steps))
             if spec.epochs:
                 histories.append(_fit(model, spec, train_ds, val_ds, spec.epochs, weights, "head", progress, steps))
+            head_weights = model.get_weights() if spec.epochs and spec.fine_tune_epochs else None
             if spec.fine_tune_epochs:
                 set_backbone_trainable(model, True, top_layers=spec.fine_tune_layers)
                 _compile(model, spec, learning_rate_schedule(spec, spec.fine_tune_learning_rate,
                                                              spec.fine_tune_epochs * steps))
                 histories.append(_fit(model, spec, train_ds, val_ds, spec.fine_tune_epochs, weights, "fine_tune",
                                       progress, steps))
+                if spec.early_stopping_patience and head_weights is not None and \
+                        _best_auc(histories[-1]) < _best_auc(histories[0]):
+                    model.set_weights(head_weights)  # fine-tuning made it worse: back to the best of the head phase
+                    kept_phase = "head"
         else:
             if is_transfer:
                 set_backbone_trainable(model, True)
@@ -180,4 +189,11 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
     history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     history = history.reindex(columns=HISTORY_COLUMNS)
-    return TrainResult(model=model, history=history, train_seconds=time.perf_counter() - start)
+    return TrainResult(model=model, history=history, train_seconds=time.perf_counter() - start,
+                       kept_phase=kept_phase or str(history["phase"].iloc[-1]))
+
+
+def _best_auc(history: pd.DataFrame) -> float:
+    auc = history["val_auc"].to_numpy(dtype=float) if "val_auc" in history else np.array([])
+    return float(np.nanmax(auc)) if np.isfinite(auc).any() else -np.inf
+

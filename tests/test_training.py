@@ -51,3 +51,49 @@ def test_the_schedule_changes_the_run_id_only_when_used():
                                               *cfg.models[1:]))
     assert config.config_fingerprint(cosine)["models"][0]["lr_schedule"] == "cosine"
     assert config.from_json_dict(config.to_dict(cosine)).models[0].lr_schedule == "cosine"
+
+
+def _brightness_task(n: int, size: int, seed: int):
+    """Fakes are brighter: a frozen backbone's pooled features separate them, so the head learns it."""
+    rng = np.random.default_rng(seed)
+    y = np.tile([0.0, 1.0], n // 2).astype(np.float32)
+    x = rng.uniform(0, 120, (n, size, size, 3)) + 100 * y[:, None, None, None]
+    return x.astype(np.uint8), y
+
+
+def _two_phase_training(tmp_path, fine_tune_learning_rate: float):
+    """patch_mobilenet from a "pretrained" file (so it trains a head phase, then fine-tunes) on a task
+    its frozen features already solve."""
+    import keras
+
+    from pipeline.models import build_model
+
+    size, params = 32, {"blocks": 2, "patch_size": 0}
+    keras.utils.set_random_seed(0)
+    backbone_file = tmp_path / "backbone.weights.h5"
+    build_model(ModelSpec(name="patch_mobilenet", image_size=size, weights="none", params=params)).save_weights(
+        backbone_file)
+    x, y = _brightness_task(128, size, seed=1)
+    spec = ModelSpec(name="patch_mobilenet", image_size=size, weights=str(backbone_file), params=params, epochs=3,
+                     batch_size=16, learning_rate=0.1, fine_tune_epochs=2,
+                     fine_tune_learning_rate=fine_tune_learning_rate, early_stopping_patience=3)
+    return train_model(spec, x[:96], y[:96], x[96:], y[96:], augmentation=NO_AUGMENTATION, seed=0), x[96:], y[96:]
+
+
+def test_diverged_fine_tuning_falls_back_to_the_head_phase(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from pipeline import inference
+
+    result, x_val, y_val = _two_phase_training(tmp_path, fine_tune_learning_rate=float("nan"))  # NaN weights
+    history = result.history
+    assert history.loc[history["phase"] == "head", "val_auc"].max() > 0.9
+    assert len(history[history["phase"] == "fine_tune"]) >= 1
+    assert result.kept_phase == "head"
+    p_val = inference.predict_proba(result.model, x_val)
+    assert np.isfinite(p_val).all() and roc_auc_score(y_val, p_val) > 0.9
+
+
+def test_fine_tuning_that_does_no_harm_is_kept(tmp_path):
+    result, _, _ = _two_phase_training(tmp_path, fine_tune_learning_rate=1e-4)
+    assert result.kept_phase == "fine_tune"
