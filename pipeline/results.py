@@ -345,6 +345,15 @@ class Run:
                                 f"delete models/{model} and {self._retrain_hint()}")
         return data
 
+    def kept_head_phase(self, model: str) -> bool:
+        """Whether ``model`` was fine-tuned but keeps its head phase's weights (no fine-tuning epoch
+        beat the head phase on validation; ``pipeline.training``)."""
+        try:
+            return self.metrics(model).get("kept_phase") == "head" and \
+                (self.history(model)["phase"] == "fine_tune").any()
+        except (ArtifactError, KeyError):
+            return False
+
     def history(self, model: str) -> pd.DataFrame:
         self._model_dir(model)
         return self._read_table(f"models/{model}/history.csv", "csv", ["epoch"], "the training history")

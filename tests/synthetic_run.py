@@ -97,8 +97,10 @@ def _history(rng: np.random.Generator, epochs: int, fine_tune: int, skill: float
 
 
 def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), datasets=("faces140k", "lfw_faceswap"),
-                        seed: int = 0, name: str = "synthetic", created: datetime | None = None) -> Path:
-    """Write one run folder under ``root`` and return its path. Images go to ``root/images``."""
+                        seed: int = 0, name: str = "synthetic", created: datetime | None = None,
+                        kept_head: tuple[str, ...] = ()) -> Path:
+    """Write one run folder under ``root`` and return its path. Images go to ``root/images``.
+    ``kept_head``: fine-tuned models whose fine-tuning never beat their head phase."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     created = created or datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc) + timedelta(minutes=seed)
@@ -172,7 +174,7 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
                    "train_seconds": float(10 + 25 * i + rng.random()), "threshold": threshold,
                    "threshold_rule": "youden",
                    "latency_ms": {"batch1_p50": lat1, "batch64_p50": lat64, "per_image_batch64": lat64 / 64},
-                   "scopes": scopes}
+                   "scopes": scopes, "kept_phase": "head" if m in kept_head else str(hist["phase"].iloc[-1])}
         (mdir / "model.keras").write_bytes(b"synthetic placeholder, not a Keras model")
         _write_json(mdir / "metrics.json", metrics)
         _write_json(mdir / "done.json", {"model": m, "finished": created.isoformat()})

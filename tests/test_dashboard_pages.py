@@ -251,3 +251,15 @@ def test_retrained_run_is_picked_up(monkeypatch, tmp_path):
     after = at.dataframe[0].value.set_index("model").loc["mobilenet", "params"]
     assert before != after == 424242
     shutil.rmtree(path)
+
+
+def test_training_page_names_a_model_that_kept_its_head_phase(monkeypatch, tmp_path):
+    write_synthetic_run(tmp_path, seed=4, models=MODELS, kept_head=("mobilenet", "baseline_cnn"))
+    at = _app(monkeypatch, tmp_path)
+    at.switch_page("pages/training.py").run()
+    _ok(at)
+    warnings = [w.value for w in at.warning if "head" in w.value]
+    # baseline_cnn has no fine-tuning phase to fall back from
+    assert len(warnings) == 1 and "**mobilenet**" in warnings[0] and "baseline_cnn" not in warnings[0]
+    at.multiselect(key="training_models").set_value(["baseline_cnn", "xception"]).run()
+    assert not [w.value for w in at.warning if "head phase" in w.value]

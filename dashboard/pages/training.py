@@ -40,6 +40,11 @@ else:
     st.plotly_chart(figures.training_curves_figure({m: histories[m] for m in chosen}, metric or "loss", colors),
                     key="training_curves", width="stretch")
     st.caption("Solid: training split, dashed: validation split. Dotted vertical lines: start of fine-tuning.")
+    fell_back = [m for m in chosen if run.kept_head_phase(m)]
+    if fell_back:
+        st.warning(f"{', '.join(f'**{m}**' for m in fell_back)}: no fine-tuning epoch beat the frozen-backbone head "
+                   "phase on validation, so the model keeps the head phase's weights (a lower "
+                   "`fine_tune_learning_rate` may fine-tune it).")
 
 # --------------------------------------------------------------------------- search
 st.subheader("Hyper-parameter search")
