@@ -98,7 +98,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int 
                 image = random_downscale(image, aug.downscale, aug.degrade_probability, image_seed)
             if aug.jpeg_quality:
                 lo, hi = aug.jpeg_quality
-                image = tf.image.stateless_random_jpeg_quality(image, lo, hi, tf.stack([image_seed, tf.constant(4, tf.int64)]))
+                jpeg_seed = tf.stack([image_seed, tf.constant(4, tf.int64)])
+                image = tf.image.stateless_random_jpeg_quality(image, lo, hi, jpeg_seed)
             return (image, *rest)
 
         ds = tf.data.Dataset.zip(ds, image_seeds).map(degrade, num_parallel_calls=AUTOTUNE, deterministic=True)
