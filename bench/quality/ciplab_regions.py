@@ -137,13 +137,13 @@ def main() -> None:
         region_score = per_image[col].reindex(val_ciplab)
         filled = region_score.fillna(region_score.median()).to_numpy()
         scores[val_ciplab] = filled
-        val_report(f"X15_ciplab_regions_{args.size}_{name}", manifest, scores,
+        val_report(f"X15_ciplab_regions_{args.size}px_{args.fine_tune_epochs}ep_{name}", manifest, scores,
                    f"train_s={seconds:.0f} crops={int(tr.sum())} no_landmarks={missing} (ciplab only meaningful)")
         region_logit = filled if name == "mean" else _logit(filled)
         both = _z(_logit(w)) + _z(region_logit)
         print(f"ciplab val AUC: whole-face {roc_auc_score(y, w):.3f}, regions ({name}) "
               f"{roc_auc_score(y, filled):.3f}, both {roc_auc_score(y, both):.3f}", flush=True)
-    result.model.save(OUT / f"X15_ciplab_regions_{args.size}.keras")
+    result.model.save(OUT / f"X15_ciplab_regions_{args.size}px_{args.fine_tune_epochs}ep.keras")
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
