@@ -351,7 +351,7 @@ class Run:
         try:
             return self.metrics(model).get("kept_phase") == "head" and \
                 (self.history(model)["phase"] == "fine_tune").any()
-        except (ArtifactError, KeyError):
+        except (ArtifactError, LookupError):  # LookupError: ModelNotFound, or a history without phases
             return False
 
     def history(self, model: str) -> pd.DataFrame:
