@@ -384,17 +384,21 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     return d
 
 
-def spec_fingerprint(spec: ModelSpec) -> dict[str, Any]:
-    """The JSON form of ``spec`` that ids depend on. Options added later are left out while they
-    keep their default, so runs that do not use them keep their ids."""
+def spec_fingerprint(spec: ModelSpec, later_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON form of ``spec`` that ids depend on. Options added later (``later_options``, default
+    :data:`LATER_SPEC_OPTIONS`) are left out while they keep their default, so runs that do not use
+    them keep their ids."""
     d = json.loads(json.dumps(dataclasses.asdict(spec)))
-    for key, default in _LATER_SPEC_OPTIONS.items():
+    for key, default in (LATER_SPEC_OPTIONS if later_options is None else later_options).items():
         if d.get(key) == default:
             d.pop(key)
     return d
 
 
-_LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}, "lr_schedule": "constant"}
+# ModelSpec options added after the experiments' cache keys were first written (those keys hash the
+# rest of the spec whole), then all options added after run ids were: each with its default.
+OPTIONS_AFTER_EXPERIMENT_KEYS = {"lr_schedule": "constant"}
+LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}, **OPTIONS_AFTER_EXPERIMENT_KEYS}
 
 
 def augmentation_fingerprint(aug: Augmentation) -> dict[str, Any]:

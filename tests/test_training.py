@@ -53,6 +53,16 @@ def test_the_schedule_changes_the_run_id_only_when_used():
     assert config.from_json_dict(config.to_dict(cosine)).models[0].lr_schedule == "cosine"
 
 
+def test_the_schedule_changes_experiment_cache_keys_only_when_used():
+    from pipeline.experiments import _train
+
+    spec = config.load("default").models[0]
+    settings = _train.spec_settings(spec)
+    assert "lr_schedule" not in settings  # cached ablations and matrices of specs without it stay valid
+    assert {"architecture", "datasets", "augmentation"} <= settings.keys()  # these keys always held the whole spec
+    assert _train.spec_settings(dataclasses.replace(spec, lr_schedule="cosine"))["lr_schedule"] == "cosine"
+
+
 def _brightness_task(n: int, size: int, seed: int):
     """Fakes are brighter: a frozen backbone's pooled features separate them, so the head learns it."""
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation
+from pipeline import artifacts, config, data, evaluation
 from pipeline.config import ModelSpec, augmentation_fingerprint, model_augmentation
 from pipeline.experiments import subsample
 
@@ -20,10 +20,9 @@ def base_spec(cfg, name: str | None = None, **changes) -> ModelSpec:
 
 
 def spec_settings(spec: ModelSpec) -> dict:
-    settings = dataclasses.asdict(spec)
-    if settings["lr_schedule"] == "constant":  # added later: cached results of specs without it keep their keys
-        settings.pop("lr_schedule")
-    return settings
+    """``spec`` as the experiments' cache keys hash it: whole, but for the options added after those
+    keys were first written while they keep their default (cached results keep their keys)."""
+    return config.spec_fingerprint(spec, config.OPTIONS_AFTER_EXPERIMENT_KEYS)
 
 
 def training_key(cfg, spec: ModelSpec) -> dict:
