@@ -161,3 +161,28 @@ def test_a_model_shared_with_an_earlier_run_is_reused_not_retrained(tmp_path):
     logs = []
     runner.train_run(third, log=logs.append)
     assert not any("reused" in line for line in logs)
+
+
+def test_a_run_warns_when_fine_tuning_is_worse_than_the_head_phase(tmp_path):
+    """Fine-tuning that diverges (a NaN rate) leaves the model on its head-phase weights; the run says
+    so in its log and in the model's metrics, naming the model and what to change."""
+    from pipeline.models import build_model
+
+    params = {"blocks": 2, "patch_size": 0}
+    backbone = tmp_path / "backbone.weights.h5"  # a "pretrained" file, so the model trains a head phase first
+    build_model(config.ModelSpec(name="patch_mobilenet", image_size=32, params=params)).save_weights(backbone)
+    root = make_labelled_folder(tmp_path / "d", n_per_class=24, seed=5)
+    cfg = config.from_dict({
+        "name": "fallback", "data": [str(root)], "seed": 3, "artifacts_dir": str(tmp_path / "art"),
+        "training": {"batch_size": 16, "early_stopping_patience": 3},
+        "models": [{"name": "patch_mobilenet", "image_size": 32, "weights": str(backbone), "params": params,
+                    "epochs": 2, "learning_rate": 0.05, "fine_tune_epochs": 1,
+                    "fine_tune_learning_rate": float("nan")}],
+        "embeddings": {"enabled": False},
+    })
+    logs: list[str] = []
+    run_dir = runner.train_run(cfg, log=logs.append)
+    metrics = json.loads((run_dir / "models" / "patch_mobilenet" / "metrics.json").read_text())
+    assert metrics["kept_phase"] == "head"
+    warnings = [line for line in logs if line.startswith("WARNING patch_mobilenet:")]
+    assert len(warnings) == 1 and "fine_tune_learning_rate" in warnings[0]
