@@ -96,7 +96,7 @@ def main() -> None:
     trials = pd.read_csv(experiments.latest_dir(run_dir, "search") / "trials.csv")
 
     # --- robustness, one model at a time (each call decodes and perturbs the test images itself)
-    from pipeline.experiments import robustness
+    from pipeline.experiments import crossdataset, robustness
 
     models = sorted(robustness._models(cfg, run_dir), key=lambda m: m != "searched_cnn")  # see _models
     for m in models:
@@ -123,13 +123,11 @@ def main() -> None:
     experiments.run("ensemble", cfg, run_dir, log=log)
     rows.append({"step": "ensemble (mean + stacked)", "seconds": time.perf_counter() - t})
 
-    pooled = table[table["dataset"] == "all"]
-    rob = pooled.pivot_table(index="model", columns="perturbation", values="auc_drop", aggfunc="mean")
-    rob.insert(0, "clean_auc", pooled[pooled["perturbation"] == "none"].set_index("model")["roc_auc"])
-    rob["mean_drop"] = pooled[pooled["perturbation"] != "none"].groupby("model")["auc_drop"].mean()
-    rob = rob.drop(columns=["none"], errors="ignore").sort_values("mean_drop").reset_index()
+    rob = robustness.drop_table(table, "all")
+    steadiest = robustness.most_robust(rob)
+    rob = rob.sort_values("mean drop").reset_index()
     auc = matrix.pivot(index="train_on", columns="test_on", values="roc_auc").reset_index()
-    off = matrix[~matrix["in_domain"]].groupby("train_on")["roc_auc"].mean().sort_values(ascending=False)
+    findings = crossdataset.transfer_findings(matrix)
     best = trials.iloc[0].to_dict() if len(trials) else {}
     body = "\n\n".join([
         f"Run `{info.run_id}` ({len(manifest)} images; test split {int((manifest['split'] == 'test').sum())}), "
@@ -143,11 +141,11 @@ def main() -> None:
         f" (validation AUC {best.get('val_auc', float('nan')):.3f}).",
         f"### Robustness (pooled test subsample of {n_test} images; AUC drop = clean AUC - AUC, mean over levels)\n\n"
         + markdown_table(rob.round(3).to_dict(orient="records")) +
-        f"\n\nMost robust (smallest mean AUC drop): **{rob['model'].iloc[0]}**.",
+        (f"\n\nMost robust (smallest mean AUC drop among the models above chance on clean images): **{steadiest}**."
+         if steadiest else "\n\nNo model beats chance on clean images by more than sampling noise."),
         "### Generalisation matrix (test AUC; rows: trained on, columns: tested on)\n\n"
         + markdown_table(auc.round(3).to_dict(orient="records")) +
-        (f"\n\nGeneralises best when trained on **{off.index[0]}** (mean AUC on the other datasets "
-         f"{off.iloc[0]:.3f})." if len(off) else ""),
+        "".join(f"\n\n{line}" for line in findings),
     ])
     write_section("experiments", "Experiments: search, robustness, generalisation", body)
     print(body)

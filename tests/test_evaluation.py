@@ -63,3 +63,15 @@ def test_latency_measures_both_batches():
     out = evaluation.measure_latency(lambda x: calls.append(x.shape), 8, repeats=3, warmup=1)
     assert set(out) == {"batch1_p50", "batch64_p50", "per_image_batch64"}
     assert (1, 8, 8, 3) in calls and (64, 8, 8, 3) in calls
+
+
+def test_the_chance_band_holds_a_random_scorers_auc_19_times_in_20():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = np.repeat([0, 1], n // 2)
+    aucs = np.array([evaluation.skm.roc_auc_score(y, rng.random(n)) for _ in range(2000)])
+    band = evaluation.chance_auc_band(n)
+    assert 0.93 <= np.mean(np.abs(aucs - 0.5) <= band) <= 0.97
+    assert evaluation.chance_auc_band(600) < band < evaluation.chance_auc_band(50)  # more images, narrower band
+    assert not evaluation.above_chance(0.5 + band * 0.9, n) and evaluation.above_chance(0.5 + band * 1.1, n)
+    assert not evaluation.above_chance(None, n) and not evaluation.above_chance(float("nan"), n)

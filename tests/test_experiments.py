@@ -21,6 +21,7 @@ import pytest
 
 from conftest import REPO, face_like
 from pipeline import config, experiments, results
+from pipeline.experiments import crossdataset
 from pipeline.experiments import robustness as rb
 
 TINY_EXPERIMENTS = dict(
@@ -437,3 +438,23 @@ def test_experiment_trainings_use_the_models_own_augmentation_and_balancing(monk
     assert "weights" not in plain_key
     balanced_key = _train.training_key(cfg, cfg.model("tuned_cnn"))
     assert balanced_key["augmentation"] != plain_key["augmentation"] and "weights" in balanced_key
+
+
+def _matrix(aucs: dict[tuple[str, str], float], n: int = 300) -> pd.DataFrame:
+    return pd.DataFrame([{"train_on": a, "test_on": b, "in_domain": a == b, "n": n, "roc_auc": auc}
+                         for (a, b), auc in aucs.items()])
+
+
+def test_transfer_findings_ignore_rows_at_chance_on_their_own_data():
+    """A model at chance on its own data set says nothing about transfer, however its other cells look."""
+    findings = crossdataset.transfer_findings(_matrix({
+        ("gan", "gan"): 0.95, ("gan", "swap"): 0.80, ("gan", "paste"): 0.52,
+        ("swap", "swap"): 0.51, ("swap", "gan"): 0.58, ("swap", "paste"): 0.50,
+        ("paste", "paste"): 0.75, ("paste", "gan"): 0.53, ("paste", "swap"): 0.49}))
+    gan, paste, swap = findings
+    assert "carries over to **swap** (AUC 0.800)" in gan and "paste" not in gan
+    assert "carries over to none of the others" in paste and "gan (AUC 0.530)" in paste
+    assert "at chance even on swap's own test split" in swap and "say nothing about transfer" in swap
+    nothing = crossdataset.transfer_findings(_matrix({("a", "a"): 0.52, ("a", "b"): 0.70, ("b", "b"): 0.49,
+                                                      ("b", "a"): 0.50}))
+    assert nothing[0].startswith("The model learned none of the data sets") and len(nothing) == 3

@@ -220,3 +220,19 @@ def test_an_inverted_verdict_is_named():
     assert rb.inversions(table) == {("ensemble_routed", "lfw"): ["blur 1"]}
     assert "**inverted** (AUC below 0.45) under blur 1" in rb.verdict_summary(table, "ensemble_routed", "lfw")
     assert "inverted" not in rb.verdict_summary(table, "ensemble_routed")
+
+
+def _sweep(model: str, clean: float, drop: float, n: int = 200) -> list[dict]:
+    return [{"model": model, "perturbation": p, "level": lv, "dataset": "all", "n": n, "roc_auc": clean - d,
+             "auc_drop": d} for p, lv, d in [("none", 0, 0.0), ("blur", 1.0, drop), ("jpeg", 75, drop / 2)]]
+
+
+def test_a_model_at_chance_is_never_called_the_most_robust():
+    """A chance model has no ranking to lose: its tiny drop must not make it the headline."""
+    table = pd.DataFrame(_sweep("detector", 0.90, 0.10) + _sweep("coin", 0.52, 0.001))
+    drops = rb.drop_table(table, "all")
+    assert list(drops.index) == ["detector", "coin"]
+    assert drops.loc["detector", "mean drop"] == pytest.approx(0.075)
+    assert drops.loc["detector", "above chance"] and not drops.loc["coin", "above chance"]
+    assert rb.most_robust(drops) == "detector"
+    assert rb.most_robust(rb.drop_table(pd.DataFrame(_sweep("coin", 0.52, 0.001)), "all")) is None

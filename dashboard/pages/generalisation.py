@@ -11,6 +11,7 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 import streamlit as st
 
 from dashboard import common, figures
+from pipeline.experiments import crossdataset
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 common.ensure_app_shell()
@@ -34,11 +35,11 @@ metric = st.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], ke
                       format_func=figures.metric_label)
 st.plotly_chart(figures.generalisation_figure(matrix, metric), key="generalisation_chart", width="stretch")
 
-off = matrix[~matrix["in_domain"].astype(bool)]
-if len(off):
-    per_train = off.groupby("train_on")["roc_auc"].mean().sort_values(ascending=False)
-    st.markdown(f"Generalises best when trained on **{per_train.index[0]}** "
-                f"(mean AUC on the other datasets {per_train.iloc[0]:.3f}).")
+findings = crossdataset.transfer_findings(matrix)
+if findings:
+    st.markdown("\n".join(f"- {line}" for line in findings))
+    st.caption("A cell counts only when its AUC is further from 0.5 than chance lands on that many test images "
+               "in 19 of 20 draws.")
 st.dataframe(matrix, hide_index=True, width="stretch", key="generalisation_table",
              column_config={c: st.column_config.NumberColumn(c, format="%.3f")
                             for c in ("roc_auc", "accuracy", "balanced_accuracy", "threshold")})

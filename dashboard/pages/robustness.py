@@ -58,18 +58,21 @@ st.plotly_chart(figures.robustness_figure(table, dataset, metric, colors, highli
                 key="robustness_chart", width="stretch")
 
 st.subheader("Mean AUC drop per model")
-part = table[(table["dataset"].astype(str) == dataset) & (table["perturbation"] != "none")]
-drop = (part.pivot_table(index="model", columns="perturbation", values="auc_drop", aggfunc="mean")
-        .reindex(models))
-clean = table[(table["dataset"].astype(str) == dataset) & (table["perturbation"] == "none")].set_index("model")["roc_auc"]
-drop.insert(0, "clean AUC", clean.reindex(drop.index))
-drop["mean drop"] = part.groupby("model")["auc_drop"].mean().reindex(drop.index)
+drop = robustness.drop_table(table, dataset)
+steadiest = robustness.most_robust(drop)
+if steadiest is not None:
+    st.markdown(f"Most robust here: **{_label(steadiest)}** (clean AUC {drop.loc[steadiest, 'clean AUC']:.3f}, mean "
+                f"AUC drop {drop.loc[steadiest, 'mean drop']:+.3f}), among the models that beat chance on clean images.")
+elif drop["mean drop"].notna().any():
+    st.markdown("No model here beats chance on clean images by more than sampling noise, so no AUC drop says "
+                "which one is robust.")
 drop = drop.sort_values("mean drop").rename(index=_label)
-if drop["mean drop"].notna().any():
-    st.markdown(f"Most robust here: **{drop.index[0]}** (mean AUC drop {drop['mean drop'].iloc[0]:+.3f}).")
 st.dataframe(drop.reset_index(), hide_index=True, width="stretch", key="robustness_drop",
-             column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in drop.columns})
-st.caption("AUC drop = clean AUC - AUC under the perturbation (mean over its levels); lower is more robust.")
+             column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in drop.columns
+                            if c not in ("n", "above chance")})
+st.caption("AUC drop = clean AUC - AUC under the perturbation (mean over its levels); lower is more robust. "
+           "\"above chance\": the clean AUC is further from 0.5 than chance lands on this many images in 19 of 20 "
+           "draws; a model at chance has no ranking to lose.")
 
 shortcut = results.shortcut_table(table, dataset)
 if shortcut is not None:

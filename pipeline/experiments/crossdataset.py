@@ -47,6 +47,42 @@ def matrix_rows(train_on: str, test: pd.DataFrame, p_test: np.ndarray, threshold
     return rows
 
 
+def transfer_findings(matrix: pd.DataFrame) -> list[str]:
+    """What a generalisation matrix shows, one markdown sentence per training dataset, judged
+    against sampling noise (:func:`pipeline.evaluation.above_chance`): a row whose model is at chance
+    on its own data set learned nothing, so its other cells say nothing about transfer. When no row
+    learned, the first sentence says the matrix cannot show transfer at all."""
+    findings: list[str] = []
+    learned_any = False
+    for train_on, rows in matrix.groupby(matrix["train_on"].astype(str), sort=True):
+        own = rows[rows["in_domain"].astype(bool)]
+        others = rows[~rows["in_domain"].astype(bool)].sort_values("roc_auc", ascending=False)
+        if not len(own):
+            continue
+        auc, n = own["roc_auc"].iloc[0], int(own["n"].iloc[0])
+        if not evaluation.above_chance(auc, n):
+            findings.append(f"Trained on **{train_on}**, the model is at chance even on {train_on}'s own test split "
+                            f"(AUC {auc:.3f} on {n} images; chance gives 0.5 ± {evaluation.chance_auc_band(n):.3f}), "
+                            "so its other cells say nothing about transfer.")
+            continue
+        learned_any = True
+        carries = [f"**{r.test_on}** (AUC {r.roc_auc:.3f})" for r in others.itertuples()
+                   if evaluation.above_chance(r.roc_auc, r.n)]
+        head = f"Trained on **{train_on}** (AUC {auc:.3f} on its own test split)"
+        if carries:
+            findings.append(f"{head}, it carries over to " + ", ".join(carries) + ".")
+        elif len(others):
+            best = others.iloc[0]
+            findings.append(f"{head}, it carries over to none of the others: the best, {best['test_on']} (AUC "
+                            f"{best['roc_auc']:.3f}), is within chance on {int(best['n'])} images.")
+        else:
+            findings.append(f"{head}.")
+    if findings and not learned_any:
+        findings.insert(0, "The model learned none of the data sets at this budget, so this matrix cannot show "
+                           "transfer: give it a stronger `[experiments] model` or more `crossdataset_epochs`.")
+    return findings
+
+
 def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
     from pipeline import inference
 

@@ -315,6 +315,31 @@ def inversions(table: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
     return out
 
 
+def drop_table(table: pd.DataFrame, dataset: str = "all") -> pd.DataFrame:
+    """Per model (in the table's order), for one dataset scope: ``clean AUC``, ``n``, the mean AUC
+    drop under each perturbation, their ``mean drop``, and ``above chance``: whether the clean AUC
+    beats chance by more than sampling noise (:func:`pipeline.evaluation.above_chance`). A model at
+    chance has no ranking to lose, so its drop says nothing about robustness."""
+    rows = table[table["dataset"].astype(str) == str(dataset)]
+    models = list(dict.fromkeys(rows["model"]))
+    moved = rows[rows["perturbation"] != "none"]
+    drops = moved.pivot_table(index="model", columns="perturbation", values="auc_drop", aggfunc="mean").reindex(models)
+    clean = rows[rows["perturbation"] == "none"].drop_duplicates("model").set_index("model")
+    drops.insert(0, "clean AUC", clean["roc_auc"].reindex(models))
+    drops.insert(1, "n", clean["n"].reindex(models))
+    drops["mean drop"] = moved.groupby("model")["auc_drop"].mean().reindex(models)
+    drops["above chance"] = [evaluation.above_chance(a, n) for a, n in zip(drops["clean AUC"], drops["n"].fillna(0))]
+    drops.columns.name = None
+    return drops
+
+
+def most_robust(drops: pd.DataFrame) -> str | None:
+    """The model of a :func:`drop_table` with the smallest mean AUC drop among those above chance on
+    clean images; ``None`` when no such model has a drop."""
+    ranked = drops[drops["above chance"] & drops["mean drop"].notna()]
+    return str(ranked["mean drop"].idxmin()) if len(ranked) else None
+
+
 def verdict_summary(table: pd.DataFrame, model: str, dataset: str = "all") -> str:
     """One sentence on ``model`` in a robustness table for one dataset scope: clean AUC, mean AUC
     drop over the perturbations, the worst level and the shortcut check's changed verdicts."""
