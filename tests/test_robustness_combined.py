@@ -211,10 +211,12 @@ def test_robustness_page_names_the_runs_verdict(keras_run, monkeypatch):
 def test_an_inverted_verdict_is_named():
     """A model that works clean but ranks the wrong way round under a perturbation (as `default`'s
     routed ensemble did under blur, EXPERIMENTS.md R8) is called inverted; a model at chance is not."""
-    rows = [{"model": m, "perturbation": p, "level": lv, "dataset": ds, "roc_auc": auc, "auc_drop": clean - auc,
-             "flip_rate": 0.0}
-            for m, ds, clean, blurred in [("ensemble_routed", "lfw", 0.96, 0.41), ("ensemble_routed", "all", 0.9, 0.8),
-                                          ("chance_cnn", "lfw", 0.52, 0.40)]
+    rows = [{"model": m, "perturbation": p, "level": lv, "dataset": ds, "n": n, "roc_auc": auc,
+             "auc_drop": clean - auc, "flip_rate": 0.0}
+            for m, ds, n, clean, blurred in [("ensemble_routed", "lfw", 200, 0.96, 0.41),
+                                             ("ensemble_routed", "all", 400, 0.9, 0.8),
+                                             ("chance_cnn", "lfw", 200, 0.52, 0.40),
+                                             ("ensemble_routed", "few", 31, 0.61, 0.42)]  # noise on 31 images
             for p, lv, auc in [("none", 0, clean), ("blur", 1.0, blurred), ("jpeg", 75, clean - 0.01)]]
     table = pd.DataFrame(rows)
     assert rb.inversions(table) == {("ensemble_routed", "lfw"): ["blur 1"]}
