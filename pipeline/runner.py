@@ -94,14 +94,17 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
     """The folder of the same model (same :func:`training_settings`, same images and split) finished
     in another run of the artifacts folder, or None. Lets a changed config (another ensemble, one more
     specialist) keep the models it shares with an earlier run instead of training them again. The
-    data are compared (by manifest hash) only for runs whose settings already match."""
+    data are compared (by manifest hash) only for runs whose settings already match. When several
+    runs hold it, the most recently finished copy wins: it was trained by the newest code."""
     from pipeline.config import from_json_dict
 
     wanted, data_hash = training_settings(cfg, spec), None
-    for run_json in sorted(Path(cfg.artifacts_dir).glob("*/run.json")):
-        other = run_json.parent
-        if other.resolve() == Path(run_dir).resolve() or not artifacts.is_model_done(other, spec.name):
-            continue
+    candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob("*/run.json")
+                  if run_json.parent.resolve() != Path(run_dir).resolve()
+                  and artifacts.is_model_done(run_json.parent, spec.name)]
+    candidates.sort(key=lambda other: (_finished_at(other, spec.name), other.name), reverse=True)
+    for other in candidates:
+        run_json = other / "run.json"
         try:
             other_cfg = from_json_dict(artifacts.read_json(run_json)["config"])
             if training_settings(other_cfg, other_cfg.model(spec.name)) != wanted:
@@ -112,6 +115,14 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
         except (OSError, ValueError, KeyError, TypeError):  # an unreadable or older run: not a match
             continue
     return None
+
+
+def _finished_at(run_dir: Path, name: str) -> str:
+    """When ``name`` finished in ``run_dir`` (ISO time from its done.json; "" when unreadable)."""
+    try:
+        return str(artifacts.read_json(artifacts.model_dir(run_dir, name) / "done.json").get("finished", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def reuse_model(source: Path, run_dir: Path, name: str) -> None:

@@ -156,6 +156,15 @@ def test_a_model_shared_with_an_earlier_run_is_reused_not_retrained(tmp_path):
     assert any(line.startswith("tuned_cnn: test accuracy") for line in logs)  # the new one is trained
     same = [(run / "models" / "baseline_cnn" / "model.keras").read_bytes() for run in (first_dir, second_dir)]
     assert same[0] == same[1]
+    # two runs hold it: the most recently finished copy is the one reused (it was trained by the newest code)
+    newest = max(first_dir, second_dir, key=lambda run: run.name)  # name order alone would pick the other
+    done = newest / "models" / "baseline_cnn" / "done.json"
+    done.write_text(json.dumps({"finished": "2999-01-01T00:00:00+00:00"}))
+    fourth = config.from_dict({**base, "name": "fourth", "models": [
+        {"name": "baseline_cnn", "image_size": 16}, {"name": "custom_cnn", "image_size": 16}]})
+    logs = []
+    runner.train_run(fourth, log=logs.append)
+    assert any(line.startswith(f"baseline_cnn: reused from run {newest.name}") for line in logs), logs
     # anything that changes the model (here the seed, hence the split and the training) trains anew
     third = config.from_dict({**base, "name": "third", "seed": 5, "models": [{"name": "baseline_cnn", "image_size": 16}]})
     logs = []
