@@ -312,10 +312,11 @@ def inversions(table: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
         clean = rows[rows["perturbation"] == "none"].dropna(subset=["roc_auc"])
         if not len(clean):
             continue
-        auc, n = clean["roc_auc"].iloc[0], int(clean["n"].iloc[0])
-        if auc < CLEAN_AT_LEAST or not evaluation.above_chance(auc, n):
+        auc = clean["roc_auc"].iloc[0]
+        n = int(clean["n"].iloc[0]) if "n" in clean else None  # tables of the documented layout have it
+        if auc < CLEAN_AT_LEAST or (n is not None and not evaluation.above_chance(auc, n)):
             continue
-        below = min(INVERTED_BELOW, 0.5 - evaluation.chance_auc_band(n))
+        below = INVERTED_BELOW if n is None else min(INVERTED_BELOW, 0.5 - evaluation.chance_auc_band(n))
         bad = rows[(rows["perturbation"] != "none") & (rows["roc_auc"] < below)]
         if len(bad):
             out[(str(model), dataset)] = [f"{p} {lv:g}" for p, lv in zip(bad["perturbation"], bad["level"])]
