@@ -116,6 +116,16 @@ def is_model_done(run_dir: Path, model_name: str) -> bool:
     return (model_dir(run_dir, model_name) / DONE_FILE).exists()
 
 
+def model_finished_at(run_dir: Path, model_name: str) -> str:
+    """When the model finished training: the ISO time in its done.json ("" when missing or unreadable).
+    A model copied from another run keeps its time, so this dates the training, not the copy."""
+    try:
+        done = read_json(model_dir(run_dir, model_name) / DONE_FILE)
+    except (OSError, ValueError):
+        return ""
+    return str(done.get("finished", "")) if isinstance(done, dict) else ""
+
+
 def model_stamp(run_dir: Path, model_name: str) -> str:
     """Identifies one training of a model: done.json (rewritten, with a new time, whenever the model
     is retrained) and the model file's size. Unlike file times it survives copying or moving the

@@ -102,7 +102,7 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
     candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob("*/run.json")
                   if run_json.parent.resolve() != Path(run_dir).resolve()
                   and artifacts.is_model_done(run_json.parent, spec.name)]
-    candidates.sort(key=lambda other: (_finished_at(other, spec.name), other.name), reverse=True)
+    candidates.sort(key=lambda other: (artifacts.model_finished_at(other, spec.name), other.name), reverse=True)
     for other in candidates:
         run_json = other / "run.json"
         try:
@@ -115,14 +115,6 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
         except (OSError, ValueError, KeyError, TypeError):  # an unreadable or older run: not a match
             continue
     return None
-
-
-def _finished_at(run_dir: Path, name: str) -> str:
-    """When ``name`` finished in ``run_dir`` (ISO time from its done.json; "" when unreadable)."""
-    try:
-        return str(artifacts.read_json(artifacts.model_dir(run_dir, name) / "done.json").get("finished", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
 
 
 def reuse_model(source: Path, run_dir: Path, name: str) -> None:

@@ -174,8 +174,8 @@ def test_a_run_without_a_combined_model_sweeps_its_keras_models(tmp_path, forwar
 def test_verdict_summary_and_highlighted_line():
     from dashboard import figures
 
-    rows = [{"model": m, "perturbation": p, "level": lv, "dataset": "all", "roc_auc": auc, "auc_drop": 0.9 - auc,
-             "flip_rate": flip} for m in ("ensemble_routed", "a")
+    rows = [{"model": m, "perturbation": p, "level": lv, "dataset": "all", "n": 200, "roc_auc": auc,
+             "auc_drop": 0.9 - auc, "flip_rate": flip} for m in ("ensemble_routed", "a")
             for p, lv, auc, flip in [("none", 0, 0.9, 0.0), ("jpeg", 75, 0.85, 0.1), ("jpeg", 50, 0.7, 0.2),
                                      ("normalise", 90, 0.8, 0.125)]]
     table = pd.DataFrame(rows)

@@ -312,11 +312,10 @@ def inversions(table: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
         clean = rows[rows["perturbation"] == "none"].dropna(subset=["roc_auc"])
         if not len(clean):
             continue
-        auc = clean["roc_auc"].iloc[0]
-        n = int(clean["n"].iloc[0]) if "n" in clean else None  # tables of the documented layout have it
-        if auc < CLEAN_AT_LEAST or (n is not None and not evaluation.above_chance(auc, n)):
+        auc, n = clean["roc_auc"].iloc[0], int(clean["n"].iloc[0])
+        if auc < CLEAN_AT_LEAST or not evaluation.above_chance(auc, n):
             continue
-        below = INVERTED_BELOW if n is None else min(INVERTED_BELOW, 0.5 - evaluation.chance_auc_band(n))
+        below = min(INVERTED_BELOW, 0.5 - evaluation.chance_auc_band(n))
         bad = rows[(rows["perturbation"] != "none") & (rows["roc_auc"] < below)]
         if len(bad):
             out[(str(model), dataset)] = [f"{p} {lv:g}" for p, lv in zip(bad["perturbation"], bad["level"])]
@@ -334,7 +333,7 @@ def drop_table(table: pd.DataFrame, dataset: str = "all") -> pd.DataFrame:
     drops = moved.pivot_table(index="model", columns="perturbation", values="auc_drop", aggfunc="mean").reindex(models)
     clean = rows[rows["perturbation"] == "none"].drop_duplicates("model").set_index("model")
     drops.insert(0, "clean AUC", clean["roc_auc"].reindex(models))
-    drops.insert(1, "n", clean["n"].reindex(models))
+    drops.insert(1, "n", clean["n"].reindex(models).astype("Int64"))
     drops["mean drop"] = moved.groupby("model")["auc_drop"].mean().reindex(models)
     drops["above chance"] = [evaluation.above_chance(a, n) for a, n in zip(drops["clean AUC"], drops["n"].fillna(0))]
     drops.columns.name = None
