@@ -278,6 +278,17 @@ def run_combiner(run: Run, models: list[str] | None = None) -> tuple[Any, str | 
         return None, str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
 
 
+def run_policy(run: Run) -> tuple[Any, str | None]:
+    """The run's three-way verdict policy (:func:`pipeline.verdict.load_policy`): ``(policy, None)``, or
+    ``(None, message)`` saying what to run when it has none or it is stale."""
+    from pipeline import verdict
+
+    try:
+        return verdict.load_policy(run.path), None
+    except (verdict.PolicyError, OSError, KeyError) as exc:
+        return None, str(exc)
+
+
 def upload_limit_mb() -> int:
     """``server.maxUploadSize`` from .streamlit/config.toml (MB)."""
     try:

@@ -22,8 +22,10 @@ def _print_table(df, columns) -> None:
         print(df[[c for c in columns if c in df.columns]].to_string(index=False))
 
 
-TABLE_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
-                 "threshold", "train_seconds", "latency_ms_batch1"]
+TABLE_COLUMNS = ["model", "scope", "n", "accuracy", "balanced_accuracy", "recall_real", "recall_fake", "precision",
+                 "f1", "roc_auc", "eer", "tpr_at_fpr_5pct", "ece", "threshold", "train_seconds", "latency_ms_batch1"]
+VERDICT_COLUMNS = ["model", "based_on", "scope", "n", "coverage", "n_real_called_fake", "fpr_decided",
+                   "recall_fake_decided", "accuracy_decided", "ece", "brier"]
 
 
 def cmd_train(args) -> int:
@@ -57,31 +59,29 @@ def cmd_evaluate(args) -> int:
         print(summary.to_json(orient="records", indent=2))
     else:
         print(f"run {info.run_id} on {', '.join(args.data)}; results written to {out}")
-        _print_table(summary, TABLE_COLUMNS)
+        is_verdict = summary["model"] == "verdict"
+        _print_table(summary[~is_verdict], TABLE_COLUMNS)
+        print("recall_real: real images called real; recall_fake: fakes called fake; balanced_accuracy: their mean "
+              "(accuracy hides a model that calls everything one class); ece: expected calibration error after "
+              "Platt scaling fitted on the run's validation split")
+        if is_verdict.any():
+            print("\nthe run's three-way verdict (real / fake / unsure; without the per-image stability check):")
+            _print_table(summary[is_verdict], VERDICT_COLUMNS)
     return 0
 
 
 def cmd_predict(args) -> int:
-    from pipeline import images, inference
-    from pipeline.experiments import ensemble
+    from pipeline import checking
+    from pipeline.progress import TqdmProgress
     from pipeline.results import resolve_run
 
     info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
-    combiner = None
-    if args.model in ensemble.COMBINERS:  # the combined model alone
-        models = {}
-        try:
-            combiner = ensemble.load_combiner(info.path, args.model)
-        except ValueError as exc:
-            return _fail(str(exc))
-    else:
-        models = inference.load_run_models(info.path, [args.model] if args.model else None)
-        if not args.model:  # every Keras model and the run's combined model (routed, else stacked)
-            try:
-                combiner = ensemble.load_combiner(info.path, keras_models=models)
-            except (ValueError, KeyError, OSError) as exc:
-                print(f"note: the run's combined model is left out: {exc.args[0] if exc.args else exc}",
-                      file=sys.stderr)
+    try:
+        setup = checking.load_check_setup(info.path, args.model)
+    except ValueError as exc:
+        return _fail(str(exc))
+    for problem in setup.problems:
+        print(f"note: {problem}", file=sys.stderr)
     out_dir = Path(args.out) if args.out else None
     if args.explain and out_dir is None:
         out_dir = Path("explanations")
@@ -98,42 +98,37 @@ def cmd_predict(args) -> int:
         if jsonl is not None:
             jsonl.write(line + "\n")
 
+    checks = checking.check_files(args.files, setup.models, crop_faces=not args.whole_image,
+                                  whole_image_if_no_face=args.score_without_face, combiner=setup.combiner,
+                                  policy=setup.policy, progress=TqdmProgress(disable=args.quiet, leave=False))
     try:
-        for file in args.files:
-            try:
-                rgb = images.load_rgb(file)
-            except images.ImageError as exc:
+        for file, check in zip(args.files, checks):
+            if not check.ok:
                 failures += 1
-                emit({"file": file, "error": str(exc)})
+                emit({"file": file, "error": check.error})
                 continue
-            # (label, extra fields, pixels) per scored region: the whole image, or each face
-            regions: list[tuple[str, dict, object]] = [("", {}, rgb)]
-            if args.crop_faces:
-                from pipeline import checking
-
-                check = checking.check_image(Path(file).name, rgb, {}, crop_faces=True, whole_image_if_no_face=True)
-                if check.detected:
-                    regions = [(f"__face{i}", {"face": i, "box": list(face.crop_box),
-                                               "face_confidence": round(face.confidence, 4)}, face.crop)
-                               for i, face in enumerate(check.detected, 1)]
-                else:
-                    regions = [("", {"face": None, "note": checking.WHOLE_IMAGE_NOTE}, rgb)]
+            if not check.faces:
+                emit({"file": file, "face": None, "verdict": None, "note": check.note})
+                continue
             stem = Path(file).stem
             if stem in stems:
                 stem = f"{stem}-{len(stems)}"
             stems.add(stem)
-            for suffix, extra, pixels in regions:
-                arrays = inference.score_arrays([pixels], models)
-                records = inference.score_rgb([pixels], models, arrays)[0]
-                if combiner is not None:
-                    records.append(ensemble.score_combined(combiner, [pixels], known=arrays)[0])
-                for record in records:
-                    if args.explain and record["model"] in models:  # a combined model has no single map
+            for face in check.faces:
+                extra = ({"face": None, "note": check.note} if face.index == 0 and check.note else
+                         {"face": face.index or None,
+                          **({"box": list(face.box), "face_confidence": round(face.confidence, 4)}
+                             if face.box is not None else {})})
+                suffix = f"__face{face.index}" if face.index else ""
+                for record in face.scores + ([face.combined] if face.combined is not None else []):
+                    if args.explain and record["model"] in setup.models:  # a combined model has no single map
                         record["explanation"] = str(_write_explanation(
                             out_dir / f"{stem}{suffix}__{record['model']}__{args.explain.replace('++', 'pp')}.png",
-                            models[record["model"]], pixels, args.explain, record, info.path, args.lime_samples,
-                            args.quiet))
+                            setup.models[record["model"]], face.crop, args.explain, record, info.path,
+                            args.lime_samples, args.quiet))
                     emit({"file": file, **extra, **record})
+                if face.verdict is not None:
+                    emit({"file": file, **extra, **checking.verdict_record(face.verdict)})
     finally:
         if jsonl is not None:
             jsonl.close()
@@ -265,13 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser(
-        "predict", help="score image files; prints one JSON object per image and model",
-        description="Prints one JSON object per image (per face with --crop-faces) and model: file, model, "
-                    "p_fake, threshold, verdict (a file that cannot be read: file, error). When the run has a "
-                    "combined model (ensemble_routed, else ensemble_stacked) one more object per image has "
-                    "model = its name, its p_fake at its own threshold and verdict (the run's verdict), "
-                    "members ({member: p_fake}) and looks_like (ensemble_routed: the router's "
-                    "{dataset: probability}; ensemble_stacked: null).")
+        "predict", help="check image files; prints one JSON object per face and model, and the verdict",
+        description="The same check as the dashboard's Check page: finds the faces (numbered left to right), "
+                    "frames each as the training images were framed, and prints one JSON object per face and "
+                    "model: file, face, box, model, p_fake (raw), threshold, verdict. When the run has a combined "
+                    "model (ensemble_routed, else ensemble_stacked) one more object has its p_fake, members and "
+                    "looks_like. Last per face: model = \"verdict\", the run's three-way verdict (fake / real / "
+                    "unsure) with its calibrated p_fake, threshold, reasons and headline. A file without a face: "
+                    "verdict null and a note; an unreadable file: file, error.")
     r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP)")
     r.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
     r.add_argument("--model", help="one Keras model of the run, or ensemble_routed / ensemble_stacked (default: "
@@ -282,8 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(not for the combined model)")
     r.add_argument("--out", help="folder for predictions.jsonl and the overlay PNGs (default with --explain: "
                                  "./explanations)")
-    r.add_argument("--crop-faces", action="store_true",
-                   help="detect faces (MTCNN) and score each face crop; no face found: the whole image")
+    r.add_argument("--crop-faces", action="store_true", help="(the default now; kept for old scripts)")
+    r.add_argument("--whole-image", action="store_true",
+                   help="score each file whole, as given, without looking for faces")
+    r.add_argument("--score-without-face", action="store_true",
+                   help="when no face is found, score the whole image anyway (the detectors judge faces)")
     r.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbed samples (default: 1000)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_predict)

@@ -33,8 +33,9 @@ from pipeline.inference import LoadedModel, score_arrays, score_rgb, verdict
 
 ENSEMBLE_RULE = ("mean of the models' log-odds, each re-centred on its own threshold: "
                  "sigmoid(mean(logit(p) - logit(threshold))) >= 0.5 means fake")
-WHOLE_IMAGE_NOTE = "No face found: the whole image was scored (the models were trained on tight face crops)."
-NO_FACE_NOTE = "No face found in this image."
+WHOLE_IMAGE_NOTE = ("No face found: the whole image was scored on request (the detectors judge faces, so "
+                    "this score means little).")
+NO_FACE_NOTE = "No face found: this tool judges faces, so nothing was scored."
 _EPS = 1e-6
 
 
@@ -47,6 +48,7 @@ class FaceCheck:
     scores: list[dict]  # one record per model: model, p_fake, threshold, verdict
     ensemble: dict
     combined: dict | None = None  # the run's combined model (see the module doc); None without one
+    verdict: dict | None = None  # the three-way verdict (pipeline.verdict.decide); None without a policy
 
     @property
     def label(self) -> str:
@@ -109,11 +111,52 @@ def _source(item) -> tuple[str, Any]:
     raise TypeError(f"cannot read {type(item).__name__!r} as an image file")
 
 
+def verdict_scores(pixels: list[np.ndarray], policy, models: dict[str, LoadedModel], combiner=None,
+                   known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Raw p(fake) of the policy's verdict model for (H, W, 3) uint8 images: the combined model when
+    the policy is built on it, else that Keras model. ``known``: Keras scores already computed."""
+    if combiner is not None and policy.model == combiner.name:
+        from pipeline.experiments.ensemble import combined_probabilities
+
+        return combined_probabilities(combiner, pixels, known)[0]
+    if known and policy.model in known:
+        return np.asarray(known[policy.model], dtype=np.float64)
+    if policy.model in models:
+        return models[policy.model].score(pixels)
+    raise KeyError(f"the verdict model {policy.model!r} is not loaded")
+
+
+def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stability: bool) -> list[dict]:
+    """The three-way verdict (:func:`pipeline.verdict.decide`) of each crop; with ``stability`` every
+    crop's perturbed copies are scored too (one more batch)."""
+    from pipeline import verdict as verdict_mod
+
+    p = verdict_scores(pixels, policy, models, combiner, known)
+    k = len(verdict_mod.PERTURBATIONS)
+    p_perturbed = None
+    if stability:
+        p_perturbed = verdict_scores([v for px in pixels for v in verdict_mod.perturbations(px)], policy, models,
+                                     combiner)
+    out = []
+    for i in range(len(pixels)):
+        perturbed = None if p_perturbed is None else p_perturbed[i * k:(i + 1) * k]
+        out.append({"model": policy.model, **verdict_mod.decide(policy, float(p[i]), perturbed)})
+    return out
+
+
 def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop_faces: bool = True,
-                whole_image_if_no_face: bool = True, min_confidence: float | None = None,
-                margin: float | None = None, combiner=None) -> FileCheck:
-    """Crop (optionally) and score one decoded image; with ``combiner`` (a loaded
-    :class:`~pipeline.experiments.ensemble.Combiner`) each face also gets the run's combined verdict."""
+                whole_image_if_no_face: bool = False, min_confidence: float | None = None,
+                margin: float | None = None, combiner=None, policy=None, stability: bool | None = None) -> FileCheck:
+    """Find the faces of one decoded (H, W, 3) uint8 image and score each: every model in ``models``,
+    the run's combined model (``combiner``, a loaded :class:`~pipeline.experiments.ensemble.Combiner`)
+    and, with ``policy`` (:class:`pipeline.verdict.VerdictPolicy`), the three-way verdict.
+
+    Crops: with a policy, each face is framed as the run's training images framed theirs
+    (:func:`pipeline.faces.frame_faces`: a photo framed like a training image is scored whole; the
+    crop never takes in letterbox bars or a neighbouring face); without one, the face box widened by
+    ``margin``. No face: nothing is scored (the note says why) unless ``whole_image_if_no_face``.
+    ``crop_faces=False`` scores the whole image as given. ``stability`` (default: the policy's
+    setting) runs the verdict's stability check."""
     from pipeline import faces as face_mod
 
     result = FileCheck(name=name, rgb=rgb)
@@ -122,6 +165,9 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop
         found = face_mod.detect_faces(
             rgb, min_confidence=face_mod.DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
             margin=face_mod.DEFAULT_MARGIN if margin is None else margin)
+        if found and policy is not None and policy.face_fraction and margin is None:
+            found = face_mod.frame_faces(rgb, found, policy.face_fraction)
+        found = sorted(found, key=lambda f: (f.box[0], f.box[1]))  # faces numbered left to right
         result.detected = found
         crops = [(i + 1, f.crop_box, f.confidence, f.crop) for i, f in enumerate(found)]
         if not found:
@@ -137,18 +183,22 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop
             from pipeline.experiments.ensemble import score_combined
 
             combined = score_combined(combiner, pixels, known=arrays)
-        result.faces = [FaceCheck(i, box, conf, crop, recs, ensemble(recs), comb)
-                        for (i, box, conf, crop), recs, comb in zip(crops, per_face, combined)]
+        verdicts: list = [None] * len(crops)
+        if policy is not None:
+            verdicts = _verdicts(pixels, policy, models, combiner, arrays,
+                                 policy.stability if stability is None else stability)
+        result.faces = [FaceCheck(i, box, conf, crop, recs, ensemble(recs), comb, ver)
+                        for (i, box, conf, crop), recs, comb, ver in zip(crops, per_face, combined, verdicts)]
     return result
 
 
 def check_files(files: Iterable, models: dict[str, LoadedModel], crop_faces: bool = True,
-                whole_image_if_no_face: bool = True, min_confidence: float | None = None,
+                whole_image_if_no_face: bool = False, min_confidence: float | None = None,
                 margin: float | None = None, max_pixels: int = images.DEFAULT_MAX_PIXELS,
-                progress=None, combiner=None) -> list[FileCheck]:
+                progress=None, combiner=None, policy=None, stability: bool | None = None) -> list[FileCheck]:
     """Check each file (path, ``(name, bytes)`` or an uploaded file object); one :class:`FileCheck` each,
-    in order. Bad files carry their error message; they never stop the others. ``combiner``: see
-    :func:`check_image`."""
+    in order. Bad files carry their error message; they never stop the others. The other arguments:
+    see :func:`check_image`. The one check path of ``python -m pipeline predict`` and the Check page."""
     from pipeline.progress import report
 
     files = list(files)
@@ -162,13 +212,82 @@ def check_files(files: Iterable, models: dict[str, LoadedModel], crop_faces: boo
         try:
             rgb = images.load_rgb(source, name=name, max_pixels=max_pixels)
             out.append(check_image(name, rgb, models, crop_faces, whole_image_if_no_face, min_confidence, margin,
-                                   combiner))
+                                   combiner, policy, stability))
         except images.ImageError as exc:
             out.append(FileCheck(name=name, error=str(exc)))
         except Exception as exc:  # noqa: BLE001 - one odd file must not break the batch
             out.append(FileCheck(name=name, error=f"{name} could not be checked ({type(exc).__name__}: {exc})"))
         report(progress, "checking images", k + 1, len(files))
     return out
+
+
+@dataclass
+class CheckSetup:
+    """What checking photos with a run needs: its Keras ``models``, its combined model (``combiner``),
+    its verdict ``policy`` and, in words, why any of them is missing (``problems``)."""
+
+    models: dict[str, LoadedModel]
+    combiner: Any = None
+    policy: Any = None
+    problems: list[str] = field(default_factory=list)
+
+
+def load_check_setup(run_dir: Path, model: str | None = None, keras_models: dict | None = None) -> CheckSetup:
+    """Load what :func:`check_files` needs from a run. ``model``: only that model (a Keras model of the
+    run, or a combined model); default every Keras model, the combined model and the verdict policy.
+    ``keras_models``: models already loaded (reused). Raises ``ValueError``/``KeyError`` for an
+    unknown or unfinished ``model``."""
+    from pipeline import verdict as verdict_mod
+    from pipeline.experiments import ensemble as ens
+    from pipeline.inference import load_run_models
+
+    run_dir = Path(run_dir)
+    setup = CheckSetup(models={})
+    if model in ens.COMBINERS:
+        setup.combiner = ens.load_combiner(run_dir, model)
+    else:
+        setup.models = dict(keras_models) if keras_models and not model else \
+            load_run_models(run_dir, [model] if model else None)
+        if not model:
+            try:
+                setup.combiner = ens.load_combiner(run_dir, keras_models=setup.models)
+            except (ValueError, KeyError, OSError) as exc:
+                setup.problems.append(f"the run's combined model is left out: {exc.args[0] if exc.args else exc}")
+    try:
+        policy = verdict_mod.load_policy(run_dir)
+    except verdict_mod.PolicyError as exc:
+        setup.problems.append(f"no three-way verdict: {exc}")
+    else:
+        usable = (setup.combiner is not None and policy.model == setup.combiner.name) or policy.model in setup.models
+        if usable:
+            setup.policy = policy
+        elif not model:
+            setup.problems.append(f"no three-way verdict: its model {policy.model} could not be loaded")
+    return setup
+
+
+def verdict_record(v: dict) -> dict:
+    """The JSON record of a face's three-way verdict (``model`` = "verdict", ``based_on`` its model)."""
+    return {"model": "verdict", "based_on": v["model"], "verdict": v["verdict"], "p_fake": v["p_fake"],
+            "threshold": v["threshold"], "headline": v["headline"], "reasons": v["reasons"],
+            "unstable_under": v["unstable_under"]}
+
+
+def photo_verdict(check: FileCheck) -> tuple[str, str] | None:
+    """One answer per photo from its faces' three-way verdicts: ``("fake", "Likely fake: face 2")`` when
+    any face is likely fake, ``("real", "Likely real")`` when every face is likely real, else
+    ``("unsure", "Can't tell: face 1")``; None without verdicts."""
+    judged = [f for f in check.faces if f.verdict is not None]
+    if not judged:
+        return None
+    fakes = [f.label for f in judged if f.verdict["verdict"] == "fake"]
+    unsure = [f.label for f in judged if f.verdict["verdict"] == "unsure"]
+    several = len(judged) > 1
+    if fakes:
+        return "fake", "Likely fake" + (f": {', '.join(fakes)}" if several else "")
+    if unsure:
+        return "unsure", "Can't tell" + (f": {', '.join(unsure)}" if several else "")
+    return "real", "Likely real" + (" (every face)" if several else "")
 
 
 def looks_like_text(looks_like: dict | None, top: int = 2) -> str:

@@ -120,6 +120,16 @@ def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
     return _section(ExperimentConfig, raw, "experiments")
 
 
+@dataclass(frozen=True)
+class VerdictConfig:
+    """``[verdict]``: how the run's verdict model becomes a three-way answer (:mod:`pipeline.verdict`)."""
+
+    max_false_positive_rate: float = 0.03  # at most this share of real images called fake, on every validation set
+    unsure_share: float = 0.10  # the unsure band around the threshold holds this share of validation images
+    calibration: str = "platt"  # platt | isotonic | none: fitted on the validation split
+    stability: bool = True  # re-score every checked face re-encoded, rescaled and cropped; a flip means unsure
+
+
 LR_SCHEDULES = ("constant", "cosine")  # ModelSpec.lr_schedule
 
 
@@ -173,6 +183,7 @@ class RunConfig:
     artifacts_dir: str = "artifacts"
     max_image_pixels: int = 40_000_000
     experiments: ExperimentConfig = ExperimentConfig()
+    verdict: VerdictConfig = VerdictConfig()
     strategy: str = "default"  # tf.distribute strategy for training: default | mirrored | multi_worker
 
     def model(self, name: str) -> ModelSpec:
@@ -235,6 +246,7 @@ def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
     aug = Augmentation(**augmentation_settings(raw.pop("augmentation", {}), "[augmentation]"))
     emb = _embedding_config(raw.pop("embeddings", {}) or {})
     raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
+    raw["verdict"] = _section(VerdictConfig, raw.pop("verdict", {}) or {}, "verdict")
     if "split" in raw:
         raw["split"] = tuple(float(x) for x in raw["split"])
     known = {f.name for f in dataclasses.fields(RunConfig)}
@@ -282,6 +294,14 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"a model is listed twice: {names}")
     if cfg.threshold_rule not in {"youden", "f1", "fixed"}:
         raise ConfigError(f"threshold_rule must be youden, f1 or fixed, got {cfg.threshold_rule!r}")
+    from pipeline.calibration import METHODS
+
+    v = cfg.verdict
+    if v.calibration not in METHODS:
+        raise ConfigError(f"[verdict] calibration must be one of {', '.join(METHODS)}, got {v.calibration!r}")
+    if not 0.0 <= v.max_false_positive_rate < 1.0 or not 0.0 <= v.unsure_share < 1.0:
+        raise ConfigError("[verdict] max_false_positive_rate and unsure_share must be fractions in [0, 1), got "
+                          f"{v.max_false_positive_rate} and {v.unsure_share}")
     if cfg.strategy not in {"default", "mirrored", "multi_worker"}:
         raise ConfigError(f"strategy must be default, mirrored or multi_worker, got {cfg.strategy!r}")
     if cfg.experiments.model not in REGISTRY:
@@ -367,6 +387,7 @@ def from_json_dict(raw: dict[str, Any]) -> RunConfig:
     known = {f.name for f in dataclasses.fields(RunConfig)}
     emb = _embedding_config(raw.pop("embeddings", {}) or {})
     raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
+    raw["verdict"] = _section(VerdictConfig, raw.pop("verdict", {}) or {}, "verdict")
     return RunConfig(data=data, models=models, augmentation=Augmentation(**aug), embeddings=emb,
                      **{k: v for k, v in raw.items() if k in known})
 
@@ -381,6 +402,8 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d["data"] = [src["name"] for src in d["data"]]
     d["models"] = [spec_fingerprint(m) for m in cfg.models]
     d["augmentation"] = augmentation_fingerprint(cfg.augmentation)
+    if cfg.verdict == VerdictConfig():  # added later: runs with the default verdict keep their ids
+        d.pop("verdict", None)
     return d
 
 

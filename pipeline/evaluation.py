@@ -15,7 +15,8 @@ import pandas as pd
 from sklearn import metrics as skm
 
 CURVE_POINTS = 200
-SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "roc_auc",
+SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "recall_real",
+                   "recall_fake", "roc_auc",
                    "average_precision", "accuracy_at_0.5", "threshold", "params", "file_size_mb", "train_seconds",
                    "latency_ms_batch1", "latency_ms_batch64"]
 
@@ -108,6 +109,8 @@ def summary_rows(metrics: dict) -> list[dict]:
         rows.append({
             "model": metrics["model"], "scope": scope, "n": m["n"],
             **{k: at[k] for k in ("accuracy", "precision", "recall", "f1", "balanced_accuracy")},
+            "recall_real": at["tn"] / (at["tn"] + at["fp"]) if at["tn"] + at["fp"] else None,
+            "recall_fake": at["recall"] if at["tp"] + at["fn"] else None,
             "roc_auc": m["roc_auc"], "average_precision": m["average_precision"],
             "accuracy_at_0.5": m["at_0.5"]["accuracy"], "threshold": metrics["threshold"],
             "params": metrics.get("params"), "file_size_mb": round(metrics.get("file_size_bytes", 0) / 2**20, 3),

@@ -109,3 +109,85 @@ def draw_boxes(rgb: np.ndarray, faces: list[Face], labels: list[str] | None = No
         draw.rectangle(bbox, fill=colour)
         draw.text((tx, ty), text, fill="black", font=font)
     return np.asarray(im)
+
+
+def content_box(rgb: np.ndarray, tolerance: int = 10, min_keep: float = 0.3) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the photo without letterbox or pillarbox bars: uniform stripes along the edges
+    whose every pixel lies within ``tolerance`` (0-255) of the stripe's corner colour. Keeps at least
+    ``min_keep`` of each side, so a plain image is not trimmed to nothing."""
+    a = np.asarray(rgb, dtype=np.int16)
+    H, W = a.shape[:2]
+
+    def uniform(line: np.ndarray, colour: np.ndarray) -> bool:
+        return bool(np.abs(line - colour).max() <= tolerance)
+
+    top, bottom, left, right = 0, H, 0, W
+    corner = a[0, 0]
+    while top < H * (1 - min_keep) and uniform(a[top], corner):
+        top += 1
+    corner = a[-1, -1]
+    while bottom > top + H * min_keep and uniform(a[bottom - 1], corner):
+        bottom -= 1
+    corner = a[top, 0]
+    while left < W * (1 - min_keep) and uniform(a[top:bottom, left], corner):
+        left += 1
+    corner = a[bottom - 1, -1]
+    while right > left + W * min_keep and uniform(a[top:bottom, right - 1], corner):
+        right -= 1
+    return left, top, right - left, bottom - top
+
+
+def _clearance(cx: float, cy: float, other: tuple[int, int, int, int]) -> float:
+    """Half-side of the largest square centred at (cx, cy) that does not overlap the box ``other``."""
+    x, y, w, h = other
+    dx = max(x - cx, cx - (x + w), 0.0)
+    dy = max(y - cy, cy - (y + h), 0.0)
+    return max(dx, dy)
+
+
+def framed_box(box, shape, *, face_fraction: float, content: tuple[int, int, int, int] | None = None,
+               others: list | None = None) -> tuple[int, int, int, int]:
+    """The square crop around a tight face ``box`` (x, y, w, h) that frames it as the training images
+    framed their faces: the face's larger side is ``face_fraction`` of the crop's side (measured on
+    the run's training images by :func:`face_fraction_of`). The square stays inside ``content`` (the
+    photo without letterbox bars, :func:`content_box`), and is made smaller rather than take in a
+    neighbouring face (``others``: their tight boxes). Never smaller than the face itself."""
+    x, y, w, h = (float(v) for v in box)
+    H, W = int(shape[0]), int(shape[1])
+    cx0, cy0, cw, ch = content if content is not None else (0, 0, W, H)
+    cx, cy = x + w / 2, y + h / 2
+    face_side = max(w, h)
+    side = face_side / max(min(face_fraction, 1.0), 0.05)
+    for other in others or []:
+        side = min(side, 2 * _clearance(cx, cy, other))
+    side = max(side, face_side)
+    side = max(1.0, min(side, float(min(cw, ch))))
+    x0 = int(round(min(max(cx - side / 2, cx0), cx0 + cw - side)))
+    y0 = int(round(min(max(cy - side / 2, cy0), cy0 + ch - side)))
+    s = int(round(side))
+    return x0, y0, min(s, cx0 + cw - x0), min(s, cy0 + ch - y0)
+
+
+def frame_faces(rgb: np.ndarray, faces: list[Face], face_fraction: float) -> list[Face]:
+    """``faces`` re-cropped with :func:`framed_box` (training framing, no letterbox bars, no
+    neighbouring face); ``box``, ``confidence`` and ``keypoints`` are kept."""
+    content = content_box(rgb)
+    out = []
+    for i, face in enumerate(faces):
+        others = [f.box for j, f in enumerate(faces) if j != i]
+        cb = framed_box(face.box, rgb.shape, face_fraction=face_fraction, content=content, others=others)
+        crop = np.ascontiguousarray(rgb[cb[1]:cb[1] + cb[3], cb[0]:cb[0] + cb[2]])
+        out.append(Face(face.box, face.confidence, crop, cb, face.keypoints))
+    return out
+
+
+def face_fraction_of(images: list[np.ndarray], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> float | None:
+    """The median share of an image's shorter side that its most confident face's larger side takes,
+    over ``images`` (training images of a run); None when no face is found in any of them."""
+    ratios = []
+    for rgb in images:
+        found = detect_faces(rgb, min_confidence=min_confidence)
+        if found:
+            x, y, w, h = found[0].box
+            ratios.append(max(w, h) / float(min(rgb.shape[:2])))
+    return float(np.median(ratios)) if ratios else None

@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline import evaluation
+
 ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_COMMAND = "python -m pipeline train"
@@ -34,9 +36,7 @@ SKIPPED_COLUMNS = ["path", "dataset", "reason"]
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
                    "learning_rate"]
 PREDICTION_COLUMNS = ["path", "relpath", "dataset", "label", "y", "split", "p_fake"]
-SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy",
-                   "roc_auc", "average_precision", "accuracy_at_0.5", "threshold", "params", "file_size_mb",
-                   "train_seconds", "latency_ms_batch1", "latency_ms_batch64"]
+SUMMARY_COLUMNS = evaluation.SUMMARY_COLUMNS  # summary.csv: written by pipeline.evaluation.summary_rows
 COUNTS_COLUMNS = ["dataset", "split", "label", "n"]
 
 # Columns of :meth:`Run.comparison` (one row per model for one scope).
@@ -423,6 +423,43 @@ class Run:
                                               else "float64") for c in COMPARISON_COLUMNS})
         return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
+
+    # ----- trust (pipeline.calibration, pipeline.verdict)
+    def trust_table(self, scope: str | None = None) -> pd.DataFrame:
+        """Calibration (ECE raw and after Platt scaling fitted on validation, Brier, log loss) and
+        operating-point metrics (per-class recall, balanced accuracy, EER, TPR at 1%/5% FPR) of every
+        finished model on the test split, per scope (``scope``: only that one)."""
+        from pipeline import calibration
+
+        rows = []
+        for model in self.models():
+            try:
+                preds = self.predictions(model)
+                threshold = float(self.metrics(model)["threshold"])
+            except (LookupError, ArtifactError, KeyError, ValueError, OSError):
+                continue
+            val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
+            if len(val) and len(test):
+                rows += calibration.trust_rows(model, val, test, threshold)
+        table = pd.DataFrame(rows)
+        return table[table["scope"] == scope].reset_index(drop=True) if scope is not None and len(table) else table
+
+    def verdict_policy(self):
+        """The run's three-way verdict policy (:class:`pipeline.verdict.VerdictPolicy`); raises
+        :class:`pipeline.verdict.PolicyError` (a ValueError) with what to run when there is none."""
+        from pipeline import verdict
+
+        return verdict.load_policy(self.path)
+
+    def verdict_table(self) -> pd.DataFrame:
+        """What the run's three-way verdict does on the test split, pooled and per dataset
+        (:func:`pipeline.verdict.policy_table`: coverage, real photos called fake among decided, ...).
+        The band rule only: the stability check needs the images and is measured by bench/bench_verdict.py."""
+        from pipeline import verdict
+
+        policy = self.verdict_policy()
+        preds = self.predictions(policy.model)
+        return verdict.policy_table(policy, preds[preds["split"] == "test"])
 
     # ----- experiments (pipeline.experiments: search, ablation, robustness, crossdataset)
     def experiment_dir(self, name: str) -> Path:

@@ -227,6 +227,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         embeddings.build_for_run(run_dir, cfg, manifest, progress, log)
     write_summary(run_dir, comparison_models(cfg))
     experiments.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: ensemble, robustness, ...
+    from pipeline import verdict  # the calibrated three-way verdict over the run's verdict model
+
+    verdict.build_for_run(cfg, run_dir, force=force, log=log)
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "complete", created)
     return run_dir
 
@@ -239,25 +242,38 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
     from pipeline.config import from_json_dict
     from pipeline.models import load_model
 
+    from pipeline import calibration, verdict
+    from pipeline.experiments import ensemble
+
     run_json = artifacts.read_json(run_dir / "run.json")
     run_cfg = from_json_dict(run_json["config"])
     names = models or [m for m in run_cfg.model_names if artifacts.is_model_done(run_dir, m)]
+    combined = ensemble.combiner_name(run_dir)
+    if not models and combined:
+        names.append(combined)  # the run's verdict model is scored like any other
     eval_cfg = dataclasses.replace(run_cfg, data=tuple(sources), max_images_per_class=0,
                                    artifacts_dir=artifacts_root or str(run_dir.parent))
     files, skipped = data.build_manifest_for_scoring(eval_cfg, progress)
     tag = "+".join(sorted(files["dataset"].unique()))[:60]
     out = run_dir / "evaluations" / f"{tag}-{artifacts.manifest_hash(files)[:8]}"
-    rows, all_preds = [], []
+    rows, all_preds, trust = [], [], []
     cache = artifacts.cache_dir(eval_cfg.artifacts_dir)
     for name in names:
         if not artifacts.is_model_done(run_dir, name):
-            raise ValueError(f"model {name!r} is not trained in run {run_dir.name}; trained: "
-                             f"{', '.join(m for m in run_cfg.model_names if artifacts.is_model_done(run_dir, m))}")
-        spec = run_cfg.model(name)
+            trained = [m for m in [*run_cfg.model_names, *ensemble.COMBINERS] if artifacts.is_model_done(run_dir, m)]
+            raise ValueError(f"model {name!r} is not trained in run {run_dir.name}; trained: {', '.join(trained)}")
         trained = artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json")
-        model = load_model(artifacts.model_dir(run_dir, name) / "model.keras")
-        x = data.load_arrays(files, spec.image_size, cache, progress)
-        p = inference.predict_proba(model, x)
+        if name in ensemble.COMBINERS:
+            from pipeline import images
+
+            combiner = ensemble.load_combiner(run_dir, name)
+            p = np.concatenate([ensemble.combined_probabilities(combiner, [images.load_rgb(path) for path in chunk])[0]
+                                for chunk in np.array_split(files["path"].to_numpy(), max(1, len(files) // 64))])
+        else:
+            spec = run_cfg.model(name)
+            model = load_model(artifacts.model_dir(run_dir, name) / "model.keras")
+            x = data.load_arrays(files, spec.image_size, cache, progress)
+            p = inference.predict_proba(model, x)
         preds = files[["path", "dataset", "label", "y"]].assign(model=name, p_fake=p)
         all_preds.append(preds)
         metrics = {"model": name, "threshold": trained["threshold"], "params": trained.get("params"),
@@ -266,7 +282,24 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
                    "scopes": evaluation.evaluate_predictions(preds, trained["threshold"])}
         artifacts.write_json(out / f"{name}.metrics.json", metrics)
         rows += evaluation.summary_rows(metrics)
+        run_preds = pd.read_parquet(artifacts.model_dir(run_dir, name) / "predictions.parquet")
+        trust += calibration.trust_rows(name, run_preds[run_preds["split"] == "val"], preds, trained["threshold"])
+    verdict_rows = pd.DataFrame()
+    try:
+        policy = verdict.load_policy(run_dir)
+    except verdict.PolicyError:
+        policy = None
+    scored = {p_["model"].iloc[0]: p_ for p_ in all_preds}
+    if policy is not None and policy.model in scored:
+        verdict_rows = verdict.policy_table(policy, scored[policy.model]).assign(model="verdict",
+                                                                                  based_on=policy.model)
+        artifacts.write_csv(out / "verdict.csv", verdict_rows)
     summary = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)
+    if trust:  # calibration (Platt scaling fitted on the run's validation split) and operating points
+        extra = pd.DataFrame(trust).drop(columns=["n", "balanced_accuracy"])
+        summary = summary.merge(extra, on=["model", "scope"], how="left")
+    if len(verdict_rows):
+        summary = pd.concat([summary, verdict_rows], ignore_index=True)
     artifacts.write_parquet(out / "predictions.parquet", pd.concat(all_preds, ignore_index=True))
     artifacts.write_csv(out / "summary.csv", summary)
     artifacts.write_csv(out / "skipped.csv", skipped)

@@ -51,9 +51,13 @@ def test_train_info_predict_evaluate(tmp_path, capsys):
     good = sorted((data / "fake").iterdir())[0]
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"definitely not a jpeg")
-    code = main(["predict", str(good), str(bad), "--artifacts", str(art)])
+    code = main(["predict", str(good), str(bad), "--artifacts", str(art), "--whole-image"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
+    verdicts = [r for r in lines if r.get("model") == "verdict"]  # a run without ensembles: its best model
+    assert len(verdicts) == 1 and verdicts[0]["based_on"] == "baseline_cnn"
+    assert verdicts[0]["verdict"] in {"real", "fake", "unsure"}
+    lines = [r for r in lines if r.get("model") != "verdict"]
     assert lines[0]["file"] == str(good) and lines[0]["model"] == "baseline_cnn"
     assert 0 <= lines[0]["p_fake"] <= 1 and lines[0]["verdict"] in {"real", "fake"}
     assert lines[1]["file"] == str(bad) and "bad.jpg" in lines[1]["error"]

@@ -132,17 +132,20 @@ def test_bad_files_keep_their_messages_with_a_combiner(combiner, tmp_path):
 
 def test_predict_prints_the_combined_verdict(routed_run, capsys):
     picked = _pick(routed_run, n=1)
-    assert main(["predict", *picked["path"], "--run", str(routed_run)]) == 0
+    assert main(["predict", *picked["path"], "--run", str(routed_run), "--whole-image"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for row in picked.itertuples():
         records = {r["model"]: r for r in lines if r["file"] == row.path}
-        assert set(records) == {"baseline_cnn", "small_only", "ensemble_routed"}
+        assert set(records) == {"baseline_cnn", "small_only", "ensemble_routed", "verdict"}
+        assert records["verdict"]["verdict"] in {"real", "fake", "unsure"}
+        assert records["verdict"]["based_on"] == "ensemble_routed" and records["verdict"]["headline"]
         routed = records["ensemble_routed"]
         assert routed["p_fake"] == pytest.approx(row.p_fake, abs=1e-4)
         assert routed["verdict"] in {"real", "fake"} and set(routed["looks_like"]) == {"big", "small"}
         assert set(routed["members"]) == set(MEMBERS)
     # the combined model alone, by name
-    assert main(["predict", picked["path"][0], "--run", str(routed_run), "--model", "ensemble_stacked"]) == 0
+    assert main(["predict", picked["path"][0], "--run", str(routed_run), "--model", "ensemble_stacked",
+                 "--whole-image"]) == 0
     only = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["model"] for r in only] == ["ensemble_stacked"]
     stacked = _test_rows(routed_run, "ensemble_stacked").set_index("path").loc[picked["path"][0], "p_fake"]
@@ -150,13 +153,19 @@ def test_predict_prints_the_combined_verdict(routed_run, capsys):
 
 
 def test_check_page_headline_is_the_run_verdict(monkeypatch, routed_run):
+    """The page's headline is the run's three-way verdict, word for word what the one check path (the
+    CLI's too) gives for the same file and settings; the error rate is stated; the formula is behind
+    the "How is this computed?" expander."""
+    from pipeline import verdict
+
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(routed_run.parent))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     at.switch_page("pages/check.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("ensemble_routed" in c.value and "Run verdict" in c.value for c in at.caption)
+    words = verdict.error_rate_words(verdict.load_policy(routed_run))
+    assert any(words in c.value for c in at.caption), [c.value for c in at.caption]
     picked = _pick(routed_run, n=1)
     path = picked["path"][0]
     at.toggle(key="check_crop").set_value(False)
@@ -165,11 +174,12 @@ def test_check_page_headline_is_the_run_verdict(monkeypatch, routed_run):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(m.value for m in at.markdown)
-    assert "Run verdict" in text and "ensemble_routed" in text
-    expected = f"p {picked['p_fake'][0]:.3f}"
-    assert expected in text, text
-    assert "looks like:" in text
-    assert any("Log-odds vote of the Keras models" in c.value for c in at.caption)
+    setup = checking.load_check_setup(routed_run)
+    [expected] = checking.check_files([path], setup.models, crop_faces=False, combiner=setup.combiner,
+                                      policy=setup.policy)
+    assert expected.faces[0].verdict["headline"] in text, text
+    assert setup.policy.model == "ensemble_routed" and "ensemble_routed" in text
+    assert verdict.load_policy(routed_run).threshold == setup.policy.threshold
 
 
 def test_check_page_without_ensembles_keeps_the_log_odds_verdict(monkeypatch, tiny_run, tmp_path):

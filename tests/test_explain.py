@@ -139,7 +139,7 @@ def test_predict_cli_writes_overlays(tiny_run, tmp_path, photo, capsys):
     bad.write_bytes(b"not an image at all")
     out = tmp_path / "out"
     code = main(["predict", str(good), str(bad), "--run", str(tiny_run), "--explain", "gradcam++", "--out", str(out),
-                 "--quiet"])
+                 "--quiet", "--whole-image"])
     assert code == 1  # one file failed
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     ok = [r for r in lines if "error" not in r]

@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard import common, figures  # noqa: E402
 from pipeline import checking  # noqa: E402
+from pipeline import verdict as verdict_mod  # noqa: E402
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 TABLE_FROM = 2  # show the results table from this many files on
@@ -31,31 +32,52 @@ files = st.file_uploader(
     "Photos to check", type=UPLOAD_TYPES, accept_multiple_files=True, key="check_files",
     help=f"JPEG, PNG, WebP or BMP, up to {limit} MB each (server.maxUploadSize in .streamlit/config.toml). "
          "Files are decoded safely: a damaged or non-image file gets its own message.")
-c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
-crop_faces = c1.toggle("Crop faces", value=True, key="check_crop",
-                       help="Detect faces (MTCNN) and score each face crop (20% margin, squared). The detectors "
-                            "were trained on tight face crops: leave this on for ordinary photos.")
-whole = c2.checkbox("No face found: score the whole image", value=True, key="check_whole", disabled=not crop_faces)
-min_conf = c3.slider("Face detector confidence", 0.5, 0.99, 0.9, 0.01, key="check_conf", disabled=not crop_faces)
-show_cam = c4.toggle("Grad-CAM of the best model", value=True, key="check_cam")
+c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
+crop_faces = c1.toggle("Find faces", value=True, key="check_crop",
+                       help="Detect faces (MTCNN) and frame each one as the training photos were framed (no "
+                            "letterbox bars, no neighbouring face). Off: score the whole picture as it is.")
+stability = c2.toggle("Stability check", value=True, key="check_stability",
+                      help="Also score each face re-saved as JPEG (quality 75 and 95), at half and double size and "
+                           "slightly cropped: if the answer changes, the verdict is 'Can't tell'.")
+show_cam = c3.toggle("Show where the best model looked", value=True, key="check_cam",
+                     help="Grad-CAM of the best single model: warm colours mark the pixels that pushed its score.")
+with st.expander("Face finding settings"):
+    whole = st.checkbox("When no face is found, score the whole picture anyway", value=False, key="check_whole",
+                        disabled=not crop_faces,
+                        help="The detectors judge faces: a score of a picture without a face means little.")
+    min_conf = st.slider("Face detector confidence", 0.5, 0.99, 0.9, 0.01, key="check_conf",
+                         disabled=not crop_faces)
 
 summary = common.summary(run)
 best = checking.best_model(summary, model_names)
 combiner, combiner_problem = common.run_combiner(run, model_names)
+policy, policy_problem = common.run_policy(run)
 colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
-if combiner is not None:
-    st.caption(f"**Run verdict**: **{combiner.name}**, the run's combined model ({combiner.description}, "
-               f"fitted on the validation split; members: {', '.join(combiner.members)}), at its own threshold "
-               f"{combiner.threshold:.3f} chosen on the validation split. Each model's verdict uses its own "
-               f"threshold too. **Log-odds vote** of the Keras models (shown under the run verdict): "
-               f"{checking.ENSEMBLE_RULE}. Best single Keras model (highest pooled test ROC-AUC, used for "
-               f"Grad-CAM): **{best}**.")
-else:
-    st.caption(f"Verdicts use each model's own threshold (chosen on the validation split). **Ensemble**: "
-               f"{checking.ENSEMBLE_RULE}. Best single Keras model (highest pooled test ROC-AUC): **{best}**.")
+if policy is not None:
+    st.caption(verdict_mod.error_rate_words(policy) + " " + verdict_mod.fakes_missed_words(policy) +
+               " Never the sole basis for accusing a person.")
+with st.expander("How is this computed?"):
+    if policy is not None:
+        st.markdown(
+            f"- **The verdict** comes from **{policy.model}** (the run's verdict model"
+            + (f": {combiner.description}, members {', '.join(combiner.members)}" if combiner is not None
+               and combiner.name == policy.model else "") + "). Its score is **calibrated** on the validation "
+            f"split ({policy.calibrator.get('method')} scaling), so 80% means about 8 in 10 such faces were fake.\n"
+            f"- **Threshold** {policy.threshold:.3f}: chosen so that at most "
+            f"{policy.max_false_positive_rate:.0%} of the real validation photos of every data set are called fake.\n"
+            f"- **Can't tell** when the score is within the band around the threshold that holds "
+            f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer.\n"
+            f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
+            f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
+            f"image is scored whole.")
+    st.markdown(f"- **Each model's own answer** (the bars) uses its own threshold, chosen on the validation split. "
+                f"The **log-odds vote** of the Keras models: {checking.ENSEMBLE_RULE}.\n"
+                f"- **Where the model looked**: Grad-CAM of **{best}**, the single model with the best pooled test "
+                f"ROC-AUC.")
 if combiner_problem:
-    st.warning(f"The run's combined model cannot score uploads, so the verdict below is the log-odds vote: "
-               f"{combiner_problem}", icon=":material/warning:")
+    st.warning(f"The run's combined model cannot score uploads: {combiner_problem}", icon=":material/warning:")
+if policy_problem:
+    st.warning(f"No real / fake / can't-tell verdict for this run: {policy_problem}", icon=":material/warning:")
 
 if not files:
     st.info("Upload one or more photos to check them. Each face found is scored by every finished model "
@@ -64,12 +86,13 @@ if not files:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, name: str, data: bytes, crop: bool,
-           whole_image: bool, conf: float):
+def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, policy_key: str | None, name: str,
+           data: bytes, crop: bool, whole_image: bool, conf: float, stable: bool):
     models = common._run_models(run_path, names, stamp)
     comb = common._run_combiner(run_path, names, stamp, combined_key) if combined_key is not None else None
+    pol = verdict_mod.load_policy(Path(run_path)) if policy_key is not None else None
     return checking.check_files([(name, data)], models, crop_faces=crop, whole_image_if_no_face=whole_image,
-                                min_confidence=conf, combiner=comb)[0]
+                                min_confidence=conf, combiner=comb, policy=pol, stability=stable)[0]
 
 
 models = common.run_models(run, model_names)
@@ -79,8 +102,8 @@ results = []
 bar = st.progress(0.0, text="Checking…") if len(files) > 1 else None
 for k, f in enumerate(files):
     try:
-        res = _check(str(run.path), tuple(model_names), stamp, combined_key, f.name, f.getvalue(), crop_faces, whole,
-                     float(min_conf))
+        res = _check(str(run.path), tuple(model_names), stamp, combined_key, policy.key if policy else None, f.name,
+                     f.getvalue(), crop_faces, whole, float(min_conf), stability)
     except Exception as exc:  # noqa: BLE001 - one odd file must never break the page
         res = checking.FileCheck(name=f.name, error=f"{f.name} could not be checked ({type(exc).__name__}: {exc})")
     results.append(res)
@@ -101,7 +124,8 @@ if len(files) >= TABLE_FROM:
 
 
 def _icon(verdict: str) -> str:
-    return ":red[:material/warning:]" if verdict == "fake" else ":green[:material/check_circle:]"
+    return {"fake": ":red[:material/warning:]", "real": ":green[:material/check_circle:]"}.get(
+        verdict, ":orange[:material/help:]")
 
 
 def _heat(model_name: str, crop):
@@ -116,7 +140,8 @@ for res in results:
         st.error(res.error, icon=":material/broken_image:")
         continue
     with st.container(border=True):
-        st.markdown(f"#### {res.name}")
+        overall = checking.photo_verdict(res)
+        st.markdown(f"#### {res.name}" + (f" — {_icon(overall[0])} {overall[1]}" if overall else ""))
         h, w = res.rgb.shape[:2]
         if res.note:
             st.warning(res.note, icon=":material/face:")
@@ -130,7 +155,10 @@ for res in results:
             st.image(photo, caption=f"{w}×{h} px · {len(res.detected)} face(s) found", width=min(w, 640))
         for face in res.faces:
             ens = face.ensemble
-            if face.combined is not None:
+            if face.verdict is not None:
+                st.markdown(f"### {_icon(face.verdict['verdict'])} {face.label.capitalize()}: "
+                            f"{face.verdict['headline']}")
+            elif face.combined is not None:
                 st.markdown(f"{_icon(face.combined['verdict'])} {face.label.capitalize()}: "
                             f"{checking.combined_headline(face.combined, summary)}")
             cols = st.columns([1, 3, 2] if show_cam else [1, 3])

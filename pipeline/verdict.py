@@ -1,0 +1,370 @@
+"""The run's verdict on a face: calibrated, at a stated false-accusation rate, and "unsure" when the
+models cannot tell. One policy per run, fitted on the validation split, used by every path that
+gives a verdict (``python -m pipeline predict``, ``evaluate``, the Check page, video).
+
+How a face is judged (:func:`decide`):
+
+1. The run's verdict model (its combined model ``ensemble_routed``, else ``ensemble_stacked``, else
+   its best single model by validation ROC-AUC) gives a raw probability of "fake".
+2. A calibrator fitted on the validation split (Platt scaling by default:
+   :mod:`pipeline.calibration`) turns it into a probability that means what it says.
+3. The threshold follows the rule "at most X% of real images called fake on validation, on every
+   dataset" (``[verdict] max_false_positive_rate``, default 3%): calling a real person's photo fake
+   does harm, so the rate of that error is chosen, and stated in words.
+4. The answer is **unsure** instead of real or fake when (a) the calibrated probability lies in a band
+   around the threshold (the band holds ``unsure_share`` of the validation images, default 10%), or
+   (b) the answer flips under a quick stability check: the face re-encoded as JPEG at quality 75 and
+   95, scaled to half and to double size, and cropped by 5% on every side (:func:`perturbations`).
+   Each reason is said in plain words.
+
+The policy is ``verdict.json`` in the verdict model's folder (JSON: numbers only, nothing pickled);
+:func:`build_for_run` fits it after the ensembles and refits it when the verdict model changes.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline import artifacts, calibration
+
+VERDICT_FILE = "verdict.json"
+FORMAT = 1  # bump when the policy's fields or meaning change: older policies are refitted
+PERTURBATIONS = ("JPEG quality 75", "JPEG quality 95", "half size", "double size", "cropped 5%")
+FAKE, REAL, UNSURE = "fake", "real", "unsure"
+BAND_REASON = "its score is too close to the line between real and fake"
+CHANCE_REASON = "the verdict model did no better than chance on the validation images"
+FLIP_REASON = "the answer changes when the photo is {what}"
+
+Scorer = Callable[[list[np.ndarray]], np.ndarray]  # (H, W, 3) uint8 images -> (n,) raw p_fake
+
+
+@dataclass
+class VerdictPolicy:
+    """How raw scores of ``model`` become a three-way verdict (see the module doc).
+
+    ``threshold``: on the calibrated probability (fake when >= it). ``band``: half-width, in log-odds,
+    of the unsure band around ``logit(threshold)``. ``validation``: per dataset and pooled, what the
+    policy did on the validation split (n, coverage, false-positive rate among decided, ...)."""
+
+    model: str
+    calibrator: dict[str, Any]
+    threshold: float
+    band: float
+    max_false_positive_rate: float
+    unsure_share: float
+    stability: bool = True
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    face_fractions: dict[str, float] = field(default_factory=dict)  # per dataset: face side / image side
+    key: str = ""
+    format: int = FORMAT
+
+    def calibrated(self, p_raw) -> np.ndarray:
+        """Calibrated p(fake) of raw scores (any shape, floats in [0, 1])."""
+        return calibration.apply_calibrator(self.calibrator, p_raw)
+
+    def margin(self, p_raw) -> np.ndarray:
+        """Log-odds distance of the calibrated probability from the threshold (>= 0: the fake side)."""
+        return calibration.logit(self.calibrated(p_raw)) - calibration.logit(self.threshold)
+
+    def labels(self, p_raw) -> np.ndarray:
+        """``"fake"``, ``"real"`` or ``"unsure"`` per raw score by the band rule alone (no stability check)."""
+        z = self.margin(p_raw)
+        unsure = (np.abs(z) <= self.band) | self.uninformative
+        return np.where(unsure, UNSURE, np.where(z >= 0, FAKE, REAL))
+
+    @property
+    def uninformative(self) -> bool:
+        """The calibrator maps every score to one probability: on validation the verdict model ranked
+        real and fake images no better than chance (or the wrong way round)."""
+        return self.calibrator.get("method") == "platt" and self.calibrator.get("a") == 0
+
+    @property
+    def face_fraction(self) -> float | None:
+        """The widest training framing (smallest face share of the image side) over the datasets: a
+        photo's face is cropped at least this wide, so a photo framed like any training image is
+        scored whole, as in training (:func:`pipeline.faces.framed_box`)."""
+        return min(self.face_fractions.values()) if self.face_fractions else None
+
+    def validation_row(self, scope: str = "all") -> dict[str, Any] | None:
+        return next((r for r in self.validation if r["scope"] == scope), None)
+
+
+def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float = 0.03,
+               unsure_share: float = 0.10, method: str = "platt", stability: bool = True,
+               key: str = "") -> VerdictPolicy:
+    """Fit the policy on validation predictions ``val`` (columns ``dataset``, ``y`` 0 real / 1 fake,
+    ``p_fake`` raw; out-of-fold for a stacked model). Raises ``ValueError`` when the validation split
+    has no real image or the settings are out of range."""
+    if not 0.0 <= unsure_share < 1.0:
+        raise ValueError(f"unsure_share must be in [0, 1), got {unsure_share}")
+    y, p_raw = val["y"].to_numpy().astype(int), val["p_fake"].to_numpy(dtype=np.float64)
+    cal = calibration.fit_calibrator(p_raw, y, method)
+    p = calibration.apply_calibrator(cal, p_raw)
+    real = y == 0
+    threshold = calibration.max_fpr_threshold(p[real], val["dataset"].to_numpy()[real], max_false_positive_rate)
+    threshold = float(np.clip(threshold, 1e-4, 1 - 1e-4))
+    z = np.abs(calibration.logit(p) - calibration.logit(threshold))
+    band = float(np.quantile(z, unsure_share)) if unsure_share > 0 and len(z) else 0.0
+    policy = VerdictPolicy(model=model, calibrator=cal, threshold=threshold, band=band,
+                           max_false_positive_rate=max_false_positive_rate, unsure_share=unsure_share,
+                           stability=stability, key=key)
+    policy.validation = policy_table(policy, val).to_dict("records")
+    return policy
+
+
+def measure_face_fractions(manifest: pd.DataFrame, per_dataset: int = 20, seed: int = 0) -> dict[str, float]:
+    """Per dataset, the median share of the image side its face takes (MTCNN on ``per_dataset``
+    training images drawn with ``seed``): how the training images frame their faces."""
+    from pipeline import faces, images
+
+    out = {}
+    train = manifest[manifest["split"] == "train"]
+    for name, part in sorted(train.groupby("dataset")):
+        sample = part.sample(min(per_dataset, len(part)), random_state=seed)
+        pixels = []
+        for path in sample["path"]:
+            try:
+                pixels.append(images.load_rgb(path))
+            except images.ImageError:
+                continue
+        fraction = faces.face_fraction_of(pixels)
+        if fraction is not None:
+            out[str(name)] = round(fraction, 4)
+    return out
+
+
+def policy_table(policy: VerdictPolicy, preds: pd.DataFrame, labels: np.ndarray | None = None) -> pd.DataFrame:
+    """What the three-way verdict does on labelled predictions (``dataset``, ``y``, ``p_fake`` raw),
+    pooled (scope ``all``) and per dataset: ``n``, ``coverage`` (share decided), ``fpr_decided``
+    (real images called fake among the decided reals), ``recall_fake_decided``, ``accuracy_decided``,
+    ``n_real_called_fake``, and the calibrated probabilities' ``ece``/``brier``/``log_loss``.
+    ``labels``: the verdicts when already known (e.g. with the stability check); default the band rule."""
+    labels = policy.labels(preds["p_fake"].to_numpy()) if labels is None else np.asarray(labels)
+    p = policy.calibrated(preds["p_fake"].to_numpy())
+    frame = pd.DataFrame({"dataset": preds["dataset"].astype(str).to_numpy(), "y": preds["y"].to_numpy().astype(int),
+                          "label": labels, "p": p})
+    rows = []
+    for scope, part in [("all", frame), *sorted(frame.groupby("dataset"))]:
+        decided = part[part["label"] != UNSURE]
+        reals, fakes = decided[decided["y"] == 0], decided[decided["y"] == 1]
+        called_fake = int((reals["label"] == FAKE).sum())
+        rows.append({
+            "scope": scope, "n": int(len(part)), "n_real": int((part["y"] == 0).sum()),
+            "n_fake": int((part["y"] == 1).sum()),
+            "coverage": float(len(decided) / len(part)) if len(part) else None,
+            "n_real_called_fake": called_fake,
+            "fpr_decided": float(called_fake / len(reals)) if len(reals) else None,
+            "recall_fake_decided": float((fakes["label"] == FAKE).mean()) if len(fakes) else None,
+            "accuracy_decided": float(((decided["label"] == FAKE) == (decided["y"] == 1)).mean()) if len(decided) else None,
+            **calibration.calibration_metrics(part["y"], part["p"]),
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- stability check
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _scale(rgb: np.ndarray, factor: float) -> np.ndarray:
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    size = (max(8, round(w * factor)), max(8, round(h * factor)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+
+
+def perturbations(rgb: np.ndarray) -> list[np.ndarray]:
+    """The stability check's variants of an (H, W, 3) uint8 face crop, in :data:`PERTURBATIONS` order."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    dy, dx = max(1, round(h * 0.05)), max(1, round(w * 0.05))
+    cropped = rgb[dy:h - dy, dx:w - dx] if h > 2 * dy + 8 and w > 2 * dx + 8 else rgb
+    return [_jpeg(rgb, 75), _jpeg(rgb, 95), _scale(rgb, 0.5), _scale(rgb, 2.0), np.ascontiguousarray(cropped)]
+
+
+def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None) -> dict[str, Any]:
+    """The three-way verdict on one face. ``p_raw``: the verdict model's raw p(fake) of the face;
+    ``p_perturbed``: its raw p(fake) of each :func:`perturbations` variant (None: no stability check).
+    Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``, ``threshold``
+    (calibrated), ``reasons`` (plain words, empty when decided), ``headline`` and ``unstable_under``."""
+    z = float(policy.margin(np.array([p_raw]))[0])
+    p = float(policy.calibrated(np.array([p_raw]))[0])
+    side = FAKE if z >= 0 else REAL
+    reasons, flips = [], []
+    if policy.uninformative:
+        reasons.append(CHANCE_REASON)
+    elif abs(z) <= policy.band:
+        reasons.append(BAND_REASON)
+    if p_perturbed is not None and len(p_perturbed):
+        zs = policy.margin(np.asarray(p_perturbed, dtype=np.float64))
+        flips = [PERTURBATIONS[i] for i, zi in enumerate(zs) if (zi >= 0) != (z >= 0)]
+        if flips:
+            reasons.append(FLIP_REASON.format(what=_join(flips)))
+    verdict = UNSURE if reasons else side
+    return {"verdict": verdict, "p_fake": round(p, 6), "p_raw": round(float(p_raw), 6),
+            "threshold": round(policy.threshold, 6), "reasons": reasons, "unstable_under": flips,
+            "headline": headline(verdict, p, reasons)}
+
+
+def _join(items: list[str]) -> str:
+    items = [i.replace("JPEG quality", "re-saved as JPEG at quality").replace("half size", "shrunk to half size")
+              .replace("double size", "enlarged to double size").replace("cropped 5%", "cropped slightly")
+             for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def headline(verdict: str, p_fake: float, reasons: list[str] | None = None) -> str:
+    """"Likely fake — 91%", "Likely real — 8% fake" or "Can't tell: <reasons>"."""
+    if verdict == FAKE:
+        return f"Likely fake — {p_fake:.0%}"
+    if verdict == REAL:
+        return f"Likely real — {p_fake:.0%} fake"
+    return "Can't tell: " + "; ".join(reasons or [BAND_REASON])
+
+
+def error_rate_words(policy: VerdictPolicy) -> str:
+    """The policy's false-accusation rate in words, from the validation split: pooled and the worst dataset."""
+    pooled = policy.validation_row("all")
+    per_set = [r for r in policy.validation if r["scope"] != "all" and r.get("fpr_decided") is not None]
+    if pooled is not None and pooled.get("coverage") == 0:
+        return ("On the validation split the verdict model could not tell real from fake, so every photo gets "
+                "'Can't tell'.")
+    if pooled is None or pooled.get("fpr_decided") is None:
+        return "Its false-accusation rate is unknown (no real image of the validation split got an answer)."
+    worst = max(per_set, key=lambda r: r["fpr_decided"]) if per_set else pooled
+    return (f"At this setting about {round(pooled['fpr_decided'] * 1000)} in 1,000 real photos are wrongly "
+            f"called fake (at most {round(worst['fpr_decided'] * 1000)} in 1,000 on any one data set: "
+            f"{worst['scope']}), and {pooled['coverage']:.0%} of photos get a real-or-fake answer; "
+            f"measured on the validation split ({pooled['n']} images), not on your photos.")
+
+
+def fakes_missed_words(policy: VerdictPolicy) -> str:
+    pooled = policy.validation_row("all")
+    if pooled is None or pooled.get("recall_fake_decided") is None:
+        return ""
+    return (f"Of the fakes it decides on, it catches {pooled['recall_fake_decided']:.0%} on validation; a "
+            f"'real' answer is not proof that a photo is genuine.")
+
+
+# --------------------------------------------------------------------------- the run's policy
+
+
+def policy_path(run_dir: Path, model: str) -> Path:
+    return artifacts.model_dir(Path(run_dir), model) / VERDICT_FILE
+
+
+def verdict_model_name(run_dir: Path) -> str | None:
+    """The model whose scores the verdict is built on: the combined model when the run has one, else
+    the finished Keras model with the best validation ROC-AUC; None when nothing is finished."""
+    from pipeline.experiments import ensemble
+
+    run_dir = Path(run_dir)
+    name = ensemble.combiner_name(run_dir)
+    if name is not None:
+        return name
+    best, best_auc = None, -1.0
+    run_json = artifacts.read_json(run_dir / "run.json")
+    for m in run_json.get("models", []):
+        folder = artifacts.model_dir(run_dir, m)
+        if not artifacts.is_model_done(run_dir, m) or not (folder / "model.keras").is_file():
+            continue
+        auc = (artifacts.read_json(folder / "metrics.json").get("validation") or {}).get("roc_auc")
+        if auc is not None and auc > best_auc:
+            best, best_auc = m, float(auc)
+    return best
+
+
+def policy_key(run_dir: Path, model: str, settings: dict[str, Any]) -> str:
+    """Changes when the verdict model (or a member) is retrained or refitted, or the settings change."""
+    from pipeline.experiments import ensemble
+
+    stamp = ensemble.combiner_stamp(run_dir, model) if model in ensemble.COMBINERS else \
+        artifacts.model_stamp(run_dir, model)
+    return artifacts.stable_hash({"model": model, "stamp": stamp, "settings": settings, "v": FORMAT})[:16]
+
+
+def _settings(cfg) -> dict[str, Any]:
+    v = cfg.verdict
+    return {"max_false_positive_rate": v.max_false_positive_rate, "unsure_share": v.unsure_share,
+            "calibration": v.calibration, "stability": v.stability}
+
+
+def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> VerdictPolicy | None:
+    """Fit (or keep, when current) the run's verdict policy and write ``verdict.json``; None when the
+    run has no finished model with validation predictions."""
+    run_dir = Path(run_dir)
+    model = verdict_model_name(run_dir)
+    if model is None:
+        log("verdict: no finished model to build the verdict on; skipped")
+        return None
+    settings = _settings(cfg)
+    key = policy_key(run_dir, model, settings)
+    path = policy_path(run_dir, model)
+    if path.is_file() and not force:
+        try:
+            old = artifacts.read_json(path)
+            if old.get("key") == key and old.get("format") == FORMAT:
+                log(f"verdict ({model}): cached")
+                return VerdictPolicy(**old)
+        except (OSError, ValueError, TypeError):
+            pass
+    preds = pd.read_parquet(artifacts.model_dir(run_dir, model) / "predictions.parquet")
+    val = preds[preds["split"] == "val"]
+    policy = fit_policy(val, model, max_false_positive_rate=settings["max_false_positive_rate"],
+                        unsure_share=settings["unsure_share"], method=settings["calibration"],
+                        stability=settings["stability"], key=key)
+    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
+    artifacts.write_json(path, asdict(policy))
+    test = policy_table(policy, preds[preds["split"] == "test"]).set_index("scope")
+    if "all" in test.index:
+        row = test.loc["all"]
+        def fmt(v) -> str:
+            return "n/a" if v is None or pd.isna(v) else f"{v:.3f}"
+
+        log(f"verdict ({model}, calibrated, threshold {policy.threshold:.3f}): test coverage {fmt(row['coverage'])}, "
+            f"real photos called fake among decided {fmt(row['fpr_decided'])}, ECE {fmt(row['ece'])}")
+    return policy
+
+
+class PolicyError(ValueError):
+    """The run has no usable verdict policy; the message says what to run."""
+
+
+def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
+    """The run's verdict policy (of ``model``, default :func:`verdict_model_name`). Raises
+    :class:`PolicyError` when it was never fitted, was fitted by an older version, or its model has
+    been retrained since."""
+    run_dir = Path(run_dir)
+    model = model or verdict_model_name(run_dir)
+    if model is None:
+        raise PolicyError(f"run {run_dir.name} has no finished model to give a verdict")
+    path = policy_path(run_dir, model)
+    if not path.is_file():
+        raise PolicyError(f"run {run_dir.name} has no verdict policy for {model} (made by an older version): "
+                          f"build it with `python -m pipeline train` (a cached run only fits the policy)")
+    raw = artifacts.read_json(path)
+    if raw.get("format") != FORMAT:
+        raise PolicyError(f"the verdict policy of run {run_dir.name} was made by an older version: refit it "
+                          f"with `python -m pipeline train`")
+    from pipeline.config import from_json_dict
+
+    cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
+    if raw.get("key") != policy_key(run_dir, model, _settings(cfg)):
+        raise PolicyError(f"the verdict policy of run {run_dir.name} is stale ({model} or one of its members was "
+                          f"refitted since): refit it with `python -m pipeline train`")
+    fields = {f for f in VerdictPolicy.__dataclass_fields__}
+    return VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
