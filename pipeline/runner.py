@@ -296,7 +296,8 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
         artifacts.write_csv(out / "verdict.csv", verdict_rows)
     summary = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)
     if trust:  # calibration (Platt scaling fitted on the run's validation split) and operating points
-        extra = pd.DataFrame(trust).drop(columns=["n", "balanced_accuracy"])
+        extra = pd.DataFrame(trust)
+        extra = extra.drop(columns=[c for c in extra.columns if c in summary.columns and c not in ("model", "scope")])
         summary = summary.merge(extra, on=["model", "scope"], how="left")
     if len(verdict_rows):
         summary = pd.concat([summary, verdict_rows], ignore_index=True)

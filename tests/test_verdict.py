@@ -1,0 +1,199 @@
+"""The calibrated three-way verdict (pipeline.calibration, pipeline.verdict): calibration, the
+false-accusation threshold, unsure reasons, and the faces the check path gives the detectors.
+
+The policy tests run on synthetic scores (no TensorFlow). The face tests build their inputs from
+real faces in ../shared/data (letterboxed, side by side, a face-less gradient) and skip without it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import calibration, verdict
+
+
+def _scores(n: int, seed: int, datasets=("a", "b"), shift: float = 0.8, squash: float = 0.3) -> pd.DataFrame:
+    """Labelled raw scores that rank fairly but are badly calibrated (underconfident: logits x ``squash``)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in datasets:
+        y = np.repeat([0, 1], n)
+        z = rng.normal(np.where(y == 1, shift, -shift), 1.0)
+        rows.append(pd.DataFrame({"dataset": d, "y": y, "p_fake": calibration.sigmoid(squash * z)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_platt_scaling_lowers_the_calibration_error():
+    val, test = _scores(400, 1), _scores(400, 2)
+    cal = calibration.fit_calibrator(val["p_fake"], val["y"], "platt")
+    before = calibration.expected_calibration_error(test["y"], test["p_fake"])
+    after = calibration.expected_calibration_error(test["y"], calibration.apply_calibrator(cal, test["p_fake"]))
+    assert before > 0.08 and after < 0.03 and after < before / 3
+    iso = calibration.fit_calibrator(val["p_fake"], val["y"], "isotonic")
+    assert calibration.expected_calibration_error(
+        test["y"], calibration.apply_calibrator(iso, test["p_fake"])) < before
+
+
+def test_a_detector_that_ranks_validation_the_wrong_way_round_says_nothing():
+    y = np.repeat([0, 1], 200)
+    cal = calibration.fit_calibrator(0.9 - 0.8 * y, y)  # every fake scored lower than every real
+    assert cal["a"] == 0
+    assert np.allclose(calibration.apply_calibrator(cal, [0.01, 0.99]), 0.5)
+    policy = verdict.fit_policy(pd.DataFrame({"dataset": "a", "y": y, "p_fake": 0.9 - 0.8 * y}), "m")
+    assert policy.uninformative and set(policy.labels(np.linspace(0, 1, 11))) == {"unsure"}
+    assert verdict.decide(policy, 0.99)["reasons"] == [verdict.CHANCE_REASON]
+
+
+def test_ece_of_a_perfectly_calibrated_scorer_is_small_and_of_a_constant_wrong_one_large():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=20000)
+    y = (rng.uniform(size=20000) < p).astype(int)
+    assert calibration.expected_calibration_error(y, p) < 0.02
+    assert calibration.expected_calibration_error(np.zeros(100), np.full(100, 0.9)) == pytest.approx(0.9)
+
+
+def test_operating_metrics_expose_a_model_that_calls_everything_fake():
+    y = np.array([0] * 10 + [1] * 90)  # the issue's folder: 10 reals, 90 fakes
+    m = calibration.operating_metrics(y, np.ones(100), threshold=0.5)
+    assert m["recall_real"] == 0 and m["recall_fake"] == 1 and m["balanced_accuracy"] == 0.5 and m["fpr"] == 1
+    good = calibration.operating_metrics(y, y * 0.8 + 0.1, threshold=0.5)
+    assert good["eer"] == 0 and good["tpr_at_fpr_1pct"] == 1 and good["balanced_accuracy"] == 1
+
+
+@pytest.mark.parametrize("max_fpr", [0.0, 0.01, 0.05, 0.2])
+def test_the_false_positive_threshold_holds_on_every_dataset(max_fpr):
+    rng = np.random.default_rng(5)
+    groups = np.repeat(["easy", "hard", "tiny"], [500, 300, 7])
+    p = np.concatenate([rng.beta(2, 8, 500), rng.beta(5, 5, 300), rng.beta(2, 2, 7)])
+    t = calibration.max_fpr_threshold(p, groups, max_fpr)
+    for g in np.unique(groups):
+        share = float((p[groups == g] >= t).mean())
+        assert share <= max_fpr + 1e-12, (g, share)
+    with pytest.raises(ValueError, match="max_false_positive_rate"):
+        calibration.max_fpr_threshold(p, groups, 1.0)
+
+
+def test_policy_states_and_keeps_its_false_accusation_rate_on_held_out_scores():
+    val, test = _scores(300, 11, datasets=("a", "b", "c")), _scores(300, 12, datasets=("a", "b", "c"))
+    policy = verdict.fit_policy(val, "m", max_false_positive_rate=0.03, unsure_share=0.1)
+    table = verdict.policy_table(policy, test).set_index("scope")
+    assert (table["fpr_decided"] <= 0.05).all(), table
+    assert (table["coverage"] >= 0.8).all() and table.loc["all", "ece"] < 0.05
+    words = verdict.error_rate_words(policy)
+    assert "in 1,000 real photos are wrongly called fake" in words and "validation" in words
+
+
+def test_three_way_decision_and_its_reasons():
+    val = _scores(300, 21)
+    policy = verdict.fit_policy(val, "m")
+    t = policy.threshold
+    p_at = float(calibration.apply_calibrator(_inverse(policy), [t])[0])  # the raw score that calibrates to t
+    near = verdict.decide(policy, p_at)
+    assert near["verdict"] == "unsure" and verdict.BAND_REASON in near["reasons"]
+    assert near["headline"].startswith("Can't tell: ")
+    clear_fake = verdict.decide(policy, 0.9999)
+    assert clear_fake["verdict"] == "fake" and clear_fake["headline"].startswith("Likely fake — ")
+    clear_real = verdict.decide(policy, 0.0001)
+    assert clear_real["verdict"] == "real" and clear_real["reasons"] == []
+    # a clear "real" that turns "fake" when the photo is shrunk: unsure, and the page says why in words
+    flipped = verdict.decide(policy, 0.0001, p_perturbed=[0.0001, 0.0001, 0.9999, 0.0001, 0.0001])
+    assert flipped["verdict"] == "unsure" and flipped["unstable_under"] == ["half size"]
+    assert "shrunk to half size" in flipped["headline"]
+
+
+def _inverse(policy):
+    """A calibrator that maps a calibrated probability back to the raw score (Platt is invertible)."""
+    a, b = policy.calibrator["a"], policy.calibrator["b"]
+    return {"method": "platt", "a": 1 / a, "b": -b / a}
+
+
+def test_perturbations_keep_the_face_recognisable():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)
+    out = verdict.perturbations(rgb)
+    assert len(out) == len(verdict.PERTURBATIONS)
+    assert out[2].shape[:2] == (40, 30) and out[3].shape[:2] == (160, 120) and out[4].shape[:2] == (72, 54)
+    assert all(o.dtype == np.uint8 and o.shape[2] == 3 for o in out)
+
+
+# --------------------------------------------------------------------------- faces from ../shared
+
+
+@pytest.fixture(scope="module")
+def real_face():
+    from conftest import SHARED_DATA
+    from pipeline import images
+
+    path = SHARED_DATA / "faces140k" / "real"
+    if not path.is_dir():
+        pytest.skip(f"real face images not found at {path} (a clone without ../shared/data)")
+    return images.load_rgb(sorted(path.iterdir())[3])
+
+
+def test_a_photo_framed_like_the_training_images_is_scored_whole(real_face):
+    from pipeline import faces
+
+    found = faces.detect_faces(real_face)
+    assert found
+    framed = faces.frame_faces(real_face, found[:1], face_fraction=0.45)
+    assert framed[0].crop.shape == real_face.shape  # the exact pixels the detectors were trained on
+
+
+@pytest.mark.parametrize("bar", ["letterbox", "pillarbox"])
+def test_crops_never_take_in_letterbox_bars(real_face, bar):
+    from pipeline import faces
+
+    h, w = real_face.shape[:2]
+    canvas = np.zeros((h + 200, w, 3), np.uint8) if bar == "letterbox" else np.zeros((h, w + 200, 3), np.uint8)
+    y0, x0 = (100, 0) if bar == "letterbox" else (0, 100)
+    canvas[y0:y0 + h, x0:x0 + w] = real_face
+    assert faces.content_box(canvas) == (x0, y0, w, h)
+    [face] = faces.frame_faces(canvas, faces.detect_faces(canvas)[:1], face_fraction=0.45)
+    x, y, cw, ch = face.crop_box
+    assert x >= x0 and y >= y0 and x + cw <= x0 + w and y + ch <= y0 + h
+    assert np.array_equal(face.crop, real_face[y - y0:y - y0 + ch, x - x0:x - x0 + cw])
+
+
+def test_two_faces_side_by_side_get_separate_crops(real_face):
+    from pipeline import faces
+
+    pair = np.concatenate([real_face, real_face], axis=1)
+    found = faces.frame_faces(pair, faces.detect_faces(pair), face_fraction=0.45)
+    assert len(found) >= 2
+    left, right = sorted(found, key=lambda f: f.box[0])[:2]
+    for me, other in ((left, right), (right, left)):
+        x, y, w, h = me.crop_box
+        ox, oy, ow, oh = other.box
+        overlap_x = min(x + w, ox + ow) - max(x, ox)
+        overlap_y = min(y + h, oy + oh) - max(y, oy)
+        assert overlap_x <= 0 or overlap_y <= 0, "a crop reaches into the neighbouring face"
+
+
+def test_an_image_without_a_face_is_refused_unless_asked(real_face):
+    from pipeline import checking
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    gradient = np.stack([xx, yy, 255 - xx], axis=-1).astype(np.uint8)
+    refused = checking.check_image("gradient.png", gradient, {}, crop_faces=True)
+    assert refused.faces == [] and refused.note == checking.NO_FACE_NOTE and "judges faces" in refused.note
+    asked = checking.check_image("gradient.png", gradient, {}, crop_faces=True, whole_image_if_no_face=True)
+    assert asked.note == checking.WHOLE_IMAGE_NOTE
+
+
+def test_evaluate_reports_balanced_accuracy_per_class_recall_and_the_verdict(tiny_run, tmp_path):
+    from conftest import write_images
+    from pipeline import config, runner
+
+    folder = tmp_path / "lopsided"
+    write_images(folder / "real", "real", 10, seed=41)
+    write_images(folder / "fake", "fake", 90, seed=42)
+    _, summary = runner.evaluate_folders(tiny_run, [config.DataSource(str(folder))],
+                                         artifacts_root=str(tmp_path / "art"))
+    pooled = summary[(summary["scope"] == "all") & (summary["model"] != "verdict")]
+    for col in ("balanced_accuracy", "recall_real", "recall_fake", "eer", "tpr_at_fpr_5pct", "ece", "brier"):
+        assert pooled[col].notna().all(), col
+    row = pooled.iloc[0]
+    assert row["balanced_accuracy"] == pytest.approx((row["recall_real"] + row["recall_fake"]) / 2)
+    v = summary[summary["model"] == "verdict"].set_index("scope")
+    assert set(v.index) == {"all", "lopsided"} and v.loc["all", "n"] == 100
+    assert 0 <= v.loc["all", "coverage"] <= 1
