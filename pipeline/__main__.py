@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment} --help``."""
+"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment,inspect} --help``."""
 from __future__ import annotations
 
 import argparse
@@ -239,6 +239,14 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    """The forensic bench on image files (pipeline.forensics): views as PNGs, facts as JSON."""
+    from pipeline.forensics.cli import run_inspect
+
+    return run_inspect(args.files, as_json=args.json, out_dir=args.out, ela_quality=args.ela_quality,
+                       include_gps=args.gps, trust_anchors=args.trust_anchors, quiet=args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description="Deepfake Lens: train, evaluate and use "
                                 "deepfake face detectors. Results go to artifacts/ and the dashboard.")
@@ -298,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--force", action="store_true", help="recompute even if cached")
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(func=cmd_experiment)
+
+    f = sub.add_parser("inspect", help="forensic views and facts of image files (ELA, noise, spectrum, JPEG, "
+                                       "metadata, C2PA); magnifying glasses, not verdicts")
+    f.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP, GIF, TIFF, HEIC, AVIF)")
+    f.add_argument("--json", action="store_true", help="one JSON object of facts per file")
+    f.add_argument("--out", help="folder for <name>__<view>.png and <name>.json per file")
+    f.add_argument("--ela-quality", type=int, default=90, help="JPEG quality of error level analysis (default: 90)")
+    f.add_argument("--gps", action="store_true", help="show GPS coordinates from EXIF (hidden by default)")
+    f.add_argument("--trust-anchors", help="local PEM file of C2PA trust anchors (nothing is fetched online)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_inspect)
 
     i = sub.add_parser("info", help="list runs with their config, data and best model")
     i.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")

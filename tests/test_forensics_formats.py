@@ -49,3 +49,12 @@ def test_phone_formats_are_picked_up_by_folder_scans(tmp_path):
     assert skipped.empty
     assert sorted(Path(p).name for p in rows["path"]) == ["a.heic", "a.heic", "b.avif", "b.avif"]
     assert all(images.check_image(p) is None for p in rows["path"])
+
+
+@pytest.mark.parametrize("fmt,name", [("HEIF", "HEIC/HEIF"), ("AVIF", "AVIF")])
+def test_forensic_bench_reads_phone_formats(fmt, name):
+    from pipeline import forensics
+
+    r = forensics.inspect_image(_photo(fmt), name=f"photo.{fmt.lower()}")
+    assert r.format == name and (r.height, r.width) == (80, 40) and r.jpeg is None
+    assert r.views["ela"].shape == (80, 40, 3) and r.metadata.camera == "TestCam"

@@ -28,7 +28,7 @@ from pipeline.forensics import views
 from pipeline.forensics.views import DEFAULT_ELA_QUALITY
 
 MAX_FILE_BYTES = 200 * 1024 * 1024  # larger files are refused before reading
-MAGNIFYING_GLASS = ("Each view below is a magnifying glass, not a verdict: it shows where to look and what to ask, "
+MAGNIFYING_GLASS = ("Each forensic view is a magnifying glass, not a verdict: it shows where to look and what to ask, "
                     "and innocent photos light up too (edges, re-shares, phone processing). None of them says "
                     "\"fake\" on its own.")
 CAPTIONS = {  # one line per view, for a teacher to say aloud
