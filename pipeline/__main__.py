@@ -187,6 +187,7 @@ def cmd_info(args) -> int:
             "path": str(info.path), "models": info.models, "complete_models": info.complete_models,
             "images": ds.get("n_images"), "datasets": ds.get("datasets"), "skipped": ds.get("n_skipped"),
             "best_model": best.get("model"), "best_auc": best.get("roc_auc"), "best_accuracy": best.get("accuracy"),
+            "file_shortcut_audit": _shortcut_audit(run),
         })
     if args.json:
         print(json.dumps(records, indent=2, default=str))
@@ -197,8 +198,26 @@ def cmd_info(args) -> int:
         print(f"  models ({len(r['complete_models'])}/{len(r['models'])} trained): {', '.join(r['models'])}")
         if r["best_model"]:
             print(f"  best (pooled test AUC): {r['best_model']}  AUC {r['best_auc']:.4f}  accuracy {r['best_accuracy']:.4f}")
+        if r["file_shortcut_audit"]:
+            print("  file shortcut audit (file facts only, no pixels; cross-validated ROC-AUC): " + "; ".join(
+                f"{a['dataset']} {a['roc_auc'] if a['roc_auc'] is not None else 'n/a'}"
+                + (" SHORTCUT (" + ", ".join(a["differences"]) + ")" if a["shortcut"] else "")
+                for a in r["file_shortcut_audit"]))
         print(f"  {r['path']}")
     return 0
+
+
+def _shortcut_audit(run) -> list[dict]:
+    """Per dataset: the file-facts-only ROC-AUC of pipeline.forensics.audit (cached in the run folder)."""
+    try:
+        from pipeline.forensics import audit
+
+        base = audit.for_run(run).baseline
+    except Exception as exc:  # noqa: BLE001 - info must list runs even when their data is gone
+        print(f"note: run {run.run_id}: the file shortcut audit could not be computed ({exc})", file=sys.stderr)
+        return []
+    return [{"dataset": r.dataset, "roc_auc": None if r.roc_auc != r.roc_auc else round(float(r.roc_auc), 3),
+             "shortcut": bool(r.shortcut), "differences": list(r.differences)} for r in base.itertuples(index=False)]
 
 
 def cmd_experiment(args) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -89,3 +90,32 @@ def test_panel_figures():
     assert frame.shape == (8, 8) and int(frame.iloc[0, 0]) == r.jpeg.quantization[0][0]
     lines = forensic_panel.fact_lines(r)
     assert any("quality ~90" in x for x in lines) and any("compressed at least twice" in x for x in lines)
+
+
+def test_overview_shows_the_shortcut_audit(monkeypatch, artifacts):
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(artifacts))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "File shortcut audit" in [s.value for s in at.subheader]
+    run = results.load_run(None, artifacts)
+    verdicts = [e.value for e in at.success] + [e.value for e in at.warning] + [e.value for e in at.error]
+    for dataset in run.manifest()["dataset"].unique():
+        assert any(v.startswith(f"{dataset}: ") for v in verdicts), dataset
+    table = next(d.value for d in at.dataframe if "roc_auc" in d.value.columns)
+    assert set(table["dataset"]) == set(run.manifest()["dataset"])
+    at.selectbox(key="overview_audit_fact").set_value("jpeg_table").run()
+    assert not at.exception
+
+
+def test_audit_figures():
+    from dashboard import audit_panel
+    from pipeline.forensics import audit
+
+    facts = pd.DataFrame({"dataset": ["d"] * 4, "label": ["real", "real", "fake", "fake"], "y": [0, 0, 1, 1],
+                          "path": list("abcd"), "format": ["JPEG"] * 4, "jpeg_quality_text": ["90", "90", "95", "95"],
+                          "jpeg_table": ["t1", "t1", "t2", "t2"], "subsampling": ["4:2:0"] * 4,
+                          "progressive": [False] * 4, "size": ["8x8"] * 4, "has_exif": [False] * 4})
+    fig = audit_panel.distribution_figure(audit.distributions(facts), "jpeg_quality")
+    by_name = {t.name: dict(zip(t.x, t.y)) for t in fig.data}
+    assert by_name["real"] == {"d · 90": 1.0, "d · 95": 0.0} and by_name["fake"]["d · 95"] == 1.0

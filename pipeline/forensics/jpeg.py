@@ -45,14 +45,19 @@ def estimate_quality(tables: dict[int, list[int]]) -> tuple[int | None, bool]:
     """
     if not tables or 0 not in tables or len(tables[0]) != 64:
         return None, False
-    lum = np.asarray(tables[0], dtype=np.int64)
-    chrom = np.asarray(tables[1], dtype=np.int64) if 1 in tables and len(tables[1]) == 64 else None
-    best, best_d = None, None
-    for q, (l_ref, c_ref) in ijg_tables().items():
-        d = int(np.abs(lum - l_ref).sum()) + (int(np.abs(chrom - c_ref).sum()) if chrom is not None else 0)
-        if best_d is None or d < best_d:
-            best, best_d = q, d
-    return best, best_d == 0
+    chrom = tuple(tables[1]) if 1 in tables and len(tables[1]) == 64 else None
+    return _closest_quality(tuple(tables[0]), chrom)
+
+
+@functools.lru_cache(maxsize=256)
+def _closest_quality(lum: tuple[int, ...], chrom: tuple[int, ...] | None) -> tuple[int, bool]:
+    ref = ijg_tables()
+    qualities = np.array(sorted(ref))
+    d = np.abs(np.array([ref[q][0] for q in qualities]) - np.asarray(lum)).sum(axis=1)
+    if chrom is not None:
+        d = d + np.abs(np.array([ref[q][1] for q in qualities]) - np.asarray(chrom)).sum(axis=1)
+    i = int(np.argmin(d))  # ties: the lowest quality
+    return int(qualities[i]), bool(d[i] == 0)
 
 
 @dataclass
