@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy import fft as sp_fft
 from scipy import ndimage
 
 DEFAULT_ELA_QUALITY = 90
@@ -127,11 +128,14 @@ class NoiseResidual:
 
 
 def noise_residual(rgb: np.ndarray, median_size: int = 3, window: int = 16) -> NoiseResidual:
-    """Noise residual and its local variance (scipy.ndimage median and uniform filters, edges reflected)."""
+    """Noise residual and its local variance (scipy.ndimage median and uniform filters, edges reflected).
+
+    The luma is rounded to 8 bits first (as stored in a JPEG's Y channel, near enough).
+    """
     if median_size < 1 or window < 1:
         raise ValueError("median_size and window must be positive")
-    y = luma(rgb)
-    residual = y - ndimage.median_filter(y, size=median_size, mode="reflect")
+    y = np.rint(luma(rgb)).astype(np.uint8)  # 8-bit luma: the median filter runs ~1.5x faster on uint8
+    residual = y.astype(np.float32) - ndimage.median_filter(y, size=median_size, mode="reflect").astype(np.float32)
     mean = ndimage.uniform_filter(residual, size=window, mode="reflect")
     mean_sq = ndimage.uniform_filter(residual * residual, size=window, mode="reflect")
     variance = np.maximum(mean_sq - mean * mean, 0.0).astype(np.float32)
@@ -145,7 +149,7 @@ def noise_residual(rgb: np.ndarray, median_size: int = 3, window: int = 16) -> N
 
 @dataclass
 class Spectrum:
-    """Fourier spectrum of the luma (numpy.fft), for the periodic traces of up-sampling (Durall et al., CVPR 2020;
+    """Fourier spectrum of the luma (scipy.fft, single precision), for the periodic traces of up-sampling (Durall et al., CVPR 2020;
     Dzanic et al., NeurIPS 2020: GAN images carry peaks and a distorted high-frequency tail).
 
     ``log_magnitude``: (H, W) float32, ``log(1 + |F|)`` with zero frequency at the centre (fftshift) of the
@@ -172,7 +176,7 @@ def spectrum(rgb: np.ndarray, max_side: int = 1024) -> Spectrum:
     y = y[top:top + max_side, left:left + max_side]
     h, w = y.shape
     window = np.outer(np.hanning(h), np.hanning(w)) if min(h, w) > 1 else np.ones((h, w))
-    f = np.fft.fftshift(np.fft.fft2((y - y.mean()) * window))
+    f = np.fft.fftshift(sp_fft.fft2(((y - y.mean()) * window).astype(np.float32)))
     mag = np.abs(f)
     log_mag = np.log1p(mag).astype(np.float32)
     fy = np.fft.fftshift(np.fft.fftfreq(h))[:, None]
