@@ -92,3 +92,12 @@ def test_info_prints_the_audit(tmp_path, capsys):
     assert main(["info", "--artifacts", str(root), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)[0]
     assert {a["dataset"] for a in record["file_shortcut_audit"]} == set(results.load_run(None, root).manifest()["dataset"])
+
+
+def test_audit_says_nothing_when_the_files_are_gone(tmp_path):
+    manifest = pd.DataFrame({"dataset": ["gone"] * 24, "label": ["real", "fake"] * 12, "y": [0, 1] * 12,
+                             "path": [str(tmp_path / f"missing_{i}.jpg") for i in range(24)]})
+    result = audit.compute(manifest)
+    row = result.baseline.iloc[0]
+    assert row["unreadable"] == 24 and np.isnan(row["roc_auc"]) and not row["shortcut"]
+    assert "could not be read here" in result.verdict_lines()[0]
