@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment} --help``."""
+"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment,inspect} --help``."""
 from __future__ import annotations
 
 import argparse
@@ -182,6 +182,7 @@ def cmd_info(args) -> int:
             "path": str(info.path), "models": info.models, "complete_models": info.complete_models,
             "images": ds.get("n_images"), "datasets": ds.get("datasets"), "skipped": ds.get("n_skipped"),
             "best_model": best.get("model"), "best_auc": best.get("roc_auc"), "best_accuracy": best.get("accuracy"),
+            "file_shortcut_audit": _shortcut_audit(run),
         })
     if args.json:
         print(json.dumps(records, indent=2, default=str))
@@ -192,8 +193,26 @@ def cmd_info(args) -> int:
         print(f"  models ({len(r['complete_models'])}/{len(r['models'])} trained): {', '.join(r['models'])}")
         if r["best_model"]:
             print(f"  best (pooled test AUC): {r['best_model']}  AUC {r['best_auc']:.4f}  accuracy {r['best_accuracy']:.4f}")
+        if r["file_shortcut_audit"]:
+            print("  file shortcut audit (file facts only, no pixels; cross-validated ROC-AUC): " + "; ".join(
+                f"{a['dataset']} {a['roc_auc'] if a['roc_auc'] is not None else 'n/a'}"
+                + (" SHORTCUT (" + ", ".join(a["differences"]) + ")" if a["shortcut"] else "")
+                for a in r["file_shortcut_audit"]))
         print(f"  {r['path']}")
     return 0
+
+
+def _shortcut_audit(run) -> list[dict]:
+    """Per dataset: the file-facts-only ROC-AUC of pipeline.forensics.audit (cached in the run folder)."""
+    try:
+        from pipeline.forensics import audit
+
+        base = audit.for_run(run).baseline
+    except Exception as exc:  # noqa: BLE001 - info must list runs even when their data is gone
+        print(f"note: run {run.run_id}: the file shortcut audit could not be computed ({exc})", file=sys.stderr)
+        return []
+    return [{"dataset": r.dataset, "roc_auc": None if r.roc_auc != r.roc_auc else round(float(r.roc_auc), 3),
+             "shortcut": bool(r.shortcut), "differences": list(r.differences)} for r in base.itertuples(index=False)]
 
 
 def cmd_experiment(args) -> int:
@@ -232,6 +251,14 @@ def cmd_experiment(args) -> int:
         progress.close()
     print(f"\nrun: {run_dir}" + (f"\nresults: {out}" if out else ""))
     return 0
+
+
+def cmd_inspect(args) -> int:
+    """The forensic bench on image files (pipeline.forensics): views as PNGs, facts as JSON."""
+    from pipeline.forensics.cli import run_inspect
+
+    return run_inspect(args.files, as_json=args.json, out_dir=args.out, ela_quality=args.ela_quality,
+                       include_gps=args.gps, trust_anchors=args.trust_anchors, quiet=args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,6 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--force", action="store_true", help="recompute even if cached")
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(func=cmd_experiment)
+
+    f = sub.add_parser("inspect", help="forensic views and facts of image files (ELA, noise, spectrum, JPEG, "
+                                       "metadata, C2PA); magnifying glasses, not verdicts")
+    f.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP, GIF, TIFF, HEIC, AVIF)")
+    f.add_argument("--json", action="store_true", help="one JSON object of facts per file")
+    f.add_argument("--out", help="folder for <name>__<view>.png and <name>.json per file")
+    f.add_argument("--ela-quality", type=int, default=90, help="JPEG quality of error level analysis (default: 90)")
+    f.add_argument("--gps", action="store_true", help="show GPS coordinates from EXIF (hidden by default)")
+    f.add_argument("--trust-anchors", help="local PEM file of C2PA trust anchors (nothing is fetched online)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_inspect)
 
     i = sub.add_parser("info", help="list runs with their config, data and best model")
     i.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")

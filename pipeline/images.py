@@ -17,6 +17,9 @@ Safety rules:
 * A JPEG with more than :data:`MAX_JPEG_SCANS` scans is refused unread (each progressive scan is a
   pass over the whole image, so thousands of tiny scans make a small file take minutes).
 
+Phone photos: HEIC/HEIF is decoded by ``pillow-heif`` (its Pillow opener is registered on import; libheif
+applies the file's rotation and resets the EXIF orientation to 1), AVIF by Pillow itself (Pillow >= 11.3).
+
 Normalisation: the EXIF orientation is applied; grey, 16-bit, CMYK and palette images become RGB
 (16-bit is scaled, 65535 -> 255); alpha is composited onto white; animations give their first frame.
 Colour profiles (ICC) are not applied: pixel values are used as stored, as in most ML pipelines.
@@ -39,9 +42,27 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 16
-SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # picked up by folder scans
-PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # the only Pillow decoders used
-SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP, GIF, TIFF"
+try:  # HEIC/HEIF phone photos (pillow-heif bundles libheif); without it they get a clear "not supported"
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
+    HEIF_SUPPORTED = False
+try:
+    from PIL import features as _features
+
+    AVIF_SUPPORTED = bool(_features.check("avif"))
+except Exception:  # pragma: no cover - Pillow built without libavif
+    AVIF_SUPPORTED = False
+
+SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp") + (
+    (".heic", ".heif") if HEIF_SUPPORTED else ()) + ((".avif",) if AVIF_SUPPORTED else ())  # picked up by folder scans
+UPLOAD_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS]  # a Streamlit uploader's type filter
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF") + (("HEIF",) if HEIF_SUPPORTED else ()) + (
+    ("AVIF",) if AVIF_SUPPORTED else ())  # the only Pillow decoders used
+SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP, GIF, TIFF" + (", HEIC" if HEIF_SUPPORTED else "") + (
+    ", AVIF" if AVIF_SUPPORTED else "")
 MAX_JPEG_SCANS = 500  # libjpeg-turbo's advice: each scan is a pass over the whole image (CPU bomb)
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
@@ -269,7 +290,7 @@ def _corrupt(label: str, kind: str | None, exc: BaseException) -> str:
 
 
 _FORMAT_NAMES = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF",
-                 "TIFF": "TIFF"}
+                 "TIFF": "TIFF", "HEIF": "HEIC/HEIF", "AVIF": "AVIF"}
 
 # Containers that are not images (or images Pillow is not asked to read), by leading bytes.
 _NOT_IMAGES: tuple[tuple[bytes, int, str], ...] = (
@@ -304,6 +325,11 @@ def _magic_format(head: bytes) -> str | None:
         return "WebP"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "TIFF"
+    if head[4:8] == b"ftyp":
+        if HEIF_SUPPORTED and head[8:12] in _HEIF_BRANDS:
+            return "HEIC/HEIF"
+        if AVIF_SUPPORTED and head[8:12] in _AVIF_BRANDS:
+            return "AVIF"
     if head.startswith(b"BM") and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in (12, 40, 52, 56, 64, 108, 124):
         return "BMP"
     return None
@@ -315,6 +341,8 @@ def _explain_unidentified(fp: BinaryIO, label: str, head: bytes, kind: str | Non
         size = _header_size(fp, head, kind)
         if size is not None and min(size) < 1:  # Pillow refuses 0-sized images outright
             return f"{label} is only {size[0]}×{size[1]} pixels; need at least {MIN_SIDE} on each side"
+        if kind == "HEIC/HEIF":
+            return f"{label} is a HEIC/HEIF photo that is truncated or corrupt (its header could not be read)"
         return f"{label} is truncated or corrupt (the {kind} header could not be read)"
     for magic, offset, text in _NOT_IMAGES:
         if head[offset:offset + len(magic)] == magic:

@@ -33,7 +33,7 @@ best = checking.best_model(summary, model_names)
 source = st.radio("Image", ["From the test set", "Upload"], horizontal=True, key="explain_source")
 rgb, image_name, truth = None, None, None
 if source == "Upload":
-    up = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp", "bmp"], key="explain_upload",
+    up = st.file_uploader("Photo", type=images.UPLOAD_TYPES, key="explain_upload",
                           help=f"Up to {common.upload_limit_mb()} MB. Use a tight face crop: the models were trained "
                                "on those (the *Check an image* page crops faces for you).")
     if up is None:

@@ -1,4 +1,4 @@
-"""Overview: what data the selected run was trained and tested on."""
+"""Overview: what data the selected run was trained and tested on, and whether its files give the label away."""
 from __future__ import annotations
 
 import sys
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import audit_panel, common, figures
 from pipeline.results import LABELS, SPLITS
 
 SEED_KEY = "overview_sample_seed"
@@ -83,6 +83,9 @@ else:
     with st.expander(f"All {len(skipped):,} skipped files"):
         st.dataframe(skipped, hide_index=True, width="stretch",
                      column_config={"path": st.column_config.TextColumn("path", width="large")})
+
+# --------------------------------------------------------------------------- file shortcut audit
+audit_panel.render_audit(run)
 
 # --------------------------------------------------------------------------- samples
 st.subheader("Sample images")
