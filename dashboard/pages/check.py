@@ -12,10 +12,10 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 import streamlit as st  # noqa: E402
 
 from dashboard import common, figures  # noqa: E402
-from pipeline import checking  # noqa: E402
+from dashboard.forensic_panel import render_panel  # noqa: E402
+from pipeline import checking, images  # noqa: E402
 from pipeline import verdict as verdict_mod  # noqa: E402
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 TABLE_FROM = 2  # show the results table from this many files on
 
 common.ensure_app_shell()
@@ -29,8 +29,8 @@ if not model_names:
 
 limit = common.upload_limit_mb()
 files = st.file_uploader(
-    "Photos to check", type=UPLOAD_TYPES, accept_multiple_files=True, key="check_files",
-    help=f"JPEG, PNG, WebP or BMP, up to {limit} MB each (server.maxUploadSize in .streamlit/config.toml). "
+    "Photos to check", type=images.UPLOAD_TYPES, accept_multiple_files=True, key="check_files",
+    help=f"JPEG, PNG, WebP, BMP, HEIC/HEIF or AVIF, up to {limit} MB each (server.maxUploadSize in .streamlit/config.toml). "
          "Files are decoded safely: a damaged or non-image file gets its own message.")
 c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
 crop_faces = c1.toggle("Find faces", value=True, key="check_crop",
@@ -135,7 +135,7 @@ def _heat(model_name: str, crop):
     return explain.overlay(crop, exp.heatmap, 0.45), exp
 
 
-for res in results:
+for i, (res, upload) in enumerate(zip(results, files)):
     if not res.ok:
         st.error(res.error, icon=":material/broken_image:")
         continue
@@ -145,6 +145,7 @@ for res in results:
         h, w = res.rgb.shape[:2]
         if res.note:
             st.warning(res.note, icon=":material/face:")
+        render_panel(res.name, upload.getvalue(), key=f"check_forensics_{i}")
         if not res.faces:
             st.image(res.rgb, caption=f"{w}×{h} px", width=360)
             continue
