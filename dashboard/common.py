@@ -145,6 +145,27 @@ def _predictions(run_path: str, model: str, mtime: float) -> pd.DataFrame:
     return _open(run_path).predictions(model)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _trust_table(run_path: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).trust_table()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _verdict_table(run_path: str, mtime: float) -> pd.DataFrame:
+    return _open(run_path).verdict_table()
+
+
+def trust_table(run: Run) -> pd.DataFrame:
+    """:meth:`pipeline.results.Run.trust_table`, cached until the summary changes."""
+    return _trust_table(str(run.path), _mtime(run.path / "summary.csv"))
+
+
+def verdict_table(run: Run) -> pd.DataFrame:
+    """:meth:`pipeline.results.Run.verdict_table`, cached until the summary changes; raises
+    ``ValueError`` (``pipeline.verdict.PolicyError``) when the run has no verdict policy."""
+    return _verdict_table(str(run.path), _mtime(run.path / "summary.csv"))
+
+
 def manifest(run: Run) -> pd.DataFrame:
     return guarded(_manifest, str(run.path), _mtime(run.path / "manifest.parquet"))
 

@@ -636,3 +636,25 @@ def decision_surface_figure(surface: Mapping[str, Any], points_x, points_y, labe
     fig.update_layout(title=title, margin=_MARGIN, height=480, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
                       legend=dict(orientation="h", y=1.08))
     return fig
+
+
+def reliability_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str] | None = None,
+                       title: str = "Reliability (test split)", height: int = 380) -> go.Figure:
+    """Reliability diagram: per model (``curves``: name -> :func:`pipeline.calibration.reliability_table`,
+    i.e. ``mean_predicted``, ``fraction_fake``, ``n`` per bin) the observed share of fakes against the
+    mean predicted probability of "fake"; the diagonal is perfect calibration. Marker size ~ bin count."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#999", dash="dash"),
+                             name="perfectly calibrated", hoverinfo="skip"))
+    for name, c in curves.items():
+        n = list(c.get("n", []))
+        size = [6 + 14 * (k / max(n)) ** 0.5 for k in n] if n else 8
+        fig.add_trace(go.Scatter(
+            x=c["mean_predicted"], y=c["fraction_fake"], mode="lines+markers", name=name,
+            marker=dict(size=size, color=(colors or {}).get(name.split(" (")[0])),
+            customdata=n, hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}<br>%{customdata} images"
+                                        "<extra>" + name + "</extra>"))
+    fig.update_layout(title=title, height=height, xaxis_title="mean predicted p(fake)",
+                      yaxis_title="share that is fake", xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1]),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22), margin=dict(t=50, b=10))
+    return fig

@@ -444,6 +444,21 @@ class Run:
         table = pd.DataFrame(rows)
         return table[table["scope"] == scope].reset_index(drop=True) if scope is not None and len(table) else table
 
+    def reliability(self, model: str, scope: str = "all") -> dict[str, dict[str, list]]:
+        """Reliability-diagram points of ``model`` on the test split of ``scope``: ``{"raw": ...,
+        "calibrated": ...}``, each :func:`pipeline.calibration.reliability_table` (calibrator: Platt
+        scaling fitted on the validation split)."""
+        from pipeline import calibration
+
+        preds = self.predictions(model)
+        val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
+        if scope != "all":
+            test = test[test["dataset"].astype(str) == scope]
+        cal = calibration.fit_calibrator(val["p_fake"].to_numpy(), val["y"].to_numpy())
+        p = test["p_fake"].to_numpy()
+        return {"raw": calibration.reliability_table(test["y"], p),
+                "calibrated": calibration.reliability_table(test["y"], calibration.apply_calibrator(cal, p))}
+
     def verdict_policy(self):
         """The run's three-way verdict policy (:class:`pipeline.verdict.VerdictPolicy`); raises
         :class:`pipeline.verdict.PolicyError` (a ValueError) with what to run when there is none."""

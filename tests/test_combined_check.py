@@ -215,3 +215,16 @@ def test_a_named_keras_model_outside_run_json_loads(routed_run, tmp_path):
     assert list(loaded) == ["searched_cnn"] and loaded["searched_cnn"].image_size == 16
     with pytest.raises(KeyError, match="ensemble_routed"):
         inference.load_run_models(run_dir, ["ensemble_routed"])  # no model.keras
+
+
+def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run):
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(routed_run.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Can the verdict be trusted?" in [s.value for s in at.subheader]
+    run = results.load_run(routed_run)
+    shown = {tuple(df.value.columns) for df in at.dataframe}
+    assert tuple(run.verdict_table().columns) in shown and tuple(run.trust_table().columns) in shown

@@ -198,3 +198,16 @@ def test_figures_module_does_not_load_streamlit():
     out = subprocess.run([sys.executable, "-c", "import sys, dashboard.figures; print('streamlit' in sys.modules)"],
                          capture_output=True, text=True, cwd=str(Path(figures.__file__).resolve().parents[1]))
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_reliability_figure_has_the_diagonal_and_one_trace_per_model():
+    import numpy as np
+
+    from dashboard import figures
+    from pipeline import calibration
+
+    y = np.array([0, 0, 1, 1, 1, 0])
+    p = np.array([0.1, 0.2, 0.8, 0.9, 0.7, 0.6])
+    fig = figures.reliability_figure({"a": calibration.reliability_table(y, p)}, {"a": "#123456"})
+    assert [t.name for t in fig.data] == ["perfectly calibrated", "a"]
+    assert list(fig.data[1].x) == calibration.reliability_table(y, p)["mean_predicted"]

@@ -16,6 +16,7 @@ from pipeline import experiments
 from pipeline.experiments.ensemble import ROUTED
 from pipeline.results import comparison_row, routing_report
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
+from pipeline.verdict import error_rate_words
 
 # (column, label, format, higher is better?) of the comparison table, in display order.
 TABLE = [
@@ -137,6 +138,82 @@ c1, c2 = st.columns(2, gap="large")
 c1.plotly_chart(figures.roc_figure(roc, colors), key="compare_roc", width="stretch")
 c2.plotly_chart(figures.pr_figure(pr, colors, prevalence=prevalence), key="compare_pr", width="stretch")
 st.caption("Curves do not depend on the threshold; the toggle above changes the table and the confusion matrices.")
+
+# --------------------------------------------------------------------------- trust
+st.subheader("Can the verdict be trusted?")
+st.caption("How to read this: the run's verdict answers real, fake or can't tell. 'Real photos called fake' is "
+           "the harm to avoid: the share of real test photos the verdict called fake, among those it gave an "
+           "answer. 'Decided' is the share that got an answer at all. Calibration error (ECE) says how far "
+           "'80% fake' is from 8 in 10 such photos being fake (0 = exact).")
+try:
+    vt = common.verdict_table(run)
+except (ValueError, LookupError, OSError) as exc:
+    st.caption(f":material/info: No three-way verdict in this run: {exc}")
+else:
+    policy, _ = common.run_policy(run)
+    shown_v = vt if scope == "all" else vt[vt["scope"].isin(["all", scope])]
+    st.dataframe(
+        shown_v.assign(scope=shown_v["scope"].replace({"all": "all datasets"})),
+        hide_index=True, width="stretch",
+        column_order=["scope", "n", "coverage", "n_real_called_fake", "fpr_decided", "recall_fake_decided",
+                      "accuracy_decided", "ece", "brier"],
+        column_config={
+            "scope": "Data set", "n": st.column_config.NumberColumn("Test images", format="%d"),
+            "coverage": st.column_config.NumberColumn("Decided", format="percent",
+                                                      help="Share of test images that got real or fake"),
+            "n_real_called_fake": st.column_config.NumberColumn("Real called fake (n)", format="%d"),
+            "fpr_decided": st.column_config.NumberColumn("Real photos called fake", format="percent",
+                                                         help="Among the decided real test photos"),
+            "recall_fake_decided": st.column_config.NumberColumn("Fakes caught", format="percent",
+                                                                 help="Among the decided fake test photos"),
+            "accuracy_decided": st.column_config.NumberColumn("Accuracy (decided)", format="percent"),
+            "ece": st.column_config.NumberColumn("ECE", format="%.3f",
+                                                 help="Expected calibration error, 10 bins, calibrated"),
+            "brier": st.column_config.NumberColumn("Brier", format="%.3f", help="Mean squared error of p(fake)"),
+        })
+    if policy is not None:
+        st.caption(f"Verdict model **{policy.model}**, threshold {policy.threshold:.3f} on its calibrated "
+                   f"probability. {error_rate_words(policy)} "
+                   "The stability check (re-saved, resized, cropped copies) runs on every photo checked on the "
+                   "Check page; this table is without it.")
+tt = common.trust_table(run)
+if len(tt):
+    part = tt[tt["scope"] == scope]
+    st.dataframe(part, hide_index=True, width="stretch",
+                 column_order=["model", "n", "recall_real", "recall_fake", "balanced_accuracy", "eer",
+                               "tpr_at_fpr_1pct", "tpr_at_fpr_5pct", "ece_raw", "ece", "brier", "log_loss"],
+                 column_config={
+                     "model": "Model", "n": st.column_config.NumberColumn("n", format="%d"),
+                     "recall_real": st.column_config.NumberColumn("Reals called real", format="percent"),
+                     "recall_fake": st.column_config.NumberColumn("Fakes called fake", format="percent"),
+                     "balanced_accuracy": st.column_config.NumberColumn(
+                         "Balanced accuracy", format="%.3f", help="Mean of the two: 0.5 = a coin, whatever the mix"),
+                     "eer": st.column_config.NumberColumn("EER", format="%.3f",
+                                                          help="Equal error rate: where both error rates meet"),
+                     "tpr_at_fpr_1pct": st.column_config.NumberColumn(
+                         "Fakes caught at 1% false alarms", format="percent"),
+                     "tpr_at_fpr_5pct": st.column_config.NumberColumn(
+                         "Fakes caught at 5% false alarms", format="percent"),
+                     "ece_raw": st.column_config.NumberColumn("ECE raw", format="%.3f",
+                                                              help="Calibration error of the model's own scores"),
+                     "ece": st.column_config.NumberColumn("ECE calibrated", format="%.3f",
+                                                          help="After Platt scaling fitted on validation"),
+                     "brier": st.column_config.NumberColumn("Brier", format="%.3f"),
+                     "log_loss": st.column_config.NumberColumn("Log loss", format="%.3f"),
+                 })
+    pick = st.multiselect("Reliability diagram of", shown, default=shown[: min(3, len(shown))],
+                          key="compare_reliability")
+    calibrated = st.toggle("After calibration", value=True, key="compare_reliability_calibrated")
+    curves = {}
+    for m in pick:
+        try:
+            curves[m] = run.reliability(m, scope)["calibrated" if calibrated else "raw"]
+        except (LookupError, ValueError, OSError, KeyError):
+            continue
+    if curves:
+        st.plotly_chart(figures.reliability_figure(curves, colors), width="stretch")
+        st.caption("How to read this: a point on the diagonal means 'p(fake) = x' was right x of the time; "
+                   "above it the model under-states fakery, below it over-states it. Bigger dots hold more images.")
 
 # --------------------------------------------------------------------------- confusion matrices
 st.subheader("Confusion matrices")
