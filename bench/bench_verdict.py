@@ -1,0 +1,158 @@
+"""Benchmark the run's three-way verdict on its test split, per dataset, through the one check path
+(faces found and framed as in training, every model, the calibrated verdict, the stability check):
+writes the "verdict" section of BENCHMARKS.md.
+
+    .venv/bin/python bench/bench_verdict.py [--run RUN] [--per-class 40] [--stable-reals 20]
+
+1. **Decided and false accusations** (issue 17's "must hold"): for ``--per-class`` real and fake test
+   images of each dataset, the verdict with the stability check: share decided, real photos called fake
+   among the decided reals, fakes caught among the decided fakes. Pooled over the whole test split the
+   band rule alone (no stability check: it needs the images) gives the ECE of the calibrated verdict.
+2. **Resampling does not flip reals**: for ``--stable-reals`` test reals per dataset, the verdict of the
+   photo as it is against the verdict of the same photo at half size, at double size, letterboxed on a
+   black 1023x767 canvas and re-saved as JPEG 75: how many change between real and fake (unsure allowed).
+3. **Latency**: seconds per photo with and without the stability check (warm, face detection included).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.common import markdown_table, write_section  # noqa: E402
+
+
+def _variants(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    im = Image.fromarray(rgb)
+    w, h = im.size
+    canvas = Image.new("RGB", (1023, 767))
+    scale = min(1023 / w, 767 / h, 1.0)
+    placed = im if scale == 1.0 else im.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    canvas.paste(placed, ((1023 - placed.size[0]) // 2, (767 - placed.size[1]) // 2))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=75)
+    return {"half size": np.asarray(im.resize((w // 2, h // 2), Image.Resampling.BICUBIC)),
+            "double size": np.asarray(im.resize((w * 2, h * 2), Image.Resampling.BICUBIC)),
+            "letterboxed": np.asarray(canvas),
+            "JPEG 75": np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))}
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", help="run id, prefix or folder (default: newest)")
+    ap.add_argument("--per-class", type=int, default=40)
+    ap.add_argument("--stable-reals", type=int, default=20)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = ap.parse_args()
+
+    from pipeline import checking, images, results
+
+    run = results.load_run(args.run)
+    setup = checking.load_check_setup(run.path)
+    if setup.policy is None:
+        print("the run has no verdict policy:", "; ".join(setup.problems))
+        return 2
+    policy = setup.policy
+    test = run.manifest()
+    test = test[test["split"] == "test"]
+
+    def check(items, stability=True):
+        return checking.check_files(items, setup.models, combiner=setup.combiner, policy=policy,
+                                    stability=stability)
+
+    # 1. decided / false accusations, with the stability check
+    rows, per_image = [], []
+    for ds, part in sorted(test.groupby("dataset")):
+        picked = pd.concat([g.sample(min(args.per_class, len(g)), random_state=0) for _, g in part.groupby("label")])
+        for path, y in zip(picked["path"], picked["y"]):
+            [res] = check([path])
+            verdicts = [f.verdict["verdict"] for f in res.faces if f.verdict is not None]
+            v = "fake" if "fake" in verdicts else ("unsure" if "unsure" in verdicts or not verdicts else "real")
+            per_image.append({"dataset": ds, "y": int(y), "verdict": v, "no_face": not res.faces})
+    frame = pd.DataFrame(per_image)
+    for scope, part in [("all", frame), *sorted(frame.groupby("dataset"))]:
+        decided = part[part["verdict"] != "unsure"]
+        reals, fakes = decided[decided["y"] == 0], decided[decided["y"] == 1]
+        rows.append({"data set": scope, "n": len(part), "no face found": int(part["no_face"].sum()),
+                     "decided": f"{len(decided) / len(part):.0%}",
+                     "real called fake (decided)": f"{int((reals['verdict'] == 'fake').sum())}/{len(reals)}"
+                                                   f" = {((reals['verdict'] == 'fake').mean() if len(reals) else 0):.1%}",
+                     "fakes caught (decided)": f"{(fakes['verdict'] == 'fake').mean() if len(fakes) else 0:.0%}"})
+    band = run.verdict_table()
+    band_rows = [{"data set": r.scope, "n": r.n, "decided": f"{r.coverage:.0%}",
+                  "real called fake (decided)": "n/a" if pd.isna(r.fpr_decided) else f"{r.fpr_decided:.1%}",
+                  "fakes caught (decided)": "n/a" if pd.isna(r.recall_fake_decided) else f"{r.recall_fake_decided:.0%}",
+                  "ECE (calibrated)": f"{r.ece:.3f}"} for r in band.itertuples()]
+
+    # 2. resampling must not flip reals
+    flips, stable_rows = [], []
+    for ds, part in sorted(test[test["y"] == 0].groupby("dataset")):
+        picked = part.sample(min(args.stable_reals, len(part)), random_state=1)
+        counts = {k: 0 for k in ("half size", "double size", "letterboxed", "JPEG 75")}
+        for path in picked["path"]:
+            rgb = images.load_rgb(path)
+            [base] = check([path])
+            if not base.faces or base.faces[0].verdict is None:
+                continue
+            v0 = base.faces[0].verdict["verdict"]
+            for name, var in _variants(rgb).items():
+                [res] = check([(f"{name}.png", _png(var))])
+                if res.faces and res.faces[0].verdict is not None:
+                    v1 = res.faces[0].verdict["verdict"]
+                    if {v0, v1} == {"real", "fake"}:
+                        counts[name] += 1
+                        flips.append((ds, Path(path).name, name, v0, v1))
+        stable_rows.append({"data set": ds, "reals": len(picked), **{k: f"{v} flips" for k, v in counts.items()}})
+
+    # 3. latency
+    sample = test.sample(10, random_state=2)["path"].tolist()
+    check(sample[:2])  # warm
+    lat = []
+    for stability in (False, True):
+        t = time.perf_counter()
+        check(sample, stability=stability)
+        lat.append((time.perf_counter() - t) / len(sample))
+    lat_rows = [{"per photo, without stability check (s)": round(lat[0], 3),
+                 "with stability check (s)": round(lat[1], 3), "added (s)": round(lat[1] - lat[0], 3)}]
+
+    body = (f"Run `{run.run_id}`, verdict model **{policy.model}**, threshold {policy.threshold:.3f} (calibrated; "
+            f"at most {policy.max_false_positive_rate:.0%} of validation reals of every data set called fake), "
+            f"unsure band ±{policy.band:.2f} log-odds ({policy.unsure_share:.0%} of validation), faces framed at "
+            f"{policy.face_fraction or 0:.2f} of the crop side.\n\n"
+            f"**With the stability check**, {args.per_class} real + {args.per_class} fake test images per data set, "
+            f"through the check path (faces found and framed):\n\n{markdown_table(rows)}\n\n"
+            f"**Band rule only** (no stability check), the whole test split from stored predictions:\n\n"
+            f"{markdown_table(band_rows)}\n\n"
+            f"**Real photos whose verdict flips real <-> fake** when resampled ({args.stable_reals} test reals per "
+            f"data set; unsure allowed; goal at most 1 per data set and change):\n\n{markdown_table(stable_rows)}\n\n"
+            f"**Latency** (10 test photos, warm, face detection and every model included):\n\n"
+            f"{markdown_table(lat_rows)}\n")
+    if flips:
+        body += "\nFlips: " + "; ".join(f"{d}/{n} {c}: {a} -> {b}" for d, n, c, a, b in flips) + "\n"
+    print(body)
+    if not args.no_write:
+        write_section("verdict", "Verdict: calibrated, three-way, stable (bench/bench_verdict.py)", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
