@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from bench.common import markdown_table, write_section  # noqa: E402
 from pipeline import artifacts, config, experiments  # noqa: E402
+from pipeline.experiments import steps  # noqa: E402
 from pipeline.results import resolve_run  # noqa: E402
 
 
@@ -89,7 +90,7 @@ def main() -> None:
 
     # --- search
     t = time.perf_counter()
-    experiments.run("search", cfg, run_dir, log=log)
+    steps.run("search", cfg, run_dir, log=log)
     rows.append({"step": f"search ({exp.search_tuner}, {exp.search_max_trials} trials x {exp.search_epochs} epochs, "
                          f"{exp.search_image_size} px) + retrain best {exp.search_final_epochs} epochs",
                  "seconds": time.perf_counter() - t})
@@ -112,7 +113,7 @@ def main() -> None:
 
     # --- generalisation matrix
     t = time.perf_counter()
-    experiments.run("crossdataset", cfg, run_dir, log=log)
+    steps.run("crossdataset", cfg, run_dir, log=log)
     rows.append({"step": f"generalisation matrix ({exp.model}, {exp.image_size} px, {exp.crossdataset_epochs} epochs, "
                          f"<= {exp.max_train_images} training images per dataset)",
                  "seconds": time.perf_counter() - t})
@@ -120,7 +121,7 @@ def main() -> None:
 
     # --- ensemble
     t = time.perf_counter()
-    experiments.run("ensemble", cfg, run_dir, log=log)
+    steps.run("ensemble", cfg, run_dir, log=log)
     rows.append({"step": "ensemble (mean + stacked)", "seconds": time.perf_counter() - t})
 
     rob = robustness.drop_table(table, "all")

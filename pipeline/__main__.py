@@ -219,7 +219,8 @@ def cmd_experiment(args) -> int:
     """Run an experiment of pipeline.experiments on a trained run (settings: the config's [experiments])."""
     import dataclasses
 
-    from pipeline import artifacts, config, experiments, runner
+    from pipeline import artifacts, config, runner
+    from pipeline.experiments import steps
     from pipeline.progress import TqdmProgress
     from pipeline.results import resolve_run
 
@@ -244,7 +245,7 @@ def cmd_experiment(args) -> int:
             cfg.experiments, ensemble_members=tuple(args.members.split(","))))
     progress = TqdmProgress(disable=args.quiet)
     try:
-        out = experiments.run(args.name, cfg, run_dir, force=args.force, progress=progress)
+        out = steps.run(args.name, cfg, run_dir, force=args.force, progress=progress)
     except (ValueError, RuntimeError) as exc:
         return _fail(str(exc), 1)
     finally:

@@ -306,3 +306,16 @@ def load_arrays(manifest: pd.DataFrame, size: int, cache_folder: Path | None,
     if cache_file is not None:
         artifacts.write_npy(cache_file, out)
     return out
+
+
+def stratified_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
+    """A fixed-seed subsample of the manifest rows ``idx`` (int array) stratified by (dataset, label):
+    about ``limit`` rows, each stratum keeping its share (at least one row); sorted. ``limit`` 0 or
+    at least ``len(idx)``: ``idx`` itself."""
+    if not limit or len(idx) <= limit:
+        return idx
+    strata = manifest.iloc[idx].groupby(["dataset", "label"]).indices
+    rng = np.random.default_rng(seed)
+    picked = [idx[rows][rng.permutation(len(rows))[:max(1, round(limit * len(rows) / len(idx)))]]
+              for rows in strata.values()]
+    return np.sort(np.concatenate(picked))

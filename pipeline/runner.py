@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation, experiments
+from pipeline import artifacts, data, evaluation
+from pipeline.experiments import steps
 from pipeline.config import (DataSource, ModelSpec, RunConfig, augmentation_fingerprint, config_fingerprint,
                              model_augmentation, spec_fingerprint, to_dict)
 from pipeline.progress import ProgressFn
@@ -57,17 +58,6 @@ def comparison_models(cfg: RunConfig) -> list[str]:
 
     with_svm = set(cfg.embedding_model_names) if cfg.embeddings.svm else set()
     return [n for m in cfg.model_names for n in ([m, svm_model_name(m)] if m in with_svm else [m])]
-
-
-def _split_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
-    """A fixed-seed subsample of ``idx`` stratified by (dataset, label), at most ``limit`` rows."""
-    if not limit or len(idx) <= limit:
-        return idx
-    strata = manifest.iloc[idx].groupby(["dataset", "label"]).indices
-    rng = np.random.default_rng(seed)
-    picked = [idx[rows][rng.permutation(len(rows))[:max(1, round(limit * len(rows) / len(idx)))]]
-              for rows in strata.values()]
-    return np.sort(np.concatenate(picked))
 
 
 def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
@@ -137,7 +127,7 @@ def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataF
     split = manifest["split"].to_numpy()
     y = manifest["y"].to_numpy()
     own = specialist_rows(manifest, spec)
-    train_idx = _split_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images, cfg.seed)
+    train_idx = data.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images, cfg.seed)
     own_val_idx = np.flatnonzero((split == "val") & own)  # early stopping and the threshold
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")  # scored: every image
     result = training.train_model(spec, x[train_idx], y[train_idx], x[own_val_idx], y[own_val_idx],
@@ -226,7 +216,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         arrays.clear()  # free the training images before the embedding step loads its own
         embeddings.build_for_run(run_dir, cfg, manifest, progress, log)
     write_summary(run_dir, comparison_models(cfg))
-    experiments.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: ensemble, robustness, ...
+    steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: ensemble, robustness, ...
     from pipeline import verdict  # the calibrated three-way verdict over the run's verdict model
 
     verdict.build_for_run(cfg, run_dir, force=force, log=log)

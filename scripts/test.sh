@@ -17,4 +17,6 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     echo "  apt-get install chromium chromium-driver   -- until then the browser tests skip"
   fi
 fi
+echo "==> import layers (pyproject.toml [tool.importlinter])"
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest "$@"

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import REPO, face_like
 from pipeline import config, experiments, results
+from pipeline.experiments import steps
 from pipeline.experiments import crossdataset
 from pipeline.experiments import robustness as rb
 
@@ -39,7 +40,7 @@ def exp_setup(tiny_run, tiny_config, tmp_path_factory):
     shutil.copytree(tiny_run, run_dir)
     cfg = dataclasses.replace(tiny_config, experiments=config.ExperimentConfig(**TINY_EXPERIMENTS))
     logs: list[str] = []
-    experiments.run("all", cfg, run_dir, log=logs.append)
+    steps.run("all", cfg, run_dir, log=logs.append)
     return cfg, run_dir, logs
 
 
@@ -228,7 +229,7 @@ def test_experiments_are_cached(exp_setup):
     cfg, run_dir, _ = exp_setup
     logs: list[str] = []
     for name in ("ablation", "crossdataset", "robustness", "search"):
-        experiments.run(name, cfg, run_dir, log=logs.append)
+        steps.run(name, cfg, run_dir, log=logs.append)
     assert len(logs) == 4 and all("cached" in line for line in logs), logs
 
 

@@ -80,9 +80,9 @@ def model_stamp(run_dir: Path, model: str) -> str:
 
 def subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
     """A fixed-seed subsample of ``idx`` stratified by (dataset, label), at most about ``limit`` rows."""
-    from pipeline.runner import _split_subsample
+    from pipeline.data import stratified_subsample
 
-    return _split_subsample(np.asarray(idx), manifest, limit, seed)
+    return stratified_subsample(np.asarray(idx), manifest, limit, seed)
 
 
 def add_to_summary(run_dir: Path, names: list[str]) -> pd.DataFrame:
@@ -103,47 +103,3 @@ def add_to_summary(run_dir: Path, names: list[str]) -> pd.DataFrame:
     summary = summary.reindex(columns=list(dict.fromkeys(list(evaluation.SUMMARY_COLUMNS) + list(old.columns))))
     artifacts.write_csv(path, summary)
     return summary
-
-
-def after_train(cfg, run_dir: Path, *, progress=None, log: Log = print) -> None:
-    """What ``train`` runs at its end: the experiments the config switches on for every run
-    (ensemble when ``ensemble_members`` is set, robustness and cross-dataset when enabled), and
-    the summary rows of models experiments wrote earlier (``searched_cnn``, ensembles).
-    Search and ablation are never run here: ``python -m pipeline experiment search|ablation``."""
-    exp = cfg.experiments
-    if exp.ensemble_members:
-        from pipeline.experiments import ensemble
-
-        ensemble.run_ensemble(cfg, run_dir, progress=progress, log=log)
-    if exp.robustness:
-        from pipeline.experiments import robustness
-
-        robustness.run_robustness(cfg, run_dir, progress=progress, log=log)
-    if exp.crossdataset:
-        from pipeline.experiments import crossdataset
-
-        crossdataset.run_crossdataset(cfg, run_dir, progress=progress, log=log)
-    extra = [m for m in EXTRA_MODELS if m not in cfg.model_names and artifacts.is_model_done(run_dir, m)]
-    if extra:
-        add_to_summary(run_dir, extra)
-
-
-def run(name: str, cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
-    """Run one experiment by name (``all``: every one, search first so the ensemble can use it)."""
-    names = NAMES if name == "all" else (name,)
-    out = None
-    for n in names:
-        if n not in NAMES:
-            raise ValueError(f"unknown experiment {n!r}; choose one of {', '.join(NAMES)} or all")
-        if n == "search":
-            from pipeline.experiments.search import run_search as fn
-        elif n == "ablation":
-            from pipeline.experiments.ablation import run_ablation as fn
-        elif n == "ensemble":
-            from pipeline.experiments.ensemble import run_ensemble as fn
-        elif n == "robustness":
-            from pipeline.experiments.robustness import run_robustness as fn
-        else:
-            from pipeline.experiments.crossdataset import run_crossdataset as fn
-        out = fn(cfg, run_dir, force=force, progress=progress, log=log)
-    return out
