@@ -87,12 +87,14 @@ def main() -> int:
             [res] = check([path])
             verdicts = [f.verdict["verdict"] for f in res.faces if f.verdict is not None]
             v = "fake" if "fake" in verdicts else ("unsure" if "unsure" in verdicts or not verdicts else "real")
-            per_image.append({"dataset": ds, "y": int(y), "verdict": v, "no_face": not res.faces})
+            whole = bool(res.faces) and res.faces[0].box == (0, 0, res.rgb.shape[1], res.rgb.shape[0])
+            per_image.append({"dataset": ds, "y": int(y), "verdict": v, "no_face": not res.faces, "whole": whole})
     frame = pd.DataFrame(per_image)
     for scope, part in [("all", frame), *sorted(frame.groupby("dataset"))]:
         decided = part[part["verdict"] != "unsure"]
         reals, fakes = decided[decided["y"] == 0], decided[decided["y"] == 1]
         rows.append({"data set": scope, "n": len(part), "no face found": int(part["no_face"].sum()),
+                     "scored whole (framed as in training)": f"{part['whole'].mean():.0%}",
                      "decided": f"{len(decided) / len(part):.0%}",
                      "real called fake (decided)": f"{int((reals['verdict'] == 'fake').sum())}/{len(reals)}"
                                                    f" = {((reals['verdict'] == 'fake').mean() if len(reals) else 0):.1%}",
