@@ -137,10 +137,11 @@ def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stabili
     if stability:
         p_perturbed = verdict_scores([v for px in pixels for v in verdict_mod.perturbations(px)], policy, models,
                                      combiner)
+    unlike = policy.out_of_distribution(pixels)
     out = []
     for i in range(len(pixels)):
         perturbed = None if p_perturbed is None else p_perturbed[i * k:(i + 1) * k]
-        out.append({"model": policy.model, **verdict_mod.decide(policy, float(p[i]), perturbed)})
+        out.append({"model": policy.model, **verdict_mod.decide(policy, float(p[i]), perturbed, bool(unlike[i]))})
     return out
 
 

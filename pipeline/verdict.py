@@ -33,11 +33,13 @@ import pandas as pd
 from pipeline import artifacts, calibration
 
 VERDICT_FILE = "verdict.json"
-FORMAT = 1  # bump when the policy's fields or meaning change: older policies are refitted
+OOD_FILE = "ood.npy"  # pipeline.ood's projection, beside verdict.json
+FORMAT = 2  # bump when the policy's fields or meaning change: older policies are refitted
 PERTURBATIONS = ("JPEG quality 75", "JPEG quality 95", "half size", "double size", "cropped 5%")
 FAKE, REAL, UNSURE = "fake", "real", "unsure"
 BAND_REASON = "its score is too close to the line between real and fake"
 CHANCE_REASON = "the verdict model did no better than chance on the validation images"
+OOD_REASON = "this face looks unlike the photos the detectors were trained on"
 FLIP_REASON = "the answer changes when the photo is {what}"
 
 Scorer = Callable[[list[np.ndarray]], np.ndarray]  # (H, W, 3) uint8 images -> (n,) raw p_fake
@@ -60,8 +62,21 @@ class VerdictPolicy:
     stability: bool = True
     validation: list[dict[str, Any]] = field(default_factory=list)
     face_fractions: dict[str, float] = field(default_factory=dict)  # per dataset: face side / image side
+    ood_threshold: float = 0.0  # pipeline.ood distance above which a face is out of distribution (0 = off)
     key: str = ""
     format: int = FORMAT
+    ood: Any = field(default=None, repr=False, compare=False)  # the ood.npy projection (not in the JSON)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "ood"}
+
+    def out_of_distribution(self, rgb_images: list[np.ndarray]) -> np.ndarray:
+        """(n,) bool: which faces look unlike the training photos (all False without a fitted score)."""
+        from pipeline import ood
+
+        if self.ood is None or not self.ood_threshold or not len(rgb_images):
+            return np.zeros(len(rgb_images), dtype=bool)
+        return ood.distance(self.ood, ood.features(rgb_images)) > self.ood_threshold
 
     def calibrated(self, p_raw) -> np.ndarray:
         """Calibrated p(fake) of raw scores (any shape, floats in [0, 1])."""
@@ -115,6 +130,19 @@ def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float 
                            stability=stability, key=key)
     policy.validation = policy_table(policy, val).to_dict("records")
     return policy
+
+
+def fit_ood(cfg, manifest: pd.DataFrame, max_train: int = 2000) -> tuple[np.ndarray, float]:
+    """:func:`pipeline.ood.fit` on the router features of (at most ``max_train``, stratified) training
+    images, thresholded on the validation images."""
+    from pipeline import data, ood
+    from pipeline.experiments.ensemble import router_inputs
+
+    idx = np.flatnonzero((manifest["split"] == "train").to_numpy())
+    idx = data.stratified_subsample(idx, manifest, max_train, cfg.seed)
+    val = np.flatnonzero((manifest["split"] == "val").to_numpy())
+    feats = router_inputs(manifest.iloc[np.concatenate([idx, val])].reset_index(drop=True), cfg)
+    return ood.fit(feats[:len(idx)], feats[len(idx):])
 
 
 def measure_face_fractions(manifest: pd.DataFrame, per_dataset: int = 20, seed: int = 0) -> dict[str, float]:
@@ -195,9 +223,10 @@ def perturbations(rgb: np.ndarray) -> list[np.ndarray]:
     return [_jpeg(rgb, 75), _jpeg(rgb, 95), _scale(rgb, 0.5), _scale(rgb, 2.0), np.ascontiguousarray(cropped)]
 
 
-def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None) -> dict[str, Any]:
+def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distribution: bool = False) -> dict[str, Any]:
     """The three-way verdict on one face. ``p_raw``: the verdict model's raw p(fake) of the face;
-    ``p_perturbed``: its raw p(fake) of each :func:`perturbations` variant (None: no stability check).
+    ``p_perturbed``: its raw p(fake) of each :func:`perturbations` variant (None: no stability check);
+    ``out_of_distribution``: the face looks unlike the training photos (:meth:`VerdictPolicy.out_of_distribution`).
     Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``, ``threshold``
     (calibrated), ``reasons`` (plain words, empty when decided), ``headline`` and ``unstable_under``."""
     z = float(policy.margin(np.array([p_raw]))[0])
@@ -208,6 +237,8 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None) -> dict[str, A
         reasons.append(CHANCE_REASON)
     elif abs(z) <= policy.band:
         reasons.append(BAND_REASON)
+    if out_of_distribution:
+        reasons.append(OOD_REASON)
     if p_perturbed is not None and len(p_perturbed):
         zs = policy.margin(np.asarray(p_perturbed, dtype=np.float64))
         flips = [PERTURBATIONS[i] for i, zi in enumerate(zs) if (zi >= 0) != (z >= 0)]
@@ -318,7 +349,7 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> Verd
             old = artifacts.read_json(path)
             if old.get("key") == key and old.get("format") == FORMAT:
                 log(f"verdict ({model}): cached")
-                return VerdictPolicy(**old)
+                return load_policy(run_dir, model)
         except (OSError, ValueError, TypeError):
             pass
     preds = pd.read_parquet(artifacts.model_dir(run_dir, model) / "predictions.parquet")
@@ -328,7 +359,9 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> Verd
                         stability=settings["stability"], key=key)
     manifest = pd.read_parquet(run_dir / "manifest.parquet")
     policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
-    artifacts.write_json(path, asdict(policy))
+    policy.ood, policy.ood_threshold = fit_ood(cfg, manifest)
+    artifacts.write_npy(path.parent / OOD_FILE, policy.ood)
+    artifacts.write_json(path, policy.to_json())
     test = policy_table(policy, preds[preds["split"] == "test"]).set_index("scope")
     if "all" in test.index:
         row = test.loc["all"]
@@ -366,5 +399,8 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
     if raw.get("key") != policy_key(run_dir, model, _settings(cfg)):
         raise PolicyError(f"the verdict policy of run {run_dir.name} is stale ({model} or one of its members was "
                           f"refitted since): refit it with `python -m pipeline train`")
-    fields = {f for f in VerdictPolicy.__dataclass_fields__}
-    return VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
+    fields = {f for f in VerdictPolicy.__dataclass_fields__} - {"ood"}
+    policy = VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
+    if policy.ood_threshold and (path.parent / OOD_FILE).is_file():
+        policy.ood = artifacts.read_npy(path.parent / OOD_FILE)
+    return policy

@@ -197,3 +197,22 @@ def test_evaluate_reports_balanced_accuracy_per_class_recall_and_the_verdict(tin
     v = summary[summary["model"] == "verdict"].set_index("scope")
     assert set(v.index) == {"all", "lopsided"} and v.loc["all", "n"] == 100
     assert 0 <= v.loc["all", "coverage"] <= 1
+
+
+def test_out_of_distribution_score_flags_a_picture_unlike_the_training_photos():
+    from conftest import face_like
+    from pipeline import ood
+
+    rng = np.random.default_rng(0)
+    train = ood.features([face_like(k, rng, 48) for k in ["real", "fake"] * 60])
+    val = ood.features([face_like(k, rng, 48) for k in ["real", "fake"] * 30])
+    matrix, threshold = ood.fit(train, val)
+    alike = ood.distance(matrix, ood.features([face_like("real", rng, 48) for _ in range(20)]))
+    stripes = np.zeros((48, 48, 3), np.uint8)
+    stripes[::4] = 255  # a picture made of hard horizontal lines: nothing like a face
+    unlike = ood.distance(matrix, ood.features([stripes, rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)]))
+    assert (alike <= threshold).mean() >= 0.9 and (unlike > threshold).all()
+    policy = verdict.fit_policy(_scores(200, 3), "m")
+    policy.ood, policy.ood_threshold = matrix, threshold
+    assert list(policy.out_of_distribution([face_like("real", rng, 48), stripes])) == [False, True]
+    assert verdict.OOD_REASON in verdict.decide(policy, 0.0001, out_of_distribution=True)["reasons"]
