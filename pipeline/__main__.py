@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment} --help``."""
+"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment,report} --help``."""
 from __future__ import annotations
 
 import argparse
@@ -91,6 +91,7 @@ def cmd_predict(args) -> int:
         jsonl = open(out_dir / "predictions.jsonl", "w", encoding="utf-8")
     failures = 0
     stems: set[str] = set()
+    report_items: list[dict] | None = [] if args.report else None  # what --report shows (pipeline.report)
 
     def emit(record: dict) -> None:
         line = json.dumps(record)
@@ -105,6 +106,8 @@ def cmd_predict(args) -> int:
             except images.ImageError as exc:
                 failures += 1
                 emit({"file": file, "error": str(exc)})
+                if report_items is not None:
+                    report_items.append({"file": file, "error": str(exc)})
                 continue
             # (label, extra fields, pixels) per scored region: the whole image, or each face
             regions: list[tuple[str, dict, object]] = [("", {}, rgb)]
@@ -134,12 +137,18 @@ def cmd_predict(args) -> int:
                             models[record["model"]], pixels, args.explain, record, info.path, args.lime_samples,
                             args.quiet))
                     emit({"file": file, **extra, **record})
+                if report_items is not None:
+                    report_items.append({"file": file, "rgb": rgb, "extra": extra, "pixels": pixels, "records": records})
     finally:
         if jsonl is not None:
             jsonl.close()
     if out_dir is not None:
         print(f"wrote {out_dir / 'predictions.jsonl'}" + (" and the overlay PNGs" if args.explain else ""),
               file=sys.stderr)
+    if report_items is not None:
+        from pipeline.report.check_report import write_predict_report
+
+        print(f"wrote {write_predict_report(args.report, report_items, info)}", file=sys.stderr)
     if failures:
         print(f"{failures} of {len(args.files)} file(s) could not be scored", file=sys.stderr)
     return 1 if failures else 0
@@ -198,6 +207,23 @@ def cmd_info(args) -> int:
         if r["best_model"]:
             print(f"  best (pooled test AUC): {r['best_model']}  AUC {r['best_auc']:.4f}  accuracy {r['best_accuracy']:.4f}")
         print(f"  {r['path']}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """The run report (one self-contained HTML file) and, on request, one model card file per model."""
+    from pipeline.progress import TqdmProgress
+    from pipeline.report import write_model_cards, write_run_report
+    from pipeline.results import load_run
+
+    run = load_run(args.run, Path(args.artifacts) if args.artifacts else None)
+    progress = TqdmProgress(disable=args.quiet)
+    out = write_run_report(run, args.out or f"report-{run.run_id}.html", progress)
+    progress.close()
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
+    if args.model_cards:
+        cards = write_model_cards(run, args.model_cards)
+        print(f"wrote {len(cards)} model card(s) to {Path(args.model_cards)}")
     return 0
 
 
@@ -285,8 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crop-faces", action="store_true",
                    help="detect faces (MTCNN) and score each face crop; no face found: the whole image")
     r.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbed samples (default: 1000)")
+    r.add_argument("--report", metavar="FILE", help="also write a check report: one self-contained HTML file "
+                                                    "with the verdicts, reasons, crops and overlays")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_predict)
+
+    rp = sub.add_parser("report", help="one self-contained HTML report of a run (and model cards), from its files")
+    rp.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
+    rp.add_argument("--out", help="the HTML file to write (default: ./report-<run id>.html)")
+    rp.add_argument("--model-cards", metavar="DIR", help="also write one model card per model to DIR/<model>.html")
+    rp.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    rp.set_defaults(func=cmd_report)
 
     x = sub.add_parser("experiment", help="search, ablation, ensemble, robustness, cross-dataset on a trained run")
     x.add_argument("name", choices=["search", "ablation", "ensemble", "robustness", "crossdataset", "all"])
@@ -318,8 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pipeline.results import ArtifactError, RunNotFound
         known += [RunNotFound, ArtifactError]
-        from pipeline.models import WeightsUnavailableError
-        known.append(WeightsUnavailableError)
+        if args.command != "report":  # the report reads files only: no TensorFlow start-up for it
+            from pipeline.models import WeightsUnavailableError
+            known.append(WeightsUnavailableError)
     except ImportError:
         pass
     try:

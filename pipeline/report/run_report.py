@@ -179,7 +179,7 @@ def comparison_section(rd: RunData) -> list[dict[str, Any]]:
         out.append({
             "scope": scope, "label": label, "n": n, "band": band,
             "table": render.table(shown, f"summary-{scope}", SUMMARY_DIGITS),
-            "roc": render.figure(_roc_with_points(roc, points, rd.colors, f"ROC curve ({label}); circles: thresholds"),
+            "roc": render.figure(_roc_with_points(roc, points, rd.colors, f"ROC curve ({label})"),
                                  480) if roc else None,
             "pr": render.figure(figures.pr_figure(pr, rd.colors, prevalence, f"Precision-recall ({label})"), 480)
             if pr else None})
