@@ -138,7 +138,8 @@ def cmd_predict(args) -> int:
                             args.quiet))
                     emit({"file": file, **extra, **record})
                 if report_items is not None:
-                    report_items.append({"file": file, "rgb": rgb, "extra": extra, "pixels": pixels, "records": records})
+                    report_items.append({"file": file, "rgb": rgb, "extra": extra, "pixels": pixels,
+                                         "records": records})
     finally:
         if jsonl is not None:
             jsonl.close()

@@ -174,6 +174,12 @@ def test_report_sections_and_findings(run_dir, report_html):
     # the verdict model is the routed ensemble; its operating point in words
     assert "The run's verdict model" in report_html and "<strong>ensemble_routed</strong>" in report_html
     assert "real photos are wrongly called fake" in report_html
+    # the router of ensemble_routed: its test accuracy, per dataset
+    preds = load_run(run_dir).predictions("ensemble_routed")
+    test = preds[preds["split"] == "test"]
+    share = (test["routed_to"] == test["dataset"]).mean()
+    assert f"The router sent {100 * share:.1f}% of the {len(test)} test images" in report_html
+    assert tables["router"]["dataset"].tolist() == ["faces140k", "lfw_faceswap"]
     # reproduce: config and versions
     assert tables["versions"]["package"].tolist()[:3] == ["tensorflow-cpu", "keras", "numpy"]
     assert "python -m pipeline train --config synthetic" in report_html
@@ -226,6 +232,7 @@ def test_missing_images_and_experiments_are_named_not_fatal(tmp_path):
         png.unlink()
     text = run_report.build_run_report(load_run(run_dir))
     assert "missing or unreadable" in text
+    assert "The run has no combined model" in text and 'id="router"' not in text
     assert "python -m pipeline experiment robustness --run" in text
     assert "python -m pipeline experiment crossdataset --run" in text
 

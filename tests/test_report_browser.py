@@ -115,5 +115,6 @@ def test_check_report_in_chromium(driver, tmp_path):
     assert [e for e in console if e.get("level") == "SEVERE"] == [], console
     text = driver.find_element("tag name", "body").text
     assert "Face 1: fake" in text and "Could not be checked: bad.jpg" in text
-    loaded = driver.execute_script("return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+    loaded = driver.execute_script(
+        "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
     assert loaded == driver.execute_script("return document.images.length") == 4

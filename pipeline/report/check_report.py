@@ -124,7 +124,8 @@ def check_report_html(checks: Sequence, *, run=None, summary=None, explanations:
         rows += [{"file": f["name"], "face": face["label"], "verdict": face["verdict"], "p_fake": face["p_fake"],
                   "by": face["by"]} for face in f["faces"]]
         if f["error"]:
-            rows.append({"file": f["name"], "face": None, "verdict": None, "p_fake": None, "by": "could not be checked"})
+            rows.append({"file": f["name"], "face": None, "verdict": None, "p_fake": None,
+                         "by": "could not be checked"})
     return render.render("check_report.html.j2", title=title, files=files, rows=rows, run=info,
                          n_failed=sum(1 for c in checks if not c.ok),
                          generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))

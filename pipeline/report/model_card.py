@@ -129,11 +129,13 @@ def _evaluation_data(rd: "RunData") -> str:
     test = counts[counts["split"] == "test"].pivot_table(index="dataset", columns="label", values="n", aggfunc="sum",
                                                          fill_value=0)
     parts = [f"{d} ({int(r.get('real', 0)):,} real, {int(r.get('fake', 0)):,} fake)" for d, r in test.iterrows()]
-    rule = rd.run.config.get("split") or {}
-    how = (f"a fixed-seed split (seed {rd.run.config.get('seed')})" if not isinstance(rule, dict) or not rule.get("given")
-           else "the split given by the data folders")
+    man = rd.run.manifest()
+    given = sorted(man.loc[man["given_split"].notna(), "dataset"].astype(str).unique())
+    fractions = "/".join(f"{100 * float(f):g}" for f in rd.run.config.get("split") or (0.7, 0.15, 0.15))
+    how = (f"each (dataset, class) split {fractions} (train/val/test) with seed {rd.run.config.get('seed')}"
+           + (f"; {', '.join(given)} kept the split given by its folders" if given else ""))
     return (f"The run's test split, never used for training or choosing the threshold: {'; '.join(parts) or 'none'}. "
-            f"Images were assigned to splits by {how}; identical files are kept once, so no image is on both sides.")
+            f"Split: {how}. Identical files are kept once, so no image is on both sides.")
 
 
 def _failures(rd: "RunData", model: str, metrics: pd.DataFrame, calib: reliability.Reliability | None) -> list[str]:
@@ -149,8 +151,10 @@ def _failures(rd: "RunData", model: str, metrics: pd.DataFrame, calib: reliabili
     if len(scoped) > 1:
         worst = scoped.sort_values("false-positive rate", ascending=False).iloc[0]
         if worst["false-positive rate"] > 0:
+            n_real = int(worst["n_real"])
+            fp = round(worst["false-positive rate"] * n_real)
             out.append(f"Most real photos wrongly called fake on **{worst['dataset']}**: "
-                       f"{reliability.per_thousand(round(worst['false-positive rate'] * worst['n_real']), int(worst['n_real']))}.")
+                       f"{reliability.per_thousand(fp, n_real)} ({fp} of {n_real}).")
     table = rd.robustness
     if table is not None and model in set(table["model"]):
         from pipeline.experiments import robustness

@@ -55,6 +55,7 @@ class RunData:
     test_predictions: dict[str, pd.DataFrame | None]
     colors: dict[str, str]
     verdict_model: str | None
+    verdict_combined: bool  # the verdict model is the run's combined model (else its best single model)
     robustness: pd.DataFrame | None
     robustness_settings: dict
 
@@ -81,13 +82,15 @@ def load(run: Run) -> RunData:
         except ArtifactError:
             preds[m] = None
     verdict = ensemble.combiner_name(run.path)
-    if verdict not in models:
+    combined = verdict in models
+    if not combined:
         verdict = checking.best_model(summary, [m for m in models if preds.get(m) is not None])
     try:
         table, settings = run.experiment("robustness"), run.experiment_settings("robustness")
     except ArtifactError:
         table, settings = None, {}
-    return RunData(run, summary, models, metrics, preds, figures.model_colors(models), verdict, table, settings)
+    return RunData(run, summary, models, metrics, preds, figures.model_colors(models), verdict, combined, table,
+                   settings)
 
 
 # --------------------------------------------------------------------------- sections
@@ -184,6 +187,21 @@ def comparison_section(rd: RunData) -> list[dict[str, Any]]:
             "pr": render.figure(figures.pr_figure(pr, rd.colors, prevalence, f"Precision-recall ({label})"), 480)
             if pr else None})
     return out
+
+
+def router_section(rd: RunData) -> dict[str, Any] | None:
+    """How ``ensemble_routed``'s router did on the test split (:func:`pipeline.results.routing_report`):
+    the share of images sent to their own dataset's stacker, per dataset; None without that model."""
+    from pipeline.experiments.ensemble import ROUTED
+    from pipeline.results import routing_report
+
+    preds = rd.test_predictions.get(ROUTED)
+    threshold = rd.metrics.get(ROUTED, {}).get("threshold")
+    rr = routing_report(preds, float(threshold)) if preds is not None and threshold is not None else None
+    if rr is None or rr.accuracy is None:
+        return None
+    return {"accuracy": rr.accuracy, "n": rr.n, "per_dataset": render.table(rr.per_dataset, "router", {"n": 0}),
+            "by_routing": render.table(rr.by_routing, None, {"n": 0, "n_fake": 0}) if len(rr.by_routing) else None}
 
 
 def calibration_section(rd: RunData) -> dict[str, Any]:
@@ -349,11 +367,13 @@ def build_run_report(run: Run, progress: ProgressFn = None) -> str:
     total = len(STEPS)
     step = iter(range(1, total + 1))
     rd = load(run)
-    ctx: dict[str, Any] = {"run": run.info, "verdict_model": rd.verdict_model, "models": rd.models,
+    ctx: dict[str, Any] = {"run": run.info, "verdict_model": rd.verdict_model, "verdict_combined": rd.verdict_combined,
+                           "models": rd.models,
                            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     ctx["data"] = data_section(run)
     report(progress, "report", next(step), total)
     ctx["comparison"] = comparison_section(rd)
+    ctx["router"] = router_section(rd)
     report(progress, "report", next(step), total)
     ctx["calibration"] = calibration_section(rd)
     report(progress, "report", next(step), total)
