@@ -294,3 +294,18 @@ def test_number_and_inline_markdown():
     assert render.number(12345) == "12,345" and render.number(0.123456) == "0.1235"
     assert render.number(True) == "yes"
     assert str(render.inline_markdown("**a<b** and `c` *d*")) == "<strong>a&lt;b</strong> and <code>c</code> <em>d</em>"
+
+
+def test_model_card_names_where_a_model_fails(run_dir):
+    rd = run_report.load(load_run(run_dir))
+    m = dict(rd.metrics["baseline_cnn"])
+    scopes = {k: dict(v) for k, v in m["scopes"].items()}
+    n = 400
+    scopes["all"] = {**scopes["all"], "n": n, "n_real": n // 2, "n_fake": n // 2, "roc_auc": 0.3,
+                     "at_threshold": {**scopes["all"]["at_threshold"], "tp": 0, "fn": n // 2, "fp": 0, "tn": n // 2}}
+    rd.metrics["baseline_cnn"] = {**m, "scopes": scopes}
+    failures = model_card.card(rd, "baseline_cnn")["failures"]
+    assert failures[0].startswith("Pooled over all datasets it ranks **the wrong way round** (ROC-AUC 0.300 on 400")
+    assert "At its threshold it calls every test image real: it catches **no fake at all**." in failures
+    calm = model_card.card(run_report.load(load_run(run_dir)), "mobilenet")["failures"]
+    assert not any("wrong way round" in f or "no fake at all" in f for f in calm)

@@ -23,7 +23,8 @@ import numpy as np
 from pipeline.report import render
 
 PHOTO_PX = 480  # longest side of the photo with its face boxes, pixels
-CROP_PX = 200  # longest side of a face crop and of an explanation map, pixels
+CROP_PX = 200  # longest side of a face crop, pixels
+MAP_PX = 320  # longest side of an explanation map (an overlay with its colour bar and title), pixels
 BORDERLINE = 0.05  # |P(fake) - threshold| below which a verdict is called borderline
 Explanations = Mapping[tuple[str, int], Sequence[tuple[str, np.ndarray]]]
 
@@ -100,7 +101,7 @@ def _face(face, file_name: str, explanations: Explanations | None, summary) -> d
         "scores": [{"model": r["model"], "p_fake": r["p_fake"], "threshold": r["threshold"], "verdict": r["verdict"]}
                    for r in face.scores],
         "members": sorted((face.combined or {}).get("members", {}).items()) if face.combined else [],
-        "maps": [{"caption": caption, "uri": render.rgb_uri(rgb, CROP_PX, 85)} for caption, rgb in maps],
+        "maps": [{"caption": caption, "uri": render.rgb_uri(rgb, MAP_PX, 85)} for caption, rgb in maps],
     }
 
 
@@ -112,7 +113,7 @@ def check_report_html(checks: Sequence, *, run=None, summary=None, explanations:
     checked the photos (its id is named). ``summary``: the run's summary table, for the pooled test
     ROC-AUC in each headline. ``explanations``: ``{(file name, face index): [(caption, overlay)]}``
     with overlays as (H, W, 3) uint8 RGB arrays (face index 0 = the whole image), shown under the face.
-    Images are shrunk to thumbnails (photo 480 px, crops and maps 200 px) and inlined as JPEG."""
+    Images are shrunk to thumbnails (photo 480 px, crops 200 px, maps 320 px) and inlined as JPEG."""
     info = getattr(run, "info", run)
     files = []
     for c in checks:

@@ -141,12 +141,18 @@ def _evaluation_data(rd: "RunData") -> str:
 def _failures(rd: "RunData", model: str, metrics: pd.DataFrame, calib: reliability.Reliability | None) -> list[str]:
     out = []
     for _, r in metrics.iterrows():
-        auc = r["ROC-AUC"]
-        if r["dataset"] == "all (pooled)" or auc is None or pd.isna(auc):
+        auc, band = r["ROC-AUC"], r["chance ±"]
+        if auc is None or pd.isna(auc) or r["above chance"]:
             continue
-        if not r["above chance"]:
-            out.append(f"On **{r['dataset']}** its ranking is within chance (ROC-AUC {auc:.3f} on {int(r['n'])} "
-                       f"images; chance lands within 0.5 ± {r['chance ±']:.3f}).")
+        where = "Pooled over all datasets" if r["dataset"] == "all (pooled)" else f"On **{r['dataset']}**"
+        how = "ranks **the wrong way round**" if auc < 0.5 - band else "ranks no better than chance"
+        out.append(f"{where} it {how} (ROC-AUC {auc:.3f} on {int(r['n'])} images; chance lands within "
+                   f"0.5 ± {band:.3f}).")
+    op = reliability.operating_point(model, rd.metrics[model])
+    if op is not None and op.n_fake and op.tp == 0:
+        out.append("At its threshold it calls every test image real: it catches **no fake at all**.")
+    elif op is not None and op.n_real and op.fp == op.n_real:
+        out.append("At its threshold it calls **every real test photo fake**.")
     scoped = metrics[metrics["dataset"] != "all (pooled)"].dropna(subset=["false-positive rate"])
     if len(scoped) > 1:
         worst = scoped.sort_values("false-positive rate", ascending=False).iloc[0]
