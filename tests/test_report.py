@@ -182,7 +182,7 @@ def test_report_sections_and_findings(run_dir, report_html):
     assert tables["router"]["dataset"].tolist() == ["faces140k", "lfw_faceswap"]
     # reproduce: config and versions
     assert tables["versions"]["package"].tolist()[:3] == ["tensorflow-cpu", "keras", "numpy"]
-    assert "python -m pipeline train --config synthetic" in report_html
+    assert "Config <code>synthetic</code> is not one of the repository" in report_html  # no configs/synthetic.toml
 
 
 def test_model_card_sections(run_dir, report_html):

@@ -135,7 +135,7 @@ def _curves(rd: RunData, scope: str) -> tuple[dict, dict, list[reliability.Opera
         roc[m] = {**(sc.get("roc") or {}), "auc": sc.get("roc_auc")}
         pr[m] = {**(sc.get("pr") or {}), "ap": sc.get("average_precision")}
         op = reliability.operating_point(m, rd.metrics[m], scope)
-        if op is not None and op.fpr is not None and op.tpr is not None:
+        if op is not None and op.threshold is not None and op.fpr is not None and op.tpr is not None:
             points.append(op)
     return roc, pr, points
 
@@ -350,8 +350,12 @@ def library_versions() -> pd.DataFrame:
 def reproduce_section(run: Run) -> dict[str, Any]:
     """The run's resolved config (JSON), the command, the training machine, the code version and the
     library versions of the environment that built this report."""
+    from pipeline.results import REPO_ROOT
+
+    name = run.info.config_name
+    known = (REPO_ROOT / "configs" / f"{name}.toml").is_file()
     return {"config": json.dumps(run.config, indent=2, sort_keys=False, default=str),
-            "command": f"python -m pipeline train --config {run.info.config_name}",
+            "command": f"python -m pipeline train --config {name}" if known else None, "config_name": name,
             "machine": run.run_json.get("machine"), "commit": _git_commit(),
             "python": platform.python_version(), "versions": render.table(library_versions(), "versions")}
 
