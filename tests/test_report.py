@@ -309,3 +309,13 @@ def test_model_card_names_where_a_model_fails(run_dir):
     assert "At its threshold it calls every test image real: it catches **no fake at all**." in failures
     calm = model_card.card(run_report.load(load_run(run_dir)), "mobilenet")["failures"]
     assert not any("wrong way round" in f or "no fake at all" in f for f in calm)
+
+
+def test_a_robustness_table_of_an_older_format_is_named_not_fatal(tmp_path):
+    run_dir = write_synthetic_run(tmp_path)
+    add_experiments(run_dir, ["baseline_cnn", "mobilenet"], ["faces140k", "lfw_faceswap"])
+    table = run_dir / "experiments" / "robustness" / "abc123" / "robustness.csv"
+    pd.read_csv(table).drop(columns=["n"]).to_csv(table, index=False)
+    text = run_report.build_run_report(load_run(run_dir))
+    assert "lacks the column(s) n (written by an older pipeline)" in text
+    assert text.count("The run's robustness sweep cannot be read: The run's robustness table lacks") == 2

@@ -10,7 +10,8 @@ Built from files only: no module here imports TensorFlow.
 """
 from __future__ import annotations
 
+from pipeline.report.check_report import check_report_html, write_check_report
 from pipeline.report.model_card import write_model_cards
 from pipeline.report.run_report import build_run_report, write_run_report
 
-__all__ = ["build_run_report", "write_run_report", "write_model_cards"]
+__all__ = ["build_run_report", "write_run_report", "write_model_cards", "check_report_html", "write_check_report"]

@@ -211,7 +211,8 @@ def card(rd: "RunData", model: str, calib: reliability.Reliability | None = None
             "calibration": None if calib is None or calib.ece is None else
             f"Expected calibration error {calib.ece:.3f}, Brier score {calib.brier:.3f} on {calib.n:,} test images.",
             "robustness": robust or ("This model is not in the run's robustness sweep." if rd.robustness is not None
-                                     else "The run has no robustness sweep."),
+                                     else "The run's robustness sweep cannot be read: " + rd.robustness_error
+                                     if rd.robustness_error else "The run has no robustness sweep."),
             "failures": _failures(rd, model, metrics, calib), "caveats": _caveats(rd, model)}
 
 

@@ -38,6 +38,7 @@ SUMMARY_DIGITS = {"n": 0, "params": 0, "file_size_mb": 3, "train_seconds": 2, "l
 # packages whose versions reproduce a run (the runtime pins of requirements.txt, plus the report's own)
 PACKAGES = ["tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "scikit-learn", "scikit-image",
             "plotly", "umap-learn", "lime", "tf-keras-vis", "keras-tuner", "streamlit", "mtcnn", "jinja2"]
+ROBUSTNESS_COLUMNS = {"model", "perturbation", "level", "dataset", "n", "roc_auc", "auc_drop"}  # what the report reads
 STEPS = ("data", "comparison", "calibration", "training", "robustness", "generalisation", "mistakes",
          "model cards", "reproduce", "page")
 
@@ -58,6 +59,7 @@ class RunData:
     verdict_combined: bool  # the verdict model is the run's combined model (else its best single model)
     robustness: pd.DataFrame | None
     robustness_settings: dict
+    robustness_error: str | None = None  # why a sweep the run has cannot be shown
 
 
 def load(run: Run) -> RunData:
@@ -85,12 +87,20 @@ def load(run: Run) -> RunData:
     combined = verdict in models
     if not combined:
         verdict = checking.best_model(summary, [m for m in models if preds.get(m) is not None])
+    table, settings, error = None, {}, None
     try:
         table, settings = run.experiment("robustness"), run.experiment_settings("robustness")
-    except ArtifactError:
-        table, settings = None, {}
+    except ExperimentNotRun:
+        pass
+    except ArtifactError as exc:
+        error = str(exc)
+    lacking = ROBUSTNESS_COLUMNS - set(table.columns) if table is not None else set()
+    if lacking:
+        table, error = None, (f"The run's robustness table lacks the column(s) {', '.join(sorted(lacking))} (written by "
+                              "an older pipeline); rerun the sweep with `python -m pipeline experiment robustness "
+                              f"--run {run.run_id} --force`.")
     return RunData(run, summary, models, metrics, preds, figures.model_colors(models), verdict, combined, table,
-                   settings)
+                   settings, error)
 
 
 # --------------------------------------------------------------------------- sections
@@ -243,10 +253,12 @@ def robustness_section(rd: RunData) -> dict[str, Any]:
     from pipeline.experiments import robustness
     from pipeline.results import shortcut_table
 
+    if rd.robustness_error:
+        return {"missing": None, "error": rd.robustness_error}
     if rd.robustness is None:
         from pipeline import experiments
 
-        return {"missing": experiments.command("robustness", rd.run.run_id)}
+        return {"missing": experiments.command("robustness", rd.run.run_id), "error": None}
     table = rd.robustness
     verdict = rd.robustness_settings.get("combined_model")
     verdict = verdict if verdict in set(table["model"]) else None
@@ -264,7 +276,7 @@ def robustness_section(rd: RunData) -> dict[str, Any]:
     inverted = [f"**{m}** is inverted on {'all datasets pooled' if d == 'all' else d} under {', '.join(levels)}"
                 for (m, d), levels in robustness.inversions(table).items()]
     drop_sorted = drop.sort_values("mean drop", kind="stable").reset_index(names="model")
-    return {"missing": None, "n_test": rd.robustness_settings.get("n_test"), "headline": headline,
+    return {"missing": None, "error": None, "n_test": rd.robustness_settings.get("n_test"), "headline": headline,
             "verdict": robustness.verdict_summary(table, verdict, "all") if verdict else None,
             "verdict_model": verdict, "inverted": inverted,
             "figure": render.figure(figures.robustness_figure(table, "all", "roc_auc", rd.colors, verdict), 460),
