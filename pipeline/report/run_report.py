@@ -96,9 +96,9 @@ def load(run: Run) -> RunData:
         error = str(exc)
     lacking = ROBUSTNESS_COLUMNS - set(table.columns) if table is not None else set()
     if lacking:
-        table, error = None, (f"The run's robustness table lacks the column(s) {', '.join(sorted(lacking))} (written by "
-                              "an older pipeline); rerun the sweep with `python -m pipeline experiment robustness "
-                              f"--run {run.run_id} --force`.")
+        table, error = None, (f"The run's robustness table lacks the column(s) {', '.join(sorted(lacking))} "
+                              "(written by an older pipeline); rerun the sweep with `python -m pipeline experiment "
+                              f"robustness --run {run.run_id} --force`.")
     return RunData(run, summary, models, metrics, preds, figures.model_colors(models), verdict, combined, table,
                    settings, error)
 
