@@ -149,7 +149,10 @@ def cmd_predict(args) -> int:
     if report_items is not None:
         from pipeline.report.check_report import write_predict_report
 
-        print(f"wrote {write_predict_report(args.report, report_items, info)}", file=sys.stderr)
+        try:
+            print(f"wrote {write_predict_report(args.report, report_items, info)}", file=sys.stderr)
+        except OSError as exc:
+            return _fail(f"cannot write the report {args.report}: {exc.strerror or exc}")
     if failures:
         print(f"{failures} of {len(args.files)} file(s) could not be scored", file=sys.stderr)
     return 1 if failures else 0
@@ -219,12 +222,18 @@ def cmd_report(args) -> int:
 
     run = load_run(args.run, Path(args.artifacts) if args.artifacts else None)
     progress = TqdmProgress(disable=args.quiet)
-    out = write_run_report(run, args.out or f"report-{run.run_id}.html", progress)
-    progress.close()
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
-    if args.model_cards:
-        cards = write_model_cards(run, args.model_cards)
-        print(f"wrote {len(cards)} model card(s) to {Path(args.model_cards)}")
+    target = args.out or f"report-{run.run_id}.html"
+    try:
+        out = write_run_report(run, target, progress)
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
+        if args.model_cards:
+            target = args.model_cards
+            cards = write_model_cards(run, args.model_cards)
+            print(f"wrote {len(cards)} model card(s) to {Path(args.model_cards)}")
+    except OSError as exc:
+        return _fail(f"cannot write {target}: {exc.strerror or exc}")
+    finally:
+        progress.close()
     return 0
 
 

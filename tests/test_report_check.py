@@ -120,6 +120,16 @@ def test_report_command_without_a_run_says_what_to_do(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_report_command_to_an_unwritable_place_is_a_clear_error(tmp_path, capsys):
+    run_dir = write_synthetic_run(tmp_path / "art")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code = main(["report", "--artifacts", str(tmp_path / "art"), "--run", run_dir.name, "--out",
+                 str(blocker / "r.html"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot write {blocker / 'r.html'}" in err and "Traceback" not in err
+
+
 @pytest.mark.slow
 def test_predict_report(tiny_run, tmp_path, capsys):
     rng = np.random.default_rng(4)
