@@ -319,3 +319,16 @@ def test_a_robustness_table_of_an_older_format_is_named_not_fatal(tmp_path):
     text = run_report.build_run_report(load_run(run_dir))
     assert "lacks the column(s) n (written by an older pipeline)" in text
     assert text.count("The run's robustness sweep cannot be read: The run's robustness table lacks") == 2
+
+
+def test_model_card_of_a_specialist_says_which_failures_are_outside_its_training(tmp_path):
+    run_dir = write_synthetic_run(tmp_path)
+    run_json = json.loads((run_dir / "run.json").read_text())
+    for m in run_json["config"]["models"]:
+        if m["name"] == "baseline_cnn":
+            m["datasets"] = ["faces140k"]
+    (run_dir / "run.json").write_text(json.dumps(run_json))
+    card = model_card.card(run_report.load(load_run(run_dir)), "baseline_cnn")
+    assert "A specialist: trained on faces140k only." in card["training_data"]
+    unseen = [f for f in card["failures"] if "not trained on" in f]
+    assert unseen and all(f.startswith("On **lfw_faceswap**") for f in unseen)

@@ -140,14 +140,17 @@ def _evaluation_data(rd: "RunData") -> str:
 
 def _failures(rd: "RunData", model: str, metrics: pd.DataFrame, calib: reliability.Reliability | None) -> list[str]:
     out = []
+    trained_on = {str(d) for d in rd.run.model_config(model).get("datasets") or []}
     for _, r in metrics.iterrows():
         auc, band = r["ROC-AUC"], r["chance ±"]
         if auc is None or pd.isna(auc) or r["above chance"]:
             continue
         where = "Pooled over all datasets" if r["dataset"] == "all (pooled)" else f"On **{r['dataset']}**"
         how = "ranks **the wrong way round**" if auc < 0.5 - band else "ranks no better than chance"
+        unseen = (" — a dataset this specialist was not trained on"
+                  if trained_on and r["dataset"] not in trained_on | {"all (pooled)"} else "")
         out.append(f"{where} it {how} (ROC-AUC {auc:.3f} on {int(r['n'])} images; chance lands within "
-                   f"0.5 ± {band:.3f}).")
+                   f"0.5 ± {band:.3f}){unseen}.")
     op = reliability.operating_point(model, rd.metrics[model])
     if op is not None and op.n_fake and op.tp == 0:
         out.append("At its threshold it calls every test image real: it catches **no fake at all**.")
