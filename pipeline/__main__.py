@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment,inspect} --help``."""
+"""Command line: ``python -m pipeline {train,evaluate,predict,info,experiment,inspect,report} --help``."""
 from __future__ import annotations
 
 import argparse
@@ -91,6 +91,7 @@ def cmd_predict(args) -> int:
         jsonl = open(out_dir / "predictions.jsonl", "w", encoding="utf-8")
     failures = 0
     stems: set[str] = set()
+    report_maps: dict | None = {} if args.report else None  # --report: the explanation overlays per face
 
     def emit(record: dict) -> None:
         line = json.dumps(record)
@@ -127,6 +128,9 @@ def cmd_predict(args) -> int:
                             setup.models[record["model"]], face.crop, args.explain, record, info.path,
                             args.lime_samples, args.quiet))
                     emit({"file": file, **extra, **record})
+                    if report_maps is not None and record.get("explanation"):
+                        report_maps.setdefault((check.name, face.index), []).append(
+                            (f"{record['model']}: {args.explain}", _read_rgb(record["explanation"])))
                 if face.verdict is not None:
                     emit({"file": file, **extra, **checking.verdict_record(face.verdict)})
     finally:
@@ -135,9 +139,22 @@ def cmd_predict(args) -> int:
     if out_dir is not None:
         print(f"wrote {out_dir / 'predictions.jsonl'}" + (" and the overlay PNGs" if args.explain else ""),
               file=sys.stderr)
+    if report_maps is not None:
+        from pipeline.report.check_report import write_check_report
+
+        try:
+            print(f"wrote {write_check_report(args.report, checks, run=info, explanations=report_maps, title='Check report (python -m pipeline predict)')}", file=sys.stderr)
+        except OSError as exc:
+            return _fail(f"cannot write the report {args.report}: {exc.strerror or exc}")
     if failures:
         print(f"{failures} of {len(args.files)} file(s) could not be scored", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _read_rgb(path: str):
+    from pipeline import images
+
+    return images.load_rgb(path)
 
 
 def _write_explanation(path: Path, lm, rgb, method: str, record: dict, run_dir: Path, lime_samples: int,
@@ -213,6 +230,29 @@ def _shortcut_audit(run) -> list[dict]:
         return []
     return [{"dataset": r.dataset, "roc_auc": None if r.roc_auc != r.roc_auc else round(float(r.roc_auc), 3),
              "shortcut": bool(r.shortcut), "differences": list(r.differences)} for r in base.itertuples(index=False)]
+
+
+def cmd_report(args) -> int:
+    """The run report (one self-contained HTML file) and, on request, one model card file per model."""
+    from pipeline.progress import TqdmProgress
+    from pipeline.report import write_model_cards, write_run_report
+    from pipeline.results import load_run
+
+    run = load_run(args.run, Path(args.artifacts) if args.artifacts else None)
+    progress = TqdmProgress(disable=args.quiet)
+    target = args.out or f"report-{run.run_id}.html"
+    try:
+        out = write_run_report(run, target, progress)
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
+        if args.model_cards:
+            target = args.model_cards
+            cards = write_model_cards(run, args.model_cards)
+            print(f"wrote {len(cards)} model card(s) to {Path(args.model_cards)}")
+    except OSError as exc:
+        return _fail(f"cannot write {target}: {exc.strerror or exc}")
+    finally:
+        progress.close()
+    return 0
 
 
 def cmd_experiment(args) -> int:
@@ -312,8 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--score-without-face", action="store_true",
                    help="when no face is found, score the whole image anyway (the detectors judge faces)")
     r.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbed samples (default: 1000)")
+    r.add_argument("--report", metavar="FILE", help="also write a check report: one self-contained HTML file "
+                                                    "with the verdicts, reasons, crops and overlays")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_predict)
+
+    rp = sub.add_parser("report", help="one self-contained HTML report of a run (and model cards), from its files")
+    rp.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
+    rp.add_argument("--out", help="the HTML file to write (default: ./report-<run id>.html)")
+    rp.add_argument("--model-cards", metavar="DIR", help="also write one model card per model to DIR/<model>.html")
+    rp.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    rp.set_defaults(func=cmd_report)
 
     x = sub.add_parser("experiment", help="search, ablation, ensemble, robustness, cross-dataset on a trained run")
     x.add_argument("name", choices=["search", "ablation", "ensemble", "robustness", "crossdataset", "all"])
@@ -356,8 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pipeline.results import ArtifactError, RunNotFound
         known += [RunNotFound, ArtifactError]
-        from pipeline.models import WeightsUnavailableError
-        known.append(WeightsUnavailableError)
+        if args.command != "report":  # the report reads files only: no TensorFlow start-up for it
+            from pipeline.models import WeightsUnavailableError
+            known.append(WeightsUnavailableError)
     except ImportError:
         pass
     try:

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import bad_inputs
 from conftest import REPO, face_like
-from dashboard import figures
+from pipeline import figures
 from pipeline import checking, inference, results
 
 APP = str(REPO / "dashboard" / "app.py")

@@ -174,7 +174,7 @@ def test_spectrum_layer_sees_a_high_frequency_trace(tmp_path):
 def test_embedding_figures(tiny_run):
     import plotly.graph_objects as go
 
-    from dashboard import figures
+    from pipeline import figures
 
     table = pd.read_parquet(tiny_run / "models" / "custom_cnn" / embeddings.PROJECTIONS_FILE)
     fig = figures.embedding_scatter_figure(table, ("umap_1", "umap_2", "umap_3"), "label", uirevision="keep")

@@ -370,7 +370,7 @@ def test_pages_without_experiments_say_what_to_run(monkeypatch, tiny_run):
 
 
 def test_experiment_figures():
-    from dashboard import figures
+    from pipeline import figures
 
     trials = pd.DataFrame({"trial_id": ["0", "1"], "status": ["COMPLETED"] * 2, "val_auc": [0.7, 0.8],
                            "blocks": [2, 3], "filters": [8, 16], "kernel_size": [3, 5], "dense_units": [32, 64],

@@ -1,4 +1,4 @@
-"""dashboard.figures: pure plotly builders, checked without Streamlit."""
+"""pipeline.figures: pure plotly builders, checked without Streamlit."""
 from __future__ import annotations
 
 import re
@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures
+from pipeline import figures
 
 
 def _history(n_train: int, n_fine: int = 0, restart_epochs: bool = False) -> pd.DataFrame:
@@ -195,7 +195,7 @@ def test_metric_bar_figure_missing_metric():
 
 
 def test_figures_module_does_not_load_streamlit():
-    out = subprocess.run([sys.executable, "-c", "import sys, dashboard.figures; print('streamlit' in sys.modules)"],
+    out = subprocess.run([sys.executable, "-c", "import sys, pipeline.figures; print('streamlit' in sys.modules)"],
                          capture_output=True, text=True, cwd=str(Path(figures.__file__).resolve().parents[1]))
     assert out.stdout.strip() == "False", out.stderr
 
@@ -203,7 +203,7 @@ def test_figures_module_does_not_load_streamlit():
 def test_reliability_figure_has_the_diagonal_and_one_trace_per_model():
     import numpy as np
 
-    from dashboard import figures
+    from pipeline import figures
     from pipeline import calibration
 
     y = np.array([0, 0, 1, 1, 1, 0])

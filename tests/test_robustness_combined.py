@@ -172,7 +172,7 @@ def test_a_run_without_a_combined_model_sweeps_its_keras_models(tmp_path, forwar
 
 
 def test_verdict_summary_and_highlighted_line():
-    from dashboard import figures
+    from pipeline import figures
 
     rows = [{"model": m, "perturbation": p, "level": lv, "dataset": "all", "n": 200, "roc_auc": auc,
              "auc_drop": 0.9 - auc, "flip_rate": flip} for m in ("ensemble_routed", "a")

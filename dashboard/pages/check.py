@@ -11,7 +11,9 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 
 import streamlit as st  # noqa: E402
 
-from dashboard import common, figures  # noqa: E402
+from dashboard import common  # noqa: E402
+
+from pipeline import figures  # noqa: E402
 from dashboard.forensic_panel import render_panel  # noqa: E402
 from pipeline import checking, images  # noqa: E402
 from pipeline import verdict as verdict_mod  # noqa: E402

@@ -11,7 +11,9 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import common
+
+from pipeline import figures
 from pipeline import experiments
 from pipeline.experiments.ensemble import ROUTED
 from pipeline.results import comparison_row, routing_report

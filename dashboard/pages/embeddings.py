@@ -16,7 +16,9 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import common
+
+from pipeline import figures
 from pipeline import results
 
 PROJECTIONS = {"PCA": ("pca_1", "pca_2", "pca_3"), "UMAP": ("umap_1", "umap_2", "umap_3")}

@@ -11,7 +11,9 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import common, figures  # noqa: E402
+from dashboard import common  # noqa: E402
+
+from pipeline import figures  # noqa: E402
 from pipeline import checking, explain, images, inference  # noqa: E402
 
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]

@@ -10,7 +10,9 @@ if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app
 
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import common
+
+from pipeline import figures
 from pipeline.experiments import crossdataset
 from pipeline.results import ArtifactError, ExperimentNotRun
 

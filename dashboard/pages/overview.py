@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import audit_panel, common, figures
+from dashboard import audit_panel, common
+from pipeline import figures
 from pipeline.results import LABELS, SPLITS
 
 SEED_KEY = "overview_sample_seed"

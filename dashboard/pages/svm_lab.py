@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import common
+
+from pipeline import figures
 from pipeline import results, svm
 
 MAX_TRAIN = 5000  # live refits use at most this many training images (fixed-seed subsample)

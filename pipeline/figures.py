@@ -1,4 +1,4 @@
-"""Plotly figures for the dashboard: pure functions of plain data, no Streamlit.
+"""Plotly figures for the dashboard pages and the run report: pure functions of plain data, no Streamlit.
 
 Every function returns a ``plotly.graph_objects.Figure`` (graph_objects rather than plotly
 express: it stays fast with many points) and is tested directly in ``tests/test_figures.py``.
