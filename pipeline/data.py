@@ -178,8 +178,6 @@ def read_groups(path: Path) -> pd.DataFrame:
     if missing:
         found = ", ".join(repr(c) for c in table.columns) or "none"
         raise DataError(f"{where} lacks the column(s) {', '.join(missing)} (header columns found: {found}). {fix}")
-    if table.columns.duplicated().any():
-        raise DataError(f"{where} names a column twice in its header. {fix}")
     table = table[["file", "group"]].astype(str)
     if table.empty:
         raise DataError(f"{where} lists no files (only a header). {fix}")
@@ -188,8 +186,8 @@ def read_groups(path: Path) -> pd.DataFrame:
     for col in ("file", "group"):
         empty = table.index[table[col] == ""]
         if len(empty):
-            lines = ", ".join(str(i + 2) for i in empty[:5])
-            raise DataError(f"{where}: line(s) {lines} have an empty {col}. {fix}")
+            rows = ", ".join(str(i + 1) for i in empty[:5])
+            raise DataError(f"{where}: data row(s) {rows} (counted after the header) have an empty {col}. {fix}")
     table = table.drop_duplicates()
     twice = table["file"][table["file"].duplicated()].unique()
     if len(twice):
