@@ -1,7 +1,7 @@
 """Where a run's files live, and how they are written: atomically, versioned by a hash.
 
 The run id is ``<config name>-<12 hex>`` of sha256 over the config fingerprint and the data
-manifest (every file's dataset, label, split and content hash), so an unchanged rerun finds its
+manifest (every file's dataset, label, split and content hash, and which files share a group), so an unchanged rerun finds its
 finished work. Every write goes to a temporary file in the target folder and is renamed into
 place: a killed process leaves either the old file, or the new one, never half of one.
 """
@@ -38,9 +38,29 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
+def _group_partition(manifest: pd.DataFrame) -> pd.Series | None:
+    """Per row, the smallest sha256 in its (dataset, group): which images are grouped together, free
+    of group names. None when there is no ``group`` column or every group holds one image."""
+    if "group" not in manifest.columns or manifest.empty:
+        return None
+    keys = [manifest["dataset"].astype(str), manifest["group"].astype(str)]
+    if manifest.groupby(keys).size().max() <= 1:
+        return None
+    return manifest.groupby(keys)["sha256"].transform("min").astype(str)
+
+
 def manifest_hash(manifest: pd.DataFrame) -> str:
+    """sha256 (hex) over every row's dataset, label, split and content hash, independent of row order.
+    When the manifest groups images (a ``group`` holding several images of a dataset, from a groups.csv),
+    which images share a group is hashed too (not the group names). A manifest without groups, or with
+    one image per group, hashes as it did before groups existed, so those run ids stay valid."""
     cols = ["dataset", "label", "split", "sha256"]
-    rows = manifest[cols].sort_values(cols).astype(str).agg("|".join, axis=1)
+    partition = _group_partition(manifest)
+    if partition is None:
+        rows = manifest[cols].sort_values(cols).astype(str).agg("|".join, axis=1)
+    else:
+        table = manifest[cols].astype(str).assign(group_of=partition.to_numpy())
+        rows = table.sort_values([*cols, "group_of"]).agg("|".join, axis=1)
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 

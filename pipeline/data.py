@@ -12,11 +12,19 @@ Layouts understood (folder names are case-insensitive):
 Identical files (same sha256) are kept once: the first copy stays, the others are listed as
 skipped, so no image can sit on both sides of a split. An image found under both labels is
 dropped altogether. Without a given split, each (dataset, label) stratum is split with a fixed seed.
+
+A dataset folder may hold ``groups.csv`` (columns ``file,group``; see :func:`read_groups`): images
+that must stay together (the frames of one video, a real video and the fakes made from it). The
+split then keeps each group on one side, still balancing (dataset, label) as far as the groups
+allow (:func:`assign_splits`). Files it does not list are their own group; the manifest records
+every file's group in its ``group`` column (an ungrouped file's group is its ``relpath``).
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,8 +45,13 @@ LABEL_ALIASES = {
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "val", "val": "val",
                  "validation": "val", "test": "test", "testing": "test"}
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split"]
+MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split",
+                    "group"]
 SKIPPED_COLUMNS = ["dataset", "path", "reason"]
+GROUPS_FILE = "groups.csv"
+MAX_GROUPS_FILE_BYTES = 64 * 2**20  # a groups.csv larger than this is not a list of file names
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -125,6 +138,152 @@ def list_files(folder: DatasetFolder) -> tuple[pd.DataFrame, pd.DataFrame]:
             pd.DataFrame(skipped, columns=SKIPPED_COLUMNS))
 
 
+def _norm_entry(entry: str) -> str:
+    entry = entry.strip().replace("\\", "/")
+    while entry.startswith("./"):
+        entry = entry[2:]
+    return entry
+
+
+def read_groups(path: Path) -> pd.DataFrame:
+    """Read one dataset's ``groups.csv``: a (file, group) table of str, one row per listed file.
+
+    The file is UTF-8 CSV (a byte-order mark is allowed) with a header naming at least the columns
+    ``file`` and ``group`` (case and surrounding spaces ignored; other columns are ignored). ``file``
+    is the image's path relative to the dataset folder (``fake/abc.jpg``, as in DFDC's groups.csv;
+    ``\\`` and a leading ``./`` are accepted) or a bare file name (``abc.jpg``) when that name is
+    unique in the dataset; ``group`` is any non-empty name. A file listed twice with the same group
+    is one row; listed with two groups it is an error.
+
+    Raises :class:`DataError` (naming the file and the fix) for a file that cannot be read, is empty,
+    is not text CSV, lacks a column, has a row with an empty file or group, or gives one file two groups.
+    """
+    where = f"{path}"
+    fix = (f"{GROUPS_FILE} must be a CSV file with a header line `file,group` and one line per image, e.g. "
+           "`fake/abc.jpg,video_017` (file relative to the dataset folder; group any name). Fix or delete it.")
+    try:
+        size = path.stat().st_size
+        if size > MAX_GROUPS_FILE_BYTES:
+            raise DataError(f"{where} is {size / 2**20:.0f} MiB: too large for a list of files. {fix}")
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where} is empty. {fix}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
+        raise DataError(f"{where} is not a text CSV file ({type(exc).__name__}: {str(exc)[:120]}). {fix}") from None
+    except OSError as exc:
+        raise DataError(f"{where} cannot be read ({exc}). {fix}") from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    missing = [c for c in ("file", "group") if c not in table.columns]
+    if missing:
+        found = ", ".join(repr(c) for c in table.columns) or "none"
+        raise DataError(f"{where} lacks the column(s) {', '.join(missing)} (header columns found: {found}). {fix}")
+    table = table[["file", "group"]].astype(str)
+    if table.empty:
+        raise DataError(f"{where} lists no files (only a header). {fix}")
+    table["file"] = table["file"].map(_norm_entry)
+    table["group"] = table["group"].str.strip()
+    for col in ("file", "group"):
+        empty = table.index[table[col] == ""]
+        if len(empty):
+            rows = ", ".join(str(i + 1) for i in empty[:5])
+            raise DataError(f"{where}: data row(s) {rows} (counted after the header) have an empty {col}. {fix}")
+    table = table.drop_duplicates()
+    twice = table["file"][table["file"].duplicated()].unique()
+    if len(twice):
+        raise DataError(f"{where} gives {len(twice)} file(s) two different groups (e.g. {', '.join(twice[:3])}). "
+                        "Each file belongs to exactly one group: keep one line per file.")
+    return table.reset_index(drop=True)
+
+
+def match_groups(table: pd.DataFrame, relpaths: list[str], source: Path) -> tuple[list[str | None], list[str]]:
+    """Each file's group from a :func:`read_groups` table: (group or None per relpath, unmatched entries).
+
+    ``relpaths`` are the dataset's image paths relative to its folder ("/"-separated). An entry matches
+    a relpath exactly, or, without a "/", the one file of that name. Raises :class:`DataError` when a
+    bare name fits several files, or when entries naming one file give it two groups.
+    """
+    rel = [r.replace(os.sep, "/") for r in relpaths]
+    position = {r: i for i, r in enumerate(rel)}
+    by_name: dict[str, list[int]] = {}
+    for i, r in enumerate(rel):
+        by_name.setdefault(r.rsplit("/", 1)[-1], []).append(i)
+    groups: list[str | None] = [None] * len(rel)
+    unknown = []
+    for entry, group in zip(table["file"], table["group"]):
+        i = position.get(entry)
+        if i is None and "/" not in entry:
+            hits = by_name.get(entry, [])
+            if len(hits) > 1:
+                raise DataError(f"{source}: the file name {entry!r} fits {len(hits)} images "
+                                f"({', '.join(rel[h] for h in hits[:3])}). Give the path relative to the "
+                                f"dataset folder ({source.parent}) instead of the bare name.")
+            i = hits[0] if hits else None
+        if i is None:
+            unknown.append(entry)
+        elif groups[i] is not None and groups[i] != group:
+            raise DataError(f"{source} gives {rel[i]} two groups ({groups[i]!r} and {group!r}), once by its path "
+                            "and once by its name. Keep one line per file.")
+        else:
+            groups[i] = group
+    return groups, unknown
+
+
+def attach_groups(folder: DatasetFolder, files: pd.DataFrame) -> pd.DataFrame:
+    """``files`` (one dataset's rows from :func:`list_files`) with a ``group`` column (str) from the
+    folder's ``groups.csv``, plus ``group_listed`` (bool: the group came from the file). Files it does
+    not list are their own group, named by their path relative to the dataset folder.
+
+    Entries naming no image of the folder are logged as a warning and ignored (images may have been
+    deleted since the file was written); a groups.csv none of whose entries names an image raises
+    :class:`DataError` (wrong paths, or the file belongs to another folder).
+    """
+    rel = [os.path.relpath(p, folder.root).replace(os.sep, "/") for p in files["path"]]
+    files = files.assign(group=rel, group_listed=False)
+    source = folder.root / GROUPS_FILE
+    if not source.is_file():
+        return files
+    table = read_groups(source)
+    groups, unknown = match_groups(table, rel, source)
+    if len(unknown) == len(table):
+        raise DataError(f"none of the {len(table)} files listed in {source} is an image of {folder.root} "
+                        f"(first: {unknown[0]!r}). List each image by its path relative to that folder, "
+                        f"e.g. {rel[0] if rel else 'fake/abc.jpg'!r}.")
+    if unknown:
+        log.warning("%s: %d listed file(s) are not images of %s and are ignored (first: %s)",
+                    source, len(unknown), folder.root, ", ".join(unknown[:3]))
+    listed = np.array([g is not None for g in groups], dtype=bool)
+    files["group"] = [g if g is not None else r for g, r in zip(groups, rel)]
+    files["group_listed"] = listed
+    return files
+
+
+def _merge_groups_sharing_images(files: pd.DataFrame) -> pd.DataFrame:
+    """Join, within a dataset, groups from groups.csv that hold byte-identical images (same sha256):
+    de-duplication keeps one copy, so the rest of both groups must stay on its side. The joined
+    group is named after its alphabetically first member group."""
+    listed = files[files["group_listed"]]
+    shared = listed.groupby(["dataset", "sha256"])["group"].agg(lambda g: sorted(set(g)))
+    shared = shared[shared.map(len) > 1]
+    if shared.empty:
+        return files
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(k):
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    for (dataset, _), names in shared.items():
+        roots = sorted({find((dataset, n)) for n in names})
+        for r in roots[1:]:
+            parent[r] = roots[0]
+    files = files.copy()
+    files["group"] = [find((d, g))[1] if listed_ else g
+                      for d, g, listed_ in zip(files["dataset"], files["group"], files["group_listed"])]
+    return files
+
+
 def _file_key(path: str) -> str:
     st = os.stat(path)
     return f"{path}|{st.st_size}|{st.st_mtime_ns}"
@@ -170,7 +329,7 @@ def collect_images(cfg: RunConfig, progress: ProgressFn = None) -> tuple[pd.Data
         raise DataError(f"two data folders have the same dataset name ({names}); name them in the config: "
                         "data = [{path = \"...\", name = \"...\"}]")
     listed = [list_files(f) for f in folders]
-    files = pd.concat([l[0] for l in listed], ignore_index=True)
+    files = pd.concat([attach_groups(f, l[0]) for f, l in zip(folders, listed)], ignore_index=True)
     skipped = [l[1] for l in listed]
     if files.empty:
         raise DataError(f"the data folders ({', '.join(str(f.root) for f in folders)}) hold no images "
@@ -181,6 +340,7 @@ def collect_images(cfg: RunConfig, progress: ProgressFn = None) -> tuple[pd.Data
     bad = files[files["problem"].notna()]
     skipped.append(pd.DataFrame({"dataset": bad["dataset"], "path": bad["path"], "reason": bad["problem"]}))
     files = files[files["problem"].isna()].drop(columns="problem")
+    files = _merge_groups_sharing_images(files).drop(columns="group_listed")
     files, dup_skipped = _deduplicate(files)
     skipped.append(dup_skipped)
     skipped_df = pd.concat([s for s in skipped if not s.empty] or [pd.DataFrame(columns=SKIPPED_COLUMNS)],
@@ -240,10 +400,29 @@ def _cap_per_class(files: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
 
 
 def assign_splits(files: pd.DataFrame, fractions: tuple[float, float, float], seed: int) -> pd.DataFrame:
-    """Keep given splits; split the rest stratified by (dataset, label), independent of file order."""
+    """Each row's ``split`` ("train", "val" or "test"): the given split where there is one, else a
+    fixed-seed split stratified by (dataset, label) that is independent of file order.
+
+    ``files`` needs columns dataset, label, sha256, given_split (None where not given) and, optionally,
+    group (str). ``fractions`` are the (train, val, test) shares. A dataset in which every group holds
+    one file (no ``group`` column, no groups.csv, or one group per file) is split per (dataset, label)
+    stratum exactly as before groups existed: the rows sorted by sha256, permuted with
+    ``numpy.random.default_rng(seed)``, cut at the rounded shares (each split gets at least one image
+    of a stratum of 3 or more). A dataset with groups of several files is split group by group
+    (:func:`_split_groups`): no group lands on two sides. Given splits are kept as they are; a group
+    found on two given sides is logged as a warning.
+    """
     files = files.copy()
     files["split"] = files["given_split"]
-    for _, group in files[files["given_split"].isna()].groupby(["dataset", "label"], sort=True):
+    todo = files[files["given_split"].isna()]
+    grouped = set()
+    if "group" in files.columns:
+        _warn_split_groups(files[files["given_split"].notna()])
+        sizes = todo.groupby(["dataset", "group"]).size()
+        grouped = set(sizes[sizes > 1].index.get_level_values("dataset"))
+    for dataset, rows in todo[todo["dataset"].isin(grouped)].groupby("dataset", sort=True):
+        files.loc[rows.index, "split"] = _split_groups(rows, fractions, seed)
+    for _, group in todo[~todo["dataset"].isin(grouped)].groupby(["dataset", "label"], sort=True):
         order = group.sort_values("sha256").index.to_numpy()
         order = order[np.random.default_rng(seed).permutation(len(order))]
         n = len(order)
@@ -256,6 +435,65 @@ def assign_splits(files: pd.DataFrame, fractions: tuple[float, float, float], se
         files.loc[order[n_train:n_train + n_val], "split"] = "val"
         files.loc[order[n_train + n_val:], "split"] = "test"
     return files
+
+
+def _warn_split_groups(given: pd.DataFrame) -> None:
+    sides = given.groupby(["dataset", "group"])["given_split"].nunique()
+    for (dataset, group), _ in sides[sides > 1].head(3).items():
+        log.warning("%s: group %r sits in several of the given train/valid/test folders; the given split is kept, "
+                    "so its images are on more than one side", dataset, group)
+    if (sides > 1).sum() > 3:
+        log.warning("... and %d more such groups", int((sides > 1).sum()) - 3)
+
+
+def _split_groups(rows: pd.DataFrame, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+    """The split of each row of one dataset, whole groups at a time (array of str, in row order).
+
+    Greedy stratified group assignment: groups are ordered by size, largest first (ties in a
+    fixed-seed random order of each group's smallest sha256, so neither file order nor group names
+    matter), and each goes to the split where it most reduces the squared distance between the
+    per-label counts and their targets (share x label total; each label's error divided by its total,
+    so both classes weigh alike). Then a split left without any image of a label takes the smallest
+    such group from the split with the most groups of that label, while that side keeps at least one.
+    The same idea as scikit-learn's ``StratifiedGroupKFold``, for three unequal shares.
+    """
+    labels = (rows["label"] == FAKE).astype(int).to_numpy()
+    keys = rows["group"].astype(str).to_numpy()
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    counts = np.zeros((len(uniq), 2), dtype=np.int64)
+    np.add.at(counts, (inverse, labels), 1)
+    first_sha = pd.Series(rows["sha256"].to_numpy()).groupby(inverse).min().to_numpy()
+    by_sha = np.argsort(first_sha, kind="stable")
+    shuffled = by_sha[np.random.default_rng(seed).permutation(len(by_sha))]
+    order = shuffled[np.argsort(-counts[shuffled].sum(axis=1), kind="stable")]
+
+    totals = counts.sum(axis=0).astype(float)
+    target = np.outer(np.asarray(fractions, dtype=float), totals)  # (3 splits, 2 labels)
+    scale = np.maximum(totals, 1.0) ** 2
+    filled = np.zeros_like(target)
+    side = np.empty(len(uniq), dtype=np.int64)
+    for g in order:
+        c = counts[g]
+        cost = ((c * (2 * (filled - target) + c)) / scale).sum(axis=1)
+        s = int(np.argmin(cost))
+        side[g] = s
+        filled[s] += c
+
+    for s in (1, 2, 0):  # val, test, train: a side without one class gets a small group of it
+        for label in (0, 1):
+            if filled[s, label] > 0:
+                continue
+            with_label = np.flatnonzero(counts[:, label] > 0)
+            donors = [d for d in range(3) if d != s and (side[with_label] == d).sum() > 1]
+            if not donors:
+                continue
+            donor = max(donors, key=lambda d: ((side[with_label] == d).sum(), -d))
+            pool = with_label[side[with_label] == donor]
+            g = pool[np.lexsort((first_sha[pool].astype(str), counts[pool].sum(axis=1)))[0]]  # smallest
+            side[g] = s
+            filled[donor] -= counts[g]
+            filled[s] += counts[g]
+    return np.asarray(SPLITS, dtype=object)[side[inverse]]
 
 
 def _check_classes(files: pd.DataFrame) -> None:

@@ -31,7 +31,8 @@ _NOT_RUNS = {"cache", "evaluations", "__pycache__"}
 SPLITS = ("train", "val", "test")
 LABELS = ("real", "fake")
 
-MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split"]
+MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split",
+                    "group"]
 SKIPPED_COLUMNS = ["path", "dataset", "reason"]
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
                    "learning_rate"]
@@ -301,7 +302,13 @@ class Run:
         return {}
 
     def manifest(self) -> pd.DataFrame:
-        return self._read_table("manifest.parquet", "parquet", MANIFEST_COLUMNS, "the list of usable images")
+        """manifest.parquet: one row per usable image with :data:`MANIFEST_COLUMNS`. A run written before
+        groups existed has no ``group`` column; it gets one in which each image is its own group (its relpath)."""
+        required = [c for c in MANIFEST_COLUMNS if c != "group"]
+        df = self._read_table("manifest.parquet", "parquet", required, "the list of usable images")
+        if "group" not in df.columns:
+            df["group"] = df["relpath"].astype(str)
+        return df
 
     def skipped(self) -> pd.DataFrame:
         """Files that could not be used; empty (with the columns) when none were skipped."""

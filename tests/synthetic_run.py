@@ -131,7 +131,7 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
                     data = path.read_bytes()
                     rows.append({"dataset": d, "label": label, "y": y, "path": str(path), "relpath": relpath,
                                  "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
-                                 "given_split": None, "split": split})
+                                 "given_split": None, "split": split, "group": relpath})
                     k += 1
     manifest = pd.DataFrame(rows)
     manifest.to_parquet(run_dir / "manifest.parquet", index=False)
