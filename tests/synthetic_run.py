@@ -16,6 +16,7 @@ import pandas as pd
 from PIL import Image
 from sklearn import metrics as skm
 
+from pipeline import evaluation
 from pipeline.config import DataSource, ModelSpec, RunConfig, to_dict
 
 INCOMPLETE_MODEL = "efficientnet_b0"  # listed in the config, folder present, no done.json
@@ -178,23 +179,14 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
         (mdir / "model.keras").write_bytes(b"synthetic placeholder, not a Keras model")
         _write_json(mdir / "metrics.json", metrics)
         _write_json(mdir / "done.json", {"model": m, "finished": created.isoformat()})
-        for scope, sc in scopes.items():
-            at = sc["at_threshold"]
-            summary_rows.append({
-                "model": m, "scope": scope, "n": sc["n"], **{k: at[k] for k in
-                                                            ("accuracy", "precision", "recall", "f1",
-                                                             "balanced_accuracy")},
-                "roc_auc": sc["roc_auc"], "average_precision": sc["average_precision"],
-                "accuracy_at_0.5": sc["at_0.5"]["accuracy"], "threshold": threshold, "params": params,
-                "file_size_mb": round(size / 2**20, 3), "train_seconds": metrics["train_seconds"],
-                "latency_ms_batch1": lat1, "latency_ms_batch64": lat64})
+        summary_rows += evaluation.summary_rows(metrics)  # the pipeline's own writer of summary.csv rows
 
     # An unfinished model: started (history written) but killed before done.json.
     inc = run_dir / "models" / INCOMPLETE_MODEL
     inc.mkdir(parents=True, exist_ok=True)
     _history(rng, 2, 0, 0.5).to_csv(inc / "history.csv", index=False)
 
-    pd.DataFrame(summary_rows).to_csv(run_dir / "summary.csv", index=False)
+    pd.DataFrame(summary_rows, columns=evaluation.SUMMARY_COLUMNS).to_csv(run_dir / "summary.csv", index=False)
     counts = manifest.groupby(["dataset", "split", "label"]).size().rename("n").reset_index()
     # The keys pipeline.runner writes; "running": the last model never finished.
     _write_json(run_dir / "run.json", {
