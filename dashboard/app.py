@@ -21,20 +21,20 @@ st.set_page_config(page_title="Deepfake Lens", page_icon=":material/face_retouch
 
 SECTIONS: dict[str, list] = {
     "Data": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dataset:", default=True),
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/dataset:", default=True),
     ],
     "Models": [
-        st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
-        st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
-        st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
-        st.Page("pages/generalisation.py", title="Generalisation", icon=":material/grid_on:"),
-        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-        st.Page("pages/svm_lab.py", title="SVM lab", icon=":material/tune:"),
+        st.Page("app_pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
+        st.Page("app_pages/training.py", title="Training", icon=":material/show_chart:"),
+        st.Page("app_pages/robustness.py", title="Robustness", icon=":material/shield:"),
+        st.Page("app_pages/generalisation.py", title="Generalisation", icon=":material/grid_on:"),
+        st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("app_pages/svm_lab.py", title="SVM lab", icon=":material/tune:"),
     ],
     "Images": [
-        st.Page("pages/check.py", title="Check an image", icon=":material/image_search:"),
-        st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
-        st.Page("pages/forensics.py", title="Forensics", icon=":material/biotech:"),
+        st.Page("app_pages/check.py", title="Check an image", icon=":material/image_search:"),
+        st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
+        st.Page("app_pages/forensics.py", title="Forensics", icon=":material/biotech:"),
     ],
 }
 

@@ -21,24 +21,6 @@ from pipeline.results import ArtifactError, Run, RunInfo, RunNotFound
 RUN_KEY = "run_id"
 
 
-def ensure_app_shell() -> None:
-    """Make sure the page runs inside ``dashboard/app.py`` (sidebar, run selector, page config).
-
-    Streamlit treats a ``pages/`` folder beside the main script as a legacy (v1) multipage app
-    until ``st.navigation`` has run once in the process: on the first request to a fresh server
-    (for instance a reloaded ``/compare`` tab), and on every ``AppTest`` run, it executes the page
-    file alone. Every page calls this first: it switches that mode off and reruns, so the main
-    script runs and routes back to this page.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # pragma: no cover - internal module moved
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 # --------------------------------------------------------------------------- messages
 
 

@@ -110,14 +110,14 @@ def _headings(at: AppTest) -> list[str]:
 
 
 def test_check_page_renders_without_upload(monkeypatch, tiny_run):
-    at = _app(monkeypatch, tiny_run, "pages/check.py")
+    at = _app(monkeypatch, tiny_run, "app_pages/check.py")
     assert at.title[0].value == "Check an image"
     assert any("Upload one or more photos" in i.value for i in at.info)
     assert at.toggle(key="check_crop").value is True
 
 
 def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
-    at = _app(monkeypatch, tiny_run, "pages/explain.py")
+    at = _app(monkeypatch, tiny_run, "app_pages/explain.py")
     assert at.title[0].value == "Explain"
     assert _headings(at) == ["Explain", "Where each model looks", "LIME", "Feature maps"]
     assert not at.warning, [w.value for w in at.warning]

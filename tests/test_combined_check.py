@@ -161,7 +161,7 @@ def test_check_page_headline_is_the_run_verdict(monkeypatch, routed_run):
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(routed_run.parent))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/check.py")
+    at.switch_page("app_pages/check.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     words = verdict.error_rate_words(verdict.load_policy(routed_run))
@@ -193,7 +193,7 @@ def test_check_page_without_ensembles_keeps_the_log_odds_verdict(monkeypatch, ti
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/check.py")
+    at.switch_page("app_pages/check.py")
     at.run()
     at.toggle(key="check_crop").set_value(False)
     at.toggle(key="check_cam").set_value(False)
@@ -221,7 +221,7 @@ def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run)
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(routed_run.parent))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/compare.py")
+    at.switch_page("app_pages/compare.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Can the verdict be trusted?" in [s.value for s in at.subheader]

@@ -100,7 +100,7 @@ def test_overview_missing_image_shows_warning(monkeypatch, tmp_path):
 
 def test_compare_page(monkeypatch, artifacts):
     at = _app(monkeypatch, artifacts)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert at.title[0].value == "Compare models"
     table = at.dataframe[0].value
@@ -118,7 +118,7 @@ def test_compare_page(monkeypatch, artifacts):
 
 def test_compare_scope_and_threshold_toggle(monkeypatch, artifacts):
     at = _app(monkeypatch, artifacts)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     scope = at.selectbox(key="compare_scope")
     assert scope.options == ["all datasets pooled", "ciplab", "faces140k", "lfw_faceswap"]
     scope.set_value("faces140k").run()
@@ -147,7 +147,7 @@ def test_compare_router_section(monkeypatch, tmp_path):
     path = write_synthetic_run(tmp_path, seed=11, name="routed", models=MODELS, datasets=DATASETS)
     preds = write_routed_ensemble(path)
     at = _app(monkeypatch, tmp_path)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert "Router" in [s.value for s in at.subheader]
     assert not at.info
@@ -171,7 +171,7 @@ def test_compare_router_section_of_an_older_run_says_how_to_refresh(monkeypatch,
     path = write_synthetic_run(tmp_path, seed=12, name="routed")
     write_routed_ensemble(path, with_routing=False)
     at = _app(monkeypatch, tmp_path)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert "Router" in [s.value for s in at.subheader]
     assert at.info and f"python -m pipeline experiment ensemble --run {path.name}" in at.info[0].value
@@ -185,7 +185,7 @@ def test_run_selector_applies_to_every_page(monkeypatch, artifacts):
     _ok(at)
     assert older.run_id in at.caption[0].value
     assert set(at.dataframe[0].value.index) == {"faces140k", "lfw_faceswap", "all datasets"}
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert older.run_id in at.caption[0].value
     assert at.dataframe[0].value["model"].tolist() == ["baseline_cnn", "mobilenet"]
@@ -214,7 +214,7 @@ def test_run_without_finished_models(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path)
     _ok(at)
     assert at.dataframe  # the data overview still works
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert "no finished model" in at.info[0].value
     assert "python -m pipeline train" in at.info[0].value
@@ -225,11 +225,11 @@ def test_corrupt_files_show_a_message_not_a_traceback(monkeypatch, tmp_path):
     (path / "models" / "mobilenet" / "metrics.json").write_text("{broken")
     at = _app(monkeypatch, tmp_path)
     _ok(at)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert at.warning and "metrics.json" in at.warning[0].value
     (path / "manifest.parquet").write_bytes(b"garbage")
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("app_pages/overview.py").run()
     _ok(at)
     assert "manifest.parquet" in at.warning[0].value
 
@@ -238,7 +238,7 @@ def test_retrained_run_is_picked_up(monkeypatch, tmp_path):
     """The cache is keyed by file modification times: new files show without a restart."""
     path = write_synthetic_run(tmp_path, seed=9)
     at = _app(monkeypatch, tmp_path)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     before = at.dataframe[0].value.set_index("model").loc["mobilenet", "params"]
     metrics_file = path / "models" / "mobilenet" / "metrics.json"
     data = json.loads(metrics_file.read_text())
@@ -256,7 +256,7 @@ def test_retrained_run_is_picked_up(monkeypatch, tmp_path):
 def test_training_page_names_a_model_that_kept_its_head_phase(monkeypatch, tmp_path):
     write_synthetic_run(tmp_path, seed=4, models=MODELS, kept_head=("mobilenet", "baseline_cnn"))
     at = _app(monkeypatch, tmp_path)
-    at.switch_page("pages/training.py").run()
+    at.switch_page("app_pages/training.py").run()
     _ok(at)
     warnings = [w.value for w in at.warning if "head" in w.value]
     # baseline_cnn has no fine-tuning phase to fall back from

@@ -212,7 +212,7 @@ def _app(monkeypatch, root):
 
 def test_embeddings_page(monkeypatch, tiny_run):
     at = _app(monkeypatch, tiny_run.parent)
-    at.switch_page("pages/embeddings.py").run()
+    at.switch_page("app_pages/embeddings.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Embeddings"
     assert at.selectbox(key="emb_model").options == ["baseline_cnn", "custom_cnn"]
@@ -227,7 +227,7 @@ def test_embeddings_page(monkeypatch, tiny_run):
 
 def test_svm_lab_page(monkeypatch, tiny_run):
     at = _app(monkeypatch, tiny_run.parent)
-    at.switch_page("pages/svm_lab.py").run()
+    at.switch_page("app_pages/svm_lab.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "SVM lab"
     table = at.dataframe[0].value
@@ -247,7 +247,7 @@ def test_pages_on_a_run_without_embeddings(monkeypatch, tmp_path):
 
     write_synthetic_run(tmp_path, seed=3)
     at = _app(monkeypatch, tmp_path)
-    for page in ("pages/embeddings.py", "pages/svm_lab.py"):
+    for page in ("app_pages/embeddings.py", "app_pages/svm_lab.py"):
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert "python -m pipeline train" in at.info[0].value and "no embeddings" in at.info[0].value

@@ -338,8 +338,8 @@ def _app(monkeypatch, root: Path):
     return at
 
 
-PAGES = [("pages/training.py", "Training", "search"), ("pages/robustness.py", "Robustness", "robustness"),
-         ("pages/generalisation.py", "Generalisation", "crossdataset")]
+PAGES = [("app_pages/training.py", "Training", "search"), ("app_pages/robustness.py", "Robustness", "robustness"),
+         ("app_pages/generalisation.py", "Generalisation", "crossdataset")]
 
 
 def test_pages_render_with_experiments(monkeypatch, exp_setup):
@@ -351,7 +351,7 @@ def test_pages_render_with_experiments(monkeypatch, exp_setup):
         assert at.title[0].value == title
         assert at.dataframe, f"{page}: expected the experiment's table"
         assert "python -m pipeline experiment" not in "\n".join(i.value for i in at.info), page
-    at.switch_page("pages/robustness.py").run()
+    at.switch_page("app_pages/robustness.py").run()
     at.selectbox(key="robustness_dataset").set_value("alpha").run()
     at.selectbox(key="robustness_metric").set_value("accuracy").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -32,7 +32,7 @@ def test_forensics_page_on_a_test_image(monkeypatch, artifacts):
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(artifacts))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/forensics.py").run()
+    at.switch_page("app_pages/forensics.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Forensics"
     text = _texts(at)

@@ -198,7 +198,7 @@ def test_robustness_page_names_the_runs_verdict(keras_run, monkeypatch):
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(run_dir.parent))
     at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/robustness.py").run()
+    at.switch_page("app_pages/robustness.py").run()
     assert not at.exception, [e.value for e in at.exception]
     text = "\n".join(m.value for m in at.markdown)
     assert "**ensemble_routed** is the run's verdict" in text and "Here (all datasets pooled): clean AUC" in text

@@ -6,21 +6,12 @@ Only the SVC is refitted here: the standardised PCA scores of every image are re
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import common
-
-from pipeline import figures
-from pipeline import results, svm
+from pipeline import figures, results, svm
 
 MAX_TRAIN = 5000  # live refits use at most this many training images (fixed-seed subsample)
 SURFACE_RESOLUTION = 80
@@ -59,7 +50,6 @@ def _surface(run_path: str, model: str, mtime: float, params: tuple) -> dict:
     return svm.decision_surface(d["train_X"], d["train_y"], resolution=SURFACE_RESOLUTION, **dict(params))
 
 
-common.ensure_app_shell()
 run = common.selected_run()
 models = common.require_models(run)
 st.title("SVM lab")

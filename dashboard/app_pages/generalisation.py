@@ -1,22 +1,13 @@
 """Generalisation: one model trained on each dataset alone and tested on every dataset."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
-
 import streamlit as st
 
 from dashboard import common
-
 from pipeline import figures
 from pipeline.experiments import crossdataset
 from pipeline.results import ArtifactError, ExperimentNotRun
 
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Generalisation")
 st.caption(common.run_caption(run))

@@ -1,20 +1,11 @@
 """Compare models: test metrics, curves, confusion matrices and training histories side by side."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import common
-
-from pipeline import figures
-from pipeline import experiments
+from pipeline import experiments, figures
 from pipeline.experiments.ensemble import ROUTED
 from pipeline.results import comparison_row, routing_report
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
@@ -52,7 +43,6 @@ HELP = {
 }
 BEST_OF = ["roc_auc", "f1", "accuracy", "latency_ms_batch1"]
 
-common.ensure_app_shell()
 run = common.selected_run()
 models = common.require_models(run)
 metrics = common.all_metrics(run, models)

@@ -6,20 +6,13 @@ viewer or anything outside the fragment does not rerun it, so a rotated camera s
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import common
-
-from pipeline import figures
-from pipeline import results
+from pipeline import figures, results
 
 PROJECTIONS = {"PCA": ("pca_1", "pca_2", "pca_3"), "UMAP": ("umap_1", "umap_2", "umap_3")}
 PROJECTIONS_2D = {"PCA": ("pca2d_1", "pca2d_2"), "UMAP": ("umap2d_1", "umap2d_2")}
@@ -48,7 +41,6 @@ def _embedding_info(run_path: str, model: str, mtime: float) -> dict:
     return results.load_run(results.info_at(run_path)).embedding_info(model)
 
 
-common.ensure_app_shell()
 run = common.selected_run()
 models = common.require_models(run)
 st.title("Embeddings")

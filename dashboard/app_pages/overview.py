@@ -1,12 +1,7 @@
 """Overview: what data the selected run was trained and tested on, and whether its files give the label away."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
 
 import numpy as np
 import pandas as pd
@@ -19,7 +14,6 @@ from pipeline.results import LABELS, SPLITS
 SEED_KEY = "overview_sample_seed"
 PER_ROW = 8
 
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Overview")
 st.caption(common.run_caption(run))
@@ -99,7 +93,7 @@ split = c2.selectbox("Split", ["any", *split_order], key="overview_split")
 per_class = c3.slider("Images per class", 2, 16, 8, step=2, key="overview_per_class")
 
 
-def _shuffle() -> None:  # a callback, so the click survives a rerun (see common.ensure_app_shell)
+def _shuffle() -> None:  # a callback, so the click survives a rerun
     st.session_state[SEED_KEY] = int(st.session_state.get(SEED_KEY, 0)) + 1
 
 

@@ -6,19 +6,13 @@ magnifying glass, not a verdict.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
+from dashboard import common, forensic_panel
+from pipeline import images
 
-from dashboard import common, forensic_panel  # noqa: E402
-from pipeline import images  # noqa: E402
-
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Forensics")
 st.caption("What the file itself shows: how it was compressed, what its noise and frequencies look like, what its "

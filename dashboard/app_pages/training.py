@@ -1,22 +1,13 @@
 """Training: loss/accuracy curves of any models overlaid, the hyper-parameter search, the ablation grid."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import common
-
 from pipeline import figures
 from pipeline.results import ArtifactError, ExperimentNotRun
 
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Training")
 st.caption(common.run_caption(run))

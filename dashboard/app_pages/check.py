@@ -2,25 +2,17 @@
 give the run's verdict (its combined model, when it has one: see pipeline.checking)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard import common  # noqa: E402
-
-from pipeline import figures  # noqa: E402
-from dashboard.forensic_panel import render_panel  # noqa: E402
-from pipeline import checking, images  # noqa: E402
-from pipeline import verdict as verdict_mod  # noqa: E402
+from dashboard import common
+from dashboard.forensic_panel import render_panel
+from pipeline import checking, figures, images
+from pipeline import verdict as verdict_mod
 
 TABLE_FROM = 2  # show the results table from this many files on
 
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Check an image")
 st.caption(common.run_caption(run))

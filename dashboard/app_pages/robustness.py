@@ -2,23 +2,13 @@
 combined model (its verdict on uploads) is listed first, drawn thicker and summarised on top."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
-
 import streamlit as st
 
 from dashboard import common
-
-from pipeline import figures
-from pipeline import results
+from pipeline import figures, results
 from pipeline.experiments import ensemble, robustness
 from pipeline.results import ArtifactError, ExperimentNotRun
 
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Robustness")
 st.caption(common.run_caption(run))

@@ -1,26 +1,16 @@
 """Explain: what each model looks at, for one image of the test set or an upload."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import numpy as np
+import streamlit as st
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # when Streamlit runs this page without dashboard/app.py (see ensure_app_shell)
-    sys.path.insert(0, _ROOT)
-
-import numpy as np  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from dashboard import common  # noqa: E402
-
-from pipeline import figures  # noqa: E402
-from pipeline import checking, explain, images, inference  # noqa: E402
+from dashboard import common
+from pipeline import checking, explain, figures, images, inference
 
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
 MAX_OPTIONS = 500
 LIME_KEY = "explain_lime_results"
 
-common.ensure_app_shell()
 run = common.selected_run()
 st.title("Explain")
 st.caption(common.run_caption(run))
