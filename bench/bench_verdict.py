@@ -80,13 +80,17 @@ def main() -> int:
                                     stability=stability)
 
     # 1. decided / false accusations, with the stability check
-    rows, per_image = [], []
+    rows, per_image, reasons = [], [], {}
     for ds, part in sorted(test.groupby("dataset")):
         picked = pd.concat([g.sample(min(args.per_class, len(g)), random_state=0) for _, g in part.groupby("label")])
         for path, y in zip(picked["path"], picked["y"]):
             [res] = check([path])
             verdicts = [f.verdict["verdict"] for f in res.faces if f.verdict is not None]
             v = "fake" if "fake" in verdicts else ("unsure" if "unsure" in verdicts or not verdicts else "real")
+            for f in res.faces:
+                for r in (f.verdict or {}).get("reasons", []):
+                    key = r.split(" when the photo is ")[0]
+                    reasons[key] = reasons.get(key, 0) + 1
             whole = bool(res.faces) and res.faces[0].box == (0, 0, res.rgb.shape[1], res.rgb.shape[0])
             per_image.append({"dataset": ds, "y": int(y), "verdict": v, "no_face": not res.faces, "whole": whole})
     frame = pd.DataFrame(per_image)
@@ -142,6 +146,8 @@ def main() -> int:
             f"{policy.face_fraction or 0:.2f} of the crop side.\n\n"
             f"**With the stability check**, {args.per_class} real + {args.per_class} fake test images per data set, "
             f"through the check path (faces found and framed):\n\n{markdown_table(rows)}\n\n"
+            f"Why faces were unsure (a face can have several reasons): "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])) + "\n\n"
             f"**Band rule only** (no stability check), the whole test split from stored predictions:\n\n"
             f"{markdown_table(band_rows)}\n\n"
             f"**Real photos whose verdict flips real <-> fake** when resampled ({args.stable_reals} test reals per "

@@ -181,13 +181,15 @@ def frame_faces(rgb: np.ndarray, faces: list[Face], face_fraction: float) -> lis
     return out
 
 
-def face_fraction_of(images: list[np.ndarray], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> float | None:
-    """The median share of an image's shorter side that its most confident face's larger side takes,
-    over ``images`` (training images of a run); None when no face is found in any of them."""
+def face_fraction_of(images: list[np.ndarray], min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                     percentile: float = 50) -> float | None:
+    """The ``percentile`` (default the median) over ``images`` (training images of a run) of the share
+    of an image's shorter side that its most confident face's larger side takes; None when no face is
+    found in any of them."""
     ratios = []
     for rgb in images:
         found = detect_faces(rgb, min_confidence=min_confidence)
         if found:
             x, y, w, h = found[0].box
             ratios.append(max(w, h) / float(min(rgb.shape[:2])))
-    return float(np.median(ratios)) if ratios else None
+    return float(np.percentile(ratios, percentile)) if ratios else None
