@@ -34,6 +34,7 @@ SECTIONS: dict[str, list] = {
     "Images": [
         st.Page("pages/check.py", title="Check an image", icon=":material/image_search:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
+        st.Page("pages/quiz.py", title="Real or fake?", icon=":material/quiz:"),
     ],
 }
 
