@@ -26,7 +26,11 @@ from pipeline.quiz import rounds as quiz  # noqa: E402
 
 MODES = {"Solo": "solo", "Teacher (room)": "teacher", "Student (join)": "student"}
 KINDS = {"Single: real or fake?": "single", "Paired: which one is real?": "paired"}
-REFRESH_S = 2.0  # live views poll the room this often
+REFRESH_S = 2.0  # live views poll the room this often (seconds)
+# Projector layout at 1280x800: the round on the left, the side panel (score, or code + QR + votes) on the right;
+# a paired round gets more of the width so its two faces stay side by side.
+COLUMNS = {"single": [3, 2], "paired": [2, 1]}
+IMAGE_PX = {"single": 340, "paired": 245}
 SOLO_KEY, HOST_KEY, PLAYER_KEY, FLASH_KEY = "quiz_solo", "quiz_host", "quiz_player", "quiz_flash"
 VOTE_ERROR_KEY = "quiz_vote_error"
 # Keyboard shortcuts (st.button(shortcut=...)). Streamlit reserves R (rerun) and C (clear cache), so
@@ -171,7 +175,7 @@ def _game_from_settings(run_path: str, prefix: str) -> dict | None:
 
 def show_round(rnd: quiz.Round, width: int = 400, revealed: bool = False) -> None:
     """The round's image(s), side by side (also on a phone); after the reveal each says what it was."""
-    with st.container(horizontal=True, gap="medium", horizontal_alignment="center"):
+    with st.container(horizontal=True, gap="small", horizontal_alignment="center", wrap=False):
         for k, im in enumerate(rnd.images):
             side = "" if rnd.kind == "single" else ("Left" if k == 0 else "Right")
             rgb = pixels(im.path)
@@ -327,10 +331,10 @@ def solo() -> None:
                               game["verdict_model"])
     you = int(board.players["correct"].sum()) if len(board.players) else 0
     model_ok = int(board.models.iloc[0]["correct"]) if len(board.models) else 0
-    left, right = st.columns([3, 2])
+    left, right = st.columns(COLUMNS[rnd.kind])
     with left:
         headline(rnd, shown)
-        show_round(rnd, width=360 if rnd.kind == "single" else 300, revealed=shown)
+        show_round(rnd, width=IMAGE_PX[rnd.kind], revealed=shown)
         answer_buttons(rnd, f"quiz_solo_{i}", _solo_answer, disabled=shown)
         with st.container(horizontal=True):
             st.button("Previous", key="quiz_solo_prev", shortcut=KEYS["prev"], disabled=i == 0,
@@ -344,7 +348,7 @@ def solo() -> None:
         st.markdown(f"Round **{i + 1}** of {len(rnds)}")
         c = st.columns(2)
         c[0].metric("You", f"{you}/{board.n_votes}")
-        c[1].metric(game["verdict_model"], f"{model_ok}/{board.n_votes}")
+        c[1].metric("Model", f"{model_ok}/{board.n_votes}", help=f"{game['verdict_model']}, the run's verdict model")
         if shown:
             verdict_line(rnd, game, mine)
         else:
@@ -434,10 +438,10 @@ def teacher() -> None:
     except ValueError as exc:
         st.warning(str(exc))
         url = None
-    left, right = st.columns([3, 2])
+    left, right = st.columns(COLUMNS[rnd.kind])
     with left:
         headline(rnd, now.revealed)
-        show_round(rnd, width=340 if rnd.kind == "single" else 280, revealed=now.revealed)
+        show_round(rnd, width=IMAGE_PX[rnd.kind], revealed=now.revealed)
         with st.container(horizontal=True):
             st.button("Previous", key="quiz_room_prev", shortcut=KEYS["prev"], disabled=now.current == 0,
                       icon=":material/arrow_back:", width="stretch", on_click=_host_do, args=("go", -1))

@@ -80,7 +80,7 @@ def accuracy_figure(rows: Sequence[tuple[str, float | None, int]], height: int =
                            customdata=[r[2] for r in rows],
                            hovertemplate="%{x}: %{y:.0%} of %{customdata} answer(s)<extra></extra>"))
     fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance",
-                  annotation_position="top left")
+                  annotation_position="bottom right")
     fig.update_yaxes(range=[0, 1.15], tickformat=".0%", title_text="accuracy")
     fig.update_layout(font=FONT, height=height, margin=dict(l=10, r=10, t=20, b=10), showlegend=False)
     return fig
