@@ -237,3 +237,10 @@ def test_reveal_shows_grad_cam_of_the_best_keras_model(monkeypatch, tiny_run, tm
     assert f"**Grad-CAM of {game['gradcam_model']}**" in text
     assert "not available" not in text
     assert len(at.get("image")) == shown_before + 1  # the overlay beside the round's image
+
+
+def test_a_nickname_is_shown_literally(env):
+    teacher, host = _open_room()
+    at = _join(host.code, "![x](h.png) :red[hi]")
+    header = next(m.value for m in at.markdown if "· room" in m.value)
+    assert header.startswith(r"**\!\[x\]\(h\.png\) \:red\[hi\]** · room")

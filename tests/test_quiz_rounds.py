@@ -68,6 +68,11 @@ def test_verdict_model_prefers_routed_then_stacked_then_best_single(run_dir):
     best = table.sort_values("roc_auc", ascending=False).iloc[0]["model"]
     assert q.verdict_model(run) == best
     assert q.best_keras_model(run) == best  # the synthetic models all have a model.keras
+    # a mean ensemble is not a single model: it never plays as the fallback, however good
+    write_routed_ensemble(run_dir)
+    (run_dir / "models" / "ensemble_routed").rename(run_dir / "models" / "ensemble_mean")
+    assert _run(run_dir).comparison("all").set_index("model")["roc_auc"]["ensemble_mean"] > table["roc_auc"].max()
+    assert q.verdict_model(_run(run_dir)) == best
     # a stacked ensemble (laid out like the routed one) takes over, then the routed one
     write_routed_ensemble(run_dir)
     (run_dir / "models" / "ensemble_routed").rename(run_dir / "models" / "ensemble_stacked")
@@ -78,7 +83,7 @@ def test_verdict_model_prefers_routed_then_stacked_then_best_single(run_dir):
     assert q.best_keras_model(run) == best  # no model.keras: never the Grad-CAM model
     pool = q.build_pool(run)
     assert pool.models[0] == "ensemble_routed"
-    assert set(pool.models) == {"ensemble_routed", "ensemble_stacked", *MODELS}
+    assert set(pool.models) == {"ensemble_routed", "ensemble_stacked", "ensemble_mean", *MODELS}
     preds = run.predictions("ensemble_routed").set_index("path")
     row = pool.images.iloc[0]
     assert row["score:ensemble_routed"] == pytest.approx(float(preds.loc[row["path"], "p_fake"]))

@@ -41,6 +41,7 @@ INTRO = ("People against the detectors, on faces from the run's test split (imag
          "Farid, PNAS 2022).")
 KEYS_HELP = (f"Keys: **{KEYS['fake']}** fake, **{KEYS['real']}** real (Streamlit keeps R for itself), **1**/**2** "
              f"left/right is real, **Space** reveal, **←/→** previous/next.")
+MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|:~$=")
 ANSWER_TEXT = {"real": "Real", "fake": "Fake", "left": "Left is real", "right": "Right is real"}
 STYLE = """
 <style>
@@ -112,6 +113,11 @@ def gradcam(run_path: str, model: str | None, path: str):
 
 
 # --------------------------------------------------------------------------- shared pieces
+
+
+def md_escape(text: str) -> str:
+    """``text`` shown literally in st.markdown (a nickname cannot add links, images or colours)."""
+    return "".join("\\" + ch if ch in MD_SPECIAL else ch for ch in str(text))
 
 
 def big(text: str, css: str = "") -> None:
@@ -527,7 +533,7 @@ def student_round(me: rooms.Player) -> None:
         return
     rnd = now.round
     mine = rooms.my_vote(me.code, me.token, now.current)
-    st.markdown(f"**{me.nickname}** · room {now.code} · round **{now.current + 1}** of {now.n_rounds}")
+    st.markdown(f"**{md_escape(me.nickname)}** · room {now.code} · round **{now.current + 1}** of {now.n_rounds}")
     problem = st.session_state.pop(VOTE_ERROR_KEY, None)
     if problem:
         st.error(problem)

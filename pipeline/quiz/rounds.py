@@ -162,13 +162,16 @@ class Pool:
 
 
 def verdict_model(run: Run) -> str:
-    """The run's verdict model: ``ensemble_routed``, else ``ensemble_stacked``, else the finished model
-    with the best pooled test ROC-AUC (ties: config order). :class:`QuizError` when none has one."""
+    """The run's verdict model: ``ensemble_routed``, else ``ensemble_stacked``, else the finished single
+    model (not an ``ensemble_*``, such as ``ensemble_mean``) with the best pooled test ROC-AUC (ties:
+    config order). :class:`QuizError` when none has one."""
     done = run.models()
     for name in COMBINED_MODELS:
         if name in done:
             return name
     table = run.comparison("all").dropna(subset=["roc_auc"])
+    single = table[~table["model"].astype(str).str.startswith("ensemble_")]
+    table = single if len(single) else table
     if table.empty:
         raise QuizError(f"Run {run.run_id} has no model with a test ROC-AUC yet; finish training first.")
     return str(table.sort_values("roc_auc", ascending=False, kind="stable").iloc[0]["model"])
