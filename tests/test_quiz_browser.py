@@ -11,7 +11,6 @@ vote was right. Screenshots: ``test-output/screenshots/quiz-*.png``.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest

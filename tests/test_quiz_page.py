@@ -31,7 +31,7 @@ def env(monkeypatch, artifacts, tmp_path):
     return tmp_path / "rooms.sqlite3"
 
 
-def _page(query: dict | None = None, root: Path | None = None) -> AppTest:
+def _page(query: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     for k, v in (query or {}).items():
         at.query_params[k] = v
@@ -166,6 +166,7 @@ def test_room_teacher_and_two_students(env):
     # the scoreboard: class vs the verdict model, every player
     assert teacher.dataframe[-1].value["nickname"].tolist() == sorted(["Ana", "Bo"], key=lambda n: (
         n != ("Ana" if truth == "real" else "Bo")))
+    assert len(teacher.get("download_button")) == 1  # the room's CSV (its content: test_quiz_rooms.py)
     teacher.button(key="quiz_room_next").click().run()
     assert rooms.state(host.code, db=env).current == 1
     ana.run()
