@@ -13,8 +13,8 @@ the package is never imported (its declared dependencies pin old numpy/Pillow an
 file's sha256 is checked before every session is built.
 
 Cache: embeddings are stored under ``<artifacts>/cache/clip/<model>-p<preprocessing version>/`` as
-immutable ``shard-*.npy`` files (one structured array each: ``key`` = the 32-byte sha256 of the decoded
-pixels, ``embedding`` = the encoder's raw float32 (512,) output), each written to a temporary file and
+immutable ``shard-*.npy`` files (one structured array each: ``key`` = the sha256 of the decoded pixels as
+(32,) uint8, ``embedding`` = the encoder's raw float32 (512,) output), each written to a temporary file and
 renamed into place. See :class:`EmbeddingCache` for why that is safe against a killed or concurrent
 writer.
 """
@@ -194,14 +194,15 @@ def content_key(rgb: np.ndarray) -> str:
     return h.hexdigest()
 
 
-SHARD_DTYPE = np.dtype([("key", "S32"), ("embedding", "<f4", (EMBED_DIM,))])
+# the key as 32 raw bytes: not "S32", which drops trailing zero bytes on reading (1 digest in 256 ends in one)
+SHARD_DTYPE = np.dtype([("key", "u1", (32,)), ("embedding", "<f4", (EMBED_DIM,))])
 
 
 @dataclass(frozen=True)
 class EmbeddingCache:
     """Raw encoder outputs by image content, in a folder of immutable ``shard-*.npy`` files.
 
-    Each :meth:`put` writes ONE new shard (a structured array: ``key`` = 32-byte sha256 digest, ``embedding``
+    Each :meth:`put` writes ONE new shard (a structured array: ``key`` = sha256 digest as (32,) uint8, ``embedding``
     (512,) float32) to a temporary file and renames it into place, so a reader sees the whole shard or none of
     it and a process killed mid-write leaves only a hidden temp file (ignored). Writers never modify a file,
     so concurrent writers need no lock; two of them embedding the same image just store it twice (same
@@ -232,7 +233,7 @@ class EmbeddingCache:
                         log.warning("skipping unreadable CLIP cache shard %s: %s", shard, exc)
                         continue
                     for key, emb in zip(arr["key"], arr["embedding"]):
-                        out.setdefault(bytes(key), emb)
+                        out.setdefault(key.tobytes(), emb)
                 return out, shards
             except FileNotFoundError:  # compacted away while we read: read the new set of shards
                 continue
@@ -251,7 +252,7 @@ class EmbeddingCache:
         if len(keys) == 0:
             return
         arr = np.empty(len(keys), dtype=SHARD_DTYPE)
-        arr["key"] = [bytes.fromhex(k) for k in keys]
+        arr["key"] = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), dtype=np.uint8).reshape(len(keys), 32)
         arr["embedding"] = np.asarray(embeddings, dtype=np.float32).reshape(len(keys), EMBED_DIM)
         name = f"shard-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy"
         artifacts.write_npy(self.folder / name, arr)
@@ -337,20 +338,25 @@ HEAD_TRUSTED_TYPES = [  # the only types a saved head may contain (skops.io.load
 ]
 
 
-def fit_head(emb: np.ndarray, y: np.ndarray, C: float = HEAD_C):
-    """A linear head on embeddings: scikit-learn ``Pipeline(StandardScaler, LogisticRegression(C=0.1))``.
-
-    ``emb`` (n, 512) float32 from :func:`embed`; ``y`` (n,) 0 = real, 1 = fake (both classes needed).
-    ``head.predict_proba(emb)[:, 1]`` is then the probability of "fake". Raises ValueError for one class."""
+def make_head(C: float = HEAD_C):
+    """The unfitted head: scikit-learn ``Pipeline(StandardScaler, LogisticRegression(C=0.1))`` (UnivFD's linear
+    probe; the scaler puts the 512 CLIP dimensions on one scale so that one C suits them all)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    return Pipeline([("scaler", StandardScaler()), ("logreg", LogisticRegression(C=C, max_iter=2000))])
+
+
+def fit_head(emb: np.ndarray, y: np.ndarray, C: float = HEAD_C):
+    """A linear head fitted on embeddings (:func:`make_head`).
+
+    ``emb`` (n, 512) float32 from :func:`embed`; ``y`` (n,) 0 = real, 1 = fake (both classes needed).
+    ``head.predict_proba(emb)[:, 1]`` is then the probability of "fake". Raises ValueError for one class."""
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) != 2:
         raise ValueError("a head needs real (0) and fake (1) examples")
-    head = Pipeline([("scaler", StandardScaler()), ("logreg", LogisticRegression(C=C, max_iter=2000))])
-    return head.fit(np.asarray(emb, dtype=np.float32), y)
+    return make_head(C).fit(np.asarray(emb, dtype=np.float32), y)
 
 
 def save_head(head, path: str | Path) -> None:
