@@ -113,6 +113,13 @@ def model_path() -> Path:
 
 # --------------------------------------------------------------------------- preprocessing
 
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {rgb.shape} dtype {rgb.dtype}")
+    return rgb
+
+
 def preprocess(rgb: np.ndarray) -> np.ndarray:
     """One RGB image -> the encoder's input, exactly as OpenAI's ``clip._transform(224)``.
 
@@ -124,9 +131,7 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     """
     from PIL import Image
 
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = _check_rgb(rgb)
     h, w = rgb.shape[:2]
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = IMAGE_SIZE, int(IMAGE_SIZE * long / short)
@@ -257,8 +262,15 @@ class EmbeddingCache:
         name = f"shard-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy"
         artifacts.write_npy(self.folder / name, arr)
 
-    def compact(self, min_shards: int = 16) -> None:
-        """Merge all shards into one when there are at least ``min_shards`` of them."""
+    def compact(self, min_shards: int = 16, stale_seconds: float = 3600.0) -> None:
+        """Merge all shards into one when there are at least ``min_shards`` of them; delete temporary files
+        older than ``stale_seconds`` (left by killed writers; a live writer's temp file is seconds old)."""
+        for tmp in self.folder.glob(".shard-*"):
+            try:
+                if time.time() - tmp.stat().st_mtime > stale_seconds:
+                    tmp.unlink()
+            except OSError:
+                pass
         stored, shards = self._read()
         if len(shards) < min_shards:
             return
@@ -300,7 +312,7 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
     the encoder file is missing or different.
     """
     n = len(rgb_images)
-    keys = [content_key(np.asarray(im)) for im in rgb_images]
+    keys = [content_key(_check_rgb(im)) for im in rgb_images]  # bad input fails before any encoding
     known = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in known]
     out = np.zeros((n, EMBED_DIM), dtype=np.float32)

@@ -3,6 +3,8 @@ and (when the wheel and ../shared are here) one real embedding."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import numpy as np
 import pytest
@@ -133,9 +135,57 @@ def test_a_write_killed_midway_leaves_a_readable_cache(tmp_path, monkeypatch):
         clip.embed(imgs[2:], cache=cache, encoder=enc)
     monkeypatch.undo()
     assert len(cache) == 2  # the half-written shard never became visible
-    (cache.folder / ".shard-orphan.npy.tmp").write_bytes(b"junk")  # a temp file left by a kill -9
+    old, fresh = cache.folder / ".shard-old.npy.tmp", cache.folder / ".shard-fresh.npy.tmp"  # left by kill -9
+    old.write_bytes(b"junk")
+    fresh.write_bytes(b"junk")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
     np.testing.assert_array_equal(clip.embed(imgs[:2], cache=cache, encoder=enc), kept)
     assert enc.calls == 3
+    cache.compact()
+    assert not old.exists() and fresh.exists()  # a live writer's temp file is left alone
+
+
+WRITER = """
+import sys, numpy as np
+sys.path.insert(0, {repo!r})
+from pipeline import clip
+cache = clip.EmbeddingCache(__import__("pathlib").Path({folder!r}))
+rng = np.random.default_rng(0)
+i = 0
+while True:  # shards of 2,000 entries (4 MB) until killed
+    keys = [__import__("hashlib").sha256(f"{{i}}-{{j}}".encode()).hexdigest() for j in range(2000)]
+    cache.put(keys, rng.normal(size=(2000, 512)).astype(np.float32))
+    i += 1
+    if i % 3 == 0:
+        cache.compact(min_shards=2)
+"""
+
+
+def test_a_writer_killed_with_sigkill_leaves_every_visible_shard_whole(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    folder = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(repo=str(REPO), folder=str(folder))])
+    try:
+        deadline = time.monotonic() + 60  # after a few shards, kill while a shard is being written
+        while time.monotonic() < deadline and not (len(list(folder.glob("shard-*.npy"))) >= 2
+                                                   and list(folder.glob(".shard-*"))):
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert list(folder.glob(".shard-*")), "killed outside a write: the test did not test it"
+    shards = list(folder.glob("shard-*.npy"))
+    assert shards, "the writer never wrote a shard"
+    for shard in shards:
+        arr = np.load(shard, allow_pickle=False)
+        assert arr.dtype == clip.SHARD_DTYPE and len(arr) % 2000 == 0 and len(arr) > 0
+    n = len(clip.EmbeddingCache(folder))
+    assert n > 0 and n % 2000 == 0
 
 
 def test_concurrent_writers_on_one_cache_folder_both_land(tmp_path):
