@@ -168,13 +168,20 @@ def framed_box(box, shape, *, face_fraction: float, content: tuple[int, int, int
     return x0, y0, min(s, cx0 + cw - x0), min(s, cy0 + ch - y0)
 
 
+NEIGHBOUR_SIZE = 0.6  # a face at least this large (relative to the one cropped) is a neighbour to keep out
+
+
 def frame_faces(rgb: np.ndarray, faces: list[Face], face_fraction: float) -> list[Face]:
     """``faces`` re-cropped with :func:`framed_box` (training framing, no letterbox bars, no
-    neighbouring face); ``box``, ``confidence`` and ``keypoints`` are kept."""
+    neighbouring face of comparable size: one at least :data:`NEIGHBOUR_SIZE` of its side; smaller
+    faces in the background are part of the scene, as in the training photos); ``box``,
+    ``confidence`` and ``keypoints`` are kept."""
     content = content_box(rgb)
     out = []
     for i, face in enumerate(faces):
-        others = [f.box for j, f in enumerate(faces) if j != i]
+        side = max(face.box[2], face.box[3])
+        others = [f.box for j, f in enumerate(faces)  # a much smaller face in the background stays in the
+                  if j != i and max(f.box[2], f.box[3]) >= NEIGHBOUR_SIZE * side]  # crop, as in training photos
         cb = framed_box(face.box, rgb.shape, face_fraction=face_fraction, content=content, others=others)
         crop = np.ascontiguousarray(rgb[cb[1]:cb[1] + cb[3], cb[0]:cb[0] + cb[2]])
         out.append(Face(face.box, face.confidence, crop, cb, face.keypoints))

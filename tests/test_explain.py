@@ -142,10 +142,11 @@ def test_predict_cli_writes_overlays(tiny_run, tmp_path, photo, capsys):
                  "--quiet", "--whole-image"])
     assert code == 1  # one file failed
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    ok = [r for r in lines if "error" not in r]
+    ok = [r for r in lines if "error" not in r and r["model"] != "verdict"]  # the verdict record has no map
     assert len(ok) == 2 and any("error" in r for r in lines)
+    assert [r["model"] for r in lines if r.get("model") == "verdict"] == ["verdict"]
     for r in ok:
         png = out / f"face__{r['model']}__gradcampp.png"
         assert r["explanation"] == str(png) and png.is_file()
         assert Image.open(png).size[0] > photo.shape[1]  # overlay plus colour bar
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4

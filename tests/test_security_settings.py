@@ -67,7 +67,7 @@ def test_upload_cap_is_the_one_the_dashboard_uses(config):
     option, reported, address, xsrf = json.loads(out)
     assert option == reported == config["server"]["maxUploadSize"]
     assert address == "127.0.0.1" and xsrf is True
-    check_page = (REPO / "dashboard" / "pages" / "check.py").read_text()
+    check_page = (REPO / "dashboard" / "app_pages" / "check.py").read_text()
     assert "upload_limit_mb()" in check_page, "the check page should state the upload cap it runs with"
 
 

@@ -216,3 +216,18 @@ def test_out_of_distribution_score_flags_a_picture_unlike_the_training_photos():
     policy.ood, policy.ood_threshold = matrix, threshold
     assert list(policy.out_of_distribution([face_like("real", rng, 48), stripes])) == [False, True]
     assert verdict.OOD_REASON in verdict.decide(policy, 0.0001, out_of_distribution=True)["reasons"]
+
+
+def test_a_small_background_face_does_not_shrink_the_crop(real_face):
+    """Training photos (lfw) have people in the background: only a neighbour of comparable size is kept out."""
+    from pipeline import faces
+
+    canvas = np.full((400, 700, 3), 90, np.uint8)
+    canvas[72:328, 40:296] = real_face
+    [main] = faces.detect_faces(canvas)[:1]
+    x, y, w, h = main.box
+    small = faces.Face((x + w + 30, y, w // 3, h // 3), 0.95, canvas[:10, :10], (0, 0, 10, 10))
+    alone = faces.frame_faces(canvas, [main], face_fraction=0.3)[0].crop_box
+    assert faces.frame_faces(canvas, [main, small], face_fraction=0.3)[0].crop_box == alone
+    big = faces.Face((x + w + 30, y, w, h), 0.95, canvas[:10, :10], (0, 0, 10, 10))
+    assert faces.frame_faces(canvas, [main, big], face_fraction=0.3)[0].crop_box != alone
