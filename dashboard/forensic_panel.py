@@ -53,30 +53,6 @@ def quantization_frame(table: list[int]) -> pd.DataFrame:
                         index=[f"v{i}" for i in range(8)])
 
 
-def fact_lines(result: forensics.Inspection) -> list[str]:
-    """Short markdown lines with the facts a reader checks first."""
-    lines = [f"**Format** {result.format}, {result.width}×{result.height} px, {result.size_bytes:,} bytes"]
-    j = result.jpeg
-    if j is not None:
-        lines.append(f"**JPEG** quality ~{j.quality} ({'standard IJG table' if j.quality_exact else 'own tables'}), "
-                     f"{j.subsampling}, {'progressive' if j.progressive else 'baseline'}")
-        lines.append("**Double compression** " + ("; ".join(j.double_compression) or "no sign found"))
-    m = result.metadata
-    lines.append(f"**Camera** {m.camera or '—'} · **Software** {', '.join(m.software) or '—'} · "
-                 f"**EXIF** {'yes' if m.has_exif else 'none'}")
-    if m.editing_software:
-        lines.append(f"**Editing/AI software named** {', '.join(m.editing_software)}")
-    if result.thumbnail is not None:
-        t = result.thumbnail
-        lines.append(f"**EXIF thumbnail** {'**disagrees** with' if t.disagrees else 'matches'} the image "
-                     f"(mean difference {t.difference:.1f} of 255)")
-    p = result.provenance
-    lines.append(f"**Content Credentials** {p.message}")
-    if p.ai_generated:
-        lines.append("**Declared AI generation** " + "; ".join(p.ai_generated))
-    return lines
-
-
 # --------------------------------------------------------------------------- computing (cached)
 
 
@@ -126,7 +102,7 @@ def render_inspection(result: forensics.Inspection, key: str) -> None:
         st.caption(f"This is a {result.format} file, not a JPEG: no quantisation tables or JPEG ghosts to read.")
     else:
         j = result.jpeg
-        st.markdown("\n".join(f"- {line}" for line in fact_lines(result)[1:3]))
+        st.markdown("\n".join(f"- {line}" for line in forensics.fact_lines(result)[1:3]))
         left, right = st.columns([1, 1])
         with left:
             if j.ghosts is not None:
@@ -219,7 +195,7 @@ def render_panel(name: str, data: bytes, *, key: str, ela_quality: int = 90) -> 
         _view(cols[2], result.views["spectrum"], "Spectrum", CAPTIONS["spectrum"])
         if result.thumbnail is not None:
             _view(cols[3], result.thumbnail.rgb, "EXIF thumbnail", CAPTIONS["thumbnail"])
-        st.markdown("\n".join(f"- {line}" for line in fact_lines(result)))
+        st.markdown("\n".join(f"- {line}" for line in forensics.fact_lines(result)))
         if result.problems:
             st.caption("Not readable: " + "; ".join(result.problems))
         st.caption(f":material/cloud_off: {result.provenance.offline_note} Full views: the **Forensics** page.")

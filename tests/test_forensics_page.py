@@ -88,7 +88,7 @@ def test_panel_figures():
     assert len(fig.data[0].y) == len(r.spectrum.frequency) and max(fig.data[0].x) <= 0.5
     frame = forensic_panel.quantization_frame(r.jpeg.quantization[0])
     assert frame.shape == (8, 8) and int(frame.iloc[0, 0]) == r.jpeg.quantization[0][0]
-    lines = forensic_panel.fact_lines(r)
+    lines = forensics.fact_lines(r)
     assert any("quality ~90" in x for x in lines) and any("compressed at least twice" in x for x in lines)
 
 

@@ -125,3 +125,22 @@ def test_predict_report(tiny_run, tmp_path, capsys):
     assert rows["verdict"].iloc[0] in ("real", "fake", "unsure") and rows["by"].iloc[1] == "could not be checked"
     assert "Explanation maps" in text and "baseline_cnn: gradcam" in text
     assert "<script" not in text
+
+
+def test_check_report_shows_the_three_way_verdict_and_the_file_facts():
+    from pipeline import forensics, verdict
+
+    face = checking.FaceCheck(1, (0, 0, 8, 8), 0.99, np.zeros((8, 8, 3), np.uint8), SCORES, checking.ensemble(SCORES),
+                              COMBINED, {"model": "ensemble_routed", "verdict": "unsure", "p_fake": 0.41,
+                                         "p_raw": 0.6, "threshold": 0.5, "reasons": [verdict.BAND_REASON],
+                                         "unstable_under": [], "headline": "Can't tell: " + verdict.BAND_REASON})
+    check = checking.FileCheck(name="x.jpg", rgb=np.zeros((8, 8, 3), np.uint8), faces=[face])
+    import html as html_mod
+
+    html = check_report.check_report_html([check], forensic_facts={"x.jpg": ["**JPEG** quality ~90"]})
+    text = html_mod.unescape(html)
+    assert "Can't tell: " + verdict.BAND_REASON in text and f"Unsure because {verdict.BAND_REASON}." in text
+    assert "What the file itself says" in text and "<strong>JPEG</strong> quality ~90" in text
+    assert forensics.MAGNIFYING_GLASS in text
+    rows = html_tables(html)["check-summary"]
+    assert rows["verdict"].tolist() == ["unsure"]

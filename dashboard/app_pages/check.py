@@ -129,6 +129,9 @@ def _heat(model_name: str, crop):
     return explain.overlay(crop, exp.heatmap, 0.45), exp
 
 
+maps: dict = {}  # (file name, face index) -> [(caption, Grad-CAM overlay)] for the report
+
+
 for i, (res, upload) in enumerate(zip(results, files)):
     if not res.ok:
         st.error(res.error, icon=":material/broken_image:")
@@ -178,6 +181,7 @@ for i, (res, upload) in enumerate(zip(results, files)):
                         from pipeline import explain
 
                         over, exp = _heat(best, face.crop)
+                        maps.setdefault((res.name, face.index), []).append((f"Grad-CAM · {best}", over))
                         st.plotly_chart(figures.image_figure(
                             over, title=f"{exp.label} · {best}", colorscale=explain.plotly_colorscale(),
                             tick_labels=explain.colorbar_labels(), height=260),
@@ -186,3 +190,23 @@ for i, (res, upload) in enumerate(zip(results, files)):
                             st.caption(exp.note)
                     except Exception as exc:  # noqa: BLE001 - the scores stay useful without the map
                         st.warning(f"Grad-CAM could not be computed for {best}: {exc}")
+
+
+def _report() -> bytes:
+    from dashboard.forensic_panel import inspect_bytes
+    from pipeline import forensics
+    from pipeline.report.check_report import check_report_html
+
+    facts = {}
+    for upload in files:
+        result, _ = inspect_bytes(upload.getvalue(), upload.name)
+        if result is not None:
+            facts[upload.name] = forensics.fact_lines(result)
+    return check_report_html(results, run=run, summary=summary, explanations=maps, forensic_facts=facts).encode()
+
+
+st.download_button("Download the check report (HTML)", _report, file_name="deepfake_lens_check_report.html",
+                   mime="text/html", icon=":material/description:", key="check_report",
+                   help="One self-contained HTML file: every photo with its faces, the verdicts and their reasons, "
+                        "every model's score, the Grad-CAM maps and what the file itself says. No request when "
+                        "opened, so it can be mailed.")

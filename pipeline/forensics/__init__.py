@@ -214,3 +214,27 @@ def inspect_image(source, *, name: str | None = None, ela_quality: int = DEFAULT
     return Inspection(name=label, format=fmt, width=int(rgb.shape[1]), height=int(rgb.shape[0]), size_bytes=len(data),
                       orientation=orientation, views=shown, ela=ela, noise=noise, spectrum=spec, jpeg=facts,
                       metadata=meta, thumbnail=thumb, provenance=prov, problems=problems)
+
+
+def fact_lines(result: Inspection) -> list[str]:
+    """Short Markdown lines with the facts a reader checks first (the Check page's panel, the check report)."""
+    lines = [f"**Format** {result.format}, {result.width}×{result.height} px, {result.size_bytes:,} bytes"]
+    j = result.jpeg
+    if j is not None:
+        lines.append(f"**JPEG** quality ~{j.quality} ({'standard IJG table' if j.quality_exact else 'own tables'}), "
+                     f"{j.subsampling}, {'progressive' if j.progressive else 'baseline'}")
+        lines.append("**Double compression** " + ("; ".join(j.double_compression) or "no sign found"))
+    m = result.metadata
+    lines.append(f"**Camera** {m.camera or '—'} · **Software** {', '.join(m.software) or '—'} · "
+                 f"**EXIF** {'yes' if m.has_exif else 'none'}")
+    if m.editing_software:
+        lines.append(f"**Editing/AI software named** {', '.join(m.editing_software)}")
+    if result.thumbnail is not None:
+        t = result.thumbnail
+        lines.append(f"**EXIF thumbnail** {'**disagrees** with' if t.disagrees else 'matches'} the image "
+                     f"(mean difference {t.difference:.1f} of 255)")
+    p = result.provenance
+    lines.append(f"**Content Credentials** {p.message}")
+    if p.ai_generated:
+        lines.append("**Declared AI generation** " + "; ".join(p.ai_generated))
+    return lines

@@ -116,20 +116,22 @@ def _face(face, file_name: str, explanations: Explanations | None, summary) -> d
 
 
 def check_report_html(checks: Sequence, *, run=None, summary=None, explanations: Explanations | None = None,
-                      title: str = "Check report") -> str:
+                      forensic_facts: Mapping[str, Sequence[str]] | None = None, title: str = "Check report") -> str:
     """One self-contained HTML page (text) for a list of :class:`pipeline.checking.FileCheck`.
 
     ``run``: the :class:`pipeline.results.Run` or :class:`~pipeline.results.RunInfo` whose models
     checked the photos (its id is named). ``summary``: the run's summary table, for the pooled test
     ROC-AUC in each headline. ``explanations``: ``{(file name, face index): [(caption, overlay)]}``
     with overlays as (H, W, 3) uint8 RGB arrays (face index 0 = the whole image), shown under the face.
+    ``forensic_facts``: ``{file name: Markdown lines}`` (:func:`pipeline.forensics.fact_lines`), shown
+    per file as what the file itself says (a magnifying glass, not a verdict).
     Images are shrunk to thumbnails (photo 480 px, crops 200 px, maps 320 px) and inlined as JPEG."""
     info = getattr(run, "info", run)
     files = []
     for c in checks:
         faces = [_face(f, c.name, explanations, summary) for f in c.faces] if c.ok else []
         files.append({"name": c.name, "error": c.error, "note": c.note, "photo": _photo_with_boxes(c) if c.ok else None,
-                      "faces": faces})
+                      "faces": faces, "forensics": list((forensic_facts or {}).get(c.name, []))})
     rows = []
     for f in files:
         rows += [{"file": f["name"], "face": face["label"], "verdict": face["verdict"], "p_fake": face["p_fake"],
@@ -137,7 +139,10 @@ def check_report_html(checks: Sequence, *, run=None, summary=None, explanations:
         if f["error"]:
             rows.append({"file": f["name"], "face": None, "verdict": None, "p_fake": None,
                          "by": "could not be checked"})
+    from pipeline.forensics import MAGNIFYING_GLASS
+
     return render.render("check_report.html.j2", title=title, files=files, rows=rows, run=info,
+                         magnifying_glass=MAGNIFYING_GLASS,
                          n_failed=sum(1 for c in checks if not c.ok),
                          generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
