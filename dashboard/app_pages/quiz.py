@@ -209,6 +209,12 @@ def verdict_line(rnd: quiz.Round, game: dict, mine: str | None = None) -> None:
     if ma is not None:
         mark = ":green[:material/check_circle: right]" if ma.correct else ":red[:material/cancel: wrong]"
         st.markdown(f"**{vm}** (the run's verdict) says: **{ma.sentence}** — {mark}")
+    policy, _ = common.run_policy(common._open(game["run_path"]))
+    words = quiz.calibrated_verdicts(rnd, policy)
+    if words:
+        sides = ["Left: ", "Right: "] if len(words) == 2 else [""]
+        st.markdown("**In the Check page's words** (calibrated): " +
+                    " · ".join(f"{side}{w}" for side, w in zip(sides, words)))
     for dataset in rnd.datasets:
         note = quiz.look_for(dataset)
         st.markdown(f"**What to look for** · {dataset}, *{note.kind}*: {note.note}")

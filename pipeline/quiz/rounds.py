@@ -403,6 +403,22 @@ def model_answer(rnd: Round, model: str, threshold: float) -> ModelAnswer | None
                        threshold=float(threshold), margin=float(m), words=confidence_words(m))
 
 
+def calibrated_verdicts(rnd: Round, policy) -> list[str] | None:
+    """The run's three-way verdict (:mod:`pipeline.verdict`: calibrated, at its stated false-accusation
+    rate) on each image of the round, in words ("Likely fake — 91%", "Can't tell: ..."), from the stored
+    scores of the policy's model, left to right; the band rule only (the stability check needs the
+    pixels). None without a policy or a stored score."""
+    from pipeline import verdict as verdict_mod
+
+    if policy is None or any(policy.model not in im.scores for im in rnd.images):
+        return None
+    out = []
+    for im in rnd.images:
+        decided = verdict_mod.decide(policy, float(im.scores[policy.model]))
+        out.append(decided["headline"])
+    return out
+
+
 def all_answers(rnd: Round, thresholds: dict[str, float]) -> list[ModelAnswer]:
     """Every model's answer (models without a score for the round left out), in ``thresholds`` order."""
     out = [model_answer(rnd, m, t) for m, t in thresholds.items()]
