@@ -23,8 +23,10 @@ def test_every_container_is_read_by_time(tmp_path, ext):
     assert video.info.duration == pytest.approx(2.0, abs=0.15)
     assert video.info.fps == pytest.approx(10)
     assert [f.rgb.shape for f in video.frames] == [(32, 48, 3)] * 4
-    # evenly: the centres of four 0.5 s slices; frame i has grey level 10 + 10 i
-    assert [f.time for f in video.frames] == pytest.approx([0.3, 0.8, 1.3, 1.8], abs=0.051)
+    # evenly: the centres of four 0.5 s slices, each met by the nearest frame (0.1 s apart; a tie takes
+    # the earlier one); frame i has grey level 10 + 10 i
+    assert video.requested == [0.25, 0.75, 1.25, 1.75]
+    assert [f.time for f in video.frames] == pytest.approx([0.2, 0.7, 1.2, 1.7], abs=1e-6)
     for f in video.frames:
         assert abs(float(f.rgb.mean()) - (10 + 10 * round(f.time * 10))) < 4
     assert not video.notes

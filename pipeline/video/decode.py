@@ -416,7 +416,7 @@ def sample_video(source: Source, sampling: Sampling = Sampling(), *, name: str |
                 count += 1
                 t = _frame_time(frame, count - 1, info.fps, start)
                 if t >= target:
-                    if prev is not None and abs(prev[0] - target) < abs(t - target):
+                    if prev is not None and abs(prev[0] - target) <= abs(t - target):  # a tie: the earlier frame
                         chosen = prev[1]
                     else:
                         chosen = frame
