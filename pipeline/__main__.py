@@ -50,6 +50,13 @@ def cmd_evaluate(args) -> int:
     from pipeline.results import resolve_run
 
     info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
+    from pipeline.video import cli as video_cli
+
+    try:
+        if video_cli.wants_videos(args.data):  # labelled folders of clips: video-level metrics
+            return video_cli.evaluate_command(args, info.path)
+    except ValueError as exc:
+        return _fail(str(exc))
     sources = [config.DataSource(path=str(Path(d).resolve())) for d in args.data]
     out, summary = runner.evaluate_folders(info.path, sources, models=args.models.split(",") if args.models else None,
                                            progress=TqdmProgress(disable=args.quiet))
@@ -98,8 +105,12 @@ def cmd_predict(args) -> int:
         if jsonl is not None:
             jsonl.write(line + "\n")
 
+    from pipeline.video import cli as video_cli
+
+    videos, image_files = video_cli.split_files(args.files)
     try:
-        for file in args.files:
+        failures += video_cli.predict_files(videos, models, combiner, args, emit)  # per track + per video
+        for file in image_files:
             try:
                 rgb = images.load_rgb(file)
             except images.ImageError as exc:
@@ -240,6 +251,8 @@ def cmd_experiment(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.video import cli as video_cli
+
     p = argparse.ArgumentParser(prog="python -m pipeline", description="Deepfake Lens: train, evaluate and use "
                                 "deepfake face detectors. Results go to artifacts/ and the dashboard.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -256,12 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on other labelled folders, without retraining")
-    e.add_argument("--data", action="append", required=True, help="labelled image folder (repeat for several)")
+    e.add_argument("--data", action="append", required=True,
+                   help="labelled image folder, or labelled folder of videos (repeat for several)")
     e.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
     e.add_argument("--models", help="comma-separated models of the run (default: all)")
     e.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    video_cli.add_arguments(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser(
@@ -272,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "model = its name, its p_fake at its own threshold and verdict (the run's verdict), "
                     "members ({member: p_fake}) and looks_like (ensemble_routed: the router's "
                     "{dataset: probability}; ensemble_stacked: null).")
-    r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP)")
+    r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP) or video files (one JSON object "
+                                            "per face track and one per video: README, Video)")
     r.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
     r.add_argument("--model", help="one Keras model of the run, or ensemble_routed / ensemble_stacked (default: "
                                    "every Keras model and the run's combined model)")
@@ -286,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detect faces (MTCNN) and score each face crop; no face found: the whole image")
     r.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbed samples (default: 1000)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    video_cli.add_arguments(r)
     r.set_defaults(func=cmd_predict)
 
     x = sub.add_parser("experiment", help="search, ablation, ensemble, robustness, cross-dataset on a trained run")
