@@ -33,6 +33,7 @@ SECTIONS: dict[str, list] = {
     ],
     "Images": [
         st.Page("pages/check.py", title="Check an image", icon=":material/image_search:"),
+        st.Page("pages/video.py", title="Check a video", icon=":material/movie:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
     ],
 }
