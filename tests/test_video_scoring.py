@@ -82,7 +82,7 @@ def test_a_clip_with_two_faces_scored_end_to_end(two_face_clip, run_models):
     tracks, video = scoring.track_records(res), scoring.video_record(res)
     json.dumps(tracks), json.dumps(video)  # JSON-ready
     assert video["n_tracks"] == 2 and video["n_faces"] == 16 and video["deciding_track"] == res.deciding_track
-    assert scoring.verdict_text(res).startswith({"fake": "Likely fake", "real": "Likely real", "unsure": "Unsure"}[res.verdict])
+    assert scoring.verdict_text(res).startswith({"fake": "**Likely fake**", "real": "**Likely real**", "unsure": "**Unsure**"}[res.verdict])
 
 
 def test_the_most_suspicious_track_decides(two_face_clip, monkeypatch):
@@ -106,7 +106,7 @@ def test_the_most_suspicious_track_decides(two_face_clip, monkeypatch):
         assert res.verdict == "fake" and res.deciding_track == res.tracks[1].track_id
         assert res.tracks[0].verdict == "real"
         assert len(res.deciding_frames) == scoring.TOP_FRAMES
-        assert "Likely fake: face track 2" in scoring.verdict_text(res)
+        assert "**Likely fake**: face track 2" in scoring.verdict_text(res)
 
 
 def test_a_clip_without_a_face(tmp_path, run_models):

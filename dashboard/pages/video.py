@@ -133,7 +133,7 @@ for note in result.notes:
 
 text = scoring.verdict_text(result)
 box = {"fake": st.error, "real": st.success}.get(result.verdict, st.warning)
-box(f"**Verdict: {result.verdict}.** {text}", icon={"fake": ":material/warning:", "real": ":material/check_circle:"}
+box(text, icon={"fake": ":material/warning:", "real": ":material/check_circle:"}
     .get(result.verdict, ":material/help:"))
 if not result.tracks:
     st.stop()

@@ -191,14 +191,14 @@ class VideoResult:
 
 
 def verdict_text(result: VideoResult) -> str:
-    """The verdict in words, e.g. "Likely fake: face track 2 (12 faces) scores 0.83 by the mean of the
+    """The verdict in words (Markdown), e.g. "**Likely fake**: face track 2 (12 faces) scores 0.83 by the mean of the
     face probabilities, above the fake threshold 0.52 + 0.10. Most suspicious frames: 3.2 s, 4.0 s, 7.7 s."."""
     if not result.ok:
         return f"Could not check {result.name}: {result.error}"
     if result.deciding_track is None:
-        return f"Unsure: {result.reason}."
+        return f"**Unsure**: {result.reason}."
     t = result.track(result.deciding_track)
-    head = {"fake": "Likely fake", "real": "Likely real", "unsure": "Unsure"}[result.verdict]
+    head = {"fake": "**Likely fake**", "real": "**Likely real**", "unsure": "**Unsure**"}[result.verdict]
     when = ", ".join(f"{result.frames[i].time:.1f} s" for i in result.deciding_frames)
     others = len(result.tracks) - 1
     return (f"{head}: face track {t.track_id} ({len(t.faces)} face{'s' if len(t.faces) != 1 else ''}), the most "
