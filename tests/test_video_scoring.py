@@ -161,3 +161,34 @@ def test_shared_videos_each_get_a_verdict(run_models):
         res = scoring.analyse_video(clip, models, combiner, sampling=decode.Sampling(n_frames=4))
         assert res.ok and res.tracks, f"{clip.name}: {res.reason}"
         assert res.verdict in ("real", "fake", "unsure")
+
+
+def test_score_faces_gives_the_check_pages_verdict_with_a_combined_model(tmp_path_factory):
+    """On a run with ensemble_routed, the video's per-face verdict is the very record the Check an image
+    path gives for the same crop (pipeline.checking.check_image with the run's combiner)."""
+    from conftest import write_images
+    from pipeline import checking, config, inference, runner
+    from pipeline.experiments import ensemble
+
+    root = tmp_path_factory.mktemp("kinds")
+    for dataset, n, seed in (("big", 16, 3), ("small", 10, 4)):
+        write_images(root / dataset / "real", "real", n, seed, size=32)
+        write_images(root / dataset / "fake", "fake", n, seed + 1000, size=32)
+    cfg = config.from_dict({
+        "name": "routed", "data": [str(root)], "seed": 1, "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
+        "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0},
+        "models": [{"name": "baseline_cnn", "image_size": 16},
+                   {"name": "small_only", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["small"]}],
+        "experiments": {"ensemble_members": ["baseline_cnn", "small_only"]},
+    })
+    run_dir = runner.train_run(cfg, log=lambda _: None)
+    models = inference.load_run_models(run_dir)
+    combiner = ensemble.load_combiner(run_dir, keras_models=models)
+    assert combiner is not None and combiner.name == "ensemble_routed"
+    rng = np.random.default_rng(3)
+    crops = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(3)]
+    records = scoring.score_faces(crops, models, combiner)
+    for crop, rec in zip(crops, records):
+        check = checking.check_image("crop.png", crop, models, crop_faces=False, combiner=combiner)
+        assert rec["verdict"] == check.faces[0].combined
+        assert rec["models"] == check.faces[0].scores

@@ -125,7 +125,7 @@ info = result.info
 st.caption(f"**{result.name}** · {info.width}x{info.height} px · {info.duration or 0:.1f} s · "
            f"{(info.fps or 0):.2f} frames/s · {info.codec}"
            + (f" · rotated {info.rotation}°" if info.rotation else "") + (" · with audio" if info.has_audio else "")
-           + f" · {len(result.frames)} frames sampled ({result.sampling}) · {result.n_faces} faces in "
+           + f" · {len(result.frames)} frames sampled (asked: {result.sampling}) · {result.n_faces} faces in "
            f"{len(result.tracks)} track{'s' if len(result.tracks) != 1 else ''} · "
            f"{sum(v for k, v in result.seconds.items() if k != 'faces_scored'):.1f} s")
 for note in result.notes:
