@@ -61,3 +61,18 @@ def test_two_real_faces_in_a_clip_make_two_tracks(tmp_path):
     assert all(d.box[0] < 320 for d in lefts[0].detections) and all(d.box[0] >= 320 for d in lefts[1].detections)
     crop = out[0].detections[0].crop
     assert crop.ndim == 3 and crop.shape[0] == crop.shape[1] > 100  # squared, with margin, from the full frame
+
+
+def test_one_person_in_a_shared_clip_is_one_track_across_missed_frames():
+    """The DFDC clip of ../shared/videos: one person in a dark room, whose face MTCNN misses on most
+    sampled frames (a 5-frame gap): still one track."""
+    from video_clips import SHARED_VIDEOS
+
+    clip = SHARED_VIDEOS / "fake" / "3d96706a7e6b.mp4"
+    if not clip.is_file():
+        pytest.skip("../shared/videos not found (a clone without the shared clips)")
+    per_frame = tracks.detect_in_frames(decode.sample_video(clip).frames)
+    seen = [i for i, d in enumerate(per_frame) if d]
+    assert len(seen) >= 4 and max(b - a for a, b in zip(seen, seen[1:])) > 4  # a gap of more than 4 sampled frames
+    out = tracks.link_tracks(per_frame)
+    assert len(out) == 1 and out[0].frame_indices == seen

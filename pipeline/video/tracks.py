@@ -25,7 +25,7 @@ from pipeline.progress import ProgressFn, report
 
 DEFAULT_DETECT_SIDE = 640  # pixels: longer side of the copy MTCNN looks at
 DEFAULT_IOU = 0.3
-DEFAULT_MAX_GAP = 4  # sampled frames a track may be missed and still be continued by the fallback
+DEFAULT_MAX_GAP = 8  # sampled frames a track may be missed (half the default sample) and still be continued
 DEFAULT_CENTRE_FACTOR = 1.0
 
 
