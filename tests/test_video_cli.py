@@ -87,6 +87,16 @@ def test_evaluate_refuses_a_mix_of_image_and_video_folders(tiny_run, video_folde
     assert code == 2 and "not both" in capsys.readouterr().err
 
 
+def test_bad_video_options_are_refused(tiny_run, video_folder, capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", str(video_folder / "real" / "real0.mp4"), "--face-confidence", "2"])
+    assert "probability" in capsys.readouterr().err
+    code = main(["predict", str(video_folder / "real" / "real0.mp4"), "--run", str(tiny_run), "--every", "0",
+                 "--quiet"])
+    (record,) = _lines(capsys.readouterr().out)
+    assert code == 1 and "every_seconds must be a positive number" in record["error"]
+
+
 def test_metrics_match_sklearn_definitions():
     y = np.array([0, 0, 1, 1, 1])
     s = np.array([0.1, 0.6, 0.7, 0.4, 0.9])

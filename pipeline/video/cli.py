@@ -32,6 +32,21 @@ def add_arguments(parser) -> None:
                    help=f"unsure when a track's aggregate is within this of the threshold (default: {scoring.DEFAULT_BAND})")
     g.add_argument("--min-faces", type=int, default=scoring.DEFAULT_MIN_FACES,
                    help=f"unsure when the deciding track has fewer faces (default: {scoring.DEFAULT_MIN_FACES})")
+    g.add_argument("--face-confidence", type=_probability, default=None, metavar="P",
+                   help="MTCNN's minimum face confidence (default: 0.9, as for photos; lower finds more faces in "
+                        "dark or small footage, and more false ones)")
+
+
+def _probability(text: str) -> float:
+    import argparse
+
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < p <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1]")
+    return p
 
 
 def sampling_from(args) -> decode.Sampling:
@@ -65,7 +80,8 @@ def predict_files(files: list[str], models: dict, combiner, args, emit) -> int:
         progress = TqdmProgress(disable=getattr(args, "quiet", False), leave=False)
         try:
             res = scoring.analyse_video(f, models, combiner, name=f, sampling=sampling, rule=args.rule,
-                                        band=args.band, min_faces=args.min_faces, progress=progress)
+                                        band=args.band, min_faces=args.min_faces,
+                                        min_confidence=args.face_confidence, progress=progress)
         finally:
             progress.close()
         for record in scoring.track_records(res):
@@ -110,12 +126,14 @@ def evaluate_command(args, run_dir: Path) -> int:
         progress = TqdmProgress(disable=args.quiet)
         try:
             table, report = evaluate_videos(folder, models, combiner, sampling=sampling, rule=args.rule,
-                                            band=args.band, min_faces=args.min_faces, progress=progress)
+                                            band=args.band, min_faces=args.min_faces,
+                                            min_confidence=args.face_confidence, progress=progress)
         finally:
             progress.close()
         root = Path(folder).resolve()
         key = artifacts.stable_hash({"files": table["file"].tolist(), "sampling": sampling.rule, "rule": args.rule,
-                                     "band": args.band, "min_faces": args.min_faces})[:8]
+                                     "band": args.band, "min_faces": args.min_faces,
+                                     "face_confidence": args.face_confidence})[:8]
         out = Path(run_dir) / "evaluations" / f"videos-{root.name[:40]}-{key}"
         artifacts.write_csv(out / "videos.csv", table)
         artifacts.write_json(out / "report.json", {"run_id": Path(run_dir).name, **report})

@@ -82,16 +82,18 @@ def metrics(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
 
 def evaluate_videos(root: str | Path, models: dict, combiner=None, *, sampling: decode.Sampling = decode.Sampling(),
                     rule: str = scoring.DEFAULT_RULE, band: float = scoring.DEFAULT_BAND,
-                    min_faces: int = scoring.DEFAULT_MIN_FACES, progress: ProgressFn = None) -> tuple[pd.DataFrame, dict]:
+                    min_faces: int = scoring.DEFAULT_MIN_FACES, min_confidence: float | None = None,
+                    progress: ProgressFn = None) -> tuple[pd.DataFrame, dict]:
     """Analyse every labelled clip under ``root``; returns (one row per clip: :data:`TABLE_COLUMNS`,
     the report: ``{"conventions": {"default": metrics, "deepfakebench": metrics}, "three_way": ...,
-    "n_videos", "n_no_face", "n_errors", "rule", "sampling", "verdict_model", "threshold"}``)."""
+    "n_videos", "n_no_face", "n_errors", "rule", "sampling", "verdict_model", "threshold"}``).
+    ``min_confidence``: MTCNN's minimum face confidence (None: the photo default)."""
     files = find_videos(root)
     rows = []
     threshold, verdict_model = None, None
     for k, (path, label, y) in enumerate(files[["path", "label", "y"]].itertuples(index=False)):
         res = scoring.analyse_video(path, models, combiner, sampling=sampling, rule=rule, band=band,
-                                    min_faces=min_faces)
+                                    min_faces=min_faces, min_confidence=min_confidence)
         if res.ok and res.threshold is not None:
             threshold, verdict_model = res.threshold, res.verdict_model
         rows.append({"file": path, "label": label, "y": y, "verdict": res.verdict, "score": res.score,
