@@ -49,8 +49,17 @@ def test_timeline_figure(result):
 
 
 def test_frame_with_boxes_and_track_table(result):
+    import copy
+
     drawn = vfig.frame_with_boxes(result, 0)
     assert drawn.shape == result.frames[0].rgb.shape and not np.array_equal(drawn, result.frames[0].rgb)
+    small = scoring.shrink_frames(copy.deepcopy(result), 320)  # 640x360 -> 320x180, boxes follow
+    assert small.frames[0].rgb.shape == (180, 320, 3) and small.frames[0].scale == pytest.approx(0.5)
+    drawn_small = vfig.frame_with_boxes(small, 0)
+    boxes = [f.detection.crop_box for tr in result.tracks for f in tr.faces if f.detection.frame_index == 0]
+    changed = np.argwhere((drawn_small != small.frames[0].rgb).any(axis=2))
+    assert abs(changed[:, 1].min() - min(b[0] for b in boxes) / 2) <= 2  # left edge of the leftmost box, halved
+    assert abs(changed[:, 0].max() - max(b[1] + b[3] for b in boxes) / 2) <= 2  # bottom edge of the lowest box
     table = vfig.track_table(result)
     assert table["track"].tolist() == [t.track_id for t in result.tracks]
     assert table["deciding"].sum() == 1 and {"baseline_cnn", "custom_cnn"} <= set(table.columns)

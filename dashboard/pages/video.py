@@ -18,6 +18,7 @@ from pipeline.video import decode, figures as vfig, scoring  # noqa: E402
 DEFAULT_FOLDER = Path(_ROOT).parent / "shared" / "videos"
 MAX_LISTED = 500
 KEEP_RESULTS = 3
+DISPLAY_SIDE = 800  # px: frames kept per result for the scrubber (16 frames at 800x450: 17 MB)
 STAGES = {"decoding frames": (0.0, 0.3), "finding faces": (0.3, 0.85), "scoring faces": (0.85, 1.0)}
 
 common.ensure_app_shell()
@@ -114,6 +115,7 @@ if result is None:
     except Exception as exc:  # noqa: BLE001 - an odd clip must never break the page
         result = scoring.VideoResult(name=name, error=f"{name} could not be checked ({type(exc).__name__}: {exc})")
     bar.empty()
+    scoring.shrink_frames(result, DISPLAY_SIDE)  # the session keeps frames for display only
     while len(store) >= KEEP_RESULTS:
         store.pop(next(iter(store)))
     store[key] = result

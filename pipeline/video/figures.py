@@ -58,18 +58,25 @@ def timeline_figure(result: VideoResult, selected_time: float | None = None, hei
 
 
 def frame_with_boxes(result: VideoResult, frame_index: int) -> np.ndarray:
-    """The sampled frame (H, W, 3) uint8 with each face's crop box drawn in its track's colour and
-    labelled "track k · p 0.83"."""
+    """The sampled frame (H, W, 3) uint8 (as kept: possibly shrunk by
+    :func:`pipeline.video.scoring.shrink_frames`) with each face's crop box drawn in its track's colour
+    and labelled "track k · p 0.83"."""
     from pipeline import faces as face_mod
     from pipeline.faces import Face
 
     frame = result.frames[frame_index]
+    analysed = result.frame_shapes[frame_index] if frame_index < len(result.frame_shapes) else frame.rgb.shape[:2]
+    k = frame.rgb.shape[1] / analysed[1]  # boxes are in the analysed frame's pixels (see scoring.shrink_frames)
+
+    def scaled(box):
+        return tuple(int(round(v * k)) for v in box)
+
     found, labels, colours = [], [], []
     for tr in result.tracks:
         for f in tr.faces:
             if f.detection.frame_index == frame_index:
                 d = f.detection
-                found.append(Face(d.box, d.confidence, d.crop, d.crop_box))
+                found.append(Face(scaled(d.box), d.confidence, d.crop, scaled(d.crop_box)))
                 labels.append(f"track {tr.track_id} · p {f.p_fake:.2f}")
                 colours.append(track_colour(tr.track_id))
     if not found:

@@ -174,6 +174,7 @@ class VideoResult:
     min_faces: int = DEFAULT_MIN_FACES
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    frame_shapes: list[tuple[int, int]] = field(default_factory=list)  # (H, W) of each frame when analysed
 
     @property
     def ok(self) -> bool:
@@ -235,6 +236,7 @@ def analyse_video(source, models: dict, combiner=None, *, name: str | None = Non
         return result
     t1 = time.perf_counter()
     result.info, result.frames, result.notes = video.info, video.frames, list(video.notes)
+    result.frame_shapes = [tuple(f.rgb.shape[:2]) for f in video.frames]
     per_frame = tracks_mod.detect_in_frames(video.frames, detect_side=detect_side, min_confidence=min_confidence,
                                             progress=progress)
     face_tracks = tracks_mod.link_tracks(per_frame)
@@ -279,6 +281,23 @@ def _decide(result: VideoResult, per_frame, by_det) -> None:
     result.deciding_frames = pick.top_frames
     frame_scores = [float(by_det[id(max(dets, key=lambda d: d.area))]["verdict"]["p_fake"]) for dets in per_frame if dets]
     result.frame_mean_score = float(np.mean(frame_scores)) if frame_scores else None
+
+
+def shrink_frames(result: VideoResult, max_side: int = 640) -> VideoResult:
+    """Downscale the kept frames of ``result`` in place to at most ``max_side`` pixels on their longer
+    side, for display (a dashboard session keeps a few results: 16 frames at 1280x720 are 44 MB, at
+    640x360 11 MB). Face boxes stay in the analysed frames' pixels (``frame_shapes``); the face crops
+    are kept as scored. Returns ``result``."""
+    from PIL import Image
+
+    for f in result.frames:
+        h, w = f.rgb.shape[:2]
+        s = float(max_side) / max(h, w)
+        if s < 1.0:
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            f.rgb = np.asarray(Image.fromarray(f.rgb).resize(size, Image.Resampling.BILINEAR))
+            f.scale *= size[0] / w
+    return result
 
 
 # --------------------------------------------------------------------------- JSON records (CLI)
