@@ -168,3 +168,22 @@ def test_shared_videos_are_read():
         assert len(video.frames) == 4 and not video.notes
         assert 9 < video.info.duration < 18
         assert max(video.frames[0].rgb.shape[:2]) <= 640
+
+
+def test_ten_bit_hevc_as_phones_record_it_decodes_to_8_bit_rgb(tmp_path):
+    import av
+
+    path = tmp_path / "hdr.mov"
+    with av.open(str(path), "w") as out:  # HEVC 10-bit 4:2:0, portrait rotation: an iPhone-like clip
+        stream = out.add_stream("libx265", rate=10, options={"log-level": "error"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p10le"
+        stream.set_display_rotation(-90)
+        for grey in _grey_frames(10, size=(48, 64)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(grey, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    video = decode.sample_video(path, Sampling(n_frames=2))
+    assert video.info.codec == "hevc" and video.info.rotation == 270
+    assert [(f.rgb.dtype, f.rgb.shape) for f in video.frames] == [(np.dtype("uint8"), (64, 48, 3))] * 2
+    assert [round((float(f.rgb.mean()) - 10) / 10) for f in video.frames] == [round(f.time * 10) for f in video.frames]
