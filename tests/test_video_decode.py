@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.video import decode
 from pipeline.video.decode import Sampling, VideoError
-from video_clips import blank_frames, shared_videos, write_audio_only, write_clip, yuv_frames
+from video_clips import blank_frames, shared_videos, write_audio_only, write_clip, write_song_with_cover, yuv_frames
 
 
 def _grey_frames(n: int, size=(32, 48)):
@@ -117,6 +117,7 @@ def test_bad_files_get_clear_messages(tmp_path):
     assert "no such file" in _message(tmp_path / "missing.mp4")
     assert "folder" in _message(tmp_path)
     assert "audio only" in _message(write_audio_only(tmp_path / "sound.mp4"))
+    assert "audio and a cover picture" in _message(write_song_with_cover(tmp_path / "song.mp4"))
     assert "not a readable video" in _message(b"\x00\x01garbage" * 100, name="upload.mp4")
 
 

@@ -72,6 +72,25 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
+def write_song_with_cover(path: Path, seconds: float = 1.0) -> Path:
+    """An MP3 (whatever ``path``'s extension) with a cover picture: FFmpeg shows the picture as a
+    video stream with the ``attached_pic`` disposition."""
+    import av
+
+    with av.open(str(path), "w", format="mp3") as out:
+        audio = out.add_stream("mp3", rate=16000)
+        audio.layout = "mono"
+        cover = out.add_stream("png", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        for packet in cover.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 90, np.uint8), format="rgb24")):
+            out.mux(packet)
+        for packet in cover.encode():
+            out.mux(packet)
+        _write_silence(out, audio, seconds)
+    return path
+
+
 def _write_silence(out, audio, seconds: float) -> None:
     import av
 

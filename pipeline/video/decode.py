@@ -19,7 +19,7 @@ Why PyAV: see :mod:`pipeline.video` (per-frame timestamps, the display matrix, s
 
 Errors: :class:`VideoError` (a ``ValueError``) with a sentence a user can act on, for a missing,
 empty, corrupt or truncated file, a file that is not a video (text, an image named ``.mp4``), an
-audio-only file, a clip without a decodable frame and a frame size above :data:`MAX_PIXELS`.
+audio-only file (or a song whose cover picture FFmpeg lists as a video stream), a clip without a decodable frame and a frame size above :data:`MAX_PIXELS`.
 """
 from __future__ import annotations
 
@@ -291,14 +291,20 @@ def probe(source: Source, name: str | None = None) -> VideoInfo:
 
 
 def _video_stream(container, label: str, source: Source = None):
+    import av
+
     _refuse_still_images(container, source, label)
-    if not container.streams.video:
+    pictures = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+    moving = [s for s in container.streams.video if not (int(s.disposition) & int(pictures))]
+    if not moving:
         kinds = sorted({s.type for s in container.streams})
+        if "audio" in kinds and container.streams.video:
+            raise VideoError(f"{label}: holds audio and a cover picture, no video stream")
         if "audio" in kinds:
             raise VideoError(f"{label}: holds audio only, no video stream")
         raise VideoError(f"{label}: holds no video stream, so no frame (0 frames)"
                          + (f" (streams: {', '.join(kinds)})" if kinds else ""))
-    stream = container.streams.video[0]
+    stream = moving[0]
     w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     if w * h > MAX_PIXELS:
         raise VideoError(f"{label}: frames of {w}x{h} pixels are larger than this reader accepts "
