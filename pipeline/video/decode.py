@@ -19,7 +19,8 @@ Why PyAV: see :mod:`pipeline.video` (per-frame timestamps, the display matrix, s
 
 Errors: :class:`VideoError` (a ``ValueError``) with a sentence a user can act on, for a missing,
 empty, corrupt or truncated file, a file that is not a video (text, an image named ``.mp4``), an
-audio-only file (or a song whose cover picture FFmpeg lists as a video stream), a clip without a decodable frame and a frame size above :data:`MAX_PIXELS`.
+audio-only file (or a song whose cover picture FFmpeg lists as a video stream), a clip without a
+decodable frame and a frame size above :data:`MAX_PIXELS`.
 """
 from __future__ import annotations
 
