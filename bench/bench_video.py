@@ -1,7 +1,7 @@
 """Benchmark the video check: seconds per 10-second 1080p clip at the default sampling (goal <= 10 s,
 issue 21) and the throughput of the scoring step; writes the "video" section of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_video.py [--run RUN] [--reps 3]
+    .venv/bin/python bench/bench_video.py [--run RUN [--run RUN ...]] [--reps 3]
 
 Clips: the 10-second 1080p DFDC clip of ../shared/videos (real footage, with audio) when present, a
 10-second 1080p clip made here with PyAV from ../shared face photos (two faces, 30 frames/s), and a
@@ -58,7 +58,7 @@ def make_clips(folder: Path) -> dict[str, Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", help="run id, prefix or folder (default: the newest run)")
+    ap.add_argument("--run", action="append", help="run id, prefix or folder; repeat for several (default: the newest run)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
@@ -68,33 +68,35 @@ def main() -> None:
     from pipeline.results import resolve_run
     from pipeline.video import decode, scoring
 
-    info = resolve_run(args.run)
-    models = inference.load_run_models(info.path)
-    try:
-        combiner = ensemble.load_combiner(info.path, keras_models=models)
-    except (ValueError, KeyError, OSError) as exc:
-        print(f"note: no combined model ({exc})")
-        combiner = None
-    rows = []
+    rows, described = [], []
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
         clips = make_clips(Path(tmp))
-        for label, clip in clips.items():
-            scoring.analyse_video(clip, models, combiner)  # warm-up
-            runs = [scoring.analyse_video(clip, models, combiner) for _ in range(args.reps)]
-            total = [sum(v for k, v in r.seconds.items() if k != "faces_scored") for r in runs]
-            med = runs[sorted(range(len(runs)), key=lambda i: total[i])[len(runs) // 2]]
-            s = med.seconds
-            rows.append({
-                "clip": label, "sampled frames": len(med.frames), "faces scored": s["faces_scored"],
-                "total s (median)": statistics.median(total), "decode s": s["decode"], "find faces s": s["faces"],
-                "score s": s["score"],
-                "scoring faces/s": (s["faces_scored"] / s["score"]) if s["score"] and s["faces_scored"] else None,
-                "scoring frames/s": (len(med.frames) / s["score"]) if s["score"] and s["faces_scored"] else None,
-                "verdict": med.verdict})
-            print(rows[-1], flush=True)
+        for ref in args.run or [None]:
+            info = resolve_run(ref)
+            models = inference.load_run_models(info.path)
+            try:
+                combiner = ensemble.load_combiner(info.path, keras_models=models)
+            except (ValueError, KeyError, OSError) as exc:
+                print(f"note: no combined model ({exc})")
+                combiner = None
+            described.append(f"`{info.run_id}`: " + ", ".join(models)
+                             + (f" + {combiner.name}" if combiner is not None else " (log-odds vote)"))
+            for label, clip in clips.items():
+                scoring.analyse_video(clip, models, combiner)  # warm-up
+                runs = [scoring.analyse_video(clip, models, combiner) for _ in range(args.reps)]
+                total = [sum(v for k, v in r.seconds.items() if k != "faces_scored") for r in runs]
+                med = runs[sorted(range(len(runs)), key=lambda i: total[i])[len(runs) // 2]]
+                s = med.seconds
+                rows.append({
+                    "run": info.run_id, "clip": label, "sampled frames": len(med.frames),
+                    "faces scored": s["faces_scored"], "total s (median)": statistics.median(total),
+                    "decode s": s["decode"], "find faces s": s["faces"], "score s": s["score"],
+                    "scoring faces/s": (s["faces_scored"] / s["score"]) if s["score"] and s["faces_scored"] else None,
+                    "scoring frames/s": (len(med.frames) / s["score"]) if s["score"] and s["faces_scored"] else None,
+                    "verdict": med.verdict})
+                print(rows[-1], flush=True)
     load = os.getloadavg()[0]
-    models_text = ", ".join(models) + (f" + {combiner.name}" if combiner is not None else "")
-    body = (f"Run `{info.run_id}` (models: {models_text}); default sampling ({decode.Sampling().rule}), frames decoded "
+    body = (f"Runs (models): {'; '.join(described)}. Default sampling ({decode.Sampling().rule}), frames decoded "
             f"to at most {decode.DEFAULT_MAX_SIDE} px, faces found by MTCNN on a 640 px copy; median of {args.reps} "
             f"warm runs. Goal (issue 21): a 10-second 1080p clip in <= 10 s. \"score\" is every model and the combined "
             f"model on every face crop in one batch; its frames/s counts sampled frames. Load average during the "
