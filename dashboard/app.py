@@ -33,6 +33,7 @@ SECTIONS: dict[str, list] = {
     ],
     "Images": [
         st.Page("app_pages/check.py", title="Check an image", icon=":material/image_search:"),
+        st.Page("app_pages/video.py", title="Check a video", icon=":material/movie:"),
         st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
         st.Page("app_pages/forensics.py", title="Forensics", icon=":material/biotech:"),
         st.Page("app_pages/quiz.py", title="Real or fake?", icon=":material/quiz:"),

@@ -52,6 +52,13 @@ def cmd_evaluate(args) -> int:
     from pipeline.results import resolve_run
 
     info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
+    from pipeline.video import cli as video_cli
+
+    try:
+        if video_cli.wants_videos(args.data):  # labelled folders of clips: video-level metrics
+            return video_cli.evaluate_command(args, info.path)
+    except ValueError as exc:
+        return _fail(str(exc))
     sources = [config.DataSource(path=str(Path(d).resolve())) for d in args.data]
     out, summary = runner.evaluate_folders(info.path, sources, models=args.models.split(",") if args.models else None,
                                            progress=TqdmProgress(disable=args.quiet))
@@ -99,11 +106,16 @@ def cmd_predict(args) -> int:
         if jsonl is not None:
             jsonl.write(line + "\n")
 
-    checks = checking.check_files(args.files, setup.models, crop_faces=not args.whole_image,
+    from pipeline.video import cli as video_cli
+
+    videos, image_files = video_cli.split_files(args.files)
+    failures += video_cli.predict_files(videos, setup.models, setup.combiner, args, emit,
+                                        policy=setup.policy)  # per track + per video
+    checks = checking.check_files(image_files, setup.models, crop_faces=not args.whole_image,
                                   whole_image_if_no_face=args.score_without_face, combiner=setup.combiner,
                                   policy=setup.policy, progress=TqdmProgress(disable=args.quiet, leave=False))
     try:
-        for file, check in zip(args.files, checks):
+        for file, check in zip(image_files, checks):
             if not check.ok:
                 failures += 1
                 emit({"file": file, "error": check.error})
@@ -303,6 +315,8 @@ def cmd_inspect(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.video import cli as video_cli
+
     p = argparse.ArgumentParser(prog="python -m pipeline", description="Deepfake Lens: train, evaluate and use "
                                 "deepfake face detectors. Results go to artifacts/ and the dashboard.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -319,24 +333,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on other labelled folders, without retraining")
-    e.add_argument("--data", action="append", required=True, help="labelled image folder (repeat for several)")
+    e.add_argument("--data", action="append", required=True,
+                   help="labelled image folder, or labelled folder of videos (repeat for several)")
     e.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
     e.add_argument("--models", help="comma-separated models of the run (default: all)")
     e.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    video_cli.add_arguments(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser(
-        "predict", help="check image files; prints one JSON object per face and model, and the verdict",
+        "predict", help="check image or video files; prints one JSON object per face and model, and the verdict",
         description="The same check as the dashboard's Check page: finds the faces (numbered left to right), "
                     "frames each as the training images were framed, and prints one JSON object per face and "
                     "model: file, face, box, model, p_fake (raw), threshold, verdict. When the run has a combined "
                     "model (ensemble_routed, else ensemble_stacked) one more object has its p_fake, members and "
                     "looks_like. Last per face: model = \"verdict\", the run's three-way verdict (fake / real / "
                     "unsure) with its calibrated p_fake, threshold, reasons and headline. A file without a face: "
-                    "verdict null and a note; an unreadable file: file, error.")
-    r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP)")
+                    "verdict null and a note; an unreadable file: file, error. Video files: one JSON object per "
+                    "face track and one per video (README, Video).")
+    r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP, HEIC, AVIF) or video files (one "
+                                            "JSON object per face track and one per video: README, Video)")
     r.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
     r.add_argument("--model", help="one Keras model of the run, or ensemble_routed / ensemble_stacked (default: "
                                    "every Keras model and the run's combined model)")
@@ -355,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", metavar="FILE", help="also write a check report: one self-contained HTML file "
                                                     "with the verdicts, reasons, crops and overlays")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    video_cli.add_arguments(r)
     r.set_defaults(func=cmd_predict)
 
     rp = sub.add_parser("report", help="one self-contained HTML report of a run (and model cards), from its files")
