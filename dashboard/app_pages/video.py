@@ -11,7 +11,7 @@ from dashboard import common
 from pipeline.video import decode, scoring
 from pipeline.video import figures as vfig
 
-DEFAULT_FOLDER = Path(_ROOT).parent / "shared" / "videos"
+DEFAULT_FOLDER = Path(__file__).resolve().parents[3] / "shared" / "videos"  # ../shared/videos beside the repo
 MAX_LISTED = 500
 KEEP_RESULTS = 3
 DISPLAY_SIDE = 800  # px: frames kept per result for the scrubber (16 frames at 800x450: 17 MB)
