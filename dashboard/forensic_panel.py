@@ -18,7 +18,6 @@ from pipeline.forensics import CAPTIONS, MAGNIFYING_GLASS
 from pipeline.forensics.jpeg import JpegGhosts
 from pipeline.forensics.views import Spectrum
 
-
 # --------------------------------------------------------------------------- figures
 
 

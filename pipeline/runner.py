@@ -16,9 +16,17 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, data, evaluation
+from pipeline.config import (
+    DataSource,
+    ModelSpec,
+    RunConfig,
+    augmentation_fingerprint,
+    config_fingerprint,
+    model_augmentation,
+    spec_fingerprint,
+    to_dict,
+)
 from pipeline.experiments import steps
-from pipeline.config import (DataSource, ModelSpec, RunConfig, augmentation_fingerprint, config_fingerprint,
-                             model_augmentation, spec_fingerprint, to_dict)
 from pipeline.progress import ProgressFn
 
 Log = Callable[[str], None]
@@ -228,12 +236,10 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
                      artifacts_root: str | None = None, progress: ProgressFn = None) -> tuple[Path, pd.DataFrame]:
     """Score a trained run on other labelled folders (every image, whatever its split) without
     retraining. Writes ``evaluations/<name>/`` in the run and returns (that folder, summary)."""
-    from pipeline import inference
+    from pipeline import calibration, inference, verdict
     from pipeline.config import from_json_dict
-    from pipeline.models import load_model
-
-    from pipeline import calibration, verdict
     from pipeline.experiments import ensemble
+    from pipeline.models import load_model
 
     run_json = artifacts.read_json(run_dir / "run.json")
     run_cfg = from_json_dict(run_json["config"])

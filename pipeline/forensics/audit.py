@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import ExifTags, Image
+from PIL import Image
 
 from pipeline import artifacts, images
 from pipeline.forensics.jpeg import estimate_quality, subsampling_of

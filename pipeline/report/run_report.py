@@ -64,8 +64,7 @@ class RunData:
 
 def load(run: Run) -> RunData:
     """Read what the report needs from ``run``; a model whose metrics.json is unreadable is left out."""
-    from pipeline import figures
-    from pipeline import checking
+    from pipeline import checking, figures
     from pipeline.experiments import ensemble
 
     summary = run.summary()
