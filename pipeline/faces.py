@@ -111,30 +111,48 @@ def draw_boxes(rgb: np.ndarray, faces: list[Face], labels: list[str] | None = No
     return np.asarray(im)
 
 
+BAR_DARK, BAR_LIGHT = 24, 235  # a letterbox bar is near black or near white (0-255, every channel)
+BAR_MIN_SHARE = 0.03  # and at least this share of the side: a thin uniform edge is part of the photo
+
+
 def content_box(rgb: np.ndarray, tolerance: int = 10, min_keep: float = 0.3) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the photo without letterbox or pillarbox bars: uniform stripes along the edges
-    whose every pixel lies within ``tolerance`` (0-255) of the stripe's corner colour. Keeps at least
-    ``min_keep`` of each side, so a plain image is not trimmed to nothing."""
+    """(x, y, w, h) of the photo without letterbox or pillarbox bars: stripes along the edges whose
+    every pixel lies within ``tolerance`` (0-255) of the stripe's corner colour, that colour near black
+    (<= 24) or near white (>= 235), the stripe at least 3% of the side (a plain wall or sky at the
+    edge of a photo is not a bar). Keeps at least ``min_keep`` of each side."""
     a = np.asarray(rgb, dtype=np.int16)
     H, W = a.shape[:2]
 
     def uniform(line: np.ndarray, colour: np.ndarray) -> bool:
         return bool(np.abs(line - colour).max() <= tolerance)
 
+    def bar_colour(colour: np.ndarray) -> bool:
+        return bool((colour <= BAR_DARK).all() or (colour >= BAR_LIGHT).all())
+
+    def trim(n: int, side: int) -> int:
+        return n if n >= BAR_MIN_SHARE * side else 0
+
     top, bottom, left, right = 0, H, 0, W
     corner = a[0, 0]
-    while top < H * (1 - min_keep) and uniform(a[top], corner):
+    while bar_colour(corner) and top < H * (1 - min_keep) and uniform(a[top], corner):
         top += 1
+    top = trim(top, H)
     corner = a[-1, -1]
-    while bottom > top + H * min_keep and uniform(a[bottom - 1], corner):
+    while bar_colour(corner) and bottom > top + H * min_keep and uniform(a[bottom - 1], corner):
         bottom -= 1
+    bottom = H - trim(H - bottom, H)
     corner = a[top, 0]
-    while left < W * (1 - min_keep) and uniform(a[top:bottom, left], corner):
+    while bar_colour(corner) and left < W * (1 - min_keep) and uniform(a[top:bottom, left], corner):
         left += 1
+    left = trim(left, W)
     corner = a[bottom - 1, -1]
-    while right > left + W * min_keep and uniform(a[top:bottom, right - 1], corner):
+    while bar_colour(corner) and right > left + W * min_keep and uniform(a[top:bottom, right - 1], corner):
         right -= 1
+    right = W - trim(W - right, W)
     return left, top, right - left, bottom - top
+
+
+WHOLE_SHARE = 0.85  # a framed crop this close to the photo's shorter side becomes the whole photo
 
 
 def _clearance(cx: float, cy: float, other: tuple[int, int, int, int]) -> float:
@@ -151,16 +169,21 @@ def framed_box(box, shape, *, face_fraction: float, content: tuple[int, int, int
     framed their faces: the face's larger side is ``face_fraction`` of the crop's side (measured on
     the run's training images by :func:`face_fraction_of`). The square stays inside ``content`` (the
     photo without letterbox bars, :func:`content_box`), and is made smaller rather than take in a
-    neighbouring face (``others``: their tight boxes). Never smaller than the face itself."""
+    neighbouring face (``others``: their tight boxes). Never smaller than the face itself.
+
+    A square photo (sides within 10%) whose framed crop would take at least :data:`WHOLE_SHARE` of it
+    is framed like the (square) training photos and is scored whole, bars and all, as in training."""
     x, y, w, h = (float(v) for v in box)
     H, W = int(shape[0]), int(shape[1])
-    cx0, cy0, cw, ch = content if content is not None else (0, 0, W, H)
     cx, cy = x + w / 2, y + h / 2
     face_side = max(w, h)
     side = face_side / max(min(face_fraction, 1.0), 0.05)
     for other in others or []:
         side = min(side, 2 * _clearance(cx, cy, other))
     side = max(side, face_side)
+    if max(H, W) <= 1.1 * min(H, W) and side >= WHOLE_SHARE * min(H, W) and not others:
+        return 0, 0, W, H  # the whole photo: pixel for pixel what the detectors saw in training
+    cx0, cy0, cw, ch = content if content is not None else (0, 0, W, H)
     side = max(1.0, min(side, float(min(cw, ch))))
     x0 = int(round(min(max(cx - side / 2, cx0), cx0 + cw - side)))
     y0 = int(round(min(max(cy - side / 2, cy0), cy0 + ch - side)))

@@ -231,3 +231,16 @@ def test_a_small_background_face_does_not_shrink_the_crop(real_face):
     assert faces.frame_faces(canvas, [main, small], face_fraction=0.3)[0].crop_box == alone
     big = faces.Face((x + w + 30, y, w, h), 0.95, canvas[:10, :10], (0, 0, 10, 10))
     assert faces.frame_faces(canvas, [main, big], face_fraction=0.3)[0].crop_box != alone
+
+
+def test_a_square_photo_framed_like_training_keeps_its_own_bars_and_a_plain_wall_is_not_a_bar(real_face):
+    """LFW's own photos (TV captures) carry black bars: a photo framed like them is scored whole, as in
+    training. A plain grey stripe at the edge of a photo (a wall, the sky) is not a letterbox bar."""
+    from pipeline import faces
+
+    tv = real_face.copy()
+    tv[:20] = 0
+    [face] = faces.frame_faces(tv, faces.detect_faces(tv)[:1], face_fraction=0.3)
+    assert face.crop.shape == tv.shape
+    wall = np.concatenate([np.full((120, 256, 3), 128, np.uint8), real_face], axis=0)
+    assert faces.content_box(wall) == (0, 0, 256, 376)
