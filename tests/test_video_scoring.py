@@ -97,7 +97,7 @@ def test_the_most_suspicious_track_decides(two_face_clip, monkeypatch):
         return sorted(out, key=lambda t: t.detections[0].box[0])
 
     monkeypatch.setattr(scoring.tracks_mod, "link_tracks", link_left_first)
-    monkeypatch.setattr(scoring, "score_faces", lambda crops, m, c=None: [  # left track's faces come first
+    monkeypatch.setattr(scoring, "score_faces", lambda crops, m, c=None, policy=None: [  # left track's faces come first
         {"models": [], "verdict": {"model": "m", "p_fake": p, "threshold": 0.5, "verdict": ""}}
         for p in [0.1] * (len(crops) // 2) + [0.9] * (len(crops) - len(crops) // 2)])
     for rule in scoring.RULES:
