@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline import artifacts
+from pipeline.images import check_rgb
 from pipeline.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,6 @@ def model_path() -> Path:
 
 # --------------------------------------------------------------------------- preprocessing
 
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {rgb.shape} dtype {rgb.dtype}")
-    return rgb
-
-
 def preprocess(rgb: np.ndarray) -> np.ndarray:
     """One RGB image -> the encoder's input, exactly as OpenAI's ``clip._transform(224)``.
 
@@ -131,7 +125,7 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     """
     from PIL import Image
 
-    rgb = _check_rgb(rgb)
+    rgb = check_rgb(rgb)
     h, w = rgb.shape[:2]
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = IMAGE_SIZE, int(IMAGE_SIZE * long / short)
@@ -312,7 +306,7 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
     the encoder file is missing or different.
     """
     n = len(rgb_images)
-    keys = [content_key(_check_rgb(im)) for im in rgb_images]  # bad input fails before any encoding
+    keys = [content_key(check_rgb(im)) for im in rgb_images]  # bad input fails before any encoding
     known = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in known]
     out = np.zeros((n, EMBED_DIM), dtype=np.float32)

@@ -92,6 +92,15 @@ def load_rgb(source: Source, *, name: str | None = None, max_pixels: int = DEFAU
         return _decode(fp, label, max_pixels)
 
 
+def check_rgb(rgb) -> np.ndarray:
+    """``rgb`` as an (H, W, 3) uint8 array (0-255), unchanged; ``ValueError`` naming its shape and dtype
+    otherwise (a programming error, not a user's file: files go through :func:`load_rgb`)."""
+    arr = np.asarray(rgb)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or min(arr.shape[:2]) < 1:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {arr.shape} dtype {arr.dtype}")
+    return arr
+
+
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """Resize an (H, W, 3) uint8 image to (size, size, 3) with bilinear filtering.
 

@@ -15,20 +15,15 @@ from PIL import Image
 from scipy import fft as sp_fft
 from scipy import ndimage
 
+from pipeline.images import check_rgb
+
 DEFAULT_ELA_QUALITY = 90
 VIEW_PERCENTILE = 99.5  # the brightest 0.5% of a view saturates: one outlier pixel must not turn the rest black
 
 
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    arr = np.asarray(rgb)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or min(arr.shape[:2]) < 1:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {arr.shape} dtype {arr.dtype}")
-    return arr
-
-
 def luma(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma (the Y of JPEG's YCbCr) as (H, W) float32 in 0-255."""
-    arr = _check_rgb(rgb).astype(np.float32)
+    arr = check_rgb(rgb).astype(np.float32)
     return arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
 
 
@@ -85,7 +80,7 @@ def resave_jpeg(rgb: np.ndarray, quality: int, subsampling: int | str = 0) -> np
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be an int in 1-100, got {quality!r}")
     buf = io.BytesIO()
-    Image.fromarray(_check_rgb(rgb), mode="RGB").save(buf, "JPEG", quality=int(quality), subsampling=subsampling)
+    Image.fromarray(check_rgb(rgb), mode="RGB").save(buf, "JPEG", quality=int(quality), subsampling=subsampling)
     buf.seek(0)
     with Image.open(buf, formats=["JPEG"]) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -99,7 +94,7 @@ def error_level_analysis(rgb: np.ndarray, quality: int = DEFAULT_ELA_QUALITY) ->
     or darker than similar content around them. Edges and fine texture are always brighter: compare like
     with like. Raises ``ValueError`` for a bad array or quality.
     """
-    arr = _check_rgb(rgb)
+    arr = check_rgb(rgb)
     again = resave_jpeg(arr, quality)
     error = np.abs(arr.astype(np.int16) - again.astype(np.int16)).max(axis=2).astype(np.float32)
     return ELA(quality=int(quality), error=error, view=_inferno(scale_for_view(error)), mean_error=float(error.mean()))
