@@ -17,7 +17,7 @@ import streamlit as st  # noqa: E402
 from dashboard import common  # noqa: E402
 from pipeline import results  # noqa: E402
 
-st.set_page_config(page_title="Deepfake Lens", page_icon=":material/face_retouching_off:", layout="wide")
+st.set_page_config(page_title="Deepfake Lens", page_icon=common.favicon(), layout="wide")
 
 SECTIONS: dict[str, list] = {
     "Data": [

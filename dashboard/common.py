@@ -24,6 +24,20 @@ RUN_KEY = "run_id"
 # --------------------------------------------------------------------------- messages
 
 
+@st.cache_resource(show_spinner=False)
+def favicon():
+    """The tab icon, drawn here (a lens over a face outline, 64 px PIL image): a material-icon page
+    icon is fetched from a font CDN, which fails offline."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.rounded_rectangle([2, 2, 62, 62], radius=14, fill="#4C78A8")
+    d.ellipse([14, 10, 42, 42], outline="white", width=5)
+    d.line([38, 38, 54, 54], fill="white", width=7)
+    return im
+
+
 def stop_with(message: str, kind: str = "info") -> NoReturn:
     """Show ``message`` (info, warning or error box) and end this page's script run."""
     getattr(st, kind)(message)

@@ -93,6 +93,18 @@ def above_chance(auc: float | None, n: int) -> bool:
     return auc is not None and not pd.isna(auc) and auc - 0.5 > chance_auc_band(int(n))
 
 
+def chance_verdict(auc: float | None, n: int) -> str:
+    """``"above chance"``, ``"within chance"`` or ``"below chance"`` for an ROC-AUC on ``n`` images, by
+    :func:`chance_auc_band`; ``"n/a"`` without an AUC. Below chance means the model ranks the classes
+    the wrong way round by more than sampling noise."""
+    if auc is None or pd.isna(auc):
+        return "n/a"
+    band = chance_auc_band(int(n))
+    if auc - 0.5 > band:
+        return "above chance"
+    return "below chance" if 0.5 - auc > band else "within chance"
+
+
 def evaluate_predictions(predictions: pd.DataFrame, threshold: float) -> dict[str, dict]:
     """Metrics for the pooled rows ("all") and per dataset. Needs columns dataset, y, p_fake."""
     scopes = {"all": scope_metrics(predictions["y"], predictions["p_fake"], threshold)}

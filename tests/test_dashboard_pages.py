@@ -108,9 +108,15 @@ def test_compare_page(monkeypatch, artifacts):
     assert INCOMPLETE_MODEL not in table["model"].tolist()
     run = results.load_run(None, artifacts)
     expected = run.comparison("all").set_index("model")
+    from pipeline.evaluation import chance_verdict
+
     for _, row in table.iterrows():
         assert row["roc_auc"] == pytest.approx(expected.loc[row["model"], "roc_auc"])
         assert row["threshold"] == pytest.approx(expected.loc[row["model"], "threshold"])
+        assert row["vs_chance"] == chance_verdict(row["roc_auc"], expected.loc[row["model"], "n"])
+    weak = table[table["vs_chance"] != "above chance"]["model"].tolist()
+    warned = " ".join(w.value for w in at.warning)
+    assert all(f"**{m}**" in warned for m in weak) and (bool(weak) == ("Not better than a coin" in warned))
     assert "best ROC-AUC" in _texts(at)
     # the run selector stays in the sidebar on this page
     assert at.sidebar.selectbox(key="run_id").value == run.run_id

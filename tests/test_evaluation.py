@@ -75,3 +75,13 @@ def test_the_chance_band_holds_a_random_scorers_auc_19_times_in_20():
     assert evaluation.chance_auc_band(600) < band < evaluation.chance_auc_band(50)  # more images, narrower band
     assert not evaluation.above_chance(0.5 + band * 0.9, n) and evaluation.above_chance(0.5 + band * 1.1, n)
     assert not evaluation.above_chance(None, n) and not evaluation.above_chance(float("nan"), n)
+
+
+def test_chance_verdict_names_models_a_coin_would_match():
+    from pipeline.evaluation import chance_auc_band, chance_verdict
+
+    band = chance_auc_band(200)
+    assert chance_verdict(0.5 + band + 0.01, 200) == "above chance"
+    assert chance_verdict(0.5 + band / 2, 200) == "within chance"
+    assert chance_verdict(0.384, 200) == "below chance"  # the Compare example, on 200 images
+    assert chance_verdict(None, 200) == "n/a"

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import experiments, figures
+from pipeline import evaluation, experiments, figures
 from pipeline.experiments.ensemble import ROUTED
 from pipeline.results import comparison_row, routing_report
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
@@ -96,6 +96,14 @@ if best_bits:
 display = table[["model"] + [c for c, *_ in TABLE]].copy()
 for c, *_ in TABLE:
     display[c] = pd.to_numeric(display[c], errors="coerce")
+display.insert(1, "vs_chance", [evaluation.chance_verdict(a, k) for a, k in zip(display["roc_auc"], table["n"])])
+weak = display[display["vs_chance"].isin(["within chance", "below chance"])]
+if len(weak):
+    st.warning("Not better than a coin on this scope (ROC-AUC within 0.5 ± two standard errors of a random "
+               f"scorer's on {int(table['n'].max())} images, or below it): "
+               + ", ".join(f"**{m}** ({v}, {a:.3f})" for m, v, a in zip(weak["model"], weak["vs_chance"],
+                                                                          weak["roc_auc"])),
+               icon=":material/casino:")
 
 
 def _highlight(col: pd.Series) -> list[str]:
@@ -108,7 +116,11 @@ def _highlight(col: pd.Series) -> list[str]:
 
 
 styled = display.style.apply(_highlight, axis=0)
-column_config = {"model": st.column_config.TextColumn("Model", pinned=True)}
+column_config = {"model": st.column_config.TextColumn("Model", pinned=True),
+                 "vs_chance": st.column_config.TextColumn(
+                     "vs chance", help="ROC-AUC against a random scorer's on this many test images: above, within "
+                                       "(no evidence the model learned anything here) or below (ranks the wrong "
+                                       "way round)")}
 for c, label, fmt, _ in TABLE:
     column_config[c] = st.column_config.NumberColumn(label, format=fmt, help=HELP.get(c))
 st.dataframe(styled, hide_index=True, width="stretch", column_config=column_config, key="compare_table")
