@@ -332,7 +332,8 @@ def policy_key(run_dir: Path, model: str, settings: dict[str, Any]) -> str:
     return artifacts.stable_hash({"model": model, "stamp": stamp, "settings": settings, "v": FORMAT})[:16]
 
 
-def _settings(cfg) -> dict[str, Any]:
+def settings_of(cfg) -> dict[str, Any]:
+    """The ``[verdict]`` settings of a run config that a policy (and its key) depend on."""
     v = cfg.verdict
     return {"max_false_positive_rate": v.max_false_positive_rate, "unsure_share": v.unsure_share,
             "calibration": v.calibration, "stability": v.stability}
@@ -346,7 +347,7 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> Verd
     if model is None:
         log("verdict: no finished model to build the verdict on; skipped")
         return None
-    settings = _settings(cfg)
+    settings = settings_of(cfg)
     key = policy_key(run_dir, model, settings)
     path = policy_path(run_dir, model)
     if path.is_file() and not force:
@@ -401,7 +402,7 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
     from pipeline.config import from_json_dict
 
     cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
-    if raw.get("key") != policy_key(run_dir, model, _settings(cfg)):
+    if raw.get("key") != policy_key(run_dir, model, settings_of(cfg)):
         raise PolicyError(f"the verdict policy of run {run_dir.name} is stale ({model} or one of its members was "
                           f"refitted since): refit it with `python -m pipeline train`")
     fields = {f for f in VerdictPolicy.__dataclass_fields__} - {"ood"}

@@ -241,3 +241,18 @@ def write_routed_ensemble(run_dir: Path, *, with_routing: bool = True, seed: int
     pd.DataFrame(columns=["epoch"]).to_csv(mdir / "history.csv", index=False)
     _write_json(mdir / "done.json", {"finished": "2025-01-01T12:00:00+00:00"})
     return preds
+
+
+def write_verdict_policy(run_dir: Path):
+    """The run's three-way verdict policy fitted on its verdict model's stored validation predictions,
+    written as ``train`` writes it (without the framing measurement, which needs MTCNN)."""
+    from pipeline import artifacts, verdict
+    from pipeline.config import from_json_dict
+
+    model = verdict.verdict_model_name(run_dir)
+    preds = pd.read_parquet(artifacts.model_dir(run_dir, model) / "predictions.parquet")
+    cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
+    policy = verdict.fit_policy(preds[preds["split"] == "val"], model,
+                                key=verdict.policy_key(run_dir, model, verdict.settings_of(cfg)))
+    artifacts.write_json(verdict.policy_path(run_dir, model), policy.to_json())
+    return policy

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from synthetic_run import write_routed_ensemble, write_synthetic_run
+from synthetic_run import write_routed_ensemble, write_synthetic_run, write_verdict_policy
 
 from pipeline import evaluation
 from pipeline.report import model_card, reliability, render, run_report
@@ -107,6 +107,7 @@ def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report-artifacts")
     run_dir = write_synthetic_run(root)
     write_routed_ensemble(run_dir)
+    write_verdict_policy(run_dir)
     add_experiments(run_dir, ["baseline_cnn", "mobilenet"], ["faces140k", "lfw_faceswap"])
     return run_dir
 
@@ -332,3 +333,17 @@ def test_model_card_of_a_specialist_says_which_failures_are_outside_its_training
     assert "A specialist: trained on faces140k only." in card["training_data"]
     unseen = [f for f in card["failures"] if "not trained on" in f]
     assert unseen and all(f.startswith("On **lfw_faceswap**") for f in unseen)
+
+
+def test_run_report_shows_the_three_way_verdict(run_dir, report_html):
+    from pipeline import verdict
+
+    expected = load_run(run_dir).verdict_table().set_index("scope")
+    shown = html_tables(report_html)["verdict"].set_index("scope")
+    assert list(shown.index) == list(expected.index)
+    for scope in expected.index:
+        assert int(shown.loc[scope, "n"]) == expected.loc[scope, "n"]
+        assert float(shown.loc[scope, "coverage"]) == pytest.approx(expected.loc[scope, "coverage"], abs=1e-3)
+    import html as html_mod
+
+    assert verdict.error_rate_words(load_run(run_dir).verdict_policy()) in html_mod.unescape(report_html)

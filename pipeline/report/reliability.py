@@ -2,8 +2,8 @@
 
 * Reliability diagram: the test images are put in ``n_bins`` equal-width bins of predicted
   P(fake); per bin the mean predicted P(fake) is plotted against the observed share of fakes
-  (:func:`sklearn.calibration.calibration_curve`, ``strategy="uniform"``). A calibrated model
-  lies on the diagonal.
+  (:func:`pipeline.calibration.reliability_table`, the binning the Compare page uses). A calibrated
+  model lies on the diagonal.
 * Expected calibration error (ECE; Naeini et al. 2015, Guo et al. 2017): the mean over bins of
   |observed share of fakes - mean predicted P(fake)|, weighted by the bin's share of images.
   0 is perfect; 0.1 means the stated probabilities are off by ten points on average.
@@ -41,8 +41,7 @@ def reliability(model: str, y: np.ndarray, p_fake: np.ndarray, n_bins: int = N_B
     """Calibration of predicted ``p_fake`` (shape (n,), 0-1) against labels ``y`` (shape (n,), 1 = fake).
     Fewer than two images or one class only: no curve and ``ece``/``brier`` from what there is
     (``None`` when empty). Raises ``ValueError`` for shapes that differ or probabilities outside 0-1."""
-    from sklearn.calibration import calibration_curve
-    from sklearn.metrics import brier_score_loss
+    from pipeline import calibration
 
     y = np.asarray(y, dtype=int).ravel()
     p = np.asarray(p_fake, dtype=float).ravel()
@@ -52,15 +51,10 @@ def reliability(model: str, y: np.ndarray, p_fake: np.ndarray, n_bins: int = N_B
         raise ValueError("p_fake must lie in 0..1")
     if len(p) == 0:
         return Reliability(model, 0, [], [], [], None, None)
-    # the bins of calibration_curve(strategy="uniform"), to weigh each bin by its image count
-    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], p)
-    count = np.bincount(bins, minlength=n_bins)
-    frac, mean = calibration_curve(y, p, n_bins=n_bins, strategy="uniform", pos_label=1)
-    nonempty = count[count > 0]
-    ece = float(np.sum(nonempty / len(p) * np.abs(frac - mean)))
-    brier = float(brier_score_loss(y, p, pos_label=1))
-    return Reliability(model, int(len(p)), mean.round(6).tolist(), frac.round(6).tolist(), nonempty.tolist(),
-                       ece, brier)
+    table = calibration.reliability_table(y, p, n_bins)  # the one binning and ECE of the project
+    metrics = calibration.calibration_metrics(y, p)
+    return Reliability(model, int(len(p)), table["mean_predicted"], table["fraction_fake"], table["n"],
+                       metrics["ece"], metrics["brier"])
 
 
 def reliability_table(items: list[Reliability]) -> pd.DataFrame:
@@ -71,29 +65,13 @@ def reliability_table(items: list[Reliability]) -> pd.DataFrame:
 
 
 def reliability_figure(items: list[Reliability], colors: Mapping[str, str] | None = None):
-    """Reliability diagram: the diagonal (perfect calibration) first, then one line per model (marker
-    area grows with the bin's image count); hover shows bin counts."""
-    import plotly.graph_objects as go
+    """Reliability diagram (:func:`pipeline.figures.reliability_figure`, the Compare page's): one line
+    per model, named with its ECE."""
+    from pipeline import figures
 
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
-                             line=dict(color="#999", dash="dash", width=1), hoverinfo="skip"))
-    for r in items:
-        if not r.mean_predicted:
-            continue
-        total = max(1, sum(r.count))
-        fig.add_trace(go.Scatter(
-            x=r.mean_predicted, y=r.fraction_fake, mode="lines+markers", customdata=r.count,
-            name=f"{r.model} (ECE {r.ece:.3f})", line=dict(width=2, color=(colors or {}).get(r.model)),
-            marker=dict(size=[6 + 14 * np.sqrt(c / total) for c in r.count]),
-            hovertemplate=f"{r.model}<br>mean P(fake) %{{x:.3f}}<br>share fake %{{y:.3f}}"
-                          "<br>%{customdata} images<extra></extra>"))
-    fig.update_layout(title="Reliability diagram (test split)", margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"))
-    fig.update_xaxes(title_text="Mean predicted P(fake) in the bin", range=[-0.01, 1.01], constrain="domain")
-    fig.update_yaxes(title_text="Observed share of fakes", range=[-0.01, 1.01], scaleanchor="x", scaleratio=1,
-                     constrain="domain")
-    return fig
+    curves = {f"{r.model} (ECE {r.ece:.3f})": {"mean_predicted": r.mean_predicted, "fraction_fake": r.fraction_fake,
+                                               "n": r.count} for r in items if r.mean_predicted}
+    return figures.reliability_figure(curves, colors, title="Reliability diagram (test split)", height=520)
 
 
 def per_thousand(k: int, n: int) -> str:

@@ -82,10 +82,12 @@ def load(run: Run) -> RunData:
             preds[m] = p[p["split"] == "test"].reset_index(drop=True)
         except ArtifactError:
             preds[m] = None
-    verdict = ensemble.combiner_name(run.path)
-    combined = verdict in models
-    if not combined:
+    from pipeline import verdict as verdict_mod
+
+    verdict = verdict_mod.verdict_model_name(run.path)  # the model the Check page's verdict is built on
+    if verdict not in models or preds.get(verdict) is None:
         verdict = checking.best_model(summary, [m for m in models if preds.get(m) is not None])
+    combined = verdict == ensemble.combiner_name(run.path)
     table, settings, error = None, {}, None
     try:
         table, settings = run.experiment("robustness"), run.experiment_settings("robustness")
@@ -219,7 +221,19 @@ def calibration_section(rd: RunData) -> dict[str, Any]:
     items = [reliability.reliability(m, p["y"], p["p_fake"]) for m, p in rd.test_predictions.items()
              if p is not None and len(p)]
     points = [op for m in rd.models if (op := reliability.operating_point(m, rd.metrics[m])) is not None]
-    return {"items": {r.model: r for r in items},
+    verdict_table, verdict_words = None, None
+    try:  # the run's calibrated three-way verdict (pipeline.verdict), when it has one
+        from pipeline import verdict
+
+        policy = rd.run.verdict_policy()
+        table = rd.run.verdict_table()
+        verdict_words = (f"Verdict model {policy.model}, calibrated threshold {policy.threshold:.3f}. "
+                         + verdict.error_rate_words(policy))
+        verdict_table = render.table(table[["scope", "n", "coverage", "n_real_called_fake", "fpr_decided",
+                                            "recall_fake_decided", "accuracy_decided", "ece", "brier"]], "verdict")
+    except (ValueError, LookupError, OSError, KeyError):
+        pass
+    return {"items": {r.model: r for r in items}, "verdict_table": verdict_table, "verdict_words": verdict_words,
             "table": render.table(reliability.reliability_table(items), "calibration") if items else None,
             "figure": render.figure(reliability.reliability_figure(items, rd.colors), 520) if items else None,
             "points": [{"model": op.model, "text": op.in_words(), "verdict": op.model == rd.verdict_model}
