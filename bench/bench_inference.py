@@ -78,20 +78,21 @@ def main() -> int:
 
     import tensorflow as tf
 
-    from pipeline import explain, faces, inference
+    from pipeline import detectors, explain, faces
+    from pipeline.detectors import keras_model
     from pipeline.config import ModelSpec
     from pipeline.models import REGISTRY, build_model
 
     rgb, canvas, real_faces = _photo()
     info = _pick_run(args.run)
-    models: dict[str, tuple[inference.LoadedModel, str]] = {}
+    models: dict[str, tuple[keras_model.KerasDetector, str]] = {}
     if info is not None:
         names = [m for m in info.complete_models if (info.path / "models" / m / "model.keras").is_file()]
-        for name, lm in inference.load_run_models(info.path, names).items():
+        for name, lm in detectors.load_many(info.path, names).items():
             models[name] = (lm, "trained")
     for name in [n for n in args.untrained.split(",") if n]:
         size = REGISTRY[name].default_image_size
-        models[f"{name}"] = (inference.LoadedModel(name, build_model(ModelSpec(name=name, image_size=size)), 0.5, size),
+        models[f"{name}"] = (keras_model.KerasDetector(name, build_model(ModelSpec(name=name, image_size=size)), 0.5, size),
                              "random weights")
     if not models:
         print("no model to time: train a run first (python -m pipeline train) or pass --untrained", file=sys.stderr)

@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
 
-    from pipeline import inference
-    from pipeline.experiments import ensemble
+    from pipeline import detectors
+    from pipeline.detectors import combined as ensemble
     from pipeline.results import resolve_run
     from pipeline.video import decode, scoring
 
@@ -73,7 +73,7 @@ def main() -> None:
         clips = make_clips(Path(tmp))
         for ref in args.run or [None]:
             info = resolve_run(ref)
-            models = inference.load_run_models(info.path)
+            models = detectors.load_many(info.path)
             try:
                 combiner = ensemble.load_combiner(info.path, keras_models=models)
             except (ValueError, KeyError, OSError) as exc:

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import pandas as pd
 import streamlit as st
 
-from pipeline import results
+from pipeline import results, store
 from pipeline.results import ArtifactError, Run, RunInfo, RunNotFound
 
 RUN_KEY = "run_id"
@@ -153,47 +153,47 @@ def _verdict_table(run_path: str, mtime: float) -> pd.DataFrame:
 
 def trust_table(run: Run) -> pd.DataFrame:
     """:meth:`pipeline.results.Run.trust_table`, cached until the summary changes."""
-    return _trust_table(str(run.path), _mtime(run.path / "summary.csv"))
+    return _trust_table(str(run.path), _mtime(run.path / store.SUMMARY))
 
 
 def verdict_table(run: Run) -> pd.DataFrame:
     """:meth:`pipeline.results.Run.verdict_table`, cached until the summary changes; raises
     ``ValueError`` (``pipeline.verdict.PolicyError``) when the run has no verdict policy."""
-    return _verdict_table(str(run.path), _mtime(run.path / "summary.csv"))
+    return _verdict_table(str(run.path), _mtime(run.path / store.SUMMARY))
 
 
 def manifest(run: Run) -> pd.DataFrame:
-    return guarded(_manifest, str(run.path), _mtime(run.path / "manifest.parquet"))
+    return guarded(_manifest, str(run.path), _mtime(run.path / store.MANIFEST))
 
 
 def skipped(run: Run) -> pd.DataFrame:
-    return guarded(_skipped, str(run.path), _mtime(run.path / "skipped.csv"))
+    return guarded(_skipped, str(run.path), _mtime(run.path / store.SKIPPED))
 
 
 def counts(run: Run) -> pd.DataFrame:
-    return guarded(_counts, str(run.path), _mtime(run.path / "manifest.parquet"))
+    return guarded(_counts, str(run.path), _mtime(run.path / store.MANIFEST))
 
 
 def summary(run: Run) -> pd.DataFrame:
-    return guarded(_summary, str(run.path), _mtime(run.path / "summary.csv"))
+    return guarded(_summary, str(run.path), _mtime(run.path / store.SUMMARY))
 
 
 def _model_mtime(run: Run, model: str, name: str) -> float:
     # done.json is rewritten on every retrain: include it so a stale cache entry cannot survive.
     d = run.path / "models" / model
-    return _mtime(d / name) + _mtime(d / "done.json")
+    return _mtime(d / name) + _mtime(d / store.DONE)
 
 
 def metrics(run: Run, model: str) -> dict:
-    return guarded(_metrics, str(run.path), model, _model_mtime(run, model, "metrics.json"))
+    return guarded(_metrics, str(run.path), model, _model_mtime(run, model, store.METRICS))
 
 
 def history(run: Run, model: str) -> pd.DataFrame:
-    return guarded(_history, str(run.path), model, _model_mtime(run, model, "history.csv"))
+    return guarded(_history, str(run.path), model, _model_mtime(run, model, store.HISTORY))
 
 
 def predictions(run: Run, model: str) -> pd.DataFrame:
-    return guarded(_predictions, str(run.path), model, _model_mtime(run, model, "predictions.parquet"))
+    return guarded(_predictions, str(run.path), model, _model_mtime(run, model, store.PREDICTIONS))
 
 
 def all_metrics(run: Run, models: list[str] | None = None) -> dict[str, dict]:
@@ -246,22 +246,22 @@ def run_caption(run: Run) -> str:
 
 @st.cache_resource(show_spinner="Loading the run's models…", max_entries=4)
 def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]):
-    from pipeline import inference
+    from pipeline import detectors
 
-    return inference.load_run_models(run_path, list(models))
+    return detectors.load_many(run_path, list(models))
 
 
 def keras_model_names(run: Run) -> list[str]:
     """Finished models of the run that are Keras models (a ``model.keras`` file): the ones that score
     images and have Grad-CAM; comparison-only rows such as ``<model>+pca_svm`` are left out."""
-    return [m for m in run.models() if (run.path / "models" / m / "model.keras").is_file()]
+    return [m for m in run.models() if (run.path / "models" / m / store.KERAS_MODEL).is_file()]
 
 
 def run_models(run: Run, models: list[str] | None = None) -> dict:
-    """The finished Keras models of ``run`` as ``{name: pipeline.inference.LoadedModel}``, loaded once
+    """The finished Keras models of ``run`` as ``{name: pipeline.keras_model.KerasDetector}``, loaded once
     per process (``st.cache_resource``), reloaded when a model is retrained (its files' mtimes)."""
     names = tuple(models if models is not None else keras_model_names(run))
-    stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
+    stamp = tuple(_model_mtime(run, m, store.KERAS_MODEL) for m in names)
     try:
         return _run_models(str(run.path), names, stamp)
     except (KeyError, OSError, ValueError) as exc:
@@ -270,25 +270,25 @@ def run_models(run: Run, models: list[str] | None = None) -> dict:
 
 @st.cache_resource(show_spinner="Loading the run's combined model…", max_entries=4)
 def _run_combiner(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...], combiner_stamp: str):
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     return ensemble.load_combiner(run_path, keras_models=_run_models(run_path, models, stamp))
 
 
 def combiner_key(run: Run) -> str:
     """Changes when the run's combined model or one of its members is refitted (cache key)."""
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     return ensemble.combiner_stamp(run.path)
 
 
 def run_combiner(run: Run, models: list[str] | None = None) -> tuple[Any, str | None]:
     """The run's combined model for scoring uploads (``ensemble_routed``, else ``ensemble_stacked``;
-    :func:`pipeline.experiments.ensemble.load_combiner`), loaded once per process and sharing the
+    :func:`pipeline.detectors.combined.load_combiner`), loaded once per process and sharing the
     Keras models of :func:`run_models`: ``(combiner, None)``, ``(None, None)`` when the run has none,
     ``(None, message)`` when it cannot be loaded."""
     names = tuple(models if models is not None else keras_model_names(run))
-    stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
+    stamp = tuple(_model_mtime(run, m, store.KERAS_MODEL) for m in names)
     try:
         return _run_combiner(str(run.path), names, stamp, combiner_key(run)), None
     except (KeyError, OSError, ValueError) as exc:

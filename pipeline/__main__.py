@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline import store
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
 
@@ -40,7 +42,7 @@ def cmd_train(args) -> int:
     progress.close()
     import pandas as pd
 
-    summary = pd.read_csv(run_dir / "summary.csv")
+    summary = pd.read_csv(run_dir / store.SUMMARY)
     print(f"\nrun: {run_dir}")
     _print_table(summary, TABLE_COLUMNS)
     return 0
@@ -279,7 +281,7 @@ def cmd_experiment(args) -> int:
     if args.run:
         info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
         run_dir = info.path
-        cfg = config.from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
+        cfg = config.from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
         cfg = dataclasses.replace(cfg, artifacts_dir=str(run_dir.parent))
         if args.config:  # the run's models and data, this config's experiment settings
             other = config.load(args.config)
@@ -289,12 +291,9 @@ def cmd_experiment(args) -> int:
         if args.artifacts:
             cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(args.artifacts).resolve()))
         run_id, run_dir, _, _ = runner.prepare(cfg)
-        if not (run_dir / "manifest.parquet").exists():
+        if not (run_dir / store.MANIFEST).exists():
             return _fail(f"run {run_id} of config {cfg.name!r} is not trained yet; train it first: "
                          f"python -m pipeline train --config {args.config or 'default'}")
-    if args.members:
-        cfg = dataclasses.replace(cfg, experiments=dataclasses.replace(
-            cfg.experiments, ensemble_members=tuple(args.members.split(","))))
     progress = TqdmProgress(disable=args.quiet)
     try:
         out = steps.run(args.name, cfg, run_dir, force=args.force, progress=progress)
@@ -384,12 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--quiet", action="store_true", help="no progress bars")
     rp.set_defaults(func=cmd_report)
 
-    x = sub.add_parser("experiment", help="search, ablation, ensemble, robustness, cross-dataset on a trained run")
-    x.add_argument("name", choices=["search", "ablation", "ensemble", "robustness", "crossdataset", "all"])
+    x = sub.add_parser("experiment", help="search, ablation, robustness, cross-dataset on a trained run (the combined "
+                                          "model is part of the run: [verdict] members, built by train)")
+    x.add_argument("name", choices=["search", "ablation", "robustness", "crossdataset", "all"])
     x.add_argument("--run", help="run id, unique prefix or folder (default: the run of --config)")
     x.add_argument("--config", help="config whose [experiments] settings to use (default: default; with --run: "
                                     "the run's own)")
-    x.add_argument("--members", help="comma-separated ensemble members, or all (overrides the config)")
     x.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
     x.add_argument("--force", action="store_true", help="recompute even if cached")
     x.add_argument("--quiet", action="store_true", help="no progress bars")

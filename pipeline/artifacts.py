@@ -18,8 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-PIPELINE_VERSION = 1  # bump when the artifact format changes: old runs get new ids
-DONE_FILE = "done.json"
+PIPELINE_VERSION = 2  # bump when the artifact format changes: old runs get new ids (2: detector kinds, store)
 
 
 def _json_default(obj: Any) -> Any:
@@ -126,38 +125,6 @@ def save_keras_model(model, target: str | Path) -> None:
     with atomic_path(target, suffix=".keras") as tmp:
         tmp.unlink()  # keras refuses to overwrite silently in some versions; let it create the file
         model.save(tmp)
-
-
-def model_dir(run_dir: Path, model_name: str) -> Path:
-    return Path(run_dir) / "models" / model_name
-
-
-def is_model_done(run_dir: Path, model_name: str) -> bool:
-    return (model_dir(run_dir, model_name) / DONE_FILE).exists()
-
-
-def model_finished_at(run_dir: Path, model_name: str) -> str:
-    """When the model finished training: the ISO time in its done.json ("" when missing or unreadable).
-    A model copied from another run keeps its time, so this dates the training, not the copy."""
-    try:
-        done = read_json(model_dir(run_dir, model_name) / DONE_FILE)
-    except (OSError, ValueError):
-        return ""
-    return str(done.get("finished", "")) if isinstance(done, dict) else ""
-
-
-def model_stamp(run_dir: Path, model_name: str) -> str:
-    """Identifies one training of a model: done.json (rewritten, with a new time, whenever the model
-    is retrained) and the model file's size. Unlike file times it survives copying or moving the
-    run folder, so caches keyed on it (embeddings, LIME) stay valid there."""
-    folder = model_dir(run_dir, model_name)
-    parts = []
-    for name, read in ((DONE_FILE, lambda f: f.read_text()), ("model.keras", lambda f: str(f.stat().st_size))):
-        try:
-            parts.append(read(folder / name))
-        except OSError:
-            parts.append("-")
-    return "|".join(parts)
 
 
 def cache_dir(artifacts_dir: str | Path) -> Path:

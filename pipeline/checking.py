@@ -14,7 +14,7 @@ counts more than a hesitant one and a model whose threshold is low is not favour
 plain majority count, shown alongside.
 
 Run verdict: when the run has a combined model (``ensemble_routed``, else ``ensemble_stacked``;
-loaded with :func:`pipeline.experiments.ensemble.load_combiner` and passed as ``combiner``), each
+loaded with :func:`pipeline.detectors.combined.load_combiner` and passed as ``combiner``), each
 face also gets ``FaceCheck.combined``: that model's ``p_fake`` at its own validation-chosen
 threshold, its members' ``p_fake`` and, for the routed one, ``looks_like`` (the router's
 probability of each dataset). It is the run's verdict; the log-odds vote above stays alongside.
@@ -29,7 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from pipeline import images
-from pipeline.inference import LoadedModel, score_arrays, score_rgb, verdict
+from pipeline.detectors import Detector, score_arrays, score_records, verdict
 
 ENSEMBLE_RULE = ("mean of the models' log-odds, each re-centred on its own threshold: "
                  "sigmoid(mean(logit(p) - logit(threshold))) >= 0.5 means fake")
@@ -111,18 +111,18 @@ def _source(item) -> tuple[str, Any]:
     raise TypeError(f"cannot read {type(item).__name__!r} as an image file")
 
 
-def verdict_scores(pixels: list[np.ndarray], policy, models: dict[str, LoadedModel], combiner=None,
+def verdict_scores(pixels: list[np.ndarray], policy, models: dict[str, Detector], combiner=None,
                    known: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Raw p(fake) of the policy's verdict model for (H, W, 3) uint8 images: the combined model when
-    the policy is built on it, else that Keras model. ``known``: Keras scores already computed."""
+    the policy is built on it, else that detector. ``known``: detectors' scores already computed."""
     if combiner is not None and policy.model == combiner.name:
-        from pipeline.experiments.ensemble import combined_probabilities
+        from pipeline.detectors.combined import combined_probabilities
 
         return combined_probabilities(combiner, pixels, known)[0]
     if known and policy.model in known:
         return np.asarray(known[policy.model], dtype=np.float64)
     if policy.model in models:
-        return models[policy.model].score(pixels)
+        return np.asarray(models[policy.model].predict_proba(pixels), dtype=np.float64)
     raise KeyError(f"the verdict model {policy.model!r} is not loaded")
 
 
@@ -145,11 +145,11 @@ def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stabili
     return out
 
 
-def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop_faces: bool = True,
+def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_faces: bool = True,
                 whole_image_if_no_face: bool = False, min_confidence: float | None = None,
                 margin: float | None = None, combiner=None, policy=None, stability: bool | None = None) -> FileCheck:
     """Find the faces of one decoded (H, W, 3) uint8 image and score each: every model in ``models``,
-    the run's combined model (``combiner``, a loaded :class:`~pipeline.experiments.ensemble.Combiner`)
+    the run's combined model (``combiner``, a loaded :class:`~pipeline.detectors.combined.Combiner`)
     and, with ``policy`` (:class:`pipeline.verdict.VerdictPolicy`), the three-way verdict.
 
     Crops: with a policy, each face is framed as the run's training images framed theirs
@@ -178,10 +178,10 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop
     if crops and (models or combiner is not None):
         pixels = [c[3] for c in crops]
         arrays = score_arrays(pixels, models)
-        per_face = score_rgb(pixels, models, arrays)
+        per_face = score_records(pixels, models, arrays)
         combined: list = [None] * len(crops)
         if combiner is not None:
-            from pipeline.experiments.ensemble import score_combined
+            from pipeline.detectors.combined import score_combined
 
             combined = score_combined(combiner, pixels, known=arrays)
         verdicts: list = [None] * len(crops)
@@ -193,7 +193,7 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, LoadedModel], crop
     return result
 
 
-def check_files(files: Iterable, models: dict[str, LoadedModel], crop_faces: bool = True,
+def check_files(files: Iterable, models: dict[str, Detector], crop_faces: bool = True,
                 whole_image_if_no_face: bool = False, min_confidence: float | None = None,
                 margin: float | None = None, max_pixels: int = images.DEFAULT_MAX_PIXELS,
                 progress=None, combiner=None, policy=None, stability: bool | None = None) -> list[FileCheck]:
@@ -227,7 +227,7 @@ class CheckSetup:
     """What checking photos with a run needs: its Keras ``models``, its combined model (``combiner``),
     its verdict ``policy`` and, in words, why any of them is missing (``problems``)."""
 
-    models: dict[str, LoadedModel]
+    models: dict[str, Detector]
     combiner: Any = None
     policy: Any = None
     problems: list[str] = field(default_factory=list)
@@ -239,8 +239,8 @@ def load_check_setup(run_dir: Path, model: str | None = None, keras_models: dict
     ``keras_models``: models already loaded (reused). Raises ``ValueError``/``KeyError`` for an
     unknown or unfinished ``model``."""
     from pipeline import verdict as verdict_mod
-    from pipeline.experiments import ensemble as ens
-    from pipeline.inference import load_run_models
+    from pipeline.detectors import combined as ens
+    from pipeline.detectors import load_many
 
     run_dir = Path(run_dir)
     setup = CheckSetup(models={})
@@ -248,7 +248,7 @@ def load_check_setup(run_dir: Path, model: str | None = None, keras_models: dict
         setup.combiner = ens.load_combiner(run_dir, model)
     else:
         setup.models = dict(keras_models) if keras_models and not model else \
-            load_run_models(run_dir, [model] if model else None)
+            load_many(run_dir, [model] if model else None)
         if not model:
             try:
                 setup.combiner = ens.load_combiner(run_dir, keras_models=setup.models)

@@ -89,8 +89,6 @@ class ExperimentConfig:
     search_image_size: int = 64
     search_max_train_images: int = 0  # 0 = all training images
     search_final_epochs: int = 8  # the best trial is retrained as model searched_cnn for this many epochs
-    ensemble_members: tuple[str, ...] = ()  # model names, or ["all"] = every trained model; empty = no ensemble
-    ensemble_routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
     robustness: bool = False  # run the perturbation sweep after `train`
     robustness_max_images: int = 0  # 0 = the whole test split; else a fixed-seed stratified subsample
     jpeg_qualities: tuple[int, ...] = (95, 75, 50, 30)
@@ -116,7 +114,14 @@ def _embedding_config(raw: dict[str, Any]) -> EmbeddingConfig:
     return _section(EmbeddingConfig, raw, "embeddings")
 
 
+MOVED_TO_VERDICT = {"ensemble_members": "members", "ensemble_routing": "routing"}  # [experiments] -> [verdict]
+
+
 def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
+    moved = [k for k in MOVED_TO_VERDICT if k in raw]
+    if moved:
+        raise ConfigError(f"[experiments] {', '.join(moved)} moved: the combined model is part of the run now; write "
+                          + ", ".join(f"{MOVED_TO_VERDICT[k]} = ..." for k in moved) + " under [verdict]")
     return _section(ExperimentConfig, raw, "experiments")
 
 
@@ -128,6 +133,8 @@ class VerdictConfig:
     unsure_share: float = 0.10  # the unsure band around the threshold holds this share of validation images
     calibration: str = "platt"  # platt | isotonic | none: fitted on the validation split
     stability: bool = True  # re-score every checked face re-encoded, rescaled and cropped; a flip means unsure
+    members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
+    routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
 
 
 LR_SCHEDULES = ("constant", "cosine")  # ModelSpec.lr_schedule
@@ -156,6 +163,7 @@ class ModelSpec:
     architecture: str = ""  # registry model to build; empty = ``name`` (set it to train one architecture twice)
     datasets: tuple[str, ...] = ()  # a specialist: train and early-stop on these datasets only; empty = all
     augmentation: dict[str, Any] = field(default_factory=dict)  # this model's changes to the run's [augmentation]
+    kind: str = "keras"  # the detector kind (pipeline.detectors.KINDS): keras | clip_linear | ...
 
     @property
     def label(self) -> str:
@@ -169,7 +177,14 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run."""
+    """Everything that defines a run.
+
+    Identity (what the run id hashes, :func:`config_fingerprint`): ``name``, ``data`` (by name; the manifest
+    hash covers the files), ``models``, ``split``, ``seed``, ``max_images_per_class``, ``augmentation``,
+    ``embeddings``, ``threshold_rule``, ``max_image_pixels`` and ``verdict`` (the combined model's members and
+    the three-way verdict's settings). Environment (never in the id): ``artifacts_dir`` and ``strategy``.
+    Analyses (cached under their own keys, never in the id): ``experiments``.
+    """
 
     name: str = "default"
     data: tuple[DataSource, ...] = ()
@@ -202,7 +217,7 @@ class RunConfig:
         if not self.embeddings.enabled:
             return []
         wanted = set(self.embeddings.models)
-        return [m for m in self.model_names if not wanted or m in wanted]
+        return [m.name for m in self.models if m.kind == "keras" and (not wanted or m.name in wanted)]
 
 
 class ConfigError(ValueError):
@@ -281,7 +296,14 @@ def validate(cfg: RunConfig) -> None:
 
     if abs(sum(cfg.split) - 1.0) > 1e-6 or any(s <= 0 for s in cfg.split):
         raise ConfigError(f"split must be three positive fractions adding to 1, got {cfg.split}")
+    from pipeline.detectors import KINDS
+
     for spec in cfg.models:
+        if spec.kind != "keras":
+            if spec.kind not in KINDS or KINDS[spec.kind].train is None:
+                trainable = sorted(k for k, v in KINDS.items() if v.train is not None)
+                raise ConfigError(f"model {spec.name!r}: unknown detector kind {spec.kind!r}; kinds: {', '.join(trainable)}")
+            continue
         if spec.registry_name not in REGISTRY:
             what = f"architecture {spec.architecture!r} of model {spec.name!r}" if spec.architecture else f"model {spec.name!r}"
             raise ConfigError(f"unknown {what}; registered models: {', '.join(sorted(REGISTRY))}")
@@ -386,8 +408,13 @@ def from_json_dict(raw: dict[str, Any]) -> RunConfig:
     raw["split"] = tuple(raw.get("split", (0.7, 0.15, 0.15)))
     known = {f.name for f in dataclasses.fields(RunConfig)}
     emb = _embedding_config(raw.pop("embeddings", {}) or {})
-    raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
-    raw["verdict"] = _section(VerdictConfig, raw.pop("verdict", {}) or {}, "verdict")
+    experiments = dict(raw.pop("experiments", {}) or {})
+    verdict = dict(raw.pop("verdict", {}) or {})
+    for old, new in MOVED_TO_VERDICT.items():  # run.json of runs from before the combined model joined the run
+        if old in experiments:
+            verdict.setdefault(new, experiments.pop(old))
+    raw["experiments"] = _experiment_config(experiments)
+    raw["verdict"] = _section(VerdictConfig, verdict, "verdict")
     return RunConfig(data=data, models=models, augmentation=Augmentation(**aug), embeddings=emb,
                      **{k: v for k, v in raw.items() if k in known})
 
@@ -421,7 +448,8 @@ def spec_fingerprint(spec: ModelSpec, later_options: dict[str, Any] | None = Non
 # ModelSpec options added after the experiments' cache keys were first written (those keys hash the
 # rest of the spec whole), then all options added after run ids were: each with its default.
 OPTIONS_AFTER_EXPERIMENT_KEYS = {"lr_schedule": "constant"}
-LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}, **OPTIONS_AFTER_EXPERIMENT_KEYS}
+LATER_SPEC_OPTIONS = {"architecture": "", "datasets": [], "augmentation": {}, "kind": "keras",
+                      **OPTIONS_AFTER_EXPERIMENT_KEYS}
 
 
 def augmentation_fingerprint(aug: Augmentation) -> dict[str, Any]:

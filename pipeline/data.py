@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, images
-from pipeline.config import DataSource, RunConfig
+from pipeline import artifacts, images, store
+from pipeline.config import DataSource, ModelSpec, RunConfig
 from pipeline.progress import ProgressFn, report
 
 REAL, FAKE = "real", "fake"
@@ -45,9 +45,8 @@ LABEL_ALIASES = {
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "val", "val": "val",
                  "validation": "val", "test": "test", "testing": "test"}
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split",
-                    "group"]
-SKIPPED_COLUMNS = ["dataset", "path", "reason"]
+MANIFEST_COLUMNS = store.MANIFEST_COLUMNS
+SKIPPED_COLUMNS = store.SKIPPED_COLUMNS
 GROUPS_FILE = "groups.csv"
 MAX_GROUPS_FILE_BYTES = 64 * 2**20  # a groups.csv larger than this is not a list of file names
 
@@ -557,3 +556,16 @@ def stratified_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, se
     picked = [idx[rows][rng.permutation(len(rows))[:max(1, round(limit * len(rows) / len(idx)))]]
               for rows in strata.values()]
     return np.sort(np.concatenate(picked))
+
+
+def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """Boolean mask of the manifest rows ``spec`` trains on: its ``datasets`` (every row when empty).
+    A specialist whose datasets have no images is an error that names the datasets there are."""
+    if not spec.datasets:
+        return np.ones(len(manifest), dtype=bool)
+    present = set(manifest["dataset"].astype(str))
+    missing = [d for d in spec.datasets if d not in present]
+    if missing:
+        raise ValueError(f"{spec.name}: datasets {missing} have no images in this run; its datasets are "
+                         f"{', '.join(sorted(present))}")
+    return manifest["dataset"].astype(str).isin(spec.datasets).to_numpy()

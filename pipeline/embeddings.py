@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, evaluation
+from pipeline import artifacts, evaluation, store
 from pipeline import svm as svm_mod
 from pipeline.progress import ProgressFn, report
 
@@ -51,7 +51,7 @@ KNN_K = 15
 PROJECTION_COLUMNS = (["path", "relpath", "dataset", "label", "y", "split", "p_fake"]
                       + [f"pca_{i}" for i in (1, 2, 3)] + ["pca2d_1", "pca2d_2"]
                       + [f"umap_{i}" for i in (1, 2, 3)] + ["umap2d_1", "umap2d_2"])
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"]
+HISTORY_COLUMNS = store.HISTORY_COLUMNS
 
 Log = Callable[[str], None]
 
@@ -65,12 +65,12 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_embeddings(run_dir: Path, model: str) -> dict[str, np.ndarray]:
-    return _npz(artifacts.model_dir(run_dir, model) / EMBEDDINGS_FILE)
+    return _npz(store.model_dir(run_dir, model) / EMBEDDINGS_FILE)
 
 
 def load_pca(run_dir: Path, model: str) -> tuple[svm_mod.Projection, np.ndarray]:
     """(projection arrays, PCA scores of every manifest row)."""
-    d = _npz(artifacts.model_dir(run_dir, model) / PCA_FILE)
+    d = _npz(store.model_dir(run_dir, model) / PCA_FILE)
     return svm_mod.Projection.from_arrays(d), d["scores"]
 
 
@@ -170,13 +170,13 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 def cache_key(run_dir: Path, model: str, manifest: pd.DataFrame, emb_cfg, seed: int) -> str:
     settings = {k: getattr(emb_cfg, k) for k in ("pca_components", "umap", "umap_neighbors", "umap_min_dist",
                                                    "max_points")}
-    return artifacts.stable_hash({"model": artifacts.model_stamp(run_dir, model), "rows": manifest["sha256"].tolist(),
+    return artifacts.stable_hash({"model": store.model_stamp(run_dir, model), "rows": manifest["sha256"].tolist(),
                                   "split": manifest["split"].tolist(), "settings": settings, "seed": seed,
                                   "v": FORMAT_VERSION})
 
 
 def is_complete(run_dir: Path, model: str, key: str) -> bool:
-    folder = artifacts.model_dir(run_dir, model)
+    folder = store.model_dir(run_dir, model)
     meta_file = folder / META_FILE
     if not meta_file.exists():
         return False
@@ -191,7 +191,7 @@ def is_complete(run_dir: Path, model: str, key: str) -> bool:
 def build_model_embeddings(run_dir: Path, model_name: str, keras_model, x: np.ndarray, manifest: pd.DataFrame,
                            emb_cfg, seed: int, key: str, progress: ProgressFn = None) -> dict:
     """Compute and write every embedding file of one model; returns embeddings.json's content."""
-    out = artifacts.model_dir(run_dir, model_name)
+    out = store.model_dir(run_dir, model_name)
     (out / META_FILE).unlink(missing_ok=True)
     timings = {}
     t = time.perf_counter()
@@ -258,8 +258,8 @@ def svm_key(emb_key: str, params: dict, n_components: int) -> str:
 
 
 def svm_is_complete(run_dir: Path, model: str, key: str) -> bool:
-    folder = artifacts.model_dir(run_dir, svm_mod.svm_model_name(model))
-    if not (folder / artifacts.DONE_FILE).exists() or not (folder / SVM_FILE).exists():
+    folder = store.model_dir(run_dir, svm_mod.svm_model_name(model))
+    if not (folder / store.DONE).exists() or not (folder / SVM_FILE).exists():
         return False
     try:
         return artifacts.read_json(folder / SVM_FILE).get("key") == key
@@ -273,24 +273,19 @@ def train_svm(run_dir: Path, model_name: str, keras_model, manifest: pd.DataFram
     from pipeline.models import embedding_model
 
     name = svm_mod.svm_model_name(model_name)
-    out = artifacts.model_dir(run_dir, name)
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    out = store.model_dir(run_dir, name)
+    store.unmark_done(run_dir, name)
     params = svm_mod.default_params(cfg.embeddings)
     proj, scores = load_pca(run_dir, model_name)
     split = manifest["split"].to_numpy()
     y = manifest["y"].to_numpy().astype(int)
     train, val, test = split == "train", split == "val", split == "test"
-    meta = artifacts.read_json(artifacts.model_dir(run_dir, model_name) / META_FILE)
+    meta = artifacts.read_json(store.model_dir(run_dir, model_name) / META_FILE)
     est = svm_mod.PcaSvm(n_components=proj.n_components, random_state=cfg.seed, **params)
     est.fit_projected(proj, scores[train], y[train])
     p = svm_mod.sigmoid(est.svc_.decision_function(scores[:, :est.n_components_]))
     threshold = evaluation.choose_threshold(y[val], p[val], cfg.threshold_rule)
-    cols = ["path", "relpath", "dataset", "label", "y"]
-    man = manifest.reset_index(drop=True)
-    preds = pd.concat([man.loc[val, cols].assign(split="val", p_fake=p[val]),
-                       man.loc[test, cols].assign(split="test", p_fake=p[test])], ignore_index=True)
-    artifacts.write_parquet(out / "predictions.parquet", preds)
-    artifacts.write_csv(out / "history.csv", pd.DataFrame(columns=HISTORY_COLUMNS))
+    preds = store.prediction_rows(manifest, np.flatnonzero(val), p[val], np.flatnonzero(test), p[test])
     spec = {"base_model": model_name, "n_components": est.n_components_, "params": params,
             "random_state": cfg.seed, "key": key, "train_rows": "manifest rows with split == 'train'",
             "refit": "pipeline.svm.load_run_svm: SVC refitted on models/<base>/pca.npz scores (deterministic)",
@@ -305,8 +300,8 @@ def train_svm(run_dir: Path, model_name: str, keras_model, manifest: pd.DataFram
 
     counts = est.count_params()
     base_params = int(emb_model.count_params())
-    base_dir = artifacts.model_dir(run_dir, model_name)
-    stored = [base_dir / "model.keras", base_dir / PCA_FILE, out / SVM_FILE]
+    base_dir = store.model_dir(run_dir, model_name)
+    stored = [base_dir / store.KERAS_MODEL, base_dir / PCA_FILE, out / SVM_FILE]
     metrics = {
         "model": name, "base_model": model_name, "image_size": size, "kind": "pca_svm",
         "params": base_params + counts["scaler"] + counts["pca"] + counts["svm"],
@@ -323,9 +318,7 @@ def train_svm(run_dir: Path, model_name: str, keras_model, manifest: pd.DataFram
         "validation": evaluation.scope_metrics(y[val], p[val], threshold),
         "trained": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
-    artifacts.write_json(out / "metrics.json", metrics)
-    artifacts.write_json(out / artifacts.DONE_FILE, {"finished": metrics["trained"]})
-    return metrics
+    return store.write_model(run_dir, name, metrics=metrics, predictions=preds)
 
 
 # --------------------------------------------------------------------------- the run step
@@ -347,9 +340,9 @@ def build_for_run(run_dir: Path, cfg, manifest: pd.DataFrame, progress: Progress
     done: dict[str, dict] = {}
     wanted = set(cfg.embedding_model_names)
     for spec in cfg.models:
-        if spec.name not in wanted or not artifacts.is_model_done(run_dir, spec.name):
+        if spec.name not in wanted or not store.is_model_done(run_dir, spec.name):
             continue
-        folder = artifacts.model_dir(run_dir, spec.name)
+        folder = store.model_dir(run_dir, spec.name)
         key = cache_key(run_dir, spec.name, manifest, emb_cfg, cfg.seed)
         params = svm_mod.default_params(emb_cfg)
         need_emb = not is_complete(run_dir, spec.name, key)
@@ -360,7 +353,7 @@ def build_for_run(run_dir: Path, cfg, manifest: pd.DataFrame, progress: Progress
             log(f"{spec.name}: embeddings, projections and PCA-SVM up to date")
             done[spec.name] = artifacts.read_json(folder / META_FILE)
             continue
-        keras_model = load_model(folder / "model.keras")
+        keras_model = load_model(folder / store.KERAS_MODEL)
         if need_emb:
             if spec.image_size not in arrays:
                 arrays = {spec.image_size: data.load_arrays(manifest, spec.image_size, cache, progress)}

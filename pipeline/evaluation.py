@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from pipeline import store
+
 CURVE_POINTS = 200
-SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "recall_real",
-                   "recall_fake", "roc_auc",
-                   "average_precision", "accuracy_at_0.5", "threshold", "params", "file_size_mb", "train_seconds",
-                   "latency_ms_batch1", "latency_ms_batch64"]
+SUMMARY_COLUMNS = store.SUMMARY_COLUMNS  # summary.csv
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str = "youden") -> float:
@@ -149,3 +148,29 @@ def measure_latency(predict_batch, image_size: int, repeats: int = 15, warmup: i
         out[key] = round(float(np.median(times)), 3)
     out["per_image_batch64"] = round(out["batch64_p50"] / 64, 3)
     return out
+
+
+# --------------------------------------------------------------------------- the run's comparison table
+
+def write_summary(run_dir, names: list[str], keep_others: bool = False) -> pd.DataFrame:
+    """Write summary.csv: :func:`summary_rows` of each finished model folder of ``names`` (in that order).
+    ``keep_others``: keep the rows of every other model already in the table (rows other steps added)."""
+    from pipeline import artifacts, store
+
+    path = store.run_file(run_dir, store.SUMMARY)
+    old = pd.read_csv(path) if keep_others and path.exists() else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    old = old[~old["model"].isin(names)]
+    rows = []
+    for name in names:
+        if store.is_model_done(run_dir, name):
+            rows += summary_rows(store.read_metrics(run_dir, name))
+    new = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    summary = pd.concat([df for df in (old, new) if len(df)], ignore_index=True) if len(old) or len(new) else new
+    summary = summary.reindex(columns=list(dict.fromkeys(list(SUMMARY_COLUMNS) + list(old.columns))))
+    artifacts.write_csv(path, summary)
+    return summary
+
+
+def add_to_summary(run_dir, names: list[str]) -> pd.DataFrame:
+    """Put the rows of the finished model folders ``names`` into summary.csv, keeping every other row."""
+    return write_summary(run_dir, names, keep_others=True)

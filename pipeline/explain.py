@@ -331,9 +331,9 @@ def _lime_cache_path(run_dir: Path, model_name: str, sha: str, num_samples: int)
 
 def _model_stamp(run_dir: Path | None, model_name: str) -> str:
     """Changes when the model is retrained (so a stale LIME cache entry is not reused)."""
-    from pipeline import artifacts
+    from pipeline import store
 
-    return "" if run_dir is None else artifacts.model_stamp(Path(run_dir), model_name)
+    return "" if run_dir is None else store.model_stamp(Path(run_dir), model_name)
 
 
 def _load_lime_cache(path: Path, stamp: str, shape: tuple[int, int]) -> dict | None:
@@ -375,7 +375,7 @@ def lime_explain(model, rgb: np.ndarray, *, num_samples: int = LIME_DEFAULT_SAMP
     """
     if num_samples < 2:
         raise ValueError(f"num_samples must be >= 2, got {num_samples}")
-    from pipeline.inference import predict_batch
+    from pipeline.detectors.keras_model import predict_batch
 
     name = model_name or model.name
     rgb = np.asarray(rgb, dtype=np.uint8)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import evaluation
+from pipeline import store
 
 ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,13 +31,11 @@ _NOT_RUNS = {"cache", "evaluations", "__pycache__"}
 SPLITS = ("train", "val", "test")
 LABELS = ("real", "fake")
 
-MANIFEST_COLUMNS = ["dataset", "label", "y", "path", "relpath", "sha256", "size_bytes", "given_split", "split",
-                    "group"]
-SKIPPED_COLUMNS = ["path", "dataset", "reason"]
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
-                   "learning_rate"]
-PREDICTION_COLUMNS = ["path", "relpath", "dataset", "label", "y", "split", "p_fake"]
-SUMMARY_COLUMNS = evaluation.SUMMARY_COLUMNS  # summary.csv: written by pipeline.evaluation.summary_rows
+MANIFEST_COLUMNS = store.MANIFEST_COLUMNS
+SKIPPED_COLUMNS = store.SKIPPED_COLUMNS
+HISTORY_COLUMNS = store.HISTORY_COLUMNS
+PREDICTION_COLUMNS = store.PREDICTION_COLUMNS
+SUMMARY_COLUMNS = store.SUMMARY_COLUMNS  # summary.csv: written by pipeline.evaluation.summary_rows
 COUNTS_COLUMNS = ["dataset", "split", "label", "n"]
 
 # Columns of :meth:`Run.comparison` (one row per model for one scope).
@@ -85,13 +83,19 @@ class RunInfo:
     status: str
     models: list[str] = field(default_factory=list)  # every model the run's config lists
     complete_models: list[str] = field(default_factory=list)  # those with models/<m>/done.json
+    format: int = store.FORMAT  # the run folder's layout version (pipeline.store.FORMAT)
+
+    @property
+    def stale(self) -> bool:
+        """Made by another version of the pipeline: :func:`load_run` refuses it with a message."""
+        return self.format != store.FORMAT
 
     @property
     def label(self) -> str:
         """One line for selectors: id, config, created, finished models."""
         created = self.created.replace("T", " ")[:16] if self.created else "?"
         return (f"{self.run_id} · {self.config_name} · {created} · "
-                f"{len(self.complete_models)}/{len(self.models)} models")
+                f"{len(self.complete_models)}/{len(self.models)} models" + (" · older version" if self.stale else ""))
 
 
 def _read_json(path: Path) -> Any:
@@ -117,14 +121,14 @@ def _complete_models(path: Path, listed: list[str]) -> list[str]:
     models_dir = path / "models"
     if not models_dir.is_dir():
         return []
-    found = {p.name for p in models_dir.iterdir() if p.is_dir() and (p / "done.json").is_file()}
+    found = {p.name for p in models_dir.iterdir() if p.is_dir() and (p / store.DONE).is_file()}
     ordered = [m for m in listed if m in found]
     return ordered + sorted(found - set(ordered))
 
 
 def _info_from(path: Path) -> RunInfo | None:
     """RunInfo of a run folder, or None if it is not one (no readable run.json)."""
-    run_file = path / "run.json"
+    run_file = path / store.RUN_JSON
     try:
         run_json = _read_json(run_file)
     except (OSError, ValueError):
@@ -141,7 +145,8 @@ def _info_from(path: Path) -> RunInfo | None:
     complete = _complete_models(path, listed)
     models = listed + [m for m in complete if m not in listed]
     return RunInfo(run_id=run_id, path=path.resolve(), created=created, config_name=config_name,
-                   status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete)
+                   status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete,
+                   format=store.run_format(run_json))
 
 
 def info_at(path: Path | str) -> RunInfo:
@@ -161,7 +166,7 @@ def _created_key(info: RunInfo) -> float:
         return dt.timestamp()
     except ValueError:
         try:
-            return (info.path / "run.json").stat().st_mtime
+            return (info.path / store.RUN_JSON).stat().st_mtime
         except OSError:
             return 0.0
 
@@ -193,12 +198,16 @@ def _no_run_message(root: Path) -> str:
 
 
 def latest_run(root: Path | str | None = None) -> RunInfo:
-    """The newest run with at least one finished model."""
+    """The newest run of this version with at least one finished model."""
     root = _root(root)
     runs = list_runs(root)
     for info in runs:
-        if info.complete_models:
+        if info.complete_models and not info.stale:
             return info
+    stale = [info for info in runs if info.stale]
+    if stale:
+        raise RunNotFound(f"The runs in {root} ({', '.join(i.run_id for i in stale[:5])}) were made by an older "
+                          f"version of Deepfake Lens: retrain with `{TRAIN_COMMAND} --force` (see README)")
     if runs:
         raise RunNotFound(f"No run in {root} has a finished model yet ({len(runs)} run(s) started, "
                           f"none complete). Finish one with: {TRAIN_COMMAND} (see README)")
@@ -219,7 +228,7 @@ def resolve_run(ref: str | Path | None, root: Path | str | None = None) -> RunIn
         if info.run_id == ref_s or info.path.name == ref_s:
             return info
     as_path = Path(ref_s).expanduser()
-    if as_path.is_dir() and (as_path / "run.json").exists():
+    if as_path.is_dir() and (as_path / store.RUN_JSON).exists():
         info = _info_from(as_path)
         if info is None:
             raise ArtifactError(f"{as_path / 'run.json'} cannot be read: the run is corrupt. "
@@ -305,23 +314,23 @@ class Run:
         """manifest.parquet: one row per usable image with :data:`MANIFEST_COLUMNS`. A run written before
         groups existed has no ``group`` column; it gets one in which each image is its own group (its relpath)."""
         required = [c for c in MANIFEST_COLUMNS if c != "group"]
-        df = self._read_table("manifest.parquet", "parquet", required, "the list of usable images")
+        df = self._read_table(store.MANIFEST, "parquet", required, "the list of usable images")
         if "group" not in df.columns:
             df["group"] = df["relpath"].astype(str)
         return df
 
     def skipped(self) -> pd.DataFrame:
         """Files that could not be used; empty (with the columns) when none were skipped."""
-        if not (self.path / "skipped.csv").is_file():
+        if not (self.path / store.SKIPPED).is_file():
             return pd.DataFrame({c: pd.Series(dtype="object") for c in SKIPPED_COLUMNS})
-        return self._read_table("skipped.csv", "csv", SKIPPED_COLUMNS, "skipped files")
+        return self._read_table(store.SKIPPED, "csv", SKIPPED_COLUMNS, "skipped files")
 
     def summary(self) -> pd.DataFrame:
         """summary.csv (one row per model and scope); empty with the documented columns if missing."""
-        if not (self.path / "summary.csv").is_file():
+        if not (self.path / store.SUMMARY).is_file():
             return pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("model", "scope") else "object")
                                  for c in SUMMARY_COLUMNS})
-        return self._read_table("summary.csv", "csv", ["model", "scope"], "the comparison table")
+        return self._read_table(store.SUMMARY, "csv", ["model", "scope"], "the comparison table")
 
     def models(self) -> list[str]:
         """Models with finished results (``models/<m>/done.json`` exists), in config order."""
@@ -338,7 +347,7 @@ class Run:
         return self.path / "models" / model
 
     def metrics(self, model: str) -> dict[str, Any]:
-        file = self._model_dir(model) / "metrics.json"
+        file = self._model_dir(model) / store.METRICS
         rel = f"models/{model}/metrics.json"
         if not file.is_file():
             raise self._missing(rel, "the model's test metrics")
@@ -371,7 +380,7 @@ class Run:
                                 "the model's validation and test predictions")
 
     def model_path(self, model: str) -> Path:
-        file = self._model_dir(model) / "model.keras"
+        file = self._model_dir(model) / store.KERAS_MODEL
         if not file.is_file():
             raise self._missing(f"models/{model}/model.keras", "the trained model")
         return file
@@ -625,7 +634,7 @@ def load_run(ref_or_info: RunInfo | str | Path | None = None, root: Path | str |
     """Open a run from a :class:`RunInfo` or anything :func:`resolve_run` accepts."""
     info = ref_or_info if isinstance(ref_or_info, RunInfo) else resolve_run(ref_or_info, root)
     try:
-        run_json = _read_json(info.path / "run.json")
+        run_json = _read_json(info.path / store.RUN_JSON)
     except FileNotFoundError as exc:
         raise RunNotFound(f"Run {info.run_id} was deleted ({info.path} has no run.json). {TRAIN_HINT}") from exc
     except (OSError, ValueError) as exc:
@@ -634,6 +643,10 @@ def load_run(ref_or_info: RunInfo | str | Path | None = None, root: Path | str |
     if not isinstance(run_json, dict):
         raise ArtifactError(f"{info.path / 'run.json'} is not a JSON object; delete the folder and "
                             f"rebuild it with: {TRAIN_COMMAND}")
+    try:
+        store.check_format(info.path, run_json)
+    except store.StaleRunError as exc:
+        raise ArtifactError(str(exc)) from exc
     # Refresh the info: models may have finished since it was listed.
     info = _info_from(info.path) or info
     return Run(info=info, run_json=run_json, path=info.path)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation
+from pipeline import artifacts, data, evaluation, store
 from pipeline.config import (
     DataSource,
     ModelSpec,
@@ -50,9 +50,9 @@ def prepare(cfg: RunConfig, progress: ProgressFn = None) -> tuple[str, Path, pd.
 
 
 def _write_run_json(run_dir: Path, run_id: str, cfg: RunConfig, manifest, skipped, status: str, created: str) -> None:
-    artifacts.write_json(run_dir / "run.json", {
+    artifacts.write_json(store.run_file(run_dir, store.RUN_JSON), {
         "run_id": run_id, "config_name": cfg.name, "created": created, "updated": _now(), "status": status,
-        "machine": _machine(), "pipeline_version": artifacts.PIPELINE_VERSION,
+        "machine": _machine(), "pipeline_version": artifacts.PIPELINE_VERSION, "format": store.FORMAT,
         "models": cfg.model_names, "comparison_models": comparison_models(cfg),
         "config": to_dict(cfg), "data_summary": data.summarize(manifest, skipped),
     })
@@ -68,24 +68,14 @@ def comparison_models(cfg: RunConfig) -> list[str]:
     return [n for m in cfg.model_names for n in ([m, svm_model_name(m)] if m in with_svm else [m])]
 
 
-def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
-    """Boolean mask of the manifest rows ``spec`` trains on: its ``datasets`` (every row when empty).
-    A specialist whose datasets have no images is an error that names the datasets there are."""
-    if not spec.datasets:
-        return np.ones(len(manifest), dtype=bool)
-    present = set(manifest["dataset"].astype(str))
-    missing = [d for d in spec.datasets if d not in present]
-    if missing:
-        raise ValueError(f"{spec.name}: datasets {missing} have no images in this run; its datasets are "
-                         f"{', '.join(sorted(present))}")
-    return manifest["dataset"].astype(str).isin(spec.datasets).to_numpy()
-
-
 def training_settings(cfg: RunConfig, spec: ModelSpec) -> dict:
     """What decides one trained model besides its images and their split: the spec, the augmentation,
     the seed and the threshold rule. Two runs that agree on these and on the data train the same model."""
     return {"spec": spec_fingerprint(spec), "augmentation": augmentation_fingerprint(model_augmentation(cfg, spec)),
-            "seed": cfg.seed, "threshold_rule": cfg.threshold_rule, "v": artifacts.PIPELINE_VERSION}
+            "seed": cfg.seed, "threshold_rule": cfg.threshold_rule, "v": TRAINING_VERSION}
+
+
+TRAINING_VERSION = 1  # bump when the same settings would train a different model: earlier models are not reused
 
 
 def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFrame, run_dir: Path) -> Path | None:
@@ -97,19 +87,18 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
     from pipeline.config import from_json_dict
 
     wanted, data_hash = training_settings(cfg, spec), None
-    candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob("*/run.json")
+    candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob(f"*/{store.RUN_JSON}")
                   if run_json.parent.resolve() != Path(run_dir).resolve()
-                  and artifacts.is_model_done(run_json.parent, spec.name)]
-    candidates.sort(key=lambda other: (artifacts.model_finished_at(other, spec.name), other.name), reverse=True)
+                  and store.is_model_done(run_json.parent, spec.name)]
+    candidates.sort(key=lambda other: (store.model_finished_at(other, spec.name), other.name), reverse=True)
     for other in candidates:
-        run_json = other / "run.json"
         try:
-            other_cfg = from_json_dict(artifacts.read_json(run_json)["config"])
+            other_cfg = from_json_dict(store.read_run_json(other)["config"])
             if training_settings(other_cfg, other_cfg.model(spec.name)) != wanted:
                 continue
             data_hash = data_hash or artifacts.manifest_hash(manifest)
-            if artifacts.manifest_hash(pd.read_parquet(other / "manifest.parquet")) == data_hash:
-                return artifacts.model_dir(other, spec.name)
+            if artifacts.manifest_hash(store.read_manifest(other)) == data_hash:
+                return store.model_dir(other, spec.name)
         except (OSError, ValueError, KeyError, TypeError):  # an unreadable or older run: not a match
             continue
     return None
@@ -119,7 +108,7 @@ def reuse_model(source: Path, run_dir: Path, name: str) -> None:
     """Copy a finished model folder into this run (to a temporary folder, then renamed: atomic)."""
     import shutil
 
-    target = artifacts.model_dir(run_dir, name)
+    target = store.model_dir(run_dir, name)
     tmp = target.with_name(f".{name}.reuse-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
@@ -127,58 +116,24 @@ def reuse_model(source: Path, run_dir: Path, name: str) -> None:
     tmp.rename(target)
 
 
-def train_one(spec: ModelSpec, cfg: RunConfig, run_dir: Path, manifest: pd.DataFrame, x: np.ndarray,
-              progress: ProgressFn = None) -> dict:
-    """Train, save and score one model; returns its metrics (also written to metrics.json)."""
-    from pipeline import inference, training  # TensorFlow is imported only when training
-
-    split = manifest["split"].to_numpy()
-    y = manifest["y"].to_numpy()
-    own = specialist_rows(manifest, spec)
-    train_idx = data.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images, cfg.seed)
-    own_val_idx = np.flatnonzero((split == "val") & own)  # early stopping and the threshold
-    val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")  # scored: every image
-    result = training.train_model(spec, x[train_idx], y[train_idx], x[own_val_idx], y[own_val_idx],
-                                  augmentation=model_augmentation(cfg, spec), seed=cfg.seed, progress=progress,
-                                  strategy=cfg.strategy,
-                                  sample_weight=training.balancing_weights(spec, manifest, train_idx))
-    out = artifacts.model_dir(run_dir, spec.name)
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
-    artifacts.save_keras_model(result.model, out / "model.keras")
-    artifacts.write_csv(out / "history.csv", result.history)
-
-    p_val = inference.predict_proba(result.model, x[val_idx])
-    p_test = inference.predict_proba(result.model, x[test_idx])
-    threshold = evaluation.choose_threshold(y[val_idx][own[val_idx]], p_val[own[val_idx]], cfg.threshold_rule)
-    cols = ["path", "relpath", "dataset", "label", "y"]
-    preds = pd.concat([manifest.iloc[val_idx][cols].assign(split="val", p_fake=p_val),
-                       manifest.iloc[test_idx][cols].assign(split="test", p_fake=p_test)], ignore_index=True)
-    artifacts.write_parquet(out / "predictions.parquet", preds)
-    metrics = {
-        "model": spec.name, "image_size": spec.image_size, "spec": dataclasses.asdict(spec),
-        "params": int(result.model.count_params()), "file_size_bytes": (out / "model.keras").stat().st_size,
-        "train_seconds": round(result.train_seconds, 2), "n_train": int(len(train_idx)),
-        "epochs_run": int(len(result.history)), "kept_phase": result.kept_phase,
-        "threshold": threshold, "threshold_rule": cfg.threshold_rule,
-        "latency_ms": evaluation.measure_latency(lambda b: inference.predict_batch(result.model, b), spec.image_size),
-        "scopes": evaluation.evaluate_predictions(preds[preds["split"] == "test"], threshold),
-        "validation": evaluation.scope_metrics(y[val_idx][own[val_idx]], p_val[own[val_idx]], threshold),
-        "datasets": list(spec.datasets),  # a specialist's own datasets; empty = trained on all
-        "trained": _now(),
-    }
-    artifacts.write_json(out / "metrics.json", metrics)
-    artifacts.write_json(out / artifacts.DONE_FILE, {"finished": _now()})
-    return metrics
-
-
 def write_summary(run_dir: Path, model_names: list[str]) -> pd.DataFrame:
-    rows = []
-    for name in model_names:
-        if artifacts.is_model_done(run_dir, name):
-            rows += evaluation.summary_rows(artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json"))
-    summary = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)
-    artifacts.write_csv(run_dir / "summary.csv", summary)
-    return summary
+    """summary.csv with the rows of ``model_names`` (finished ones), in that order."""
+    return evaluation.write_summary(run_dir, model_names)
+
+
+def _images_at(manifest: pd.DataFrame, cache: Path, progress: ProgressFn):
+    """``images_at(size)`` for :class:`pipeline.detectors.TrainContext`: every manifest row decoded and resized
+    to ``size`` px, loaded once per size (only the latest size is kept in memory)."""
+    arrays: dict[int, np.ndarray] = {}
+
+    def images_at(size: int) -> np.ndarray:
+        if size not in arrays:
+            arrays.clear()
+            arrays[size] = data.load_arrays(manifest, size, cache, progress)
+        return arrays[size]
+
+    images_at.clear = arrays.clear  # type: ignore[attr-defined]
+    return images_at
 
 
 def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = None, log: Log = print) -> Path:
@@ -187,18 +142,19 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
     summary = data.summarize(manifest, skipped)
     log(f"run {run_id}: {summary['n_images']} images in {len(summary['datasets'])} dataset(s) "
         f"({', '.join(summary['datasets'])}), {summary['n_skipped']} file(s) skipped")
-    previous = artifacts.read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    from pipeline import detectors
+
+    previous = store.read_run_json(run_dir) if store.is_run(run_dir) else {}
     created = previous.get("created", _now())
-    if not (run_dir / "manifest.parquet").exists() or force:
-        artifacts.write_parquet(run_dir / "manifest.parquet", manifest)
-        artifacts.write_csv(run_dir / "skipped.csv", skipped)
+    if not store.run_file(run_dir, store.MANIFEST).exists() or force:
+        artifacts.write_parquet(store.run_file(run_dir, store.MANIFEST), manifest)
+        artifacts.write_csv(store.run_file(run_dir, store.SKIPPED), skipped)
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "running", created)
     for spec in cfg.models:  # a specialist of a dataset the data lacks: say so before training anything
-        specialist_rows(manifest, spec)
-    cache = artifacts.cache_dir(cfg.artifacts_dir)
-    arrays: dict[int, np.ndarray] = {}
+        data.specialist_rows(manifest, spec)
+    images_at = _images_at(manifest, artifacts.cache_dir(cfg.artifacts_dir), progress)
     for spec in cfg.models:
-        if artifacts.is_model_done(run_dir, spec.name) and not force:
+        if store.is_model_done(run_dir, spec.name) and not force:
             log(f"{spec.name}: cached (pass --force to retrain)")
             continue
         source = None if force else find_trained_elsewhere(cfg, spec, manifest, run_dir)
@@ -207,24 +163,28 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
             log(f"{spec.name}: reused from run {source.parent.parent.name} (same spec, images, split, "
                 f"augmentation and seed; --force retrains)")
             continue
-        if spec.image_size not in arrays:
-            arrays = {spec.image_size: data.load_arrays(manifest, spec.image_size, cache, progress)}
-        metrics = train_one(spec, cfg, run_dir, manifest, arrays[spec.image_size], progress)
+        ctx = detectors.TrainContext(spec=spec, cfg=cfg, run_dir=run_dir, manifest=manifest, images_at=images_at,
+                                     progress=progress, log=log)
+        metrics = detectors.kind(spec.kind).train(ctx)
         pooled = metrics["scopes"]["all"]
         log(f"{spec.name}: test accuracy {pooled['at_threshold']['accuracy']:.3f}, AUC "
             f"{pooled['roc_auc'] if pooled['roc_auc'] is None else round(pooled['roc_auc'], 3)}, "
             f"trained in {metrics['train_seconds']:.0f}s")
-        if spec.fine_tune_epochs and metrics["kept_phase"] == "head":
+        if spec.fine_tune_epochs and metrics.get("kept_phase") == "head":
             log(f"WARNING {spec.name}: no fine-tuning epoch beat the frozen-backbone head phase on validation, so "
                 f"the model keeps the head phase's weights; a lower fine_tune_learning_rate may fine-tune it")
         write_summary(run_dir, comparison_models(cfg))
     if cfg.embeddings.enabled:
         from pipeline import embeddings  # umap and scikit-learn only when this step runs
 
-        arrays.clear()  # free the training images before the embedding step loads its own
+        images_at.clear()  # free the training images before the embedding step loads its own
         embeddings.build_for_run(run_dir, cfg, manifest, progress, log)
     write_summary(run_dir, comparison_models(cfg))
-    steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: ensemble, robustness, ...
+    if cfg.verdict.members:  # the combined models over the run's detectors (the verdict model)
+        from pipeline.detectors import combined
+
+        combined.run_ensemble(cfg, run_dir, force=force, progress=progress, log=log)
+    steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: robustness, cross-dataset
     from pipeline import verdict  # the calibrated three-way verdict over the run's verdict model
 
     verdict.build_for_run(cfg, run_dir, force=force, log=log)
@@ -232,44 +192,69 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
     return run_dir
 
 
+def score_files(run_dir: Path, names: list[str], paths, cfg: RunConfig, progress: ProgressFn = None,
+                chunk: int = 64) -> dict[str, np.ndarray]:
+    """``{name: (n,) p(fake)}`` of image files by the run's detectors ``names``, each through its own
+    :meth:`~pipeline.detectors.Detector.predict_proba` (the pixels it was trained on). Each chunk of files is
+    decoded once for all detectors; a combined model reuses its members' scores of the chunk."""
+    from pipeline import clip, detectors, images
+    from pipeline.detectors import combined
+    from pipeline.progress import report
+
+    loaded: dict = {}
+    for name in names:
+        if detectors.kind_of_folder(run_dir, name) != combined.KIND:
+            loaded[name] = detectors.load(run_dir, name)
+            if loaded[name].kind == "clip_linear":  # embeddings of these files are kept for the next evaluation
+                loaded[name].cache = clip.default_cache(cfg.artifacts_dir)
+    for name in names:
+        if name not in loaded:
+            loaded[name] = combined.load_combiner(run_dir, name, keras_models=loaded) \
+                if name in combined.COMBINERS else detectors.load(run_dir, name)
+    out: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    paths = list(paths)
+    for start in range(0, len(paths), chunk):
+        rgb = [images.load_rgb(p, max_pixels=cfg.max_image_pixels) for p in paths[start:start + chunk]]
+        known: dict[str, np.ndarray] = {}
+        for name in names:
+            det = loaded[name]
+            if det.kind == combined.KIND and hasattr(det, "members"):
+                known[name] = combined.combined_probabilities(det, rgb, known)[0]
+            else:
+                known[name] = np.asarray(det.predict_proba(rgb), dtype=np.float64)
+            out[name].append(known[name])
+        report(progress, "scoring", min(start + chunk, len(paths)), len(paths))
+    return {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in out.items()}
+
+
 def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[str] | None = None,
                      artifacts_root: str | None = None, progress: ProgressFn = None) -> tuple[Path, pd.DataFrame]:
     """Score a trained run on other labelled folders (every image, whatever its split) without
     retraining. Writes ``evaluations/<name>/`` in the run and returns (that folder, summary)."""
-    from pipeline import calibration, inference, verdict
+    from pipeline import calibration, verdict
     from pipeline.config import from_json_dict
-    from pipeline.experiments import ensemble
-    from pipeline.models import load_model
+    from pipeline.detectors import combined
 
-    run_json = artifacts.read_json(run_dir / "run.json")
+    run_json = store.read_run_json(run_dir)
     run_cfg = from_json_dict(run_json["config"])
-    names = models or [m for m in run_cfg.model_names if artifacts.is_model_done(run_dir, m)]
-    combined = ensemble.combiner_name(run_dir)
-    if not models and combined:
-        names.append(combined)  # the run's verdict model is scored like any other
+    names = models or [m for m in run_cfg.model_names if store.is_model_done(run_dir, m)]
+    verdict_model = combined.combiner_name(run_dir)
+    if not models and verdict_model:
+        names.append(verdict_model)  # the run's verdict model is scored like any other
+    for name in names:
+        if not store.is_model_done(run_dir, name):
+            raise ValueError(f"model {name!r} is not trained in run {run_dir.name}; trained: "
+                             f"{', '.join(store.done_models(run_dir))}")
     eval_cfg = dataclasses.replace(run_cfg, data=tuple(sources), max_images_per_class=0,
                                    artifacts_dir=artifacts_root or str(run_dir.parent))
     files, skipped = data.build_manifest_for_scoring(eval_cfg, progress)
     tag = "+".join(sorted(files["dataset"].unique()))[:60]
-    out = run_dir / "evaluations" / f"{tag}-{artifacts.manifest_hash(files)[:8]}"
+    out = store.run_file(run_dir, store.EVALUATIONS_DIR) / f"{tag}-{artifacts.manifest_hash(files)[:8]}"
+    scores = score_files(run_dir, names, files["path"].to_numpy(), eval_cfg, progress)
     rows, all_preds, trust = [], [], []
-    cache = artifacts.cache_dir(eval_cfg.artifacts_dir)
     for name in names:
-        if not artifacts.is_model_done(run_dir, name):
-            trained = [m for m in [*run_cfg.model_names, *ensemble.COMBINERS] if artifacts.is_model_done(run_dir, m)]
-            raise ValueError(f"model {name!r} is not trained in run {run_dir.name}; trained: {', '.join(trained)}")
-        trained = artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json")
-        if name in ensemble.COMBINERS:
-            from pipeline import images
-
-            combiner = ensemble.load_combiner(run_dir, name)
-            p = np.concatenate([ensemble.combined_probabilities(combiner, [images.load_rgb(path) for path in chunk])[0]
-                                for chunk in np.array_split(files["path"].to_numpy(), max(1, len(files) // 64))])
-        else:
-            spec = run_cfg.model(name)
-            model = load_model(artifacts.model_dir(run_dir, name) / "model.keras")
-            x = data.load_arrays(files, spec.image_size, cache, progress)
-            p = inference.predict_proba(model, x)
+        trained = store.read_metrics(run_dir, name)
+        p = scores[name]
         preds = files[["path", "dataset", "label", "y"]].assign(model=name, p_fake=p)
         all_preds.append(preds)
         metrics = {"model": name, "threshold": trained["threshold"], "params": trained.get("params"),
@@ -278,7 +263,7 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
                    "scopes": evaluation.evaluate_predictions(preds, trained["threshold"])}
         artifacts.write_json(out / f"{name}.metrics.json", metrics)
         rows += evaluation.summary_rows(metrics)
-        run_preds = pd.read_parquet(artifacts.model_dir(run_dir, name) / "predictions.parquet")
+        run_preds = store.read_predictions(run_dir, name)
         trust += calibration.trust_rows(name, run_preds[run_preds["split"] == "val"], preds, trained["threshold"])
     verdict_rows = pd.DataFrame()
     try:
@@ -297,9 +282,9 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
         summary = summary.merge(extra, on=["model", "scope"], how="left")
     if len(verdict_rows):
         summary = pd.concat([summary, verdict_rows], ignore_index=True)
-    artifacts.write_parquet(out / "predictions.parquet", pd.concat(all_preds, ignore_index=True))
-    artifacts.write_csv(out / "summary.csv", summary)
-    artifacts.write_csv(out / "skipped.csv", skipped)
+    artifacts.write_parquet(out / store.PREDICTIONS, pd.concat(all_preds, ignore_index=True))
+    artifacts.write_csv(out / store.SUMMARY, summary)
+    artifacts.write_csv(out / store.SKIPPED, skipped)
     artifacts.write_json(out / "evaluation.json", {"run_id": run_dir.name, "created": _now(),
                                                    "data": [dataclasses.asdict(s) for s in sources],
                                                    "models": names, "n_images": int(len(files)),

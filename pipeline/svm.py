@@ -305,12 +305,12 @@ def load_run_svm(run_dir: str | Path, model: str) -> tuple[PcaSvm, dict]:
     (fitted :class:`PcaSvm`, svm.json). Nothing pickled is read."""
     import pandas as pd
 
-    from pipeline import artifacts, embeddings
+    from pipeline import artifacts, embeddings, store
 
     run_dir = Path(run_dir)
-    spec = artifacts.read_json(artifacts.model_dir(run_dir, svm_model_name(model)) / "svm.json")
+    spec = artifacts.read_json(store.model_dir(run_dir, svm_model_name(model)) / "svm.json")
     proj, scores = embeddings.load_pca(run_dir, model)
-    manifest = pd.read_parquet(run_dir / "manifest.parquet", columns=["split", "y"])
+    manifest = pd.read_parquet(run_dir / store.MANIFEST, columns=["split", "y"])
     train = (manifest["split"] == "train").to_numpy()
     est = PcaSvm(n_components=spec["n_components"], random_state=spec.get("random_state", 0), **spec["params"])
     est.fit_projected(proj, scores[train], manifest["y"].to_numpy()[train])

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from pipeline import inputs
+from pipeline import inputs, store
 from pipeline.config import Augmentation, ModelSpec
 from pipeline.models import REGISTRY, backbone_layers, build_model, set_backbone_trainable
 from pipeline.progress import ProgressFn, report
@@ -33,7 +33,7 @@ OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True),
 }
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"]
+HISTORY_COLUMNS = store.HISTORY_COLUMNS
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, calibration
+from pipeline import artifacts, calibration, store
 
 VERDICT_FILE = "verdict.json"
 OOD_FILE = "ood.npy"  # pipeline.ood's projection, beside verdict.json
@@ -136,7 +136,7 @@ def fit_ood(cfg, manifest: pd.DataFrame, max_train: int = 2000) -> tuple[np.ndar
     """:func:`pipeline.ood.fit` on the router features of (at most ``max_train``, stratified) training
     images, thresholded on the validation images."""
     from pipeline import data, ood
-    from pipeline.experiments.ensemble import router_inputs
+    from pipeline.detectors.combined import router_inputs
 
     idx = np.flatnonzero((manifest["split"] == "train").to_numpy())
     idx = data.stratified_subsample(idx, manifest, max_train, cfg.seed)
@@ -299,25 +299,25 @@ def fakes_missed_words(policy: VerdictPolicy) -> str:
 
 
 def policy_path(run_dir: Path, model: str) -> Path:
-    return artifacts.model_dir(Path(run_dir), model) / VERDICT_FILE
+    return store.model_dir(Path(run_dir), model) / VERDICT_FILE
 
 
 def verdict_model_name(run_dir: Path) -> str | None:
     """The model whose scores the verdict is built on: the combined model when the run has one, else
     the finished Keras model with the best validation ROC-AUC; None when nothing is finished."""
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     run_dir = Path(run_dir)
     name = ensemble.combiner_name(run_dir)
     if name is not None:
         return name
     best, best_auc = None, -1.0
-    run_json = artifacts.read_json(run_dir / "run.json")
+    run_json = artifacts.read_json(run_dir / store.RUN_JSON)
     for m in run_json.get("models", []):
-        folder = artifacts.model_dir(run_dir, m)
-        if not artifacts.is_model_done(run_dir, m) or not (folder / "model.keras").is_file():
+        folder = store.model_dir(run_dir, m)
+        if not store.is_model_done(run_dir, m) or not (folder / store.KERAS_MODEL).is_file():
             continue
-        auc = (artifacts.read_json(folder / "metrics.json").get("validation") or {}).get("roc_auc")
+        auc = (artifacts.read_json(folder / store.METRICS).get("validation") or {}).get("roc_auc")
         if auc is not None and auc > best_auc:
             best, best_auc = m, float(auc)
     return best
@@ -325,10 +325,10 @@ def verdict_model_name(run_dir: Path) -> str | None:
 
 def policy_key(run_dir: Path, model: str, settings: dict[str, Any]) -> str:
     """Changes when the verdict model (or a member) is retrained or refitted, or the settings change."""
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     stamp = ensemble.combiner_stamp(run_dir, model) if model in ensemble.COMBINERS else \
-        artifacts.model_stamp(run_dir, model)
+        store.model_stamp(run_dir, model)
     return artifacts.stable_hash({"model": model, "stamp": stamp, "settings": settings, "v": FORMAT})[:16]
 
 
@@ -358,12 +358,12 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> Verd
                 return load_policy(run_dir, model)
         except (OSError, ValueError, TypeError):
             pass
-    preds = pd.read_parquet(artifacts.model_dir(run_dir, model) / "predictions.parquet")
+    preds = pd.read_parquet(store.model_dir(run_dir, model) / store.PREDICTIONS)
     val = preds[preds["split"] == "val"]
     policy = fit_policy(val, model, max_false_positive_rate=settings["max_false_positive_rate"],
                         unsure_share=settings["unsure_share"], method=settings["calibration"],
                         stability=settings["stability"], key=key)
-    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    manifest = pd.read_parquet(run_dir / store.MANIFEST)
     policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
     policy.ood, policy.ood_threshold = fit_ood(cfg, manifest)
     artifacts.write_npy(path.parent / OOD_FILE, policy.ood)
@@ -401,7 +401,7 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
                           f"with `python -m pipeline train`")
     from pipeline.config import from_json_dict
 
-    cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
+    cfg = from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
     if raw.get("key") != policy_key(run_dir, model, settings_of(cfg)):
         raise PolicyError(f"the verdict policy of run {run_dir.name} is stale ({model} or one of its members was "
                           f"refitted since): refit it with `python -m pipeline train`")

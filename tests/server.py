@@ -15,7 +15,7 @@ folder. ``flags=False`` starts it with no command-line flags at all (only the po
 
 ``count_loads=True`` runs the same server through this file (``python tests/server.py run ...``):
 the process is still the one Python process that runs Streamlit's own CLI, but before Streamlit
-starts it wraps ``pipeline.inference.load_run_models`` and ``pipeline.faces.detector``'s builder
+starts it wraps ``pipeline.detectors.load_many`` and ``pipeline.faces.detector``'s builder
 so that every real model load prints a ``[deepfake-lens-load] ...`` line to the log;
 :meth:`StreamlitServer.model_loads` counts them. That is how the load test checks that
 ``st.cache_resource`` loads the run's models once per process.
@@ -641,9 +641,9 @@ def _instrument() -> None:
     import threading
 
     sys.path.insert(0, str(REPO))
-    from pipeline import inference
+    from pipeline import detectors
 
-    real = inference.load_run_models
+    real = detectors.load_many
 
     @functools.wraps(real)
     def load_run_models(run_dir, names=None):
@@ -653,7 +653,7 @@ def _instrument() -> None:
               f"run={Path(run_dir).name} models={','.join(out)} seconds={time.perf_counter() - t0:.2f}", flush=True)
         return out
 
-    inference.load_run_models = load_run_models
+    detectors.load_many = load_run_models
 
     try:
         from pipeline import faces

@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 from sklearn import metrics as skm
 
-from pipeline import evaluation
+from pipeline import artifacts, evaluation, store
 from pipeline.config import DataSource, ModelSpec, RunConfig, to_dict
 
 INCOMPLETE_MODEL = "efficientnet_b0"  # listed in the config, folder present, no done.json
@@ -135,27 +135,24 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
                                  "given_split": None, "split": split, "group": relpath})
                     k += 1
     manifest = pd.DataFrame(rows)
-    manifest.to_parquet(run_dir / "manifest.parquet", index=False)
+    artifacts.write_parquet(store.run_file(run_dir, store.MANIFEST), manifest)
     pd.DataFrame([
         {"path": str(root / "images" / datasets[0] / "fake" / "broken.jpg"), "dataset": datasets[0],
          "reason": "cannot decode image (truncated file)"},
         {"path": str(root / "images" / datasets[-1] / "real" / "tiny.png"), "dataset": datasets[-1],
          "reason": "image smaller than 16 px"},
-    ]).to_csv(run_dir / "skipped.csv", index=False)
+    ]).pipe(lambda df: artifacts.write_csv(store.run_file(run_dir, store.SKIPPED), df[store.SKIPPED_COLUMNS]))
 
     # ---- models
     evals = manifest[manifest["split"].isin(["val", "test"])].reset_index(drop=True)
     summary_rows = []
     for i, m in enumerate(models):
-        mdir = run_dir / "models" / m
-        mdir.mkdir(parents=True, exist_ok=True)
         skill = 0.6 + 0.3 * i / max(1, len(models) - 1)
         sep = {d: 0.5 + 1.4 * skill * (1.0 - 0.45 * j) for j, d in enumerate(datasets)}
         logits = np.array([sep[d] * (2 * y - 1) for d, y in zip(evals["dataset"], evals["y"])])
         p = 1 / (1 + np.exp(-(logits + rng.normal(0, 1.6, len(evals)))))
         preds = evals[["path", "relpath", "dataset", "label", "y", "split"]].copy()
         preds["p_fake"] = p.astype("float32")
-        preds.to_parquet(mdir / "predictions.parquet", index=False)
 
         val = preds[preds["split"] == "val"]
         threshold = _youden(val["y"].to_numpy(), val["p_fake"].to_numpy())
@@ -166,7 +163,6 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
             scopes[d] = _scope(t["y"].to_numpy(), t["p_fake"].to_numpy(), threshold)
         spec = cfg.model(m)
         hist = _history(rng, spec.epochs, spec.fine_tune_epochs, skill)
-        hist.to_csv(mdir / "history.csv", index=False)
         params = int(20_000 * (i + 1) ** 3)
         size = params * 4 + 50_000
         lat1 = float(2.0 + 3.0 * i + rng.random())
@@ -176,22 +172,22 @@ def write_synthetic_run(root: Path, *, models=("baseline_cnn", "mobilenet"), dat
                    "threshold_rule": "youden",
                    "latency_ms": {"batch1_p50": lat1, "batch64_p50": lat64, "per_image_batch64": lat64 / 64},
                    "scopes": scopes, "kept_phase": "head" if m in kept_head else str(hist["phase"].iloc[-1])}
-        (mdir / "model.keras").write_bytes(b"synthetic placeholder, not a Keras model")
-        _write_json(mdir / "metrics.json", metrics)
-        _write_json(mdir / "done.json", {"model": m, "finished": created.isoformat()})
+        store.write_model(run_dir, m, metrics=metrics, predictions=preds, history=hist,
+                          files={store.KERAS_MODEL: lambda path: artifacts.write_bytes(
+                              path, b"synthetic placeholder, not a Keras model")},
+                          done={"model": m, "finished": created.isoformat()})
         summary_rows += evaluation.summary_rows(metrics)  # the pipeline's own writer of summary.csv rows
 
     # An unfinished model: started (history written) but killed before done.json.
-    inc = run_dir / "models" / INCOMPLETE_MODEL
-    inc.mkdir(parents=True, exist_ok=True)
-    _history(rng, 2, 0, 0.5).to_csv(inc / "history.csv", index=False)
+    artifacts.write_csv(store.model_file(run_dir, INCOMPLETE_MODEL, store.HISTORY), _history(rng, 2, 0, 0.5))
 
-    pd.DataFrame(summary_rows, columns=evaluation.SUMMARY_COLUMNS).to_csv(run_dir / "summary.csv", index=False)
+    artifacts.write_csv(store.run_file(run_dir, store.SUMMARY), pd.DataFrame(summary_rows, columns=store.SUMMARY_COLUMNS))
     counts = manifest.groupby(["dataset", "split", "label"]).size().rename("n").reset_index()
     # The keys pipeline.runner writes; "running": the last model never finished.
-    _write_json(run_dir / "run.json", {
+    _write_json(store.run_file(run_dir, store.RUN_JSON), {
         "run_id": run_id, "config_name": name, "created": created.isoformat(timespec="seconds"),
-        "updated": created.isoformat(timespec="seconds"), "status": "running", "pipeline_version": 1,
+        "updated": created.isoformat(timespec="seconds"), "status": "running", "pipeline_version": 2,
+        "format": store.FORMAT,
         "models": all_models, "config": to_dict(cfg),
         "data_summary": {"n_images": int(len(manifest)), "datasets": sorted(datasets),
                          "counts": counts.to_dict(orient="records"),
@@ -212,7 +208,7 @@ def write_routed_ensemble(run_dir: Path, *, with_routing: bool = True, seed: int
     validation image) is routed to the next dataset, with confidence 0.6; the others with 0.9."""
     run_dir = Path(run_dir)
     rng = np.random.default_rng(seed)
-    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    manifest = store.read_manifest(run_dir)
     preds = manifest[manifest["split"].isin(["val", "test"])][
         ["path", "relpath", "dataset", "label", "y", "split"]].reset_index(drop=True)
     preds["p_fake"] = (1 / (1 + np.exp(-(2.0 * (2 * preds["y"] - 1) + rng.normal(0, 1.5, len(preds)))))).astype(
@@ -224,22 +220,19 @@ def write_routed_ensemble(run_dir: Path, *, with_routing: bool = True, seed: int
         wrong = (preds["split"] == "test") & (k % MISROUTE_EVERY == 0)
         preds["routed_to"] = np.where(wrong, preds["dataset"].map(nxt), preds["dataset"])
         preds["route_confidence"] = np.where(wrong, 0.6, 0.9).astype("float32")
-    mdir = run_dir / "models" / ROUTED
-    mdir.mkdir(parents=True, exist_ok=True)
-    preds.to_parquet(mdir / "predictions.parquet", index=False)
     val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
     threshold = _youden(val["y"].to_numpy(), val["p_fake"].to_numpy())
     scopes = {"all": _scope(test["y"].to_numpy(), test["p_fake"].to_numpy(), threshold)}
     for d, t in test.groupby("dataset"):
         scopes[str(d)] = _scope(t["y"].to_numpy(), t["p_fake"].to_numpy(), threshold)
     accuracy = float((test["routed_to"] == test["dataset"]).mean()) if with_routing else 0.8
-    _write_json(mdir / "metrics.json", {"model": ROUTED, "kind": "ensemble", "image_size": 64, "params": 0,
-                                        "file_size_bytes": 0, "train_seconds": 1.0, "threshold": threshold,
-                                        "threshold_rule": "youden", "latency_ms": {}, "scopes": scopes,
-                                        "router_test_accuracy": accuracy})
-    _write_json(mdir / "routing.json", {"router_test_accuracy": accuracy})
-    pd.DataFrame(columns=["epoch"]).to_csv(mdir / "history.csv", index=False)
-    _write_json(mdir / "done.json", {"finished": "2025-01-01T12:00:00+00:00"})
+    store.write_model(run_dir, ROUTED, predictions=preds,
+                      metrics={"kind": "combined", "image_size": 64, "params": 0, "file_size_bytes": 0,
+                               "train_seconds": 1.0, "threshold": threshold, "threshold_rule": "youden",
+                               "latency_ms": {}, "scopes": scopes, "router_test_accuracy": accuracy},
+                      files={"routing.json": lambda path: artifacts.write_json(
+                          path, {"router_test_accuracy": accuracy})},
+                      done={"finished": "2025-01-01T12:00:00+00:00"})
     return preds
 
 
@@ -250,8 +243,8 @@ def write_verdict_policy(run_dir: Path):
     from pipeline.config import from_json_dict
 
     model = verdict.verdict_model_name(run_dir)
-    preds = pd.read_parquet(artifacts.model_dir(run_dir, model) / "predictions.parquet")
-    cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])
+    preds = store.read_predictions(run_dir, model)
+    cfg = from_json_dict(store.read_run_json(run_dir)["config"])
     policy = verdict.fit_policy(preds[preds["split"] == "val"], model,
                                 key=verdict.policy_key(run_dir, model, verdict.settings_of(cfg)))
     artifacts.write_json(verdict.policy_path(run_dir, model), policy.to_json())

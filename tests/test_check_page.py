@@ -9,14 +9,14 @@ from streamlit.testing.v1 import AppTest
 import bad_inputs
 from conftest import REPO, face_like
 from pipeline import figures
-from pipeline import checking, inference, results
+from pipeline import checking, detectors, results
 
 APP = str(REPO / "dashboard" / "app.py")
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_run):
-    return inference.load_run_models(tiny_run)
+    return detectors.load_many(tiny_run)
 
 
 def test_check_files_mixes_good_and_bad(loaded, tmp_path):

@@ -12,9 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO, write_images
-from pipeline import checking, config, inference, results, runner
+from pipeline import checking, config, detectors, results, runner
 from pipeline.__main__ import main
-from pipeline.experiments import ensemble
+from pipeline.detectors import combined as ensemble
 
 APP = str(REPO / "dashboard" / "app.py")
 MEMBERS = ["baseline_cnn", "small_only", "baseline_cnn+pca_svm"]
@@ -33,7 +33,7 @@ def routed_run(tmp_path_factory):
         "models": [{"name": "baseline_cnn", "image_size": 16},
                    {"name": "small_only", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["small"]}],
         "embeddings": {"enabled": True, "umap": False, "svm": True, "models": ["baseline_cnn"]},
-        "experiments": {"ensemble_members": MEMBERS},
+        "verdict": {"members": MEMBERS},
     })
     return runner.train_run(cfg, log=lambda _: None)
 
@@ -58,7 +58,7 @@ def test_the_routed_model_is_preferred_and_reproduces_its_test_predictions(route
     assert ensemble.combiner_name(routed_run) == "ensemble_routed"
     assert combiner.name == "ensemble_routed" and combiner.members == MEMBERS
     picked = _pick(routed_run)
-    checks = checking.check_files(list(picked["path"]), inference.load_run_models(routed_run), crop_faces=False,
+    checks = checking.check_files(list(picked["path"]), detectors.load_many(routed_run), crop_faces=False,
                                   combiner=combiner)
     metrics = json.loads((routed_run / "models" / "ensemble_routed" / "metrics.json").read_text())
     for row, check in zip(picked.itertuples(), checks):
@@ -211,10 +211,10 @@ def test_a_named_keras_model_outside_run_json_loads(routed_run, tmp_path):
     run_dir = tmp_path / routed_run.name
     shutil.copytree(routed_run, run_dir)
     shutil.copytree(run_dir / "models" / "baseline_cnn", run_dir / "models" / "searched_cnn")
-    loaded = inference.load_run_models(run_dir, ["searched_cnn"])
+    loaded = detectors.load_many(run_dir, ["searched_cnn"])
     assert list(loaded) == ["searched_cnn"] and loaded["searched_cnn"].image_size == 16
     with pytest.raises(KeyError, match="ensemble_routed"):
-        inference.load_run_models(run_dir, ["ensemble_routed"])  # no model.keras
+        detectors.load_many(run_dir, ["ensemble_routed"])  # no model.keras
 
 
 def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run):

@@ -180,7 +180,7 @@ def test_compare_router_section_of_an_older_run_says_how_to_refresh(monkeypatch,
     at.switch_page("app_pages/compare.py").run()
     _ok(at)
     assert "Router" in [s.value for s in at.subheader]
-    assert at.info and f"python -m pipeline experiment ensemble --run {path.name}" in at.info[0].value
+    assert at.info and "python -m pipeline train --force" in at.info[0].value
     assert "ensemble_routed" in at.dataframe[0].value["model"].tolist()  # the rest of the page is unchanged
 
 

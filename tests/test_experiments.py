@@ -28,7 +28,7 @@ from pipeline.experiments import robustness as rb
 TINY_EXPERIMENTS = dict(
     model="baseline_cnn", image_size=16, max_train_images=60, optimizers=("sgd", "adam"),
     learning_rates=(1e-2, 1e-3), ablation_epochs=1, search_max_trials=2, search_epochs=1, search_image_size=16,
-    search_max_train_images=60, search_final_epochs=1, ensemble_members=("all",), robustness_max_images=16,
+    search_max_train_images=60, search_final_epochs=1, robustness_max_images=16,
     crossdataset_epochs=1)
 
 
@@ -100,7 +100,7 @@ def test_noise_adds_variance_deterministically():
 def test_ensemble_beats_or_equals_its_worst_member_on_a_toy_set():
     from sklearn.metrics import roc_auc_score
 
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 200)
@@ -174,7 +174,7 @@ def test_ensemble_models_join_the_comparison(exp_setup):
     # cached: a second call recomputes nothing
     before = (run_dir / "models" / "ensemble_mean" / "metrics.json").stat().st_mtime_ns
     cfg = exp_setup[0]
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     again: list[str] = []
     ensemble.run_ensemble(cfg, run_dir, log=again.append)
@@ -242,7 +242,7 @@ def test_missing_experiment_names_the_command(tiny_run):
 
 def test_config_section_and_run_id(tiny_config):
     raw = {"name": "x", "data": ["/tmp"], "models": [{"name": "baseline_cnn"}],
-           "experiments": {"model": "tuned_cnn", "learning_rates": [0.1, 0.01], "ensemble_members": ["all"]}}
+           "experiments": {"model": "tuned_cnn", "learning_rates": [0.1, 0.01]}}
     cfg = config.from_dict(raw)
     assert cfg.experiments.learning_rates == (0.1, 0.01) and cfg.experiments.model == "tuned_cnn"
     assert config.from_json_dict(config.to_dict(cfg)) == cfg
@@ -252,6 +252,11 @@ def test_config_section_and_run_id(tiny_config):
         dataclasses.replace(cfg, strategy="mirrored"))
     with pytest.raises(config.ConfigError, match="unknown \\[experiments\\]"):
         config.from_dict({**raw, "experiments": {"modle": "x"}})
+    with pytest.raises(config.ConfigError, match="members = ... under \\[verdict\\]"):  # moved in format 2
+        config.from_dict({**raw, "experiments": {"ensemble_members": ["all"]}})
+    old_run_json = {**config.to_dict(cfg), "experiments": {**config.to_dict(cfg)["experiments"],
+                                                           "ensemble_members": ["all"]}}
+    assert config.from_json_dict(old_run_json).verdict.members == ("all",)  # run.json of older runs still reads
     with pytest.raises(config.ConfigError, match="strategy"):
         config.from_dict({**raw, "strategy": "tpu"})
 
@@ -262,7 +267,7 @@ def test_shipped_configs_load_and_name_real_members(path):
 
     cfg = config.load(path)
     rows = set(cfg.model_names) | {svm_model_name(m) for m in cfg.embedding_model_names}
-    members = cfg.experiments.ensemble_members
+    members = cfg.verdict.members
     assert members == ("all",) or set(members) <= rows, f"{path.name}: ensemble members not in the run"
     assert set(cfg.embeddings.models) <= set(cfg.model_names)
 
@@ -271,10 +276,6 @@ def test_cli_experiment(exp_setup, tmp_path):
     from pipeline.__main__ import main
 
     _, run_dir, _ = exp_setup
-    assert main(["experiment", "ensemble", "--run", str(run_dir), "--members", "baseline_cnn,custom_cnn",
-                 "--quiet"]) == 0
-    stacking = json.loads((run_dir / "models" / "ensemble_stacked" / "stacking.json").read_text())
-    assert stacking["members"] == ["baseline_cnn", "custom_cnn"]
     assert main(["experiment", "robustness", "--run", str(tmp_path / "nope")]) == 2
 
 

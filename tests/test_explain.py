@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 from conftest import face_like
-from pipeline import explain, inference
+from pipeline import detectors, explain
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_run):
-    return inference.load_run_models(tiny_run)
+    return detectors.load_many(tiny_run)
 
 
 @pytest.fixture(scope="module")

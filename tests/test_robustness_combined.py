@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 
 from pipeline import config, embeddings, images, results
-from pipeline.experiments import ensemble
+from pipeline.detectors import combined as ensemble
 from pipeline.experiments import robustness as rb
 from synthetic_run import write_synthetic_run
 
 SIZES = {"baseline_cnn": 32, "custom_cnn": 24}
 MEMBERS = ("baseline_cnn", "custom_cnn", "baseline_cnn+pca_svm")
-EXPERIMENTS = dict(ensemble_members=MEMBERS, robustness_max_images=16, jpeg_qualities=(50,), scales=(0.5,),
+EXPERIMENTS = dict(robustness_max_images=16, jpeg_qualities=(50,), scales=(0.5,),
                    blur_sigmas=(1.0,), noise_sigmas=(5.0,), normalise_qualities=(90,), normalise_size=40)
 
 
@@ -38,7 +38,7 @@ def _keras_run(root, seed: int = 0):
     cfg = dataclasses.replace(
         cfg, models=tuple(dataclasses.replace(s, image_size=SIZES.get(s.name, s.image_size)) for s in cfg.models),
         embeddings=config.EmbeddingConfig(models=("baseline_cnn",), umap=False, pca_components=8),
-        experiments=config.ExperimentConfig(**EXPERIMENTS))
+        experiments=config.ExperimentConfig(**EXPERIMENTS), verdict=config.VerdictConfig(members=MEMBERS))
     keras.utils.set_random_seed(seed)
     for name, size in SIZES.items():
         folder = run_dir / "models" / name

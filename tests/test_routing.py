@@ -10,7 +10,7 @@ import pytest
 
 from conftest import make_labelled_folder
 from pipeline import config, routing, runner
-from pipeline.experiments import ensemble
+from pipeline.detectors import combined as ensemble
 
 # --------------------------------------------------------------------------- router and routed stackers (pure)
 
@@ -162,7 +162,7 @@ def test_a_specialist_trains_on_its_datasets_and_scores_every_image(two_kinds, t
     cfg = _cfg(two_kinds, tmp_path, [
         {"name": "baseline_cnn", "image_size": 16},
         {"name": "small_only", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["small"]},
-    ], experiments={"ensemble_members": ["baseline_cnn", "small_only"]})
+    ], verdict={"members": ["baseline_cnn", "small_only"]})
     run_dir = runner.train_run(cfg, log=lambda _: None)
     manifest = pd.read_parquet(run_dir / "manifest.parquet")
     n_small_train = int(((manifest["split"] == "train") & (manifest["dataset"] == "small")).sum())

@@ -51,13 +51,14 @@ def test_the_detector_learns_the_synthetic_fake_trace(tiny_run):
 
 
 def test_saved_model_loads_in_safe_mode_and_reproduces_predictions(tiny_run, tiny_config):
-    from pipeline import data, inference
+    from pipeline import data
+    from pipeline.detectors import keras_model
     from pipeline.models import load_model
 
     manifest = pd.read_parquet(tiny_run / "manifest.parquet")
     test = manifest[manifest["split"] == "test"]
     model = load_model(tiny_run / "models" / "baseline_cnn" / "model.keras")
-    p = inference.predict_proba(model, data.load_arrays(test, 32, None))
+    p = keras_model.predict_arrays(model, data.load_arrays(test, 32, None))
     stored = pd.read_parquet(tiny_run / "models" / "baseline_cnn" / "predictions.parquet")
     stored = stored[stored["split"] == "test"].set_index("path").loc[test["path"], "p_fake"].to_numpy()
     np.testing.assert_allclose(p, stored, atol=1e-5)

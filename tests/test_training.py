@@ -93,14 +93,14 @@ def _two_phase_training(tmp_path, fine_tune_learning_rate: float):
 def test_diverged_fine_tuning_falls_back_to_the_head_phase(tmp_path):
     from sklearn.metrics import roc_auc_score
 
-    from pipeline import inference
+    from pipeline.detectors import keras_model
 
     result, x_val, y_val = _two_phase_training(tmp_path, fine_tune_learning_rate=float("nan"))  # NaN weights
     history = result.history
     assert history.loc[history["phase"] == "head", "val_auc"].max() > 0.9
     assert len(history[history["phase"] == "fine_tune"]) >= 1
     assert result.kept_phase == "head"
-    p_val = inference.predict_proba(result.model, x_val)
+    p_val = keras_model.predict_arrays(result.model, x_val)
     assert np.isfinite(p_val).all() and roc_auc_score(y_val, p_val) > 0.9
 
 

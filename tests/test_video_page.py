@@ -27,9 +27,9 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(tiny_run, clips):
-    from pipeline import inference
+    from pipeline import detectors
 
-    models = inference.load_run_models(tiny_run)
+    models = detectors.load_many(tiny_run)
     return scoring.analyse_video(clips / "two_faces.mp4", models, None, sampling=decode.Sampling(n_frames=6))
 
 

@@ -22,10 +22,10 @@ def two_face_clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_models(tiny_run):
-    from pipeline import inference
-    from pipeline.experiments import ensemble
+    from pipeline import detectors
+    from pipeline.detectors import combined as ensemble
 
-    models = inference.load_run_models(tiny_run)
+    models = detectors.load_many(tiny_run)
     return models, ensemble.load_combiner(tiny_run, keras_models=models)
 
 
@@ -167,8 +167,8 @@ def test_score_faces_gives_the_check_pages_verdict_with_a_combined_model(tmp_pat
     """On a run with ensemble_routed, the video's per-face verdict is the very record the Check an image
     path gives for the same crop (pipeline.checking.check_image with the run's combiner)."""
     from conftest import write_images
-    from pipeline import checking, config, inference, runner
-    from pipeline.experiments import ensemble
+    from pipeline import checking, config, detectors, runner
+    from pipeline.detectors import combined as ensemble
 
     root = tmp_path_factory.mktemp("kinds")
     for dataset, n, seed in (("big", 16, 3), ("small", 10, 4)):
@@ -179,10 +179,10 @@ def test_score_faces_gives_the_check_pages_verdict_with_a_combined_model(tmp_pat
         "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0},
         "models": [{"name": "baseline_cnn", "image_size": 16},
                    {"name": "small_only", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["small"]}],
-        "experiments": {"ensemble_members": ["baseline_cnn", "small_only"]},
+        "verdict": {"members": ["baseline_cnn", "small_only"]},
     })
     run_dir = runner.train_run(cfg, log=lambda _: None)
-    models = inference.load_run_models(run_dir)
+    models = detectors.load_many(run_dir)
     combiner = ensemble.load_combiner(run_dir, keras_models=models)
     assert combiner is not None and combiner.name == "ensemble_routed"
     rng = np.random.default_rng(3)

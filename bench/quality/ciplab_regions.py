@@ -87,7 +87,7 @@ def main() -> None:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from pipeline import inference
+    from pipeline.detectors import keras_model
     from pipeline.config import Augmentation, ModelSpec
     from pipeline.training import train_model
 
@@ -120,7 +120,7 @@ def main() -> None:
     result = train_model(spec, crops[tr], labels[tr], crops[va], labels[va], augmentation=aug, seed=42)
     seconds = time.perf_counter() - start
     print(result.history.to_string(), flush=True)
-    p = inference.predict_proba(result.model, crops[va])
+    p = keras_model.predict_arrays(result.model, crops[va])
     for r, name in enumerate(REGIONS):
         m = np.arange(len(p)) % 4 == r
         print(f"crop AUC {name}: {roc_auc_score(labels[va][m], p[m]):.3f}", flush=True)

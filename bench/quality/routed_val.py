@@ -23,7 +23,7 @@ def main() -> None:
     args = ap.parse_args()
     from pipeline import artifacts, routing
     from pipeline.config import from_json_dict
-    from pipeline.experiments.ensemble import member_matrix, out_of_fold, router_inputs
+    from pipeline.detectors.combined import member_matrix, out_of_fold, router_inputs
 
     run_dir = Path(args.run_dir)
     cfg = from_json_dict(artifacts.read_json(run_dir / "run.json")["config"])

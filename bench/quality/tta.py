@@ -17,16 +17,17 @@ def main() -> None:
     args = ap.parse_args()
     from pathlib import Path
 
-    from pipeline import artifacts, inference
+    from pipeline import artifacts, store
+    from pipeline.detectors import keras_model
     from pipeline.models import load_model
 
-    folder = artifacts.model_dir(Path(args.run_dir), args.model)
+    folder = store.model_dir(Path(args.run_dir), args.model)
     size = int(artifacts.read_json(folder / "metrics.json")["image_size"])
     manifest, x = load_run(args.run_dir, size)
     model = load_model(folder / "model.keras")
     va = np.flatnonzero((manifest["split"] == "val").to_numpy())
-    plain = inference.predict_proba(model, x[va])
-    mirror = inference.predict_proba(model, x[va][:, :, ::-1])
+    plain = keras_model.predict_arrays(model, x[va])
+    mirror = keras_model.predict_arrays(model, x[va][:, :, ::-1])
     logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1))  # noqa: E731
     scores = np.full(len(manifest), 0.5)
     for name, p in (("plain", plain), ("mirror", mirror), ("flip-TTA", 1 / (1 + np.exp(-(logit(plain) + logit(mirror)) / 2)))):

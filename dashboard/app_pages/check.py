@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import common
 from dashboard.forensic_panel import render_panel
-from pipeline import checking, figures, images
+from pipeline import checking, figures, images, store
 from pipeline import verdict as verdict_mod
 
 TABLE_FROM = 2  # show the results table from this many files on
@@ -90,7 +90,7 @@ def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, 
 
 
 models = common.run_models(run, model_names)
-stamp = tuple(common._model_mtime(run, m, "model.keras") for m in model_names)
+stamp = tuple(common._model_mtime(run, m, store.KERAS_MODEL) for m in model_names)
 combined_key = common.combiner_key(run) if combiner is not None else None
 results = []
 bar = st.progress(0.0, text="Checking…") if len(files) > 1 else None

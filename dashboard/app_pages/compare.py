@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import common
 from pipeline import evaluation, experiments, figures
-from pipeline.experiments.ensemble import ROUTED
+from pipeline.detectors.combined import ROUTED
 from pipeline.results import comparison_row, routing_report
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
 from pipeline.verdict import error_rate_words
@@ -261,8 +261,8 @@ if ROUTED in models:
     router = routing_report(common.predictions(run, ROUTED), metrics[ROUTED]["threshold"])
     if router is None:
         st.info(f"This run's `{ROUTED}` was fitted before the router's choices were stored with its predictions. "
-                f"Refresh it (refits the ensembles from the members' stored predictions, under a minute) with:"
-                f"\n\n```\n{experiments.command('ensemble', run.run_id)}\n```")
+                f"Refresh it (trained models are reused; the combined models are refitted) with:"
+                f"\n\n```\npython -m pipeline train --force\n```")
     else:
         c1, c2 = st.columns([1, 3])
         c1.metric("Router test accuracy", "n/a" if router.accuracy is None else f"{router.accuracy:.1%}",

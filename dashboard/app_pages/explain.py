@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import common
-from pipeline import checking, explain, figures, images, inference
+from pipeline import checking, detectors, explain, figures, images
 
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
 MAX_OPTIONS = 500
@@ -81,7 +81,7 @@ else:
 
 models = common.run_models(run, model_names)
 sha = explain.image_sha256(rgb)
-scores = inference.score_rgb([rgb], models)[0]
+scores = detectors.score_records([rgb], models)[0]
 ens = checking.ensemble(scores)
 
 left, right = st.columns([1, 2])

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import results
+from pipeline import results, store
 from pipeline.images import ImageError
 from pipeline.quiz import figures, rooms, scores
 from pipeline.quiz import rounds as quiz
@@ -58,8 +58,8 @@ STYLE = """
 
 def _run_stamp(run: results.Run) -> tuple:
     """Changes when the run's manifest or any model's results change (cache key)."""
-    return (run.file_mtime("manifest.parquet"),
-            *(common._model_mtime(run, m, "predictions.parquet") for m in run.models()))
+    return (run.file_mtime(store.MANIFEST),
+            *(common._model_mtime(run, m, store.PREDICTIONS) for m in run.models()))
 
 
 @st.cache_data(show_spinner="Reading the run's test images and stored scores…", max_entries=16)
@@ -96,7 +96,7 @@ def gradcam(run_path: str, model: str | None, path: str):
         return None
     try:
         run = common._open(run_path)
-        stamp = (common._model_mtime(run, model, "model.keras"),)
+        stamp = (common._model_mtime(run, model, store.KERAS_MODEL),)
         with st.spinner(f"Grad-CAM of {model}…"):
             over, note = _gradcam(run_path, model, stamp, path, common._mtime(Path(path)))
     except Exception as exc:  # noqa: BLE001 - the reveal stays useful without the map

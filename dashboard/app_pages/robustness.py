@@ -6,7 +6,8 @@ import streamlit as st
 
 from dashboard import common
 from pipeline import figures, results
-from pipeline.experiments import ensemble, robustness
+from pipeline.detectors import combined as ensemble
+from pipeline.experiments import robustness
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 run = common.selected_run()

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import common
+from pipeline import store
 from pipeline.video import decode, scoring
 from pipeline.video import figures as vfig
 
@@ -94,7 +95,7 @@ if source is None:
     st.stop()
 
 models = common.run_models(run, model_names)
-stamp = tuple(common._model_mtime(run, m, "model.keras") for m in model_names)
+stamp = tuple(common._model_mtime(run, m, store.KERAS_MODEL) for m in model_names)
 key = (str(run.path), stamp, common.combiner_key(run) if combiner is not None else "", policy.key if policy else "",
        source_key, sampling, rule,
        band, min_faces, float(min_conf))

@@ -1,6 +1,6 @@
-"""Experiments an analyst runs on a trained run: search, ablation, ensemble, robustness, cross-dataset.
+"""Experiments an analyst runs on a trained run: search, ablation, robustness, cross-dataset.
 
-One module per idea (``search``, ``ablation``, ``ensemble``, ``robustness``, ``crossdataset``, plus
+One module per idea (``search``, ``ablation``, ``robustness``, ``crossdataset``, plus
 ``strategy`` for ``tf.distribute``). Settings come from the config's ``[experiments]`` section
 (:class:`pipeline.config.ExperimentConfig`). Results live in the run folder::
 
@@ -10,11 +10,9 @@ One module per idea (``search``, ``ablation``, ``ensemble``, ``robustness``, ``c
         ...                                partial files, so an interrupted experiment resumes
         done.json                          written last; a folder without it is incomplete
     <run-id>/models/searched_cnn/          the search's best trial, retrained like any model
-    <run-id>/models/ensemble_mean/         the ensembles, laid out like any model (no model.keras;
-    <run-id>/models/ensemble_stacked/      stacked: stacking.json holds the logistic regression)
-    <run-id>/models/ensemble_routed/       routed: routing.json holds the router and its stackers)
 
-Everything is written atomically with :mod:`pipeline.artifacts` (CSV, Parquet, JSON; no pickle).
+The run's combined models (the ensembles and the verdict model) are part of the run, not an experiment:
+:mod:`pipeline.detectors.combined`. Everything is written atomically with :mod:`pipeline.artifacts` (CSV, Parquet, JSON; no pickle).
 This module imports neither TensorFlow nor Keras: ``pipeline.results`` and the dashboard use it.
 """
 from __future__ import annotations
@@ -26,13 +24,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts
+from pipeline import artifacts, store
 
-NAMES = ("search", "ablation", "ensemble", "robustness", "crossdataset")
+NAMES = ("search", "ablation", "robustness", "crossdataset")
 EXPERIMENTS_DIR = "experiments"
 TABLES = {"search": "trials.csv", "ablation": "ablation.csv", "robustness": "robustness.csv",
           "crossdataset": "matrix.csv"}
-EXTRA_MODELS = ("searched_cnn", "ensemble_mean", "ensemble_stacked", "ensemble_routed")  # model folders experiments write
+EXTRA_MODELS = ("searched_cnn",)  # model folders experiments write
 SETTINGS_FILE = "settings.json"
 
 Log = Callable[[str], None]
@@ -54,11 +52,11 @@ def experiment_dir(run_dir: Path, name: str, settings: dict[str, Any]) -> Path:
 
 
 def is_done(folder: Path) -> bool:
-    return (Path(folder) / artifacts.DONE_FILE).exists()
+    return (Path(folder) / store.DONE).exists()
 
 
 def mark_done(folder: Path, **extra) -> None:
-    artifacts.write_json(Path(folder) / artifacts.DONE_FILE, {"finished": now(), **extra})
+    artifacts.write_json(Path(folder) / store.DONE, {"finished": now(), **extra})
 
 
 def latest_dir(run_dir: Path, name: str) -> Path | None:
@@ -69,13 +67,7 @@ def latest_dir(run_dir: Path, name: str) -> Path | None:
     done = [d for d in base.iterdir() if d.is_dir() and is_done(d)]
     if not done:
         return None
-    return max(done, key=lambda d: ((d / artifacts.DONE_FILE).stat().st_mtime, d.name))
-
-
-def model_stamp(run_dir: Path, model: str) -> str:
-    """Identifies one training of ``model``: its done.json content (rewritten on every retrain)."""
-    f = artifacts.model_dir(run_dir, model) / artifacts.DONE_FILE
-    return f.read_text() if f.exists() else ""
+    return max(done, key=lambda d: ((d / store.DONE).stat().st_mtime, d.name))
 
 
 def subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
@@ -83,23 +75,3 @@ def subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) ->
     from pipeline.data import stratified_subsample
 
     return stratified_subsample(np.asarray(idx), manifest, limit, seed)
-
-
-def add_to_summary(run_dir: Path, names: list[str]) -> pd.DataFrame:
-    """Put the rows of the finished model folders ``names`` into summary.csv, keeping every other row
-    (models trained by ``train`` and rows other steps added)."""
-    from pipeline import evaluation
-
-    run_dir = Path(run_dir)
-    path = run_dir / "summary.csv"
-    old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=evaluation.SUMMARY_COLUMNS)
-    old = old[~old["model"].isin(names)]
-    rows = []
-    for name in names:
-        if artifacts.is_model_done(run_dir, name):
-            rows += evaluation.summary_rows(artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json"))
-    new = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)
-    summary = pd.concat([df for df in (old, new) if len(df)], ignore_index=True) if len(old) or len(new) else new
-    summary = summary.reindex(columns=list(dict.fromkeys(list(evaluation.SUMMARY_COLUMNS) + list(old.columns))))
-    artifacts.write_csv(path, summary)
-    return summary

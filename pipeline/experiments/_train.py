@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, config, data, evaluation
+from pipeline import artifacts, config, data, evaluation, store
 from pipeline.config import ModelSpec, augmentation_fingerprint, model_augmentation
 from pipeline.experiments import subsample
 
@@ -45,7 +45,8 @@ def train_and_score(cfg, spec: ModelSpec, manifest: pd.DataFrame, x: np.ndarray,
     """Train ``spec`` on the rows of ``train_mask`` (capped by ``spec.max_train_images``) the way the
     run trains it (its own augmentation changes, ``balance_datasets``); choose the threshold on
     ``val_mask``. Returns (TrainResult, threshold, p_val, val_idx, train_idx)."""
-    from pipeline import inference, training
+    from pipeline import training
+    from pipeline.detectors import keras_model
 
     train_idx = subsample(np.flatnonzero(train_mask), manifest, spec.max_train_images, cfg.seed)
     val_idx = np.flatnonzero(val_mask)
@@ -54,13 +55,13 @@ def train_and_score(cfg, spec: ModelSpec, manifest: pd.DataFrame, x: np.ndarray,
                                   augmentation=model_augmentation(cfg, spec), seed=cfg.seed, progress=progress,
                                   strategy=cfg.strategy,
                                   sample_weight=training.balancing_weights(spec, manifest, train_idx))
-    p_val = inference.predict_proba(result.model, x[val_idx])
+    p_val = keras_model.predict_arrays(result.model, x[val_idx])
     threshold = evaluation.choose_threshold(y[val_idx], p_val, cfg.threshold_rule)
     return result, threshold, p_val, val_idx, train_idx
 
 
 def read_manifest(run_dir: Path) -> pd.DataFrame:
-    path = Path(run_dir) / "manifest.parquet"
+    path = Path(run_dir) / store.MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: train the run first with `python -m pipeline train`")
     return pd.read_parquet(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, evaluation
+from pipeline import artifacts, evaluation, store
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
 from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score, training_key
 from pipeline.progress import report
@@ -30,7 +30,7 @@ def grid(cfg) -> list[tuple[str, float]]:
 
 
 def run_ablation(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path:
-    from pipeline import inference
+    from pipeline.detectors import keras_model
 
     run_dir = Path(run_dir)
     exp = cfg.experiments
@@ -44,7 +44,7 @@ def run_ablation(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
     if is_done(out) and not force:
         log(f"ablation: cached ({out.relative_to(run_dir)})")
         return out
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    (out / store.DONE).unlink(missing_ok=True)
     artifacts.write_json(out / "settings.json", {"model": spec.name, "spec": spec_settings(spec), "grid": cells})
     x = arrays(cfg, manifest, spec.image_size, progress)
     split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy()
@@ -57,7 +57,7 @@ def run_ablation(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         cell_spec = dataclasses.replace(spec, optimizer=opt, learning_rate=lr)
         result, threshold, _, _, _ = train_and_score(cfg, cell_spec, manifest, x, split == "train", split == "val")
         h = result.history
-        p_test = inference.predict_proba(result.model, x[test_idx])
+        p_test = keras_model.predict_arrays(result.model, x[test_idx])
         finite = bool(np.isfinite(h["loss"]).all() and np.isfinite(p_test).all())
         m = evaluation.scope_metrics(y[test_idx], np.nan_to_num(p_test, nan=0.5), threshold)
         row = {"optimizer": opt, "learning_rate": lr, "epochs_run": int(len(h)),

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, evaluation
+from pipeline import artifacts, evaluation, store
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
 from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score, training_key
 
@@ -84,7 +84,7 @@ def transfer_findings(matrix: pd.DataFrame) -> list[str]:
 
 
 def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
-    from pipeline import inference
+    from pipeline.detectors import keras_model
 
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
@@ -99,7 +99,7 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
     if is_done(out) and not force:
         log(f"crossdataset: cached ({out.relative_to(run_dir)})")
         return out
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    (out / store.DONE).unlink(missing_ok=True)
     artifacts.write_json(out / "settings.json", {"model": spec.name, "spec": spec_settings(spec), "datasets": datasets})
     x = arrays(cfg, manifest, spec.image_size, progress)
     split, ds = manifest["split"].to_numpy(), manifest["dataset"].to_numpy()
@@ -112,7 +112,7 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
         result, threshold, _, _, train_idx = train_and_score(
             cfg, spec, manifest, x, (split == "train") & (ds == train_on), (split == "val") & (ds == train_on),
             progress)
-        p_test = inference.predict_proba(result.model, x[test_idx])
+        p_test = keras_model.predict_arrays(result.model, x[test_idx])
         rows = matrix_rows(train_on, manifest.iloc[test_idx], p_test, threshold, len(train_idx), result.train_seconds)
         artifacts.write_csv(cell, pd.DataFrame(rows, columns=COLUMNS))
     matrix = pd.concat([pd.read_csv(out / "cells" / f"{d}.csv") for d in datasets], ignore_index=True)

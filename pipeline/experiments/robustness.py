@@ -23,13 +23,13 @@ absolute change of P(fake). Per-model partial results are
 kept (``models/<model>.csv``) so a new or retrained model only recomputes itself.
 
 The run's combined model (its verdict on uploads: ``ensemble_routed``, else ``ensemble_stacked``;
-:func:`pipeline.experiments.ensemble.combiner_name`) is swept too, listed first, at its own
+:func:`pipeline.detectors.combined.combiner_name`) is swept too, listed first, at its own
 threshold, when it is finished and not stale. It is scored the way uploads are
-(:func:`pipeline.experiments.ensemble.combined_probabilities`) from the perturbed image, without a
+(:func:`pipeline.detectors.combined.combined_probabilities`) from the perturbed image, without a
 second forward pass of any Keras model: its members' p_fake and, for ``+pca_svm`` members, the
 base model's embedding come from the sweep's own pass, and its router reads the perturbed image.
 Its partial result is recomputed when it or one of its members is refitted
-(:func:`~pipeline.experiments.ensemble.combiner_stamp`).
+(:func:`~pipeline.detectors.combined.combiner_stamp`).
 """
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ import pandas as pd
 from PIL import Image
 
 from pipeline import artifacts, evaluation, images
-from pipeline.experiments import Log, experiment_dir, is_done, mark_done, model_stamp, subsample
+from pipeline.experiments import Log, experiment_dir, is_done, mark_done, subsample
+from pipeline import store
+from pipeline.store import model_stamp
 from pipeline.progress import report
 
 COLUMNS = ["model", "perturbation", "level", "dataset", "n", "roc_auc", "accuracy", "balanced_accuracy", "auc_drop",
@@ -127,7 +129,7 @@ def sweep_levels(exp) -> list[tuple[str, float]]:
 def _models(cfg, run_dir: Path) -> list[str]:
     names = list(cfg.model_names) + ["searched_cnn"]
     return [m for m in dict.fromkeys(names)
-            if artifacts.is_model_done(run_dir, m) and (artifacts.model_dir(run_dir, m) / "model.keras").exists()]
+            if store.is_model_done(run_dir, m) and store.model_file(run_dir, m, store.KERAS_MODEL).exists()]
 
 
 def settings(cfg, manifest: pd.DataFrame) -> dict:
@@ -162,10 +164,10 @@ def score_rows(model: str, frame: pd.DataFrame, threshold: float) -> list[dict]:
 def _forward(model, x: np.ndarray, with_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(p_fake (n,), embedding (n, D) or None) of (n, S, S, 3) images; ``model`` is the
     ``[embedding, p_fake]`` model when ``with_embedding``: one forward pass gives both."""
-    from pipeline import inference
+    from pipeline.detectors import keras_model
 
     if not with_embedding:
-        return inference.predict_proba(model, x), None
+        return keras_model.predict_arrays(model, x), None
     emb, p = [], []
     for i in range(0, len(x), CHUNK):
         e, q = model.predict_on_batch(np.asarray(x[i:i + CHUNK], dtype=np.float32))
@@ -179,22 +181,21 @@ def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, 
     """p_fake of each model (``{name: (keras_model, image_size)}``) for every test image under every
     level: ``{model: frame(perturbation, level, dataset, y, path, p_fake)}``.
 
-    With ``combiner`` (a loaded :class:`pipeline.experiments.ensemble.Combiner`) its frame is added
+    With ``combiner`` (a loaded :class:`pipeline.detectors.combined.Combiner`) its frame is added
     under its name. Each Keras model runs once per chunk and level: the combiner's Keras members
     reuse those p_fake, its ``+pca_svm`` members the embedding layer output of the same forward pass
     (their base models run as ``[embedding, p_fake]`` models), and its router reads the perturbed
-    images (:func:`pipeline.experiments.ensemble.combined_probabilities`)."""
+    images (:func:`pipeline.detectors.combined.combined_probabilities`)."""
     from pipeline.models import embedding_and_output_model
-    from pipeline.svm import base_model_name
 
     runs = {name: (model, int(size)) for name, (model, size) in models.items()}
     embed = set()
     if combiner is not None:
-        from pipeline.experiments.ensemble import combined_probabilities
+        from pipeline.detectors.combined import combined_probabilities
 
         for base, lm in combiner.keras.items():
             runs.setdefault(base, (lm.model, int(lm.image_size)))
-        embed = {base_model_name(m) for m in combiner.svms}
+        embed = {d.base.name for d in combiner.detectors.values() if d.kind == "pca_svm"}
     heads = {name: (embedding_and_output_model(model) if name in embed else model, size, name in embed)
              for name, (model, size) in runs.items()}
     outputs = list(models) + ([combiner.name] if combiner is not None else [])
@@ -227,7 +228,7 @@ def predict_perturbed(models: dict, test: pd.DataFrame, levels: list[tuple[str, 
 def combined_model(run_dir: Path, log: Log = print) -> str | None:
     """The run's combined model (its verdict on uploads: ``ensemble_routed``, else
     ``ensemble_stacked``) when it is finished and not stale; None otherwise (logged)."""
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     name = ensemble.combiner_name(run_dir)
     if name is None:
@@ -241,11 +242,11 @@ def combined_model(run_dir: Path, log: Log = print) -> str | None:
 
 
 def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
-    from pipeline import inference
-    from pipeline.experiments import ensemble
+    from pipeline import detectors
+    from pipeline.detectors import combined as ensemble
 
     run_dir = Path(run_dir)
-    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    manifest = store.read_manifest(run_dir)
     keras_names = _models(cfg, run_dir)
     if not keras_names:
         log("robustness: no trained model with a model.keras in this run; train first: python -m pipeline train")
@@ -264,15 +265,15 @@ def run_robustness(cfg, run_dir: Path, *, force: bool = False, progress=None, lo
         if force or not (out / "models" / f"{m}.csv").exists() or not stamp_file.exists() or \
                 artifacts.read_json(stamp_file).get("stamp") != stamps[m]:
             todo.append(m)
-    if not todo and is_done(out) and artifacts.read_json(out / artifacts.DONE_FILE).get("models") == names:
+    if not todo and is_done(out) and artifacts.read_json(out / store.DONE).get("models") == names:
         log(f"robustness: cached ({out.relative_to(run_dir)})")
         return out
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    (out / store.DONE).unlink(missing_ok=True)
     artifacts.write_json(out / "settings.json", {**settings(cfg, manifest), "n_test": len(test), "models": names,
                                                  "combined_model": combined})
     if todo:
         log(f"robustness: {', '.join(todo)} on {len(test)} test images x {len(levels)} levels")
-        loaded = {m: inference.load_model_dir(run_dir, m) for m in todo if m != combined}
+        loaded = {m: detectors.load(run_dir, m) for m in todo if m != combined}
         combiner = ensemble.load_combiner(run_dir, combined, keras_models=loaded) if combined in todo else None
         thresholds = {m: lm.threshold for m, lm in loaded.items()}
         if combiner is not None:

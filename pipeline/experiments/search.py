@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts
+from pipeline import artifacts, store
 from pipeline.config import ModelSpec, augmentation_fingerprint
-from pipeline.experiments import Log, add_to_summary, experiment_dir, is_done, mark_done, subsample
+from pipeline.evaluation import add_to_summary
+from pipeline.experiments import Log, experiment_dir, is_done, mark_done, subsample
 from pipeline.experiments._train import arrays, base_spec, read_manifest
 from pipeline.progress import report
 
@@ -126,11 +127,11 @@ def run_search(cfg, run_dir: Path, *, force: bool = False, progress=None, log: L
                 "batch_size": batch_size, "final_epochs": exp.search_final_epochs,
                 "augmentation": augmentation_fingerprint(cfg.augmentation), "data": artifacts.manifest_hash(manifest)[:16]}
     out = experiment_dir(run_dir, "search", settings)
-    if is_done(out) and not force and artifacts.is_model_done(run_dir, MODEL):
+    if is_done(out) and not force and store.is_model_done(run_dir, MODEL):
         log(f"search: cached ({out.relative_to(run_dir)})")
         add_to_summary(run_dir, [MODEL])
         return out
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+    (out / store.DONE).unlink(missing_ok=True)
     artifacts.write_json(out / "settings.json", settings)
     x = arrays(cfg, manifest, size, progress)
     split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy()

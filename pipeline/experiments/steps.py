@@ -6,20 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import artifacts
-from pipeline.experiments import EXTRA_MODELS, NAMES, Log, add_to_summary
+from pipeline import evaluation, store
+from pipeline.experiments import EXTRA_MODELS, NAMES, Log
 
 
 def after_train(cfg, run_dir: Path, *, progress=None, log: Log = print) -> None:
     """What ``train`` runs at its end: the experiments the config switches on for every run
-    (ensemble when ``ensemble_members`` is set, robustness and cross-dataset when enabled), and
-    the summary rows of models experiments wrote earlier (``searched_cnn``, ensembles).
-    Search and ablation are never run here: ``python -m pipeline experiment search|ablation``."""
+    (robustness and cross-dataset when enabled), and the summary rows of models experiments wrote
+    earlier (``searched_cnn``). Search and ablation are never run here:
+    ``python -m pipeline experiment search|ablation``."""
     exp = cfg.experiments
-    if exp.ensemble_members:
-        from pipeline.experiments import ensemble
-
-        ensemble.run_ensemble(cfg, run_dir, progress=progress, log=log)
     if exp.robustness:
         from pipeline.experiments import robustness
 
@@ -28,13 +24,13 @@ def after_train(cfg, run_dir: Path, *, progress=None, log: Log = print) -> None:
         from pipeline.experiments import crossdataset
 
         crossdataset.run_crossdataset(cfg, run_dir, progress=progress, log=log)
-    extra = [m for m in EXTRA_MODELS if m not in cfg.model_names and artifacts.is_model_done(run_dir, m)]
+    extra = [m for m in EXTRA_MODELS if m not in cfg.model_names and store.is_model_done(run_dir, m)]
     if extra:
-        add_to_summary(run_dir, extra)
+        evaluation.add_to_summary(run_dir, extra)
 
 
 def run(name: str, cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
-    """Run one experiment by name (``all``: every one, search first so the ensemble can use it)."""
+    """Run one experiment by name (``all``: every one, search first)."""
     names = NAMES if name == "all" else (name,)
     out = None
     for n in names:
@@ -44,8 +40,6 @@ def run(name: str, cfg, run_dir: Path, *, force: bool = False, progress=None, lo
             from pipeline.experiments.search import run_search as fn
         elif n == "ablation":
             from pipeline.experiments.ablation import run_ablation as fn
-        elif n == "ensemble":
-            from pipeline.experiments.ensemble import run_ensemble as fn
         elif n == "robustness":
             from pipeline.experiments.robustness import run_robustness as fn
         else:

@@ -65,7 +65,7 @@ class RunData:
 def load(run: Run) -> RunData:
     """Read what the report needs from ``run``; a model whose metrics.json is unreadable is left out."""
     from pipeline import checking, figures
-    from pipeline.experiments import ensemble
+    from pipeline.detectors import combined as ensemble
 
     summary = run.summary()
     metrics: dict[str, dict] = {}
@@ -203,7 +203,7 @@ def comparison_section(rd: RunData) -> list[dict[str, Any]]:
 def router_section(rd: RunData) -> dict[str, Any] | None:
     """How ``ensemble_routed``'s router did on the test split (:func:`pipeline.results.routing_report`):
     the share of images sent to their own dataset's stacker, per dataset; None without that model."""
-    from pipeline.experiments.ensemble import ROUTED
+    from pipeline.detectors.combined import ROUTED
     from pipeline.results import routing_report
 
     preds = rd.test_predictions.get(ROUTED)

@@ -108,11 +108,11 @@ def evaluate_command(args, run_dir: Path) -> int:
     ``videos.csv`` and ``report.json`` per folder to the run's ``evaluations/``."""
     import pandas as pd
 
-    from pipeline import artifacts, inference
+    from pipeline import artifacts, detectors
     from pipeline.progress import TqdmProgress
     from pipeline.video.evaluate import evaluate_videos, summary_table
 
-    models = inference.load_run_models(run_dir, args.models.split(",") if args.models else None)
+    models = detectors.load_many(run_dir, args.models.split(",") if args.models else None)
     combiner, policy = None, None
     if not args.models:
         from pipeline import checking

@@ -3,9 +3,9 @@ face track, and the video's three-way verdict (real / fake / unsure) with the tr
 decided it.
 
 **Per face** (:func:`score_faces`, the one place that calls the run's models): each Keras model's
-``p_fake`` at its own threshold (:func:`pipeline.inference.score_rgb`) and the run's verdict model on
+``p_fake`` at its own threshold (:func:`pipeline.detectors.score_records`) and the run's verdict model on
 the crop: its combined model (``ensemble_routed``, else ``ensemble_stacked``;
-:func:`pipeline.experiments.ensemble.score_combined`) at its validation-chosen threshold, or, for a run
+:func:`pipeline.detectors.combined.score_combined`) at its validation-chosen threshold, or, for a run
 without one, the log-odds vote of the Keras models (:func:`pipeline.checking.ensemble`, threshold 0.5):
 the same models and rule the Check an image page uses.
 
@@ -66,12 +66,12 @@ def score_faces(crops: list[np.ndarray], models: dict, combiner=None, policy=Non
     ``threshold`` the policy's (at most X% of validation reals of every set called fake), as on the
     Check page. ``p_fake`` is a probability of fake in 0..1. The only function of the video feature
     that calls the models: change the verdict here and everything else follows."""
-    from pipeline import checking, inference
+    from pipeline import checking, detectors
 
     if not crops:
         return []
-    arrays = inference.score_arrays(crops, models)
-    per_crop = inference.score_rgb(crops, models, arrays)
+    arrays = detectors.score_arrays(crops, models)
+    per_crop = detectors.score_records(crops, models, arrays)
     usable = policy is not None and (policy.model in models or (combiner is not None and policy.model == combiner.name))
     if usable:
         p_raw = checking.verdict_scores(crops, policy, models, combiner, known=arrays)
@@ -80,7 +80,7 @@ def score_faces(crops: list[np.ndarray], models: dict, combiner=None, policy=Non
                      "threshold": round(policy.threshold, 6), "verdict": "fake" if pi >= policy.threshold else "real",
                      "calibrated": True} for pi, ri in zip(p, p_raw)]
     elif combiner is not None:
-        from pipeline.experiments import ensemble
+        from pipeline.detectors import combined as ensemble
 
         verdicts = ensemble.score_combined(combiner, crops, known=arrays)
     else:

@@ -1,4 +1,4 @@
-"""Ensembles of a run's trained models, written as two more models of the comparison.
+"""Kind ``combined``: the run's combined models over its detectors, written as more models of the comparison.
 
 * ``ensemble_mean``: the mean of the members' ``p_fake``.
 * ``ensemble_stacked``: a logistic regression on the members' ``logit(p_fake)``, fitted on the
@@ -11,33 +11,39 @@
   specialists (models trained on one dataset) speak only where they know the kind of fake. Its
   validation predictions are out-of-fold too; router and stackers are in ``routing.json``.
 
-Both folders follow ``artifacts/README.md`` (metrics.json, predictions.parquet, history.csv with no
-rows, done.json) but hold no model.keras: an ensemble is scored from its members. ``params``,
+Members are listed in the config's ``[verdict] members`` (part of the run id); ``train`` fits them after the
+detectors (:func:`run_ensemble`). The folders follow ``artifacts/README.md`` (metrics.json, predictions.parquet,
+history.csv with no rows, done.json, written by :func:`pipeline.store.write_model`) but hold no model file: a
+combined model is scored from its members, each loaded as a :class:`~pipeline.detectors.Detector` of its kind. ``params``,
 ``file_size_bytes``, ``train_seconds`` and latencies are the sums over the members.
 Members are read from their predictions.parquet (validation and test ``p_fake`` of every image).
 
 New images (the dashboard's *Check an image*, ``python -m pipeline predict``) are scored by the
 run's combined model: :func:`load_combiner` (``ensemble_routed`` when done, else
 ``ensemble_stacked``) and :func:`score_combined`, which computes each member's ``p_fake`` the way
-the run did (Keras members at their own image size; ``+pca_svm`` members with the PCA-SVM on the
-base model's embedding) and the router's input as :func:`router_inputs` made it.
+the run did (each member through its own detector: Keras members at their own image size, ``+pca_svm``
+members with the PCA-SVM on the base model's embedding, CLIP members through the frozen encoder) and the
+router's input as :func:`router_inputs` made it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, evaluation
-from pipeline.experiments import EXTRA_MODELS, Log, add_to_summary, model_stamp, now
+from pipeline import artifacts, evaluation, store
+from pipeline.detectors import register_kind
 from pipeline.progress import report
 
+Log = Callable[[str], None]
+KIND = "combined"
+
 MEAN, STACKED, ROUTED = "ensemble_mean", "ensemble_stacked", "ensemble_routed"
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc",
-                   "learning_rate"]
+NAMES = (MEAN, STACKED, ROUTED)
+SPEC_FILES = {ROUTED: "routing.json", STACKED: "stacking.json"}
 _EPS = 1e-6
 
 
@@ -87,19 +93,18 @@ def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, 
     and ``route_confidence``), so ensembles written before a change are refitted."""
     from pipeline import routing
 
-    return artifacts.stable_hash({"members": members, "stamps": [model_stamp(run_dir, m) for m in members],
+    return artifacts.stable_hash({"members": members, "stamps": [store.model_stamp(run_dir, m) for m in members],
                                   "rule": threshold_rule, "seed": seed, "router": routing.FEATURES_VERSION,
                                   "v": 2})[:12]
 
 
 def resolve_members(cfg, run_dir: Path) -> list[str]:
     """The configured members that have finished (``["all"]``: every finished model of the run)."""
-    wanted = list(cfg.experiments.ensemble_members)
+    wanted = list(cfg.verdict.members)
     if [w.lower() for w in wanted] == ["all"]:
         wanted = list(cfg.model_names) + ["searched_cnn"]
-    done = [m for m in dict.fromkeys(wanted) if m not in (MEAN, STACKED, ROUTED) and artifacts.is_model_done(run_dir, m)
-            and (artifacts.model_dir(run_dir, m) / "predictions.parquet").exists()]
-    return done
+    return [m for m in dict.fromkeys(wanted) if m not in NAMES and store.is_model_done(run_dir, m)
+            and store.model_file(run_dir, m, store.PREDICTIONS).exists()]
 
 
 def member_matrix(run_dir: Path, members: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -107,7 +112,7 @@ def member_matrix(run_dir: Path, members: list[str]) -> tuple[pd.DataFrame, np.n
     base = None
     cols = []
     for m in members:
-        preds = pd.read_parquet(artifacts.model_dir(run_dir, m) / "predictions.parquet")
+        preds = store.read_predictions(run_dir, m)
         if base is None:
             base = preds.drop(columns="p_fake").reset_index(drop=True)
         p = preds.set_index(["split", "path"])["p_fake"]
@@ -125,9 +130,8 @@ def _sum(metrics: list[dict], key: str):
 
 
 def _write_model(run_dir: Path, name: str, rows: pd.DataFrame, p: np.ndarray, members: list[str],
-                 member_metrics: list[dict], threshold_rule: str, key: str, extra: dict) -> dict:
-    out = artifacts.model_dir(run_dir, name)
-    (out / artifacts.DONE_FILE).unlink(missing_ok=True)
+                 member_metrics: list[dict], threshold_rule: str, key: str, extra: dict,
+                 files: dict | None = None) -> dict:
     preds = rows.assign(p_fake=p.astype(np.float32))
     val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
     threshold = evaluation.choose_threshold(val["y"], val["p_fake"], threshold_rule)
@@ -137,7 +141,7 @@ def _write_model(run_dir: Path, name: str, rows: pd.DataFrame, p: np.ndarray, me
         if all(v is not None for v in vals):
             latency[k] = round(float(np.sum(vals)), 3)
     metrics = {
-        "model": name, "kind": "ensemble", "members": members,
+        "kind": KIND, "members": members,
         "image_size": max(int(m.get("image_size") or 0) for m in member_metrics),
         "params": int(_sum(member_metrics, "params") or 0),
         "file_size_bytes": int(_sum(member_metrics, "file_size_bytes") or 0),
@@ -145,13 +149,10 @@ def _write_model(run_dir: Path, name: str, rows: pd.DataFrame, p: np.ndarray, me
         "threshold_rule": threshold_rule, "latency_ms": latency,
         "scopes": evaluation.evaluate_predictions(test, threshold),
         "validation": evaluation.scope_metrics(val["y"], val["p_fake"], threshold),
-        "ensemble_key": key, "trained": now(), **extra,
+        "ensemble_key": key, "trained": store.now(), **extra,
     }
-    artifacts.write_parquet(out / "predictions.parquet", preds)
-    artifacts.write_csv(out / "history.csv", pd.DataFrame(columns=HISTORY_COLUMNS))
-    artifacts.write_json(out / "metrics.json", metrics)
-    artifacts.write_json(out / artifacts.DONE_FILE, {"finished": now(), "members": members})
-    return metrics
+    return store.write_model(run_dir, name, metrics=metrics, predictions=preds, files=files,
+                             done={"members": members})
 
 
 def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path | None:
@@ -161,21 +162,20 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
     members = resolve_members(cfg, run_dir)
     if len(members) < 2:
         log(f"ensemble: needs at least 2 finished members, found {members or 'none'} "
-            f"(configured: {list(cfg.experiments.ensemble_members) or 'none'}); skipped")
+            f"(configured: {list(cfg.verdict.members) or 'none'}); skipped")
         return None
     key = ensemble_key(run_dir, members, cfg.threshold_rule, cfg.seed)
-    manifest = pd.read_parquet(run_dir / "manifest.parquet")
-    routed_wanted = cfg.experiments.ensemble_routing and manifest["dataset"].nunique() >= 2
+    manifest = store.read_manifest(run_dir)
+    routed_wanted = cfg.verdict.routing and manifest["dataset"].nunique() >= 2
     outputs = (MEAN, STACKED, ROUTED) if routed_wanted else (MEAN, STACKED)
-    cached = all(artifacts.is_model_done(run_dir, n) and
-                 artifacts.read_json(artifacts.model_dir(run_dir, n) / "metrics.json").get("ensemble_key") == key
+    cached = all(store.is_model_done(run_dir, n) and store.read_metrics(run_dir, n).get("ensemble_key") == key
                  for n in outputs)
     if cached and not force:
         log(f"ensemble of {', '.join(members)}: cached")
     else:
         report(progress, "ensemble", 0, len(outputs))
         rows, p = member_matrix(run_dir, members)
-        member_metrics = [artifacts.read_json(artifacts.model_dir(run_dir, m) / "metrics.json") for m in members]
+        member_metrics = [store.read_metrics(run_dir, m) for m in members]
         is_val = (rows["split"] == "val").to_numpy()
         y_val = rows.loc[is_val, "y"].to_numpy()
         mean = _write_model(run_dir, MEAN, rows, mean_probability(p), members, member_metrics, cfg.threshold_rule,
@@ -184,10 +184,10 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         stacker = fit_stacker(p[is_val], y_val, members, cfg.seed)
         p_stacked = apply_stacker(stacker, p)
         p_stacked[is_val] = out_of_fold(p[is_val], y_val, members, cfg.seed)
-        artifacts.write_json(artifacts.model_dir(run_dir, STACKED) / "stacking.json", stacker)
         stacked = _write_model(run_dir, STACKED, rows, p_stacked, members, member_metrics, cfg.threshold_rule, key,
                                {"combination": "logistic regression on logit(p_fake), fitted on validation",
-                                "stacking": stacker})
+                                "stacking": stacker},
+                               files={SPEC_FILES[STACKED]: lambda path: artifacts.write_json(path, stacker)})
         report(progress, "ensemble", 2, len(outputs))
         written = [mean, stacked]
         if routed_wanted:
@@ -197,8 +197,8 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
             auc = m["scopes"]["all"]["roc_auc"]
             log(f"{m['model']} ({', '.join(members)}): test AUC {'n/a' if auc is None else round(auc, 3)}, "
                 f"accuracy {m['scopes']['all']['at_threshold']['accuracy']:.3f}")
-    add_to_summary(run_dir, [m for m in EXTRA_MODELS if m not in cfg.model_names])
-    return artifacts.model_dir(run_dir, STACKED)
+    evaluation.add_to_summary(run_dir, [m for m in NAMES if m not in cfg.model_names])
+    return store.model_dir(run_dir, STACKED)
 
 
 def router_inputs(manifest: pd.DataFrame, cfg, progress=None) -> np.ndarray:
@@ -231,39 +231,49 @@ def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame
     routed_to, confidence = routing.routed_choice(route_p, router["classes"])
     router_accuracy = float((routed_to[~is_val] == kinds[~is_val]).mean())
     spec = {"router": router, **routed, "router_test_accuracy": router_accuracy}
-    artifacts.write_json(artifacts.model_dir(run_dir, ROUTED) / "routing.json", spec)
     rows = rows.assign(**{routing.ROUTED_TO: routed_to, routing.ROUTE_CONFIDENCE: confidence.astype(np.float32)})
     return _write_model(run_dir, ROUTED, rows, p_routed, members, member_metrics, cfg.threshold_rule, key,
                         {"combination": "per-dataset logistic regressions on logit(p_fake), fitted on validation, "
                                         "mixed by a router's P(dataset | image)",
-                         "router_test_accuracy": router_accuracy})
+                         "router_test_accuracy": router_accuracy},
+                        files={SPEC_FILES[ROUTED]: lambda path: artifacts.write_json(path, spec)})
 
 
 # --------------------------------------------------------------------------- scoring new images
 
 
 COMBINERS = (ROUTED, STACKED)  # the combined models that score new images, preferred first
-SPEC_FILES = {ROUTED: "routing.json", STACKED: "stacking.json"}
 
 
 @dataclass
 class Combiner:
-    """A run's combined model (``ensemble_routed`` or ``ensemble_stacked``) loaded to score new images
-    (:func:`score_combined`). ``keras`` holds the Keras members and the base models of the
-    ``<model>+pca_svm`` members (:class:`pipeline.inference.LoadedModel`, each with its own input
-    size); ``svms`` maps each ``+pca_svm`` member to (its fitted PCA-SVM, its base model's embedding
-    model). ``spec`` is stacking.json or routing.json."""
+    """A run's combined model (``ensemble_routed`` or ``ensemble_stacked``) loaded to score new images: a
+    :class:`~pipeline.detectors.Detector` of kind ``combined``. ``detectors`` maps each member to its loaded
+    detector (any kind); ``spec`` is stacking.json or routing.json; ``threshold`` its metrics.json's, chosen on
+    validation."""
 
     name: str
     members: list[str]
     threshold: float
     spec: dict
-    keras: dict[str, Any]
-    svms: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    detectors: dict[str, Any]
+    kind: str = KIND
+    image_size: int | None = None
 
     @property
     def routed(self) -> bool:
         return self.name == ROUTED
+
+    @property
+    def keras(self) -> dict[str, Any]:
+        """The members (and PCA-SVM base models) that are Keras models: ``{name: KerasDetector}``."""
+        out = {}
+        for d in self.detectors.values():
+            if d.kind == "keras":
+                out[d.name] = d
+            elif d.kind == "pca_svm":
+                out[d.base.name] = d.base
+        return out
 
     @property
     def description(self) -> str:
@@ -272,13 +282,16 @@ class Combiner:
                     "P(dataset | image)")
         return "a logistic regression on the members' logit(p_fake)"
 
+    def predict_proba(self, rgb_images) -> np.ndarray:
+        """(n,) p(fake) of (H, W, 3) uint8 images (:func:`combined_probabilities`)."""
+        return combined_probabilities(self, list(rgb_images))[0]
+
 
 def combiner_name(run_dir: Path) -> str | None:
     """The combined model that scores new images: ``ensemble_routed`` when it is done, else
     ``ensemble_stacked``; None when the run has neither."""
     for name in COMBINERS:
-        folder = artifacts.model_dir(run_dir, name)
-        if artifacts.is_model_done(run_dir, name) and (folder / SPEC_FILES[name]).is_file():
+        if store.is_model_done(run_dir, name) and store.model_file(run_dir, name, SPEC_FILES[name]).is_file():
             return name
     return None
 
@@ -288,32 +301,27 @@ def combiner_stamp(run_dir: Path, name: str | None = None) -> str:
     name = name or combiner_name(run_dir)
     if name is None:
         return ""
-    try:
-        members = artifacts.read_json(artifacts.model_dir(run_dir, name) / artifacts.DONE_FILE).get("members", [])
-    except (OSError, ValueError):
-        return ""
-    return artifacts.stable_hash({"name": name, "stamps": [model_stamp(run_dir, m) for m in [name, *members]]})[:16]
+    members = store.read_done(run_dir, name).get("members", [])
+    return artifacts.stable_hash({"name": name, "stamps": [store.model_stamp(run_dir, m) for m in [name, *members]]})[:16]
 
 
 def check_combiner(run_dir: Path, name: str) -> dict:
     """The combined model ``name``'s spec (stacking.json or routing.json) when it can score images;
     ``ValueError`` with what to run when it is unfinished or stale (a member retrained after it was
     fitted, or fitted by an older version of the pipeline). Cheap: no model is loaded."""
-    folder = artifacts.model_dir(run_dir, name)
-    spec_file = folder / SPEC_FILES[name]
-    if not artifacts.is_model_done(run_dir, name) or not spec_file.is_file():
+    spec_file = store.model_file(run_dir, name, SPEC_FILES[name])
+    if not store.is_model_done(run_dir, name) or not spec_file.is_file():
         raise ValueError(f"{name} of run {run_dir.name} is not finished; build it with "
-                         f"`python -m pipeline experiment ensemble --run {run_dir.name}`")
-    metrics = artifacts.read_json(folder / "metrics.json")
+                         f"`python -m pipeline train` (the config's [verdict] members)")
+    metrics = store.read_metrics(run_dir, name)
     spec = artifacts.read_json(spec_file)
     members = list(spec["members"])
-    run_cfg = artifacts.read_json(run_dir / "run.json").get("config", {})
+    run_cfg = store.read_run_json(run_dir).get("config", {})
     key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"))
     if metrics.get("ensemble_key") != key:
         raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
                          f"was retrained after it was fitted, or it was fitted by an older version of the "
-                         f"pipeline; refit it with "
-                         f"`python -m pipeline experiment ensemble --run {run_dir.name} --force`")
+                         f"pipeline; refit it with `python -m pipeline train --force`")
     return spec
 
 
@@ -321,12 +329,10 @@ def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | N
     """Load a run's combined model for scoring new images: ``name`` (``ensemble_routed`` or
     ``ensemble_stacked``), default :func:`combiner_name`; None when the run has none.
 
-    ``keras_models`` (``{name: LoadedModel}``, e.g. those a page already loaded) are reused; other
-    members are loaded from their folders. Raises ``ValueError`` with what to run when the combined
+    ``keras_models`` (``{name: Detector}``, e.g. those a page already loaded) are reused; other members are
+    loaded with :func:`pipeline.detectors.load`. Raises ``ValueError`` with what to run when the combined
     model is incomplete or older than a retrained member, ``KeyError`` when a member is missing."""
-    from pipeline import inference
-    from pipeline import svm as svm_mod
-    from pipeline.models import embedding_model
+    from pipeline import detectors
 
     run_dir = Path(run_dir)
     name = name or combiner_name(run_dir)
@@ -336,50 +342,51 @@ def load_combiner(run_dir: Path, name: str | None = None, keras_models: dict | N
         raise KeyError(f"{name!r} is not a combined model; choose one of {', '.join(COMBINERS)}")
     spec = check_combiner(run_dir, name)
     members = list(spec["members"])
-    metrics = artifacts.read_json(artifacts.model_dir(run_dir, name) / "metrics.json")
-    keras_models = dict(keras_models or {})
+    metrics = store.read_metrics(run_dir, name)
+    given = dict(keras_models or {})
     loaded: dict[str, Any] = {}
-    svms: dict[str, tuple[Any, Any]] = {}
     for m in members:
-        base = svm_mod.base_model_name(m)
-        if base not in loaded:
-            loaded[base] = keras_models.get(base) or inference.load_model_dir(run_dir, base)
-        if m != base:
-            est, _ = svm_mod.load_run_svm(run_dir, base)
-            svms[m] = (est, embedding_model(loaded[base].model))
-    return Combiner(name=name, members=members, threshold=float(metrics["threshold"]), spec=spec, keras=loaded,
-                    svms=svms)
+        if m in given:
+            loaded[m] = given[m]
+        elif m.endswith(PCA_SVM_SUFFIX) and m[:-len(PCA_SVM_SUFFIX)] in given:
+            from pipeline.detectors.pca_svm import load_with_base
+
+            loaded[m] = load_with_base(run_dir, m, given[m[:-len(PCA_SVM_SUFFIX)]])
+        else:
+            loaded[m] = detectors.load(run_dir, m)
+    return Combiner(name=name, members=members, threshold=float(metrics["threshold"]), spec=spec, detectors=loaded)
+
+
+PCA_SVM_SUFFIX = "+pca_svm"
+
+
+def load(run_dir: Path, name: str) -> Combiner:
+    """The :class:`Combiner` ``name`` of a run (kind ``combined``); ``ensemble_mean`` cannot score new images."""
+    combiner = load_combiner(run_dir, name) if name in COMBINERS else None
+    if combiner is None:
+        raise ValueError(f"{name} of run {Path(run_dir).name} scores only the run's own images (it is not a "
+                         f"combined model that scores new images: {', '.join(COMBINERS)})")
+    return combiner
 
 
 def member_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
                          known: dict[str, np.ndarray] | None = None,
                          embeddings: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """(n, k) p_fake of each member for (H, W, 3) uint8 images, as the run computed them: each Keras
-    member on the image resized to its own size; a ``+pca_svm`` member as its PCA-SVM's
-    ``predict_proba`` on the base model's embedding of it. ``known``: Keras models' unrounded p_fake
-    of these images already computed (:func:`pipeline.inference.score_arrays`); ``embeddings``:
-    base models' embedding-layer outputs ``{base: (n, D)}`` of these images already computed (the
-    robustness sweep gets both from one forward pass)."""
-    from pipeline.images import resize_square
-    from pipeline.svm import base_model_name
-
+    """(n, k) p_fake of each member for (H, W, 3) uint8 images, as the run computed them: each member
+    through its own detector. ``known``: members' unrounded p_fake of these images already computed
+    (:func:`pipeline.detectors.score_arrays`); ``embeddings``: Keras base models' embedding-layer outputs
+    ``{base: (n, D)}`` of these images already computed, used by ``+pca_svm`` members (the robustness sweep
+    gets both from one forward pass)."""
     known, embeddings = dict(known or {}), dict(embeddings or {})
     cols = []
     for m in combiner.members:
-        base_name = base_model_name(m)
-        base = combiner.keras[base_name]
-        if m in combiner.svms:
-            est, emb_model = combiner.svms[m]
-            if base_name not in embeddings:
-                x = np.stack([resize_square(im, base.image_size) for im in rgb_images]).astype(np.float32)
-                embeddings[base_name] = np.concatenate([
-                    np.asarray(emb_model.predict_on_batch(x[i:i + 64])).reshape(len(x[i:i + 64]), -1)
-                    for i in range(0, len(x), 64)])
-            cols.append(est.predict_proba(np.asarray(embeddings[base_name]))[:, 1])
-        else:
-            if m not in known:
-                known[m] = base.score(rgb_images)
+        det = combiner.detectors[m]
+        if m in known:
             cols.append(known[m])
+        elif det.kind == "pca_svm" and det.base.name in embeddings:
+            cols.append(det.from_embedding(np.asarray(embeddings[det.base.name])))
+        else:
+            cols.append(det.predict_proba(rgb_images))
     return np.column_stack([np.asarray(c, dtype=np.float64) for c in cols])
 
 
@@ -405,6 +412,8 @@ def combined_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
     reads the images given."""
     from pipeline import routing
 
+    if not len(rgb_images):
+        return np.zeros(0), np.zeros((0, len(combiner.members))), None
     p_members = member_probabilities(combiner, rgb_images, known, embeddings)
     if not combiner.routed:
         return apply_stacker(combiner.spec, p_members), p_members, None
@@ -419,7 +428,7 @@ def score_combined(combiner: Combiner, rgb_images: list[np.ndarray],
     metrics.json's, chosen on validation), ``verdict``, ``members`` (``{member: p_fake}``) and
     ``looks_like`` (routed: the router's ``{dataset: probability}``, the kind of image it takes
     this for; stacked: None)."""
-    from pipeline.inference import verdict
+    from pipeline.detectors import verdict
 
     if not len(rgb_images):
         return []
@@ -434,3 +443,6 @@ def score_combined(combiner: Combiner, rgb_images: list[np.ndarray],
                 str(k): round(float(route_p[i, j]), 6) for j, k in enumerate(combiner.spec["router"]["classes"])},
         })
     return out
+
+
+register_kind(KIND, load=load, description="the run's combined models: mean, stacked and routed over its detectors")

