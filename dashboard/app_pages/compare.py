@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import evaluation, experiments, figures
+from pipeline import evaluation, figures
 from pipeline.detectors.combined import ROUTED
 from pipeline.results import comparison_row, routing_report
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
