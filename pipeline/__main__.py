@@ -136,7 +136,8 @@ def cmd_predict(args) -> int:
                              if face.box is not None else {})})
                 suffix = f"__face{face.index}" if face.index else ""
                 for record in face.scores + ([face.combined] if face.combined is not None else []):
-                    if args.explain and record["model"] in setup.models:  # a combined model has no single map
+                    if args.explain and getattr(setup.models.get(record["model"]), "kind", "") == "keras":
+                        # gradient maps need a Keras graph: a combined or CLIP detector has none here
                         record["explanation"] = str(_write_explanation(
                             out_dir / f"{stem}{suffix}__{record['model']}__{args.explain.replace('++', 'pp')}.png",
                             setup.models[record["model"]], face.crop, args.explain, record, info.path,

@@ -304,7 +304,8 @@ def policy_path(run_dir: Path, model: str) -> Path:
 
 def verdict_model_name(run_dir: Path) -> str | None:
     """The model whose scores the verdict is built on: the combined model when the run has one, else
-    the finished Keras model with the best validation ROC-AUC; None when nothing is finished."""
+    the finished detector of the run's config (any kind) with the best validation ROC-AUC; None when nothing
+    is finished."""
     from pipeline.detectors import combined as ensemble
 
     run_dir = Path(run_dir)
@@ -315,7 +316,7 @@ def verdict_model_name(run_dir: Path) -> str | None:
     run_json = artifacts.read_json(run_dir / store.RUN_JSON)
     for m in run_json.get("models", []):
         folder = store.model_dir(run_dir, m)
-        if not store.is_model_done(run_dir, m) or not (folder / store.KERAS_MODEL).is_file():
+        if not store.is_model_done(run_dir, m) or not (folder / store.PREDICTIONS).is_file():
             continue
         auc = (artifacts.read_json(folder / store.METRICS).get("validation") or {}).get("roc_auc")
         if auc is not None and auc > best_auc:

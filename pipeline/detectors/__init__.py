@@ -130,29 +130,14 @@ def load(run_dir: str | Path, name: str) -> Detector:
     return kind(kind_of_folder(run_dir, name)).load(run_dir, name)
 
 
-def trained_names(run_dir: str | Path, kinds: Sequence[str] | None = None) -> list[str]:
-    """The finished detectors of a run in run.json's order (its config's models first, then the rest
-    sorted), optionally only those of ``kinds``."""
-    run_dir = Path(run_dir)
-    listed = list(store.read_run_json(run_dir).get("models", []))
-    done = store.done_models(run_dir)
-    names = [m for m in listed if m in done] + [m for m in done if m not in listed]
-    if kinds is None:
-        return names
-    out = []
-    for m in names:
-        try:
-            if kind_of_folder(run_dir, m) in kinds:
-                out.append(m)
-        except (OSError, ValueError):
-            continue
-    return out
+def config_detectors(run_dir: str | Path) -> list[str]:
+    """The finished detectors the run's config trains (run.json's ``models``, any kind), in config order."""
+    return [m for m in store.read_run_json(run_dir).get("models", []) if store.is_model_done(run_dir, m)]
 
 
-def load_many(run_dir: str | Path, names: Sequence[str] | None = None,
-              kinds: Sequence[str] = ("keras", "clip_linear")) -> dict[str, Detector]:
-    """``{name: Detector}`` of ``names`` (default: every finished detector of ``kinds``)."""
-    names = list(names) if names else trained_names(run_dir, kinds)
+def load_many(run_dir: str | Path, names: Sequence[str] | None = None) -> dict[str, Detector]:
+    """``{name: Detector}`` of ``names`` (default: :func:`config_detectors`). KeyError for one not finished."""
+    names = list(names) if names else config_detectors(run_dir)
     return {n: load(run_dir, n) for n in names}
 
 
