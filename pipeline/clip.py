@@ -366,34 +366,28 @@ def fit_head(emb: np.ndarray, y: np.ndarray, C: float = HEAD_C):
 
 
 def save_head(head, path: str | Path) -> None:
-    """Write a fitted head with ``skops.io`` (no pickle), atomically."""
-    import skops.io as sio
+    """Write a fitted head with ``skops.io`` (no pickle), atomically (:func:`pipeline.persist.save_estimator`)."""
+    from pipeline.persist import save_estimator
 
-    with artifacts.atomic_path(path, suffix=".skops") as tmp:
-        sio.dump(head, tmp)
+    save_estimator(head, path)
 
 
 def load_head(path: str | Path):
     """Load a head written by :func:`save_head`. Only :data:`HEAD_TRUSTED_TYPES` are accepted (skops.io never
     runs code from the file); raises :class:`HeadError` for any other type, a different structure or an
     unreadable file."""
-    import skops.io as sio
     from sklearn.pipeline import Pipeline
+
+    from pipeline.persist import PersistError, load_estimator
 
     path = Path(path)
     try:
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in HEAD_TRUSTED_TYPES]
-    except Exception as exc:  # zip or schema errors: not a skops file
-        raise HeadError(f"{path.name} is not a readable skops head file ({type(exc).__name__}: {exc})") from exc
-    if untrusted:
-        raise HeadError(f"{path.name} contains types that are not trusted for a CLIP head: {', '.join(untrusted)}")
-    try:
-        head = sio.load(path, trusted=HEAD_TRUSTED_TYPES)
-    except Exception as exc:
-        raise HeadError(f"{path.name} cannot be loaded as a CLIP head ({type(exc).__name__}: {exc})") from exc
-    steps = [type(s).__name__ for _, s in getattr(head, "steps", [])] if isinstance(head, Pipeline) else []
+        head = load_estimator(path, HEAD_TRUSTED_TYPES, expect=Pipeline)
+    except PersistError as exc:
+        raise HeadError(f"{exc} (expected a CLIP head)") from exc
+    steps = [type(st).__name__ for _, st in head.steps]
     if steps != ["StandardScaler", "LogisticRegression"]:
-        raise HeadError(f"{path.name} is not a StandardScaler + LogisticRegression pipeline ({type(head).__name__})")
+        raise HeadError(f"{path.name} is not a StandardScaler + LogisticRegression pipeline ({', '.join(steps)})")
     return head
 
 

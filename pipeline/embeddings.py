@@ -36,6 +36,7 @@ import pandas as pd
 
 from pipeline import artifacts, evaluation, store
 from pipeline import svm as svm_mod
+from pipeline.persist import save_estimator
 from pipeline.progress import ProgressFn, report
 
 EMBEDDINGS_FILE = "embeddings.npz"
@@ -288,7 +289,7 @@ def train_svm(run_dir: Path, model_name: str, keras_model, manifest: pd.DataFram
     preds = store.prediction_rows(manifest, np.flatnonzero(val), p[val], np.flatnonzero(test), p[test])
     spec = {"base_model": model_name, "n_components": est.n_components_, "params": params,
             "random_state": cfg.seed, "key": key, "train_rows": "manifest rows with split == 'train'",
-            "refit": "pipeline.svm.load_run_svm: SVC refitted on models/<base>/pca.npz scores (deterministic)",
+            "svc": f"{svm_mod.SVC_FILE}: the fitted SVC (skops), on models/<base>/pca.npz scores",
             "n_support": svm_mod.n_support(est.svc_), "score": "p_fake = sigmoid(SVM decision_function)"}
     artifacts.write_json(out / SVM_FILE, spec)
 
@@ -318,7 +319,8 @@ def train_svm(run_dir: Path, model_name: str, keras_model, manifest: pd.DataFram
         "validation": evaluation.scope_metrics(y[val], p[val], threshold),
         "trained": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
-    return store.write_model(run_dir, name, metrics=metrics, predictions=preds)
+    return store.write_model(run_dir, name, metrics=metrics, predictions=preds,
+                             files={svm_mod.SVC_FILE: lambda path: save_estimator(est.svc_, path)})
 
 
 # --------------------------------------------------------------------------- the run step

@@ -4,8 +4,8 @@
 gets) -> SVC. Its fitted state is plain arrays (``scaler_mean_``, ``scaler_scale_``,
 ``pca_mean_``, ``components_``) plus the SVC, so nothing is pickled: a run stores the projection
 arrays and the PCA scores of every image (``models/<m>/pca.npz``) and the hyper-parameters
-(``models/<m>+pca_svm/svm.json``); :func:`load_run_svm` refits the SVC on the stored training
-scores (SVC is deterministic, so the refit reproduces the stored predictions).
+(``models/<m>+pca_svm/svm.json``) and the fitted SVC with ``skops.io`` (``svc.skops``, loaded with
+scikit-learn's trusted types only: :mod:`pipeline.persist`).
 
 Scores: ``p_fake`` of an SVM is ``sigmoid(decision_function)``, a monotone map of the margin
 (not a calibrated probability; ``SVC(probability=True)`` is deprecated in scikit-learn 1.9). ROC,
@@ -28,6 +28,7 @@ from sklearn.svm import SVC, LinearSVC
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 CLASS_WEIGHTS = (None, "balanced")
 SVM_SUFFIX = "+pca_svm"
+SVC_FILE = "svc.skops"
 RANDOMIZED_ABOVE = 2000  # embedding dims above which PCA uses the randomized SVD solver
 
 
@@ -166,17 +167,23 @@ class PcaSvm(ClassifierMixin, BaseEstimator):
         """Fit only the SVC, on scores ``Z`` already projected by ``projection`` (the first
         ``n_components`` columns are used): how a run reuses its stored PCA."""
         k = int(min(self.n_components, projection.n_components))
+        y = np.asarray(y).ravel().astype(int)
+        t = time.perf_counter()
+        svc = make_svc(**self._svc_params()).fit(np.asarray(Z, dtype=np.float32)[:, :k], y)
+        seconds = time.perf_counter() - t
+        self.with_fitted(projection, svc)
+        self.fit_seconds_ = seconds
+        return self
+
+    def with_fitted(self, projection: Projection, svc) -> "PcaSvm":
+        """This estimator with ``projection`` and an already fitted ``svc`` (e.g. loaded from disk)."""
+        k = int(min(self.n_components, projection.n_components))
         self.scaler_mean_, self.scaler_scale_ = projection.scaler_mean, projection.scaler_scale
         self.pca_mean_ = projection.pca_mean
         self.components_ = projection.components[:k]
         self.explained_variance_ratio_ = projection.explained_variance_ratio[:k]
-        self.n_components_ = k
-        self.n_features_in_ = projection.n_features
-        y = np.asarray(y).ravel().astype(int)
-        t = time.perf_counter()
-        self.svc_ = make_svc(**self._svc_params()).fit(np.asarray(Z, dtype=np.float32)[:, :k], y)
-        self.fit_seconds_ = time.perf_counter() - t
-        self.classes_ = self.svc_.classes_
+        self.n_components_, self.n_features_in_ = k, projection.n_features
+        self.svc_, self.fit_seconds_, self.classes_ = svc, 0.0, svc.classes_
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -301,17 +308,16 @@ def default_params(emb_cfg) -> dict[str, Any]:
 
 
 def load_run_svm(run_dir: str | Path, model: str) -> tuple[PcaSvm, dict]:
-    """The stored default PCA-SVM of ``model`` (base name), refitted from ``pca.npz`` + ``svm.json``:
-    (fitted :class:`PcaSvm`, svm.json). Nothing pickled is read."""
-    import pandas as pd
-
+    """The stored default PCA-SVM of ``model`` (base name): the projection from ``pca.npz``, the fitted SVC
+    from ``svc.skops`` (skops, scikit-learn's trusted types only), ``svm.json``: (:class:`PcaSvm`, svm.json).
+    Nothing pickled is read; raises :class:`pipeline.persist.PersistError` for a bad ``svc.skops``."""
     from pipeline import artifacts, embeddings, store
+    from pipeline.persist import load_estimator
 
     run_dir = Path(run_dir)
-    spec = artifacts.read_json(store.model_dir(run_dir, svm_model_name(model)) / "svm.json")
-    proj, scores = embeddings.load_pca(run_dir, model)
-    manifest = pd.read_parquet(run_dir / store.MANIFEST, columns=["split", "y"])
-    train = (manifest["split"] == "train").to_numpy()
+    folder = store.model_dir(run_dir, svm_model_name(model))
+    spec = artifacts.read_json(folder / "svm.json")
+    proj, _ = embeddings.load_pca(run_dir, model)
+    svc = load_estimator(folder / SVC_FILE, expect=(SVC, LinearSVC))
     est = PcaSvm(n_components=spec["n_components"], random_state=spec.get("random_state", 0), **spec["params"])
-    est.fit_projected(proj, scores[train], manifest["y"].to_numpy()[train])
-    return est, spec
+    return est.with_fitted(proj, svc), spec
