@@ -21,8 +21,8 @@ Files per model ``m`` (row order = the run's ``manifest.parquet`` order; no pick
     skipped when this key matches.
 
 ``models/<m>+pca_svm/``: metrics.json (artifacts/README.md schema), predictions.parquet (val +
-test), history.csv (no epochs: empty), svm.json (hyper-parameters; the SVC is refitted from
-pca.npz on load, see :func:`pipeline.svm.load_run_svm`), done.json last.
+test), history.csv (no epochs: empty), svm.json (hyper-parameters), svc.skops (the fitted SVC, skops;
+loaded by :func:`pipeline.detectors.pca_svm.load_run_svm`), done.json last (:func:`pipeline.store.write_model`).
 """
 from __future__ import annotations
 

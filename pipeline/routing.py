@@ -90,7 +90,7 @@ def fit_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarray, memb
                seed: int = 0, C: float = STACKER_C) -> dict[str, Any]:
     """One stacker per kind, fitted on that kind's validation rows (kinds without both classes get
     the stacker of all rows). JSON-ready."""
-    from pipeline.detectors.combined import fit_stacker
+    from pipeline.stacking import fit_stacker
 
     y_val, kinds_val = np.asarray(y_val).astype(int), np.asarray(kinds_val).astype(str)
     pooled = fit_stacker(p_val, y_val, members, seed, C)
@@ -104,7 +104,7 @@ def fit_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarray, memb
 
 def apply_routed(routed: dict[str, Any], p: np.ndarray, route_p: np.ndarray, classes: list[str]) -> np.ndarray:
     """Mix the kinds' stackers by the router's probabilities (a kind without a stacker uses the pooled one)."""
-    from pipeline.detectors.combined import apply_stacker
+    from pipeline.stacking import apply_stacker
 
     out = np.zeros(len(p))
     for j, kind in enumerate(classes):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -305,19 +304,3 @@ def default_params(emb_cfg) -> dict[str, Any]:
     get = (lambda k, d: emb_cfg.get(k, d)) if isinstance(emb_cfg, dict) else (lambda k, d: getattr(emb_cfg, k, d))
     return {"kernel": get("svm_kernel", "poly"), "C": float(get("svm_c", 1.0)), "degree": int(get("svm_degree", 3)),
             "gamma": get("svm_gamma", "scale"), "coef0": float(get("svm_coef0", 0.0)), "class_weight": None}
-
-
-def load_run_svm(run_dir: str | Path, model: str) -> tuple[PcaSvm, dict]:
-    """The stored default PCA-SVM of ``model`` (base name): the projection from ``pca.npz``, the fitted SVC
-    from ``svc.skops`` (skops, scikit-learn's trusted types only), ``svm.json``: (:class:`PcaSvm`, svm.json).
-    Nothing pickled is read; raises :class:`pipeline.persist.PersistError` for a bad ``svc.skops``."""
-    from pipeline import artifacts, embeddings, store
-    from pipeline.persist import load_estimator
-
-    run_dir = Path(run_dir)
-    folder = store.model_dir(run_dir, svm_model_name(model))
-    spec = artifacts.read_json(folder / "svm.json")
-    proj, _ = embeddings.load_pca(run_dir, model)
-    svc = load_estimator(folder / SVC_FILE, expect=(SVC, LinearSVC))
-    est = PcaSvm(n_components=spec["n_components"], random_state=spec.get("random_state", 0), **spec["params"])
-    return est.with_fitted(proj, svc), spec

@@ -141,9 +141,9 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
                 *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None,
                 strategy: str = "default", sample_weight: np.ndarray | None = None) -> TrainResult:
     """Train ``spec`` under the ``tf.distribute`` strategy named ``strategy`` (see
-    ``pipeline.experiments.strategy``): built, compiled and fitted inside its scope.
+    ``pipeline.strategy``): built, compiled and fitted inside its scope.
     ``sample_weight``: per training image loss weights (then no class weights are added)."""
-    from pipeline.experiments.strategy import make_strategy
+    from pipeline.strategy import make_strategy
 
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()

@@ -213,8 +213,10 @@ def test_a_named_keras_model_outside_run_json_loads(routed_run, tmp_path):
     shutil.copytree(run_dir / "models" / "baseline_cnn", run_dir / "models" / "searched_cnn")
     loaded = detectors.load_many(run_dir, ["searched_cnn"])
     assert list(loaded) == ["searched_cnn"] and loaded["searched_cnn"].image_size == 16
-    with pytest.raises(KeyError, match="ensemble_routed"):
-        detectors.load_many(run_dir, ["ensemble_routed"])  # no model.keras
+    combined = detectors.load_many(run_dir, ["ensemble_routed"])["ensemble_routed"]  # a detector like any other
+    assert combined.kind == "combined" and isinstance(combined, detectors.Detector)
+    with pytest.raises(KeyError, match="nope"):
+        detectors.load_many(run_dir, ["nope"])
 
 
 def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run):

@@ -132,3 +132,18 @@ def test_an_old_run_folder_gives_a_clear_message(colour_run, tmp_path):
         results.load_run(old)
     with pytest.raises(results.RunNotFound, match="older version"):
         results.latest_run(tmp_path)
+
+
+def test_loading_detectors_imports_no_training_code(tiny_run):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    run_dir = tiny_run
+    code = ("import sys; from pipeline import detectors, checking; from pipeline.detectors import combined; "
+            f"detectors.load_many({str(run_dir)!r}); checking.load_check_setup(__import__('pathlib').Path({str(run_dir)!r})); "
+            "bad = [m for m in ('pipeline.training', 'pipeline.inputs', 'pipeline.runner') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

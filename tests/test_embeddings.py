@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from pipeline import artifacts, embeddings, evaluation, results, runner, svm
+from pipeline.detectors import pca_svm
 from pipeline.models import build_model, load_model
 from pipeline.config import ModelSpec
 
@@ -95,7 +96,7 @@ def test_pca_svm_rows_in_the_comparison(tiny_run, tiny_config, manifest):
 
 
 def test_stored_svm_refits_to_the_same_predictions(tiny_run, manifest):
-    est, spec = svm.load_run_svm(tiny_run, "custom_cnn")
+    est, spec = pca_svm.load_run_svm(tiny_run, "custom_cnn")
     assert spec["params"]["kernel"] == "poly" and est.n_components_ == spec["n_components"]
     emb = embeddings.load_embeddings(tiny_run, "custom_cnn")["embedding"]
     p = est.predict_proba(emb)[:, 1]

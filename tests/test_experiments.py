@@ -291,7 +291,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import numpy as np
         from pipeline.config import Augmentation, ModelSpec
-        from pipeline.experiments.strategy import make_strategy
+        from pipeline.strategy import make_strategy
         from pipeline.training import train_model
         strategy = make_strategy("mirrored")
         rng = np.random.default_rng(0)
@@ -314,7 +314,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
 
 
 def test_unknown_strategy_is_an_error():
-    from pipeline.experiments.strategy import make_strategy
+    from pipeline.strategy import make_strategy
 
     with pytest.raises(ValueError, match="mirrored"):
         make_strategy("tpu")

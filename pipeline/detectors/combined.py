@@ -36,6 +36,7 @@ import pandas as pd
 
 from pipeline import artifacts, evaluation, store
 from pipeline.detectors import register_kind
+from pipeline.stacking import apply_stacker, fit_stacker, mean_probability, out_of_fold
 from pipeline.progress import report
 
 Log = Callable[[str], None]
@@ -44,47 +45,6 @@ KIND = "combined"
 MEAN, STACKED, ROUTED = "ensemble_mean", "ensemble_stacked", "ensemble_routed"
 NAMES = (MEAN, STACKED, ROUTED)
 SPEC_FILES = {ROUTED: "routing.json", STACKED: "stacking.json"}
-_EPS = 1e-6
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
-
-
-def mean_probability(p: np.ndarray) -> np.ndarray:
-    """(n, k) member probabilities -> (n,) mean."""
-    return np.asarray(p, dtype=np.float64).mean(axis=1)
-
-
-def fit_stacker(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: int = 0, C: float = 1.0) -> dict:
-    """Logistic regression on logit(p) of the members (``C``: inverse L2 strength); JSON-ready coefficients."""
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=C, max_iter=1000, random_state=seed).fit(logit(p_val), np.asarray(y_val).astype(int))
-    return {"members": list(members), "features": "logit(p_fake) of each member", "intercept": float(lr.intercept_[0]),
-            "coef": [float(c) for c in lr.coef_[0]], "C": C, "fitted_on": "validation split",
-            "n_fit": int(len(y_val))}
-
-
-def apply_stacker(stacker: dict, p: np.ndarray) -> np.ndarray:
-    z = logit(p) @ np.asarray(stacker["coef"], dtype=np.float64) + stacker["intercept"]
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def out_of_fold(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: int = 0) -> np.ndarray:
-    """Stacked validation predictions, each from a regression that did not see that row."""
-    from sklearn.model_selection import StratifiedKFold
-
-    y_val = np.asarray(y_val).astype(int)
-    n_splits = int(min(5, np.bincount(y_val, minlength=2).min()))
-    if n_splits < 2:
-        return apply_stacker(fit_stacker(p_val, y_val, members, seed), p_val)
-    out = np.empty(len(y_val))
-    for fit_idx, pred_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(p_val, y_val):
-        out[pred_idx] = apply_stacker(fit_stacker(p_val[fit_idx], y_val[fit_idx], members, seed), p_val[pred_idx])
-    return out
-
 
 def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, seed: int | None) -> str:
     """Identifies one fit of the ensembles: the members and their trainings, the threshold rule, the

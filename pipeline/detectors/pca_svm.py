@@ -46,6 +46,25 @@ class PcaSvmDetector:
         return self.from_embedding(self.embed(rgb_images))
 
 
+def load_run_svm(run_dir: str | Path, model: str) -> tuple:
+    """The stored default PCA-SVM of ``model`` (base name): the projection from ``pca.npz``, the fitted SVC
+    from ``svc.skops`` (skops, scikit-learn's trusted types only), ``svm.json``: (:class:`pipeline.svm.PcaSvm`, svm.json).
+    Nothing pickled is read; raises :class:`pipeline.persist.PersistError` for a bad ``svc.skops``."""
+    from sklearn.svm import SVC, LinearSVC
+
+    from pipeline import artifacts, embeddings, store
+    from pipeline.persist import load_estimator
+    from pipeline.svm import SVC_FILE, PcaSvm, svm_model_name
+
+    run_dir = Path(run_dir)
+    folder = store.model_dir(run_dir, svm_model_name(model))
+    spec = artifacts.read_json(folder / "svm.json")
+    proj, _ = embeddings.load_pca(run_dir, model)
+    svc = load_estimator(folder / SVC_FILE, expect=(SVC, LinearSVC))
+    est = PcaSvm(n_components=spec["n_components"], random_state=spec.get("random_state", 0), **spec["params"])
+    return est.with_fitted(proj, svc), spec
+
+
 def base_name(name: str) -> str:
     from pipeline.svm import base_model_name
 
@@ -55,7 +74,6 @@ def base_name(name: str) -> str:
 def load_with_base(run_dir: Path, name: str, base) -> PcaSvmDetector:
     """The probe ``name`` of a run over an already loaded Keras ``base`` detector."""
     from pipeline import store
-    from pipeline.svm import load_run_svm
 
     est, _ = load_run_svm(run_dir, base.name)
     return PcaSvmDetector(name, base, est, float(store.read_metrics(run_dir, name)["threshold"]))

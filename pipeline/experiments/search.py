@@ -114,8 +114,8 @@ def trials_table(tuner, times: dict) -> pd.DataFrame:
 def run_search(cfg, run_dir: Path, *, force: bool = False, progress=None, log: Log = print) -> Path:
     import keras_tuner as kt
 
-    from pipeline import inputs, runner
-    from pipeline.experiments.strategy import make_strategy
+    from pipeline import detectors, inputs
+    from pipeline.strategy import make_strategy
 
     run_dir = Path(run_dir)
     exp = cfg.experiments
@@ -183,7 +183,8 @@ def run_search(cfg, run_dir: Path, *, force: bool = False, progress=None, log: L
         f"training {MODEL} for {spec.epochs} epochs")
     if MODEL in cfg.model_names:
         log(f"search: note: the config also lists {MODEL}; models/{MODEL} now holds the search's best parameters")
-    metrics = runner.train_one(spec, cfg, run_dir, manifest, x, progress)
+    metrics = detectors.kind("keras").train(detectors.TrainContext(
+        spec=spec, cfg=cfg, run_dir=run_dir, manifest=manifest, images_at=lambda _size: x, progress=progress, log=log))
     add_to_summary(run_dir, [MODEL])
     mark_done(out, best_trial=best.trial_id)
     auc = metrics["scopes"]["all"]["roc_auc"]
