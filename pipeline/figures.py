@@ -488,7 +488,7 @@ def generalisation_figure(matrix: pd.DataFrame, metric: str = "roc_auc") -> go.F
 def routing_confusion_figure(confusion: pd.DataFrame, title: str = "Router: true dataset x routed to") -> go.Figure:
     """True dataset (rows) x dataset the router sent the image to (columns): every cell annotated with
     its image count and share of the row; colour is the row share, so the diagonal is the router's
-    accuracy per dataset (``pipeline.results.RoutingReport.confusion``)."""
+    accuracy per dataset (``pipeline.routing.RoutingReport.confusion``)."""
     fig = go.Figure()
     if confusion.empty:
         _empty_note(fig, "no routed test images")

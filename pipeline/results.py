@@ -1,4 +1,5 @@
-"""Read-only access to trained runs in ``artifacts/`` (layout: ``artifacts/README.md``).
+"""Read-only access to a trained run in ``artifacts/`` (layout: ``artifacts/README.md``; finding runs:
+:mod:`pipeline.runs`).
 
 Shared by the CLI (``info``, ``evaluate``, ``predict``) and the dashboard. This module never
 imports TensorFlow: it reads JSON, CSV and Parquet only, so pages and tests stay fast.
@@ -9,10 +10,7 @@ both messages say what to run.
 """
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +18,24 @@ import pandas as pd
 
 from pipeline import store
 
-ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TRAIN_COMMAND = "python -m pipeline train"
-TRAIN_HINT = f"Build one with: {TRAIN_COMMAND} (see README)"
-
-# Folders in artifacts/ that are never runs.
-_NOT_RUNS = {"cache", "evaluations", "__pycache__"}
+from pipeline.runs import (  # noqa: F401  (the reading API: discovery lives in pipeline.runs)
+    ARTIFACTS_ENV,
+    TRAIN_COMMAND,
+    TRAIN_HINT,
+    ArtifactError,
+    ExperimentNotRun,
+    ModelNotFound,
+    RunInfo,
+    RunNotFound,
+    _complete_models,
+    _info_from,
+    _read_json,
+    artifacts_dir,
+    info_at,
+    latest_run,
+    list_runs,
+    resolve_run,
+)
 
 SPLITS = ("train", "val", "test")
 LABELS = ("real", "fake")
@@ -43,213 +52,6 @@ COMPARISON_COLUMNS = ["model", "scope", "n", "n_real", "n_fake", "accuracy", "pr
                       "balanced_accuracy", "roc_auc", "average_precision", "threshold", "threshold_rule",
                       "tn", "fp", "fn", "tp", "params", "file_size_mb", "train_seconds", "latency_ms_batch1",
                       "latency_ms_per_image_batch64", "latency_ms_batch64", "image_size"]
-
-
-class RunNotFound(LookupError):
-    """No run (or no run matching a reference) in the artifacts folder; the message says what to run."""
-
-
-class ModelNotFound(RunNotFound):
-    """The run has no finished results for that model."""
-
-
-class ArtifactError(ValueError):
-    """A file of a run is missing, stale or unreadable; the message says what to run."""
-
-
-class ExperimentNotRun(ArtifactError):
-    """An experiment (``python -m pipeline experiment NAME``) has no finished result in the run."""
-
-
-def artifacts_dir() -> Path:
-    """``$DEEPFAKE_LENS_ARTIFACTS`` when set, else ``<repo>/artifacts``."""
-    env = os.environ.get(ARTIFACTS_ENV, "").strip()
-    return Path(env).expanduser() if env else REPO_ROOT / "artifacts"
-
-
-def _root(root: Path | str | None) -> Path:
-    return Path(root).expanduser() if root is not None else artifacts_dir()
-
-
-# --------------------------------------------------------------------------- run discovery
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    run_id: str
-    path: Path
-    created: str
-    config_name: str
-    status: str
-    models: list[str] = field(default_factory=list)  # every model the run's config lists
-    complete_models: list[str] = field(default_factory=list)  # those with models/<m>/done.json
-    format: int = store.FORMAT  # the run folder's layout version (pipeline.store.FORMAT)
-
-    @property
-    def stale(self) -> bool:
-        """Made by another version of the pipeline: :func:`load_run` refuses it with a message."""
-        return self.format != store.FORMAT
-
-    @property
-    def label(self) -> str:
-        """One line for selectors: id, config, created, finished models."""
-        created = self.created.replace("T", " ")[:16] if self.created else "?"
-        return (f"{self.run_id} · {self.config_name} · {created} · "
-                f"{len(self.complete_models)}/{len(self.models)} models" + (" · older version" if self.stale else ""))
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _model_names(run_json: dict[str, Any]) -> list[str]:
-    """Model names listed by run.json: ``models`` (names or dicts with ``name``), else the config's."""
-    names: list[str] = []
-    raw = run_json.get("models")
-    if isinstance(raw, dict):
-        raw = list(raw)
-    if not isinstance(raw, list) or not raw:
-        raw = (run_json.get("config") or {}).get("models") or []
-    for m in raw:
-        name = m.get("name") if isinstance(m, dict) else m
-        if isinstance(name, str) and name and name not in names:
-            names.append(name)
-    return names
-
-
-def _complete_models(path: Path, listed: list[str]) -> list[str]:
-    models_dir = path / "models"
-    if not models_dir.is_dir():
-        return []
-    found = {p.name for p in models_dir.iterdir() if p.is_dir() and (p / store.DONE).is_file()}
-    ordered = [m for m in listed if m in found]
-    return ordered + sorted(found - set(ordered))
-
-
-def _info_from(path: Path) -> RunInfo | None:
-    """RunInfo of a run folder, or None if it is not one (no readable run.json)."""
-    run_file = path / store.RUN_JSON
-    try:
-        run_json = _read_json(run_file)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(run_json, dict):
-        return None
-    config = run_json.get("config") if isinstance(run_json.get("config"), dict) else {}
-    run_id = str(run_json.get("run_id") or run_json.get("id") or path.name)
-    created = run_json.get("created")
-    if not isinstance(created, str) or not created:
-        created = datetime.fromtimestamp(run_file.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-    config_name = str(run_json.get("config_name") or config.get("name") or run_id.rsplit("-", 1)[0])
-    listed = _model_names(run_json)
-    complete = _complete_models(path, listed)
-    models = listed + [m for m in complete if m not in listed]
-    return RunInfo(run_id=run_id, path=path.resolve(), created=created, config_name=config_name,
-                   status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete,
-                   format=store.run_format(run_json))
-
-
-def info_at(path: Path | str) -> RunInfo:
-    """RunInfo of the run folder at ``path``; :class:`RunNotFound` if it holds no readable run.json."""
-    path = Path(path).expanduser()
-    info = _info_from(path)
-    if info is None:
-        raise RunNotFound(f"{path} is not a run folder (no readable run.json). {TRAIN_HINT}")
-    return info
-
-
-def _created_key(info: RunInfo) -> float:
-    try:
-        dt = datetime.fromisoformat(info.created.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    except ValueError:
-        try:
-            return (info.path / store.RUN_JSON).stat().st_mtime
-        except OSError:
-            return 0.0
-
-
-def list_runs(root: Path | str | None = None) -> list[RunInfo]:
-    """Every run in ``root`` (default :func:`artifacts_dir`), newest first.
-
-    Folders without a readable ``run.json`` (``cache/``, junk, half-deleted runs) and files are
-    skipped; this never raises on what it finds there. A missing root gives an empty list.
-    """
-    root = _root(root)
-    try:
-        entries = list(root.iterdir())
-    except OSError:
-        return []
-    runs = []
-    for entry in entries:
-        if entry.name in _NOT_RUNS or entry.name.startswith(".") or not entry.is_dir():
-            continue
-        info = _info_from(entry)
-        if info is not None:
-            runs.append(info)
-    runs.sort(key=lambda r: (_created_key(r), r.run_id), reverse=True)
-    return runs
-
-
-def _no_run_message(root: Path) -> str:
-    return f"No trained run in {root}. {TRAIN_HINT}"
-
-
-def latest_run(root: Path | str | None = None) -> RunInfo:
-    """The newest run of this version with at least one finished model."""
-    root = _root(root)
-    runs = list_runs(root)
-    for info in runs:
-        if info.complete_models and not info.stale:
-            return info
-    stale = [info for info in runs if info.stale]
-    if stale:
-        raise RunNotFound(f"The runs in {root} ({', '.join(i.run_id for i in stale[:5])}) were made by an older "
-                          f"version of Deepfake Lens: retrain with `{TRAIN_COMMAND} --force` (see README)")
-    if runs:
-        raise RunNotFound(f"No run in {root} has a finished model yet ({len(runs)} run(s) started, "
-                          f"none complete). Finish one with: {TRAIN_COMMAND} (see README)")
-    raise RunNotFound(_no_run_message(root))
-
-
-def resolve_run(ref: str | Path | None, root: Path | str | None = None) -> RunInfo:
-    """Find a run by id, unique id prefix, config name (newest run of it), or folder path.
-
-    ``None`` or ``""`` means :func:`latest_run`.
-    """
-    if ref is None or str(ref).strip() in {"", "latest"}:
-        return latest_run(root)
-    root = _root(root)
-    ref_s = str(ref).strip()
-    runs = list_runs(root)
-    for info in runs:
-        if info.run_id == ref_s or info.path.name == ref_s:
-            return info
-    as_path = Path(ref_s).expanduser()
-    if as_path.is_dir() and (as_path / store.RUN_JSON).exists():
-        info = _info_from(as_path)
-        if info is None:
-            raise ArtifactError(f"{as_path / 'run.json'} cannot be read: the run is corrupt. "
-                                f"Delete the folder and rebuild it with: {TRAIN_COMMAND}")
-        return info
-    by_config = [r for r in runs if r.config_name == ref_s]
-    if by_config:
-        return by_config[0]
-    matches = [r for r in runs if r.run_id.startswith(ref_s) or r.path.name.startswith(ref_s)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise RunNotFound(f"{ref_s!r} matches {len(matches)} runs in {root}: "
-                          f"{', '.join(r.run_id for r in matches)}; give more of the id")
-    if not runs:
-        raise RunNotFound(_no_run_message(root))
-    raise RunNotFound(f"No run {ref_s!r} in {root}. Known runs: {', '.join(r.run_id for r in runs[:10])}"
-                      f"{' …' if len(runs) > 10 else ''}. {TRAIN_HINT}")
-
-
-# --------------------------------------------------------------------------- one run
 
 
 def _mtime(path: Path) -> float:
@@ -650,76 +452,3 @@ def load_run(ref_or_info: RunInfo | str | Path | None = None, root: Path | str |
     # Refresh the info: models may have finished since it was listed.
     info = _info_from(info.path) or info
     return Run(info=info, run_json=run_json, path=info.path)
-
-
-def shortcut_table(robustness: pd.DataFrame, dataset: str = "all") -> pd.DataFrame | None:
-    """The shortcut check of a robustness table (``perturbation == "normalise"`` rows) for one
-    dataset scope: per model and JPEG quality, clean AUC, AUC after normalising, the share of
-    verdicts that changed and the mean absolute change of P(fake). ``None`` when the sweep has no
-    such rows (runs made before the check existed)."""
-    if "flip_rate" not in robustness.columns:
-        return None
-    scope = robustness[robustness["dataset"].astype(str) == dataset]
-    norm = scope[scope["perturbation"] == "normalise"]
-    if norm.empty:
-        return None
-    clean = scope[scope["perturbation"] == "none"].set_index("model")["roc_auc"]
-    return pd.DataFrame({
-        "model": norm["model"].to_numpy(),
-        "JPEG quality": norm["level"].astype(int).to_numpy(),
-        "clean AUC": norm["model"].map(clean).to_numpy(),
-        "AUC normalised": norm["roc_auc"].to_numpy(),
-        "verdicts changed": norm["flip_rate"].to_numpy(),
-        "mean |change|": norm["mean_abs_change"].to_numpy(),
-    }).sort_values("verdicts changed", kind="stable").reset_index(drop=True)
-
-
-@dataclass
-class RoutingReport:
-    """How the router of ``ensemble_routed`` did on the test split (:func:`routing_report`)."""
-
-    accuracy: float | None  # share of test images sent to their own dataset's stacker (None: no test rows)
-    n: int  # test images
-    confusion: pd.DataFrame  # image counts: rows the true dataset, columns the dataset routed to
-    per_dataset: pd.DataFrame  # dataset, n, routed_correctly, router_accuracy, mean_confidence
-    by_routing: pd.DataFrame  # dataset, routing (correct / misrouted), n, n_fake, roc_auc, accuracy
-    misrouted: pd.DataFrame  # path, dataset, routed_to, route_confidence, label, p_fake; surest first
-
-
-def routing_report(predictions: pd.DataFrame, threshold: float) -> RoutingReport | None:
-    """The router's test-split record from ``ensemble_routed``'s predictions (columns ``routed_to``
-    and ``route_confidence``; None for a run written before they existed): the confusion table true
-    x routed dataset, the router's accuracy per dataset, the ensemble's AUC and accuracy at
-    ``threshold`` on each dataset's correctly routed and misrouted images (datasets with both), and
-    the misrouted images themselves."""
-    from pipeline import evaluation
-    from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
-
-    if not {ROUTED_TO, ROUTE_CONFIDENCE} <= set(predictions.columns):
-        return None
-    test = predictions[predictions["split"] == "test"].reset_index(drop=True)
-    test = test.assign(dataset=test["dataset"].astype(str), **{ROUTED_TO: test[ROUTED_TO].astype(str)})
-    ok = test["dataset"] == test[ROUTED_TO]
-    kinds = sorted(set(test["dataset"]) | set(test[ROUTED_TO]))
-    confusion = pd.crosstab(test["dataset"], test[ROUTED_TO]).reindex(index=kinds, columns=kinds, fill_value=0)
-    confusion.index.name, confusion.columns.name = "dataset", ROUTED_TO
-    per_dataset = (test.assign(ok=ok).groupby("dataset", sort=True)
-                   .agg(n=("ok", "size"), routed_correctly=("ok", "sum"), router_accuracy=("ok", "mean"),
-                        mean_confidence=(ROUTE_CONFIDENCE, "mean"))
-                   .reset_index())
-    groups = []
-    for dataset, part in test.groupby("dataset", sort=True):
-        right = part["dataset"] == part[ROUTED_TO]
-        if right.all() or not right.any():
-            continue
-        for name, rows in (("correct", part[right]), ("misrouted", part[~right])):
-            sc = evaluation.scope_metrics(rows["y"], rows["p_fake"], threshold)
-            groups.append({"dataset": dataset, "routing": name, "n": sc["n"], "n_fake": sc["n_fake"],
-                           "roc_auc": sc["roc_auc"], "accuracy": sc["at_threshold"]["accuracy"]})
-    misrouted = (test.loc[~ok, ["path", "dataset", ROUTED_TO, ROUTE_CONFIDENCE, "label", "p_fake"]]
-                 .sort_values(ROUTE_CONFIDENCE, ascending=False, kind="stable").reset_index(drop=True))
-    return RoutingReport(
-        accuracy=float(ok.mean()) if len(test) else None, n=int(len(test)), confusion=confusion,
-        per_dataset=per_dataset,
-        by_routing=pd.DataFrame(groups, columns=["dataset", "routing", "n", "n_fake", "roc_auc", "accuracy"]),
-        misrouted=misrouted)

@@ -20,9 +20,11 @@ images with their data set as the target. Everything is stored as JSON (``routin
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ROUTER_SIZE = 64  # px: the images the router looks at
 FEATURES_VERSION = 2  # bump when router_features changes: routers fitted on the old features are stale
@@ -128,3 +130,56 @@ def out_of_fold_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarr
         routed = fit_routed(p_val[fit_idx], y_val[fit_idx], kinds_val[fit_idx], members, seed, C)
         out[pred_idx] = apply_routed(routed, p_val[pred_idx], route_p[pred_idx], classes)
     return out
+
+
+# --------------------------------------------------------------------------- how the router did
+
+
+@dataclass
+class RoutingReport:
+    """How the router of ``ensemble_routed`` did on the test split (:func:`routing_report`)."""
+
+    accuracy: float | None  # share of test images sent to their own dataset's stacker (None: no test rows)
+    n: int  # test images
+    confusion: pd.DataFrame  # image counts: rows the true dataset, columns the dataset routed to
+    per_dataset: pd.DataFrame  # dataset, n, routed_correctly, router_accuracy, mean_confidence
+    by_routing: pd.DataFrame  # dataset, routing (correct / misrouted), n, n_fake, roc_auc, accuracy
+    misrouted: pd.DataFrame  # path, dataset, routed_to, route_confidence, label, p_fake; surest first
+
+
+def routing_report(predictions: pd.DataFrame, threshold: float) -> RoutingReport | None:
+    """The router's test-split record from ``ensemble_routed``'s predictions (columns ``routed_to``
+    and ``route_confidence``; None for a run written before they existed): the confusion table true
+    x routed dataset, the router's accuracy per dataset, the ensemble's AUC and accuracy at
+    ``threshold`` on each dataset's correctly routed and misrouted images (datasets with both), and
+    the misrouted images themselves."""
+    from pipeline import evaluation
+
+    if not {ROUTED_TO, ROUTE_CONFIDENCE} <= set(predictions.columns):
+        return None
+    test = predictions[predictions["split"] == "test"].reset_index(drop=True)
+    test = test.assign(dataset=test["dataset"].astype(str), **{ROUTED_TO: test[ROUTED_TO].astype(str)})
+    ok = test["dataset"] == test[ROUTED_TO]
+    kinds = sorted(set(test["dataset"]) | set(test[ROUTED_TO]))
+    confusion = pd.crosstab(test["dataset"], test[ROUTED_TO]).reindex(index=kinds, columns=kinds, fill_value=0)
+    confusion.index.name, confusion.columns.name = "dataset", ROUTED_TO
+    per_dataset = (test.assign(ok=ok).groupby("dataset", sort=True)
+                   .agg(n=("ok", "size"), routed_correctly=("ok", "sum"), router_accuracy=("ok", "mean"),
+                        mean_confidence=(ROUTE_CONFIDENCE, "mean"))
+                   .reset_index())
+    groups = []
+    for dataset, part in test.groupby("dataset", sort=True):
+        right = part["dataset"] == part[ROUTED_TO]
+        if right.all() or not right.any():
+            continue
+        for name, rows in (("correct", part[right]), ("misrouted", part[~right])):
+            sc = evaluation.scope_metrics(rows["y"], rows["p_fake"], threshold)
+            groups.append({"dataset": dataset, "routing": name, "n": sc["n"], "n_fake": sc["n_fake"],
+                           "roc_auc": sc["roc_auc"], "accuracy": sc["at_threshold"]["accuracy"]})
+    misrouted = (test.loc[~ok, ["path", "dataset", ROUTED_TO, ROUTE_CONFIDENCE, "label", "p_fake"]]
+                 .sort_values(ROUTE_CONFIDENCE, ascending=False, kind="stable").reset_index(drop=True))
+    return RoutingReport(
+        accuracy=float(ok.mean()) if len(test) else None, n=int(len(test)), confusion=confusion,
+        per_dataset=per_dataset,
+        by_routing=pd.DataFrame(groups, columns=["dataset", "routing", "n", "n_fake", "roc_auc", "accuracy"]),
+        misrouted=misrouted)

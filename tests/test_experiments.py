@@ -196,7 +196,7 @@ def test_robustness_table(exp_setup):
     assert set(table["perturbation"]) == set(rb.PERTURBATIONS)
     assert (table.loc[table["perturbation"] == "none", "flip_rate"] == 0).all()
     assert table["flip_rate"].between(0, 1).all() and (table["mean_abs_change"] >= 0).all()
-    shortcut = results.shortcut_table(table)
+    shortcut = rb.shortcut_table(table)
     assert set(shortcut["model"]) == models and (shortcut["JPEG quality"] == 90).all()
 
 

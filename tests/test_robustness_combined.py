@@ -100,7 +100,7 @@ def test_the_sweep_scores_the_combined_model_first_once_per_forward_pass(keras_r
     assert forward_passes == {"baseline_cnn_embedding_and_p_fake": len(levels), "custom_cnn": len(levels)}
     settings = json.loads((out / "settings.json").read_text())
     assert settings["combined_model"] == ensemble.ROUTED and settings["models"][0] == ensemble.ROUTED
-    assert results.shortcut_table(table)["model"].tolist().count(ensemble.ROUTED) == 1
+    assert rb.shortcut_table(table)["model"].tolist().count(ensemble.ROUTED) == 1
 
 
 def test_clean_level_equals_upload_scoring_and_the_router_sees_the_perturbed_image(keras_run):

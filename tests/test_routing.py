@@ -99,7 +99,7 @@ def _routed_predictions() -> pd.DataFrame:
 
 
 def test_routing_report_confusion_accuracy_and_misrouted_rows():
-    from pipeline.results import routing_report
+    from pipeline.routing import routing_report
 
     report = routing_report(_routed_predictions(), threshold=0.5)
     assert report.n == 9 and report.accuracy == pytest.approx(6 / 9)
@@ -124,14 +124,14 @@ def test_routing_report_confusion_accuracy_and_misrouted_rows():
 
 
 def test_routing_report_of_a_run_without_the_router_columns_is_none():
-    from pipeline.results import routing_report
+    from pipeline.routing import routing_report
 
     old = _routed_predictions().drop(columns=[routing.ROUTED_TO, routing.ROUTE_CONFIDENCE])
     assert routing_report(old, 0.5) is None
 
 
 def test_routing_report_without_misroutes():
-    from pipeline.results import routing_report
+    from pipeline.routing import routing_report
 
     preds = _routed_predictions().assign(**{routing.ROUTED_TO: lambda d: d["dataset"]})
     report = routing_report(preds, 0.5)

@@ -7,8 +7,8 @@ import streamlit as st
 from dashboard import common
 from pipeline import evaluation, figures
 from pipeline.detectors.combined import ROUTED
-from pipeline.results import comparison_row, routing_report
-from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO
+from pipeline.results import comparison_row
+from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO, routing_report
 from pipeline.verdict import error_rate_words
 
 # (column, label, format, higher is better?) of the comparison table, in display order.

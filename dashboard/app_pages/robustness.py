@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures, results
+from pipeline import figures
 from pipeline.detectors import combined as ensemble
 from pipeline.experiments import robustness
 from pipeline.results import ArtifactError, ExperimentNotRun
@@ -67,7 +67,7 @@ st.caption("AUC drop = clean AUC - AUC under the perturbation (mean over its lev
            "\"above chance\": the clean AUC is further from 0.5 than chance lands on this many images in 19 of 20 "
            "draws; a model at chance has no ranking to lose.")
 
-shortcut = results.shortcut_table(table, dataset)
+shortcut = robustness.shortcut_table(table, dataset)
 if shortcut is not None:
     st.subheader("Shortcut check: one size, one JPEG quality")
     st.markdown(f"Every test image resized to {settings.get('normalise_size', 256)} px and re-encoded at one JPEG "

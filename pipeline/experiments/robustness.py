@@ -368,3 +368,25 @@ def verdict_summary(table: pd.DataFrame, model: str, dataset: str = "all") -> st
         parts.append(f"**inverted** (AUC below {INVERTED_BELOW}) under {', '.join(inverted)}")
     scope = "all datasets pooled" if dataset == "all" else dataset
     return (f"Here ({scope}): " + "; ".join(parts) + ".") if parts else ""
+
+
+def shortcut_table(robustness: pd.DataFrame, dataset: str = "all") -> pd.DataFrame | None:
+    """The shortcut check of a robustness table (``perturbation == "normalise"`` rows) for one
+    dataset scope: per model and JPEG quality, clean AUC, AUC after normalising, the share of
+    verdicts that changed and the mean absolute change of P(fake). ``None`` when the sweep has no
+    such rows (runs made before the check existed)."""
+    if "flip_rate" not in robustness.columns:
+        return None
+    scope = robustness[robustness["dataset"].astype(str) == dataset]
+    norm = scope[scope["perturbation"] == "normalise"]
+    if norm.empty:
+        return None
+    clean = scope[scope["perturbation"] == "none"].set_index("model")["roc_auc"]
+    return pd.DataFrame({
+        "model": norm["model"].to_numpy(),
+        "JPEG quality": norm["level"].astype(int).to_numpy(),
+        "clean AUC": norm["model"].map(clean).to_numpy(),
+        "AUC normalised": norm["roc_auc"].to_numpy(),
+        "verdicts changed": norm["flip_rate"].to_numpy(),
+        "mean |change|": norm["mean_abs_change"].to_numpy(),
+    }).sort_values("verdicts changed", kind="stable").reset_index(drop=True)

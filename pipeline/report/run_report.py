@@ -204,7 +204,7 @@ def router_section(rd: RunData) -> dict[str, Any] | None:
     """How ``ensemble_routed``'s router did on the test split (:func:`pipeline.results.routing_report`):
     the share of images sent to their own dataset's stacker, per dataset; None without that model."""
     from pipeline.detectors.combined import ROUTED
-    from pipeline.results import routing_report
+    from pipeline.routing import routing_report
 
     preds = rd.test_predictions.get(ROUTED)
     threshold = rd.metrics.get(ROUTED, {}).get("threshold")
@@ -264,7 +264,7 @@ def robustness_section(rd: RunData) -> dict[str, Any]:
     the shortcut check; ``missing`` says how to run it when the run has no sweep."""
     from pipeline import figures
     from pipeline.experiments import robustness
-    from pipeline.results import shortcut_table
+    from pipeline.experiments.robustness import shortcut_table
 
     if rd.robustness_error:
         return {"missing": None, "error": rd.robustness_error}
