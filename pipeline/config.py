@@ -240,7 +240,18 @@ def _model_spec(entry: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec:
     if merged.get("lr_schedule", "constant") not in LR_SCHEDULES:
         raise ConfigError(f"model {merged['name']!r}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
                           f"got {merged['lr_schedule']!r}")
+    if "image_size" not in merged and merged.get("kind", "keras") == "keras":
+        merged["image_size"] = registry_image_size(merged.get("architecture") or merged["name"])
     return ModelSpec(**merged)
+
+
+def registry_image_size(name: str) -> int:
+    """The registry's ``default_image_size`` of Keras model ``name`` (pixels): what a spec without
+    ``image_size`` trains at; ModelSpec's default when ``name`` is not registered (validation then says so)."""
+    from pipeline.models import REGISTRY  # late import: the registry imports keras
+
+    entry = REGISTRY.get(name)
+    return entry.default_image_size if entry is not None else ModelSpec.image_size
 
 
 def _data_source(entry: Any, base: Path) -> DataSource:
@@ -381,7 +392,7 @@ def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: li
         cfg = dataclasses.replace(cfg, data=tuple(_data_source(d, Path.cwd()) for d in data))
     if models:
         by_name = {m.name: m for m in cfg.models}
-        cfg = dataclasses.replace(cfg, models=tuple(by_name.get(n, ModelSpec(name=n)) for n in models))
+        cfg = dataclasses.replace(cfg, models=tuple(by_name.get(n) or _model_spec({"name": n}, {}) for n in models))
     if image_size:
         cfg = dataclasses.replace(cfg, models=tuple(dataclasses.replace(m, image_size=image_size) for m in cfg.models))
     if epochs is not None:

@@ -147,3 +147,13 @@ def test_loading_detectors_imports_no_training_code(tiny_run):
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_spec_without_image_size_takes_the_registry_default():
+    from pipeline.models import REGISTRY
+
+    cfg = config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "baseline_cnn", "image_size": 32}]})
+    named = config.apply_overrides(cfg, models=["mobilenet"])  # `train --models mobilenet`
+    assert named.models[0].image_size == REGISTRY["mobilenet"].default_image_size
+    entry = config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "densenet121"}]})
+    assert entry.models[0].image_size == REGISTRY["densenet121"].default_image_size
