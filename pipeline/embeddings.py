@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, evaluation, store
+from pipeline import artifacts, data, evaluation, store
 from pipeline import svm as svm_mod
 from pipeline.persist import save_estimator
 from pipeline.progress import ProgressFn, report
@@ -101,19 +101,6 @@ def extract(model, x: np.ndarray, batch_size: int = 64, progress: ProgressFn = N
         if b % 10 == 0 or b == n_batches:
             report(progress, stage, b, n_batches)
     return emb, p
-
-
-def stratified_subsample(strata: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
-    """Sorted row indices: at most ``limit`` rows, proportional per (dataset, label), fixed seed."""
-    n = len(strata)
-    if not limit or n <= limit:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    picked = []
-    for rows in strata.groupby(list(strata.columns), sort=True).indices.values():
-        take = max(1, round(limit * len(rows) / n))
-        picked.append(rows[rng.permutation(len(rows))[:take]])
-    return np.sort(np.concatenate(picked))[:limit] if sum(map(len, picked)) > limit else np.sort(np.concatenate(picked))
 
 
 def umap_project(Z: np.ndarray, n_components: int, fit_idx: np.ndarray, seed: int, n_neighbors: int = 15,
@@ -215,7 +202,7 @@ def build_model_embeddings(run_dir: Path, model_name: str, keras_model, x: np.nd
     report(progress, stage, 0, 3)
     t = time.perf_counter()
     cap = emb_cfg.max_points or DEFAULT_UMAP_FIT_CAP
-    fit_idx = stratified_subsample(manifest[["dataset", "label"]].reset_index(drop=True), cap, seed)
+    fit_idx = data.stratified_subsample(np.arange(len(manifest)), manifest.reset_index(drop=True), cap, seed)
     if emb_cfg.umap:
         u3 = umap_project(scores, 3, fit_idx, seed, emb_cfg.umap_neighbors, emb_cfg.umap_min_dist)
         report(progress, stage, 1, 3)

@@ -41,16 +41,18 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str = "youden") -> floa
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Metrics of the verdict ``p >= threshold`` (scikit-learn): accuracy, precision / recall / F1 of "fake",
+    balanced accuracy (mean recall of the classes present), and the confusion counts."""
     y = np.asarray(y).ravel().astype(int)
     pred = (np.asarray(p).ravel() >= threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    specificity = tn / (tn + fp) if tn + fp else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    present = [r for r, n in ((recall, tp + fn), (specificity, tn + fp)) if n]
-    return {"accuracy": float((tp + tn) / max(1, len(y))), "precision": float(precision), "recall": float(recall),
-            "f1": float(f1), "balanced_accuracy": float(np.mean(present)) if present else 0.0,
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(y, pred, labels=[1], average=None,
+                                                                   zero_division=0.0)
+    per_class = skm.recall_score(y, pred, labels=[0, 1], average=None, zero_division=0.0)
+    present = [per_class[c] for c in (0, 1) if (y == c).any()]  # balanced accuracy over the classes present
+    return {"accuracy": float(skm.accuracy_score(y, pred)) if len(y) else 0.0, "precision": float(precision[0]),
+            "recall": float(recall[0]), "f1": float(f1[0]),
+            "balanced_accuracy": float(np.mean(present)) if present else 0.0,
             "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
 
 

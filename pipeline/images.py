@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -507,26 +507,13 @@ def _jpeg_size(fp: BinaryIO) -> tuple[int, int] | None:
 # pixel normalisation
 
 
-_ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}  # the table of ImageOps.exif_transpose
-
-
 def _apply_orientation(im: Image.Image, label: str) -> Image.Image:
-    """Apply the EXIF orientation like ``ImageOps.exif_transpose``; unreadable EXIF leaves the image as stored."""
+    """Apply the EXIF orientation (``PIL.ImageOps.exif_transpose``); unreadable EXIF leaves the image as stored."""
     try:
-        orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-        method = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+        return ImageOps.exif_transpose(im)
     except Exception as exc:  # damaged EXIF must not cost a usable photo
         log.warning("%s: ignoring unreadable EXIF data (%s)", label, _detail(exc))
         return im
-    return im.transpose(method) if method is not None else im
 
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
