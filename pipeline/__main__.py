@@ -136,11 +136,14 @@ def cmd_predict(args) -> int:
                              if face.box is not None else {})})
                 suffix = f"__face{face.index}" if face.index else ""
                 for record in face.scores + ([face.combined] if face.combined is not None else []):
-                    if args.explain and getattr(setup.models.get(record["model"]), "kind", "") == "keras":
-                        # gradient maps need a Keras graph: a combined or CLIP detector has none here
+                    det = setup.models.get(record["model"]) or (
+                        setup.combiner if setup.combiner is not None and record["model"] == setup.combiner.name
+                        else None)
+                    if args.explain and det is not None and (args.explain == "occlusion" or det.kind == "keras"):
+                        # gradient maps and LIME need a Keras graph; occlusion needs only predict_proba
                         record["explanation"] = str(_write_explanation(
                             out_dir / f"{stem}{suffix}__{record['model']}__{args.explain.replace('++', 'pp')}.png",
-                            setup.models[record["model"]], face.crop, args.explain, record, info.path,
+                            det, face.crop, args.explain, record, info.path,
                             args.lime_samples, args.quiet))
                     emit({"file": file, **extra, **record})
                     if report_maps is not None and record.get("explanation"):
@@ -181,7 +184,13 @@ def _write_explanation(path: Path, lm, rgb, method: str, record: dict, run_dir: 
     from pipeline.progress import TqdmProgress
 
     title = f"{lm.name} | p(fake) {record['p_fake']:.3f} -> {record['verdict']}"
-    if method == "lime":
+    if method == "occlusion":
+        from pipeline.occlusion import occlusion_map
+
+        res = occlusion_map(lm, rgb)
+        image = explain.with_colorbar(explain.overlay(rgb, res.heatmap, 0.6, signed=True), signed=True,
+                                      title=f"occlusion (largest drop {res.max_drop:.3f}) | {title}")
+    elif method == "lime":
         res = explain.lime_explain(lm.model, rgb, num_samples=lime_samples, run_dir=run_dir, model_name=lm.name,
                                    progress=TqdmProgress(disable=quiet, leave=False))
         image = explain.with_colorbar(explain.overlay(rgb, res.heatmap, 0.6, signed=True), signed=True,
@@ -359,9 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="one Keras model of the run, or ensemble_routed / ensemble_stacked (default: "
                                    "every Keras model and the run's combined model)")
     r.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
-    r.add_argument("--explain", choices=["gradcam", "gradcam++", "saliency", "lime"],
-                   help="also write an overlay PNG per image and Keras model showing what the model looked at "
-                        "(not for the combined model)")
+    r.add_argument("--explain", choices=["gradcam", "gradcam++", "saliency", "lime", "occlusion"],
+                   help="also write an overlay PNG per image and model showing what the model looked at: gradient "
+                        "maps and LIME for Keras models; occlusion (a 7x7 grid of grey patches) for every detector, "
+                        "also CLIP and the combined model")
     r.add_argument("--out", help="folder for predictions.jsonl and the overlay PNGs (default with --explain: "
                                  "./explanations)")
     r.add_argument("--crop-faces", action="store_true", help="(the default now; kept for old scripts)")

@@ -157,3 +157,18 @@ def test_a_spec_without_image_size_takes_the_registry_default():
     assert named.models[0].image_size == REGISTRY["mobilenet"].default_image_size
     entry = config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "densenet121"}]})
     assert entry.models[0].image_size == REGISTRY["densenet121"].default_image_size
+
+
+def test_occlusion_explains_a_detector_without_gradients(colour_run, tmp_path, capsys):
+    from pipeline.__main__ import main
+
+    _, run_dir = colour_run
+    test_file = store.read_predictions(run_dir, "colour").query("split == 'test'")["path"].iloc[0]
+    out = tmp_path / "maps"
+    assert main(["predict", test_file, "--run", str(run_dir), "--whole-image", "--explain", "occlusion",
+                 "--out", str(out), "--quiet"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    png = next(r["explanation"] for r in records if r.get("model") == "colour")
+    from PIL import Image
+
+    assert Image.open(png).size[0] > 32
