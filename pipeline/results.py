@@ -20,6 +20,7 @@ from pipeline import store
 
 from pipeline.runs import (  # noqa: F401  (the reading API: discovery lives in pipeline.runs)
     ARTIFACTS_ENV,
+    REPO_ROOT,
     TRAIN_COMMAND,
     TRAIN_HINT,
     ArtifactError,

@@ -107,7 +107,7 @@ def test_clean_level_equals_upload_scoring_and_the_router_sees_the_perturbed_ima
     cfg, run_dir = keras_run
     test = _test_images(cfg, run_dir)
     combiner = ensemble.load_combiner(run_dir)
-    assert set(combiner.svms) == {"baseline_cnn+pca_svm"}
+    assert {m for m, d in combiner.detectors.items() if d.kind == "pca_svm"} == {"baseline_cnn+pca_svm"}
     levels = [("none", 0.0), ("scale", 0.5), ("normalise", 90.0)]
     frame = rb.predict_perturbed({}, test, levels, cfg.seed, normalise_size=40, combiner=combiner)[combiner.name]
     originals = [images.load_rgb(p) for p in test["path"]]

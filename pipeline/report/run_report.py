@@ -201,7 +201,7 @@ def comparison_section(rd: RunData) -> list[dict[str, Any]]:
 
 
 def router_section(rd: RunData) -> dict[str, Any] | None:
-    """How ``ensemble_routed``'s router did on the test split (:func:`pipeline.results.routing_report`):
+    """How ``ensemble_routed``'s router did on the test split (:func:`pipeline.routing.routing_report`):
     the share of images sent to their own dataset's stacker, per dataset; None without that model."""
     from pipeline.detectors.combined import ROUTED
     from pipeline.routing import routing_report
