@@ -38,9 +38,15 @@ def exp_setup(tiny_run, tiny_config, tmp_path_factory):
     root = tmp_path_factory.mktemp("exp_artifacts")
     run_dir = root / tiny_run.name
     shutil.copytree(tiny_run, run_dir)
-    cfg = dataclasses.replace(tiny_config, experiments=config.ExperimentConfig(**TINY_EXPERIMENTS))
+    from pipeline.detectors import combined
+
+    cfg = dataclasses.replace(tiny_config, experiments=config.ExperimentConfig(**TINY_EXPERIMENTS),
+                              verdict=config.VerdictConfig(members=("all",)))
     logs: list[str] = []
-    steps.run("all", cfg, run_dir, log=logs.append)
+    steps.run("search", cfg, run_dir, log=logs.append)
+    combined.run_ensemble(cfg, run_dir, log=logs.append)  # part of the run (train fits it), over searched_cnn too
+    for name in ("ablation", "robustness", "crossdataset"):
+        steps.run(name, cfg, run_dir, log=logs.append)
     return cfg, run_dir, logs
 
 
@@ -256,6 +262,8 @@ def test_config_section_and_run_id(tiny_config):
         config.from_dict({**raw, "experiments": {"ensemble_members": ["all"]}})
     old_run_json = {**config.to_dict(cfg), "experiments": {**config.to_dict(cfg)["experiments"],
                                                            "ensemble_members": ["all"]}}
+    for key in ("members", "routing"):  # a run.json from before the combined model joined [verdict]
+        old_run_json["verdict"].pop(key)
     assert config.from_json_dict(old_run_json).verdict.members == ("all",)  # run.json of older runs still reads
     with pytest.raises(config.ConfigError, match="strategy"):
         config.from_dict({**raw, "strategy": "tpu"})
