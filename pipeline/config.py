@@ -99,6 +99,8 @@ class ExperimentConfig:
     normalise_size: int = 256  # that one size (px, square)
     crossdataset: bool = False  # build the generalisation matrix after `train` (needs 2+ datasets)
     crossdataset_epochs: int = 3
+    crossdataset_models: tuple[str, ...] = ()  # more rows of the matrix: detectors of the run re-fitted per data
+                                               # set (kind clip_linear: a head per data set on cached embeddings)
 
 
 def _section(cls, raw: dict[str, Any], name: str):

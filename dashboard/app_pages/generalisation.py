@@ -21,9 +21,20 @@ except ArtifactError as exc:
 
 settings = run.experiment_settings("crossdataset")
 spec = settings.get("spec") or {}
-st.caption(f"`{settings.get('model', '?')}` at {spec.get('image_size', '?')} px, {spec.get('epochs', '?')} epoch(s), "
-           "trained on the training split of one dataset (threshold from its validation split), tested on the "
-           "test split of every dataset. A detector that only works on its own data set is of little use.")
+matrix_models = list(dict.fromkeys(matrix["model"].astype(str))) if "model" in matrix.columns else []
+chosen = settings.get("model", "?")
+if len(matrix_models) > 1:
+    chosen = st.selectbox("Model", matrix_models, key="generalisation_model")
+if matrix_models:
+    matrix = matrix[matrix["model"].astype(str) == chosen].reset_index(drop=True)
+if chosen == settings.get("model"):
+    st.caption(f"`{chosen}` at {spec.get('image_size', '?')} px, {spec.get('epochs', '?')} epoch(s), "
+               "trained on the training split of one dataset (threshold from its validation split), tested on the "
+               "test split of every dataset. A detector that only works on its own data set is of little use.")
+else:
+    st.caption(f"`{chosen}`: the frozen CLIP encoder with a linear head fitted on one data set's share of its "
+               "training sample (threshold from that data set's validation split), tested on the test split of "
+               "every data set.")
 metric = st.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], key="generalisation_metric",
                       format_func=figures.metric_label)
 st.plotly_chart(figures.generalisation_figure(matrix, metric), key="generalisation_chart", width="stretch")

@@ -126,6 +126,35 @@ def train(ctx: TrainContext) -> dict:
     return store.write_model(ctx.run_dir, spec.name, metrics=metrics, predictions=preds)
 
 
+def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.ndarray, float, int, float]]:
+    """The cross-dataset matrix of this detector: for each data set D, a head fitted on D's rows of the
+    detector's training sample (the same stratified sample as :func:`train`), its threshold chosen on D's
+    validation rows, scored on every test row. Embeddings come from the cache (computed once by ``train``).
+    Returns ``[(D, p_test (n_test,), threshold, n_train, seconds)]``; ``test rows`` = the manifest's test split."""
+    from pipeline import clip
+
+    split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy().astype(int)
+    ds = manifest["dataset"].astype(str).to_numpy()
+    sample = data.stratified_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
+    val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    cache = clip.default_cache(cfg.artifacts_dir)
+    rows = np.concatenate([sample, val_idx, test_idx])
+    emb = embed_rows(manifest, rows, cache, cfg.max_image_pixels, progress, f"{spec.name}: CLIP embeddings")
+    e_sample, e_val, e_test = np.split(emb, [len(sample), len(sample) + len(val_idx)])
+    out = []
+    for d in sorted(set(ds)):
+        t = time.perf_counter()
+        own = ds[sample] == d
+        if len(np.unique(y[sample][own])) < 2:
+            continue
+        head = clip.fit_head(e_sample[own], y[sample][own], C=float(spec.params.get("C", clip.HEAD_C)))
+        own_val = ds[val_idx] == d
+        threshold = evaluation.choose_threshold(y[val_idx][own_val], head.predict_proba(e_val[own_val])[:, 1],
+                                                cfg.threshold_rule)
+        out.append((d, head.predict_proba(e_test)[:, 1], threshold, int(own.sum()), time.perf_counter() - t))
+    return out
+
+
 def _latency_ms(paths: list[str], max_pixels: int) -> dict:
     """Batch-1 latency of a new (uncached) image through encoder and head, median of up to 3, milliseconds."""
     from pipeline import clip, images

