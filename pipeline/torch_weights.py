@@ -306,6 +306,7 @@ def parse_state_dict(data: bytes) -> dict[str, np.ndarray]:
 
 
 def file_sha256(data: bytes) -> str:
+    """sha256 (hex, lower case) of a file's bytes, as ``sha256sum`` prints it."""
     return hashlib.sha256(data).hexdigest()
 
 
