@@ -1,0 +1,160 @@
+"""Exploration analyses and their figures: detector correlation, near-duplicate leakage (pHash),
+nearest neighbours in an embedding, readable heat-map text."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipeline import correlation, figures_explore, leakage, neighbours
+
+
+# --------------------------------------------------------------------------- correlation
+
+def _preds(p: np.ndarray, split: str = "test", offset: int = 0) -> pd.DataFrame:
+    n = len(p)
+    return pd.DataFrame({"path": [f"/d/img_{i + offset}.jpg" for i in range(n)], "relpath": [f"x/img_{i}.jpg" for i in range(n)],
+                         "dataset": ["a"] * n, "label": ["real", "fake"] * (n // 2), "split": [split] * n, "p_fake": p})
+
+
+def test_score_table_joins_on_path_and_keeps_only_the_split():
+    rng = np.random.default_rng(0)
+    a = pd.concat([_preds(rng.random(10)), _preds(rng.random(4), split="val", offset=100)])
+    b = _preds(rng.random(10)).iloc[2:]  # b lacks two images: only the common ones stay
+    table = correlation.score_table({"a": a, "b": b})
+    assert len(table) == 8
+    assert correlation.model_columns(table) == ["a", "b"]
+    assert set(table["path"]) == set(b["path"])
+
+
+def test_score_table_needs_two_models():
+    with pytest.raises(ValueError, match="at least two models"):
+        correlation.score_table({"a": _preds(np.linspace(0, 1, 6))})
+
+
+def test_spearman_correlation_sign_and_rank_invariance():
+    p = np.linspace(0.1, 0.9, 20)
+    table = correlation.score_table({"a": _preds(p), "same_order": _preds(p ** 3), "reverse": _preds(1 - p)})
+    corr = correlation.score_correlation(table)
+    assert corr.loc["a", "same_order"] == pytest.approx(1.0)  # monotone transform: same ranks
+    assert corr.loc["a", "reverse"] == pytest.approx(-1.0)
+    assert correlation.most_alike(corr)[:2] == ("a", "same_order")
+
+
+def test_disagreements_puts_the_most_contested_image_first():
+    p = np.linspace(0.05, 0.95, 10)
+    q = p.copy()
+    q[0], q[9] = 0.99, 0.01  # b reverses the two extreme images
+    table = correlation.score_table({"a": _preds(p), "b": _preds(q)})
+    top = correlation.disagreements(table, top=2)
+    assert set(top["path"]) == {"/d/img_0.jpg", "/d/img_9.jpg"}
+    assert top["disagreement"].iloc[0] == pytest.approx(0.9)
+    first = top.iloc[0]
+    assert {first["most_fake"], first["most_real"]} == {"a", "b"}
+
+
+# --------------------------------------------------------------------------- leakage
+
+def _photo(rng, size=96) -> np.ndarray:
+    base = rng.integers(0, 255, (8, 8, 3)).astype(np.uint8)
+    return np.array(Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def test_perceptual_hash_finds_a_reencoded_copy_across_splits(tmp_path):
+    rng = np.random.default_rng(1)
+    paths, splits = [], []
+    for i in range(6):
+        p = tmp_path / f"train_{i}.png"
+        Image.fromarray(_photo(rng)).save(p)
+        paths.append(str(p))
+        splits.append("train")
+    # test 0: train_2 re-saved as JPEG quality 70 and scaled to 80 px; test 1: a new picture
+    copy = tmp_path / "test_copy.jpg"
+    Image.open(paths[2]).resize((80, 80)).save(copy, quality=70)
+    other = tmp_path / "test_other.png"
+    Image.fromarray(_photo(rng)).save(other)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    paths += [str(copy), str(other), str(broken)]
+    splits += ["test", "test", "test"]
+    seen = []
+    hashes = leakage.perceptual_hashes(paths, progress=lambda d, n: seen.append((d, n)), every=4)
+    assert hashes.ok.tolist() == [True] * 8 + [False]
+    assert seen[-1] == (9, 9)
+    pairs = leakage.cross_split_pairs(hashes, splits)
+    assert list(zip(pairs["i"], pairs["j"])) == [(6, 2)]
+    assert pairs["split_i"].iloc[0] == "test" and pairs["split_j"].iloc[0] == "train"
+    manifest = pd.DataFrame({"dataset": ["d"] * 9, "label": ["real"] * 9, "split": splits,
+                             "relpath": [p.rsplit("/", 1)[-1] for p in paths], "path": paths})
+    table = leakage.pairs_table(pairs, manifest)
+    assert table.loc[0, "relpath_a"] == "test_copy.jpg" and table.loc[0, "relpath_b"] == "train_2.png"
+    counts = leakage.counts_per_dataset(pairs, manifest)
+    row = counts.iloc[0]
+    assert (row["test images"], row["test with a training near-duplicate"]) == (3, 1)
+    assert row["share of test"] == pytest.approx(1 / 3)
+
+
+def test_hamming_counts_bits_and_lengths_must_match():
+    d = leakage.hamming(np.array([0b1011], dtype=np.uint64), np.array([0, 0b1000, 2 ** 64 - 1], dtype=np.uint64))
+    assert d.tolist() == [[3, 2, 61]]
+    with pytest.raises(ValueError, match="split labels"):
+        leakage.cross_split_pairs(leakage.Hashes(np.zeros(3, np.uint64), np.ones(3, bool)), ["train"])
+
+
+def test_no_pairs_gives_an_empty_table_with_columns():
+    h = leakage.Hashes(np.array([0, 2 ** 64 - 1], dtype=np.uint64), np.ones(2, bool))
+    pairs = leakage.cross_split_pairs(h, ["train", "test"])
+    assert pairs.empty and list(pairs.columns) == ["i", "j", "split_i", "split_j", "distance"]
+
+
+# --------------------------------------------------------------------------- neighbours
+
+def test_nearest_leaves_the_query_out_and_orders_by_cosine():
+    X = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0], [2, 0.05]], dtype=float)
+    nn = neighbours.nearest(X, 0, k=3)
+    assert 0 not in nn["row"].tolist()
+    assert nn["row"].tolist() == [4, 1, 2]
+    assert nn["similarity"].is_monotonic_decreasing
+    only = neighbours.nearest(X, 0, k=5, candidates=np.array([False, False, True, True, False]))
+    assert only["row"].tolist() == [2, 3]
+    with pytest.raises(IndexError):
+        neighbours.nearest(X, 9)
+
+
+# --------------------------------------------------------------------------- figures
+
+@pytest.mark.parametrize("value, expect", [(-1.0, "#ffffff"), (0.0, "#1a1a1a"), (1.0, "#ffffff")])
+def test_text_color_on_a_diverging_scale(value, expect):
+    assert figures_explore.text_color_on("RdBu_r", value, -1, 1) == expect
+
+
+def test_text_color_on_dark_red_cells_is_white():
+    # the generalisation map (RdYlGn from 0.5): a cell at or below 0.5 is dark red
+    assert figures_explore.text_color_on("RdYlGn", 0.45, 0.5, 1.0) == "#ffffff"
+    assert figures_explore.text_color_on("RdYlGn", 0.75, 0.5, 1.0) == "#1a1a1a"
+    assert figures_explore.text_color_on("RdYlGn", float("nan"), 0.5, 1.0) == "#1a1a1a"
+
+
+def test_correlation_figure_annotates_every_cell_readably():
+    corr = pd.DataFrame([[1.0, -0.9], [-0.9, 1.0]], index=["a", "b"], columns=["a", "b"])
+    fig = figures_explore.correlation_figure(corr)
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == ["1.00", "-0.90", "-0.90", "1.00"]
+    assert fig.layout.margin.t >= figures_explore.TOP_MARGIN
+    assert all(a.font.color == "#ffffff" for a in fig.layout.annotations)  # saturated ends: white
+
+
+def test_disagreement_and_leakage_and_neighbour_figures():
+    rows = pd.DataFrame({"path": ["p1", "p2"], "relpath": ["fake/a.jpg", "real/b.jpg"], "dataset": ["d", "d"],
+                         "label": ["fake", "real"], "m1": [0.9, 0.1], "m2": [0.2, 0.8]})
+    fig = figures_explore.disagreement_figure(rows, ["m1", "m2"])
+    assert [t.name for t in fig.data] == ["m1", "m2"]
+    assert list(fig.data[0].y) == ["d · a.jpg (fake)", "d · b.jpg (real)"]
+    counts = pd.DataFrame({"dataset": ["x", "y"], "test images": [10, 20], "test with a training near-duplicate": [1, 0],
+                           "share of test": [0.1, 0.0]})
+    bars = figures_explore.leakage_counts_figure(counts)
+    assert list(bars.data[0].text) == ["1 of 10", "0 of 20"]
+    nn = pd.DataFrame({"row": [3, 4], "distance": [0.1, 0.3], "similarity": [0.9, 0.7]})
+    fig = figures_explore.neighbour_distance_figure(nn, ["n1", "n2"])
+    assert list(fig.data[0].x) == [0.9, 0.7]
