@@ -22,6 +22,7 @@ st.set_page_config(page_title="Deepfake Lens", page_icon=common.favicon(), layou
 SECTIONS: dict[str, list] = {
     "Data": [
         st.Page("app_pages/overview.py", title="Overview", icon=":material/dataset:", default=True),
+        st.Page("app_pages/leakage.py", title="Leakage check", icon=":material/content_copy:"),
     ],
     "Models": [
         st.Page("app_pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
@@ -29,6 +30,7 @@ SECTIONS: dict[str, list] = {
         st.Page("app_pages/robustness.py", title="Robustness", icon=":material/shield:"),
         st.Page("app_pages/generalisation.py", title="Generalisation", icon=":material/grid_on:"),
         st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("app_pages/agreement.py", title="Agreement", icon=":material/join_inner:"),
         st.Page("app_pages/svm_lab.py", title="SVM lab", icon=":material/tune:"),
     ],
     "Images": [

@@ -92,14 +92,36 @@ def disagreements(table: pd.DataFrame, models: Sequence[str] | None = None, top:
     return out.head(int(top)).reset_index(drop=True)
 
 
+def _pairs(corr: pd.DataFrame) -> list[tuple[str, str, float]]:
+    names = list(corr.columns)
+    return [(a, b, float(corr.at[a, b])) for i, a in enumerate(names) for b in names[i + 1:]
+            if np.isfinite(corr.at[a, b])]
+
+
 def most_alike(corr: pd.DataFrame) -> tuple[str, str, float] | None:
     """The pair of different models with the highest correlation, or None (fewer than two models or
     all NaN)."""
-    best: tuple[str, str, float] | None = None
-    names = list(corr.columns)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            v = corr.at[a, b]
-            if np.isfinite(v) and (best is None or v > best[2]):
-                best = (a, b, float(v))
-    return best
+    pairs = _pairs(corr)
+    return max(pairs, key=lambda t: t[2]) if pairs else None
+
+
+def least_alike(corr: pd.DataFrame) -> tuple[str, str, float] | None:
+    """The pair of different models with the lowest correlation, or None."""
+    pairs = _pairs(corr)
+    return min(pairs, key=lambda t: t[2]) if pairs else None
+
+
+def stored_scores(predictions: Mapping[str, pd.DataFrame], thresholds: Mapping[str, float], path: str) -> list[dict]:
+    """Every model's stored score of one image (validation and test images only: ``predictions.parquet``
+    holds no training rows), as records ``model, p_fake, threshold, verdict`` (``verdict`` "fake" when
+    ``p_fake >= threshold``), in the order of ``predictions``; models without a row for ``path`` are
+    left out."""
+    out = []
+    for model, df in predictions.items():
+        rows = df[df[KEY] == path] if KEY in df.columns else df.iloc[0:0]
+        if rows.empty:
+            continue
+        p = float(rows["p_fake"].iloc[0])
+        t = float(thresholds.get(model, 0.5))
+        out.append({"model": model, "p_fake": p, "threshold": t, "verdict": "fake" if p >= t else "real"})
+    return out

@@ -40,6 +40,7 @@ def test_spearman_correlation_sign_and_rank_invariance():
     assert corr.loc["a", "same_order"] == pytest.approx(1.0)  # monotone transform: same ranks
     assert corr.loc["a", "reverse"] == pytest.approx(-1.0)
     assert correlation.most_alike(corr)[:2] == ("a", "same_order")
+    assert correlation.least_alike(corr)[:2] in {("a", "reverse"), ("same_order", "reverse")}
 
 
 def test_disagreements_puts_the_most_contested_image_first():
@@ -158,3 +159,10 @@ def test_disagreement_and_leakage_and_neighbour_figures():
     nn = pd.DataFrame({"row": [3, 4], "distance": [0.1, 0.3], "similarity": [0.9, 0.7]})
     fig = figures_explore.neighbour_distance_figure(nn, ["n1", "n2"])
     assert list(fig.data[0].x) == [0.9, 0.7]
+
+
+def test_stored_scores_of_one_image():
+    a, b = _preds(np.array([0.2, 0.8])), _preds(np.array([0.6, 0.4]))
+    recs = correlation.stored_scores({"a": a, "b": b, "c": a.iloc[0:0]}, {"a": 0.5, "b": 0.7}, "/d/img_1.jpg")
+    assert recs == [{"model": "a", "p_fake": 0.8, "threshold": 0.5, "verdict": "fake"},
+                    {"model": "b", "p_fake": 0.4, "threshold": 0.7, "verdict": "real"}]
