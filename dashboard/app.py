@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:  # pages import dashboard.* and pipeline.*
 
 import streamlit as st  # noqa: E402
 
-from dashboard import common  # noqa: E402
+from dashboard import common, presentation  # noqa: E402
 from pipeline import results  # noqa: E402
 
 st.set_page_config(page_title="Deepfake Lens", page_icon=common.favicon(), layout="wide")
@@ -46,6 +46,7 @@ page = st.navigation(SECTIONS)
 
 runs = results.list_runs()
 with st.sidebar:
+    presentation.sidebar_toggle()
     if runs:
         ids = [r.run_id for r in runs]
         by_id = {r.run_id: r for r in runs}

@@ -60,7 +60,7 @@ def correlation_figure(corr: pd.DataFrame, title: str = "Spearman correlation of
         for j, b in enumerate(names):
             v = z[i, j]
             fig.add_annotation(x=b, y=a, showarrow=False, text="–" if not np.isfinite(v) else f"{v:.2f}",
-                               font=dict(size=12, color=text_color_on(scale, v, -1, 1)))
+                               font=dict(size=12 if len(names) <= 6 else 11, color=text_color_on(scale, v, -1, 1)))
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=TOP_MARGIN, b=10), height=160 + 42 * len(names))
     fig.update_xaxes(type="category", tickangle=-35)
     fig.update_yaxes(type="category", autorange="reversed")
@@ -79,8 +79,9 @@ def disagreement_figure(rows: pd.DataFrame, models: Sequence[str], colors: dict[
         fig.add_trace(go.Scatter(x=rows[m], y=labels, mode="markers", name=m,
                                  marker=dict(size=11, color=(colors or {}).get(m)),
                                  hovertemplate=f"{m}: P(fake) %{{x:.3f}}<extra></extra>"))
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=TOP_MARGIN, b=10), height=140 + 30 * max(1, len(rows)),
-                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
+    # legend on the right, never over the axis title below the plot
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=TOP_MARGIN, b=10), height=160 + 30 * max(1, len(rows)),
+                      legend=dict(orientation="v", x=1.02, y=1, xanchor="left", yanchor="top"),
                       xaxis=dict(range=[-0.02, 1.02], title="P(fake)"))
     fig.update_yaxes(autorange="reversed", type="category")
     return fig

@@ -166,3 +166,29 @@ def test_stored_scores_of_one_image():
     recs = correlation.stored_scores({"a": a, "b": b, "c": a.iloc[0:0]}, {"a": 0.5, "b": 0.7}, "/d/img_1.jpg")
     assert recs == [{"model": "a", "p_fake": 0.8, "threshold": 0.5, "verdict": "fake"},
                     {"model": "b", "p_fake": 0.4, "threshold": 0.7, "verdict": "real"}]
+
+
+def test_training_table_best_epoch_and_test_auc():
+    from pipeline import training_results
+
+    h1 = pd.DataFrame({"epoch": [0, 1, 2], "val_auc": [0.6, 0.8, 0.7]})
+    h2 = pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.9]})  # no validation AUC recorded
+    summary = pd.DataFrame({"model": ["a", "a", "b"], "scope": ["all", "x", "all"], "roc_auc": [0.75, 0.9, 0.85],
+                            "train_seconds": [12.0, 12.0, 3.0]})
+    t = training_results.training_table({"a": h1, "b": h2, "c": h1}, summary)
+    assert t["model"].tolist() == ["b", "a", "c"]  # by pooled test AUC; c has none
+    a = t.set_index("model").loc["a"]
+    assert (a["epochs"], a["best validation AUC"], a["at epoch"], a["test ROC-AUC"], a["training time (s)"]) == \
+        (3, 0.8, 2, 0.75, 12.0)
+    assert np.isnan(t.set_index("model").loc["b", "best validation AUC"])
+
+
+def test_relative_paths_use_the_deepest_data_folder():
+    from pipeline import display
+
+    cfg = {"data": ["/d/all", {"path": "/d/all/faces140k", "name": "f"}]}
+    roots = display.data_roots(cfg)
+    assert roots == ["/d/all", "/d/all/faces140k"]
+    s = display.relative_paths(pd.Series(["/d/all/faces140k/real/1.jpg", "/d/all/x/y.png", "/elsewhere/z.jpg"],
+                                         index=[5, 6, 7]), roots)
+    assert s.to_dict() == {5: "faces140k/real/1.jpg", 6: "all/x/y.png", 7: "/elsewhere/z.jpg"}

@@ -128,3 +128,27 @@ def test_leakage_page_button_then_counts(monkeypatch, run_dir):
     assert not at.exception, [e.value for e in at.exception]
     strict = leakage.cross_split_pairs(hashes, m["split"].tolist(), 0)
     assert at.metric[2].value == f"{len(strict):,}"
+
+
+def test_presentation_mode_from_the_url_and_the_sidebar(monkeypatch, run_dir):
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(run_dir.parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["present"] = "1"
+    at.run()
+    at.switch_page("app_pages/check.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.toggle(key="present").value is True
+    keys = {t.key for t in at.toggle}
+    assert "check_crop" not in keys and "check_stability" not in keys  # fewer controls
+    assert not [e for e in at.expander if "How is this computed" in str(e.label)]
+    # switched off in the sidebar: the controls are back, the URL follows
+    at.sidebar.toggle(key="present").set_value(False).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"check_crop", "check_stability", "check_cam"} <= {t.key for t in at.toggle}
+    assert at.query_params.get("present") in (None, [], "")
+
+
+def test_normal_mode_by_default(monkeypatch, run_dir):
+    at = _app(monkeypatch, run_dir, "app_pages/check.py")
+    assert at.sidebar.toggle(key="present").value is False
+    assert {"check_crop", "check_stability", "check_cam"} <= {t.key for t in at.toggle}

@@ -27,19 +27,14 @@ corr = correlation.score_correlation(table, names)
 st.caption(f"{len(table):,} test images scored by all {len(names)} models"
            + ("" if scope == "all" else f" (data set {scope})") + ".")
 
-left, right = st.columns([3, 2], gap="large")
-left.plotly_chart(figures_explore.correlation_figure(corr), width="stretch", key="agree_corr")
-with right:
-    st.markdown("**How to read this**: each cell compares how two models *rank* the test images (Spearman "
-                "correlation). **1** = the same order, **0** = unrelated, **below 0** = opposite. Two models near 1 "
-                "add little to each other in an ensemble; low values mean each sees something different, or one "
-                "is guessing.")
-    pair = correlation.most_alike(corr)
-    if pair:
-        st.markdown(f"Most alike: **{pair[0]}** and **{pair[1]}** ({pair[2]:.2f}).")
-    pair = correlation.least_alike(corr)
-    if pair:
-        st.markdown(f"Least alike: **{pair[0]}** and **{pair[1]}** ({pair[2]:.2f}).")
+st.plotly_chart(figures_explore.correlation_figure(corr), width="stretch", key="agree_corr")
+st.markdown("**How to read this**: each cell compares how two models *rank* the test images (Spearman correlation). "
+            "**1** = the same order, **0** = unrelated, **below 0** = opposite. Two models near 1 add little to each "
+            "other in an ensemble; low values mean each sees something different, or one is guessing.")
+pairs = [p for p in (correlation.most_alike(corr), correlation.least_alike(corr)) if p]
+if pairs:
+    st.markdown(" · ".join(f"{what}: **{a}** and **{b}** ({v:.2f})"
+                           for what, (a, b, v) in zip(("Most alike", "Least alike"), pairs)))
 
 st.subheader("The images they disagree on most")
 top = st.slider("Images", 4, 24, 8, 4, key="agree_top")

@@ -237,6 +237,9 @@ c1, c2 = st.columns([3, 2], gap="large")
 c1.plotly_chart(figures.explained_variance_figure(common.guarded(run.explained_variance, model),
                                                   title=f"{model}: explained variance of the PCA"),
                 key="emb_variance", width="stretch")
+c1.caption("How to read this: how much of the differences between faces each principal component carries (bars) "
+           "and the first components together (line). If the first 3 carry little, the 3-D view shows only a "
+           "small part of what the model sees.")
 sep = common.guarded(_separability, str(run.path), model, _mtime(run, model, "separability.json"))
 c2.markdown("**Separability on the test split** (classifiers fitted on train)")
 c2.dataframe(sep, hide_index=True, width="stretch", key="emb_separability",
