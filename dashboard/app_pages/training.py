@@ -54,9 +54,9 @@ else:
 st.subheader("Hyper-parameter search")
 try:
     trials = run.experiment("search")
-except ExperimentNotRun as exc:
+except ExperimentNotRun:
     st.caption("Not part of this run: the search of a small CNN's layers and learning rate is an optional "
-               "experiment, run on request (the ⓘ says how).", help=str(exc))
+               f"experiment (`python -m pipeline experiment search --run {run.run_id}`).")
 except ArtifactError as exc:
     st.warning(str(exc))
 else:
@@ -80,9 +80,9 @@ else:
 st.subheader("Optimizer x learning rate")
 try:
     grid = run.experiment("ablation")
-except ExperimentNotRun as exc:
+except ExperimentNotRun:
     st.caption("Not part of this run: training one model with each optimizer and learning rate is an optional "
-               "experiment, run on request (the ⓘ says how).", help=str(exc))
+               f"experiment (`python -m pipeline experiment ablation --run {run.run_id}`).")
 except ArtifactError as exc:
     st.warning(str(exc))
 else:
