@@ -45,9 +45,15 @@ def _clear_title(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _legend_height(n_entries: int, per_row: int = 2, row_px: int = 28) -> int:
-    """Figure height (px) for a square-ish plot with ``n_entries`` legend entries in rows below it."""
-    return 380 + row_px * -(-n_entries // per_row)
+def _legend_below(fig: go.Figure, plot_px: int = 340) -> go.Figure:
+    """Put the legend under the plot, below the x-axis title (anchored to the bottom of the figure, not to
+    the plot), with a bottom margin tall enough for one entry per row on a narrow column, so the legend
+    never covers the axis title and never needs a scroll bar."""
+    n = sum(1 for t in fig.data if t.showlegend is not False)
+    bottom = 70 + 21 * n
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=0, yref="container", yanchor="bottom"),
+                      margin=dict(b=bottom), height=plot_px + bottom + TITLE_BAND)
+    return fig
 
 
 def metric_label(metric: str) -> str:
@@ -109,8 +115,8 @@ def roc_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str
             hovertemplate=f"{model}<br>FPR %{{x:.3f}}<br>TPR %{{y:.3f}}<extra></extra>"))
     if missing:
         _empty_note(fig, f"no ROC curve for {', '.join(missing)} (one class only in this scope)")
-    fig.update_layout(title=title, margin=_MARGIN, hovermode="closest", height=_legend_height(len(fig.data)),
-                      legend=dict(orientation="h", x=0, y=-0.22, xanchor="left", yanchor="top"))
+    fig.update_layout(title=title, margin=_MARGIN, hovermode="closest")
+    _legend_below(fig)
     _clear_title(fig)
     fig.update_xaxes(title_text="False positive rate", range=[-0.01, 1.01], constrain="domain")
     fig.update_yaxes(title_text="True positive rate", range=[-0.01, 1.01], scaleanchor="x", scaleratio=1,
@@ -142,8 +148,8 @@ def pr_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
                                  hoverinfo="skip"))
     if missing:
         _empty_note(fig, f"no PR curve for {', '.join(missing)} (one class only in this scope)")
-    fig.update_layout(title=title, margin=_MARGIN, hovermode="closest", height=_legend_height(len(fig.data)),
-                      legend=dict(orientation="h", x=0, y=-0.22, xanchor="left", yanchor="top"))
+    fig.update_layout(title=title, margin=_MARGIN, hovermode="closest")
+    _legend_below(fig)
     _clear_title(fig)
     fig.update_xaxes(title_text="Recall (fakes caught)", range=[-0.01, 1.01])
     fig.update_yaxes(title_text="Precision", range=[-0.01, 1.01])
@@ -325,7 +331,7 @@ def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[st
                              marker=dict(symbol="line-ns-open", size=26, color="black", line=dict(width=3, color="black")),
                              hovertemplate="%{y} says fake from P(fake) %{x:.3f} on (its own cut-off, chosen on the "
                                            "validation split)<extra></extra>"))
-    fig.update_xaxes(range=[0, 1], title_text="P(fake): the model's probability that the face is fake")
+    fig.update_xaxes(range=[0, 1], title_text="P(fake) (0 = surely real, 1 = surely fake)")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title=title, margin=_MARGIN, height=150 + 38 * len(names),
                       legend=dict(orientation="h", yanchor="top", y=-0.3 - 0.9 / max(1, len(names)), xanchor="left", x=0))
@@ -618,7 +624,11 @@ def embedding_scatter_figure(df: pd.DataFrame, columns: tuple[str, ...], color_b
         fig.update_layout(scene=dict(xaxis_title=columns[0], yaxis_title=columns[1], zaxis_title=columns[2],
                                      uirevision=uirevision, aspectmode="cube"), height=620)
     else:
-        fig.update_layout(xaxis_title=columns[0], yaxis_title=columns[1], height=480, dragmode="lasso")
+        # A click selects the point it hits (clickmode "event+select"; Streamlit's on_select reports it).
+        # Dragging pans: with dragmode "lasso" or "select" Streamlit turns click selection off, so the
+        # lasso and box stay one click away in the chart's toolbar instead.
+        fig.update_layout(xaxis_title=columns[0], yaxis_title=columns[1], height=480, dragmode="pan",
+                          clickmode="event+select")
     return fig
 
 
@@ -635,11 +645,11 @@ def explained_variance_figure(ratios: Iterable[float], title: str = "Explained v
                          hovertemplate="PC %{x}: %{y:.1%}<extra></extra>"))
     fig.add_trace(go.Scatter(x=comps, y=cum, name="cumulative", mode="lines+markers", yaxis="y2",
                              line=dict(color=PALETTE[1]), hovertemplate="PC 1-%{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(title=title, margin=_MARGIN, height=340, xaxis_title="Principal component",
+    fig.update_layout(title=title, margin=_MARGIN, height=380, xaxis_title="Principal component",
                       yaxis=dict(title="Share of variance", tickformat=".0%"),
                       yaxis2=dict(title="Cumulative", overlaying="y", side="right", range=[0, 1.02], tickformat=".0%"),
-                      legend=dict(orientation="h", y=1.1))
-    return fig
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    return _clear_title(fig)
 
 
 def decision_surface_figure(surface: Mapping[str, Any], points_x, points_y, labels, title: str = "",

@@ -192,3 +192,14 @@ def test_relative_paths_use_the_deepest_data_folder():
     s = display.relative_paths(pd.Series(["/d/all/faces140k/real/1.jpg", "/d/all/x/y.png", "/elsewhere/z.jpg"],
                                          index=[5, 6, 7]), roots)
     assert s.to_dict() == {5: "faces140k/real/1.jpg", 6: "all/x/y.png", 7: "/elsewhere/z.jpg"}
+
+
+def test_2d_embedding_scatter_selects_on_click():
+    # Streamlit turns click selection off while the drag mode is lasso or box select
+    from pipeline import figures
+
+    df = pd.DataFrame({"pca2d_1": [0.0, 1.0], "pca2d_2": [1.0, 0.0], "label": ["real", "fake"], "dataset": ["d", "d"],
+                       "split": ["test", "test"], "path": ["a.png", "b.png"], "p_fake": [0.2, 0.9]})
+    fig = figures.embedding_scatter_figure(df, ("pca2d_1", "pca2d_2"))
+    assert fig.layout.dragmode not in ("lasso", "select")
+    assert "select" in fig.layout.clickmode

@@ -126,7 +126,7 @@ def explorer_2d() -> None:
     rows = _selected_rows(event, df)
     if not rows and PICK_KEY not in st.session_state:
         st.caption("How to read this: each dot is one face, placed so that faces the model represents alike sit "
-                   "close together. Click a dot (or draw a box / lasso) to open it: the face, every model's score, "
+                   "close together. Click a dot to open it (the box and lasso in the chart's toolbar select several): the face, every model's score, "
                    "where the model looked and its nearest neighbours.")
         return
     if rows:
@@ -189,8 +189,9 @@ def image_details(row: int, splits: list[str]) -> None:
         cam_model = model if model in keras_names else (keras_names[0] if keras_names else None)
         if cam_model is None:
             st.caption("No Keras model in this run to draw a Grad-CAM with.")
-        elif st.toggle("Where the model looked (Grad-CAM)", value=False, key="emb_pick_cam",
-                       help="Loads the model and computes its Grad-CAM: a few seconds the first time."):
+        elif st.toggle("Grad-CAM", value=False, key="emb_pick_cam",
+                       help=f"Where {cam_model} looked: loads the model and computes its Grad-CAM (a few seconds "
+                            "the first time)."):
             from pipeline import explain
 
             loaded = common.run_models(run, [cam_model])[cam_model]

@@ -31,11 +31,15 @@ max_distance = st.slider("Near-duplicate when the fingerprints differ in at most
                          help="0 = the same fingerprint; 4 is the usual choice for 'the same picture'; above about 10, "
                               "different faces with the same pose and lighting start to match.")
 if "hashes" not in store:
-    st.info(f"Fingerprinting the run's {len(manifest):,} images takes about "
-            f"{max(1, round(len(manifest) * 1.5 / 1000))} s on this machine; it is done once per server.",
-            icon=":material/fingerprint:")
-    if not st.button("Find near-duplicates", key="leak_run", type="primary", icon=":material/search:"):
+    intro = st.empty()
+    with intro.container():
+        st.info(f"Fingerprinting the run's {len(manifest):,} images takes about "
+                f"{max(1, round(len(manifest) * 1.5 / 1000))} s on this machine; it is done once per server.",
+                icon=":material/fingerprint:")
+        clicked = st.button("Find near-duplicates", key="leak_run", type="primary", icon=":material/search:")
+    if not clicked:
         st.stop()
+    intro.empty()
     bar = st.progress(0.0, text="Fingerprinting images…")
     store["hashes"] = leakage.perceptual_hashes(
         manifest["path"].astype(str).tolist(),
@@ -70,7 +74,13 @@ left.plotly_chart(figures_explore.leakage_counts_figure(counts), width="stretch"
 left.caption("How to read this: the height is the share of a data set's test images that have a near-copy in its "
              "or another data set's training split; the label gives the count. 0 everywhere is what you want.")
 right.dataframe(counts, hide_index=True, width="stretch", key="leak_counts",
-                column_config={"share of test": st.column_config.NumberColumn("share of test", format="percent")})
+                column_config={"dataset": "data set", "test images": "test",
+                               "test with a training near-duplicate": st.column_config.NumberColumn(
+                                   "copied", help="Test images with a near-duplicate in training"),
+                               "share of test": st.column_config.NumberColumn("share", format="percent"),
+                               "validation images": "validation",
+                               "validation with a training near-duplicate": st.column_config.NumberColumn(
+                                   "val. copied", help="Validation images with a near-duplicate in training")})
 
 st.subheader("The pairs")
 if pairs.empty:

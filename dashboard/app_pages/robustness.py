@@ -44,9 +44,11 @@ n_scope = sorted({int(v) for v in scope_rows["n"].dropna()})
 n_words = f"{n_scope[0]:,}" if len(n_scope) == 1 else "–".join(f"{v:,}" for v in (n_scope[0], n_scope[-1])) \
     if n_scope else "?"
 scope_words = "all data sets pooled" if dataset == "all" else dataset
-st.caption(f"**{n_words} test images** ({scope_words}; from a fixed-seed sample of "
-           f"{settings.get('n_test', '?')} of the test split's images, stratified by data set and class: every number "
-           "on this page is on these images). Each perturbation is applied to the original image, before it is resized to "
+sample = settings.get("n_test", "?")
+st.caption(f"**{n_words} test images** ({scope_words}"
+           + ("" if dataset == "all" else f", of a fixed-seed sample of {sample:,} test images" if isinstance(sample, int)
+              else "") + "; every number on this page is on these images, a sample of the test split stratified by "
+           "data set and class). Each perturbation is applied to the original image, before it is resized to "
            "the model's input size. Accuracy is at each model's own decision threshold, chosen on the validation "
            "split.")
 if verdict_model:
@@ -82,7 +84,7 @@ st.dataframe(drop.reset_index(), hide_index=True, width="stretch", key="robustne
              | {"above chance": st.column_config.CheckboxColumn(
                  "above chance", help="The clean ROC-AUC is further from 0.5 than a coin lands on this many images "
                                       "in 19 of 20 draws: only then can a drop say anything.")})
-st.caption(f"{short.capitalize()} drop = clean {short} − {short} under the damage (mean over its levels); lower is "
+st.caption(f"{short[0].upper() + short[1:]} drop = clean {short} − {short} under the damage (mean over its levels); lower is "
            f"more robust, negative means it scored better damaged. On the same {n_words} images as above.")
 
 shortcut = results.shortcut_table(table, dataset)

@@ -13,7 +13,6 @@ st.title("Training")
 st.caption(common.run_caption(run))
 
 # --------------------------------------------------------------------------- curves
-st.subheader("Training curves")
 histories: dict[str, pd.DataFrame] = {}
 for m in run.models():
     try:
@@ -25,7 +24,7 @@ for m in run.models():
 if not histories:
     st.info("No model of this run has finished an epoch yet: curves appear here as models train.")
 else:
-    st.markdown("**What each model reached**")
+    st.subheader("What each model reached")
     st.dataframe(training_results.training_table(histories, common.summary(run)), hide_index=True, width="stretch",
                  key="training_results",
                  column_config={"best validation AUC": st.column_config.NumberColumn(
@@ -34,8 +33,9 @@ else:
                      "test ROC-AUC": st.column_config.NumberColumn(
                          format="%.3f", help="On the pooled test split, with the weights the model kept."),
                      "training time (s)": st.column_config.NumberColumn(format="%.0f")})
+    st.subheader("Training curves")
     colors = figures.model_colors(list(histories))
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Models", list(histories), default=list(histories), key="training_models")
     metric = c2.segmented_control("Metric", ["loss", "accuracy", "auc"], default="loss", key="training_metric",
                                   format_func=figures.metric_label, required=True)
