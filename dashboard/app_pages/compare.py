@@ -104,6 +104,11 @@ if len(weak):
                + ", ".join(f"**{m}** ({v}, {a:.3f})" for m, v, a in zip(weak["model"], weak["vs_chance"],
                                                                           weak["roc_auc"])),
                icon=":material/casino:")
+silent = display[display["recall"] == 0]
+if len(silent):
+    st.warning("Catches no fake of this scope at its threshold (recall 0: every fake called real), so its precision "
+               "and F1 are 0 as well; its threshold, chosen on the validation split, does not suit these images: "
+               + ", ".join(f"**{m}**" for m in silent["model"]), icon=":material/block:")
 
 
 def _highlight(col: pd.Series) -> list[str]:
