@@ -152,3 +152,64 @@ def test_normal_mode_by_default(monkeypatch, run_dir):
     at = _app(monkeypatch, run_dir, "app_pages/check.py")
     assert at.sidebar.toggle(key="present").value is False
     assert {"check_crop", "check_stability", "check_cam"} <= {t.key for t in at.toggle}
+
+
+def _write_experiment(run_dir: Path, name: str, table: pd.DataFrame, settings: dict) -> None:
+    from pipeline import experiments
+
+    folder = run_dir / experiments.EXPERIMENTS_DIR / name / "k0"
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / experiments.TABLES[name], index=False)
+    (folder / "settings.json").write_text(json.dumps(settings))
+    experiments.mark_done(folder)
+
+
+@pytest.fixture(scope="module")
+def exp_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("artifacts_exp")
+    run = write_synthetic_run(root, seed=5)
+    rows = []
+    for model, clean, drop in (("baseline_cnn", 0.90, 0.10), ("mobilenet", 0.80, 0.02)):
+        for ds, n in (("all", 120), ("faces140k", 60), ("lfw_faceswap", 60)):
+            for pert, level, d in (("none", 0, 0.0), ("blur", 1.0, drop), ("jpeg", 75, drop / 2)):
+                rows.append({"model": model, "perturbation": pert, "level": level, "dataset": ds, "n": n,
+                             "roc_auc": clean - d, "accuracy": clean - 0.1 - 2 * d, "balanced_accuracy": clean - 0.1 - d,
+                             "auc_drop": d, "flip_rate": 0.0, "mean_abs_change": 0.0})
+    _write_experiment(run, "robustness", pd.DataFrame(rows), {"n_test": 120, "models": ["baseline_cnn", "mobilenet"]})
+    cells = []
+    for a in ("faces140k", "lfw_faceswap"):
+        for b, n in (("faces140k", 80), ("lfw_faceswap", 40)):
+            cells.append({"train_on": a, "test_on": b, "in_domain": a == b, "n": n, "roc_auc": 0.9 if a == b else 0.6,
+                          "accuracy": 0.85 if a == b else 0.55, "balanced_accuracy": 0.85 if a == b else 0.55,
+                          "threshold": 0.5, "n_train": 100, "train_seconds": 1.0})
+    _write_experiment(run, "crossdataset", pd.DataFrame(cells), {"model": "baseline_cnn", "spec": {}})
+    return run
+
+
+def test_robustness_metric_switch_reaches_headline_and_table(monkeypatch, exp_run):
+    at = _app(monkeypatch, exp_run, "app_pages/robustness.py")
+    assert "**120 test images**" in _texts(at)
+    assert any(h.value == "Mean AUC drop per model" for h in at.subheader)
+    at.selectbox(key="robustness_metric").set_value("accuracy").run()
+    at.selectbox(key="robustness_dataset").set_value("faces140k").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _texts(at)
+    assert "**60 test images**" in text and "**120 test images**" not in text  # one n: the scope's
+    assert any(h.value == "Mean accuracy drop per model" for h in at.subheader)
+    assert "Most robust here: **mobilenet** (clean accuracy 0.700" in text
+    table = at.dataframe[0].value
+    assert "clean accuracy" in table.columns and "clean AUC" not in table.columns and "n" not in table.columns
+    row = table.set_index("model").loc["baseline_cnn"]
+    assert row["blur"] == pytest.approx(0.2) and row["JPEG re-save"] == pytest.approx(0.1)  # accuracy drops
+
+
+def test_generalisation_metric_switch_reaches_findings_and_table(monkeypatch, exp_run):
+    at = _app(monkeypatch, exp_run, "app_pages/generalisation.py")
+    assert "faces140k 80, lfw_faceswap 40" in _texts(at)
+    at.selectbox(key="generalisation_metric").set_value("accuracy").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _texts(at)
+    assert "Trained on **faces140k** (accuracy 0.850, AUC 0.900 on its own test split)" in text
+    grid = at.dataframe[0].value
+    assert list(grid.columns) == ["Accuracy: trained on ↓ / tested on →", "faces140k (n=80)", "lfw_faceswap (n=40)"]
+    assert grid.iloc[0, 1] == pytest.approx(0.85)
