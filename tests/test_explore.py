@@ -203,3 +203,24 @@ def test_2d_embedding_scatter_selects_on_click():
     fig = figures.embedding_scatter_figure(df, ("pca2d_1", "pca2d_2"))
     assert fig.layout.dragmode not in ("lasso", "select")
     assert "select" in fig.layout.clickmode
+
+
+def test_projector_fixes_in_the_shared_figures():
+    """Titles clear of the toolbar, legends below the axis titles, readable numbers on dark cells."""
+    from pipeline import figures
+
+    curves = {m: {"fpr": [0, 0.5, 1], "tpr": [0, 0.7, 1], "auc": 0.6, "precision": [1, 0.6, 0.5],
+                  "recall": [0, 0.5, 1], "ap": 0.6} for m in ("a", "b", "c")}
+    for fig in (figures.roc_figure(curves), figures.pr_figure(curves, prevalence=0.5)):
+        assert fig.layout.margin.t >= figures.TITLE_BAND and fig.layout.title.yanchor == "bottom"
+        assert fig.layout.legend.yref == "container" and fig.layout.legend.yanchor == "bottom"
+        assert fig.layout.margin.b >= 70 + 21 * 3  # room for one legend entry per row under the axis title
+    matrix = pd.DataFrame({"train_on": ["x", "x"], "test_on": ["x", "y"], "in_domain": [True, False], "n": [50, 50],
+                           "roc_auc": [0.75, 0.45]})
+    notes = {a.text.replace("<b>", "").replace("</b>", ""): a.font.color
+             for a in figures.generalisation_figure(matrix).layout.annotations}
+    assert notes == {"0.750": "#1a1a1a", "0.450": "#ffffff"}  # pale yellow cell: dark text; dark red: white
+    cam = figures.image_figure(np.zeros((8, 8, 3), np.uint8), title="Where it looked", height=260)
+    assert cam.layout.margin.t >= figures.TITLE_BAND and cam.layout.height == 260 + figures.TITLE_BAND - 30
+    bars = figures.probability_bars_figure([{"model": "m", "p_fake": 0.7, "threshold": 0.5, "verdict": "fake"}])
+    assert bars.layout.legend.y < 0 and "cut-off" in bars.data[1].hovertemplate
