@@ -32,6 +32,7 @@ files = st.file_uploader(
          "Files are decoded safely: a damaged or non-image file gets its own message.")
 # The answer goes right under the uploader; the settings and the small print follow it on screen
 # (their widgets run first, so their values are known when the photos are scored).
+rate_box = st.container() if not present else None  # the verdict's known error rate, stated above the results
 answer = st.container()
 if present:  # fewer controls: the defaults (or what was set before switching)
     crop_faces = bool(st.session_state.get("check_crop", True))
@@ -64,8 +65,8 @@ combiner, combiner_problem = common.run_combiner(run, model_names)
 policy, policy_problem = common.run_policy(run)
 colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
 if policy is not None:
-    st.caption(verdict_mod.error_rate_words(policy) + " " + verdict_mod.fakes_missed_words(policy) +
-               " Never the sole basis for accusing a person.")
+    (rate_box or st).caption(verdict_mod.error_rate_words(policy) + " " + verdict_mod.fakes_missed_words(policy) +
+                             " Never the sole basis for accusing a person.")
 if not present:
     with st.expander("How is this computed?"):
         if policy is not None:
@@ -200,9 +201,12 @@ with answer:
                             over, exp = _heat(best, face.crop)
                             maps.setdefault((res.name, face.index), []).append((f"Grad-CAM · {best}", over))
                             st.plotly_chart(figures.image_figure(
-                                over, title=f"Where {best} looked ({exp.label})", colorscale=explain.plotly_colorscale(),
+                                over, title="Where it looked", colorscale=explain.plotly_colorscale(),
                                 tick_labels=explain.colorbar_labels(), height=260),
-                                width="stretch", key=f"check_cam_{res.name}_{face.index}_{id(res)}")
+                                width="stretch", key=f"check_cam_{res.name}_{face.index}_{id(res)}",
+                                config={"displayModeBar": False})  # a picture: no zoom toolbar over its title
+                            st.caption(f"{exp.label} of {best}, the best single model: red marks what raised its "
+                                       "P(fake) most.")
                             if exp.note:
                                 st.caption(exp.note)
                         except Exception as exc:  # noqa: BLE001 - the scores stay useful without the map
