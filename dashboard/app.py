@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:  # pages import dashboard.* and pipeline.*
 
 import streamlit as st  # noqa: E402
 
-from dashboard import common  # noqa: E402
+from dashboard import common, presentation  # noqa: E402
 from pipeline import results  # noqa: E402
 
 st.set_page_config(page_title="Deepfake Lens", page_icon=common.favicon(), layout="wide")
@@ -22,6 +22,7 @@ st.set_page_config(page_title="Deepfake Lens", page_icon=common.favicon(), layou
 SECTIONS: dict[str, list] = {
     "Data": [
         st.Page("app_pages/overview.py", title="Overview", icon=":material/dataset:", default=True),
+        st.Page("app_pages/leakage.py", title="Leakage check", icon=":material/content_copy:"),
     ],
     "Models": [
         st.Page("app_pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
@@ -29,6 +30,7 @@ SECTIONS: dict[str, list] = {
         st.Page("app_pages/robustness.py", title="Robustness", icon=":material/shield:"),
         st.Page("app_pages/generalisation.py", title="Generalisation", icon=":material/grid_on:"),
         st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("app_pages/agreement.py", title="Agreement", icon=":material/join_inner:"),
         st.Page("app_pages/svm_lab.py", title="SVM lab", icon=":material/tune:"),
     ],
     "Images": [
@@ -44,6 +46,7 @@ page = st.navigation(SECTIONS)
 
 runs = results.list_runs()
 with st.sidebar:
+    presentation.sidebar_toggle()
     if runs:
         ids = [r.run_id for r in runs]
         by_id = {r.run_id: r for r in runs}

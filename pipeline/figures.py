@@ -32,6 +32,28 @@ METRIC_LABELS = {
 _UNIT_METRICS = {"accuracy", "precision", "recall", "f1", "balanced_accuracy", "roc_auc", "average_precision",
                  "accuracy_at_0.5", "auc"}
 _MARGIN = dict(l=10, r=10, t=50, b=10)
+TITLE_BAND = 74  # px above the plot: the title sits at its bottom, the chart toolbar at its top (never on the title)
+
+
+def _clear_title(fig: go.Figure) -> go.Figure:
+    """Put the figure's title just above the plot area (left-aligned) and make the top margin tall enough
+    for the chart toolbar above it, so the toolbar never covers the title on a narrow column."""
+    if fig.layout.title and fig.layout.title.text:
+        fig.update_layout(title=dict(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom",
+                                     pad=dict(b=12)),
+                          margin=dict(t=max(TITLE_BAND, fig.layout.margin.t or 0)))
+    return fig
+
+
+def _legend_below(fig: go.Figure, plot_px: int = 340) -> go.Figure:
+    """Put the legend under the plot, below the x-axis title (anchored to the bottom of the figure, not to
+    the plot), with a bottom margin tall enough for one entry per row on a narrow column, so the legend
+    never covers the axis title and never needs a scroll bar."""
+    n = sum(1 for t in fig.data if t.showlegend is not False)
+    bottom = 70 + 21 * n
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=0, yref="container", yanchor="bottom"),
+                      margin=dict(b=bottom), height=plot_px + bottom + TITLE_BAND)
+    return fig
 
 
 def metric_label(metric: str) -> str:
@@ -93,8 +115,9 @@ def roc_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str
             hovertemplate=f"{model}<br>FPR %{{x:.3f}}<br>TPR %{{y:.3f}}<extra></extra>"))
     if missing:
         _empty_note(fig, f"no ROC curve for {', '.join(missing)} (one class only in this scope)")
-    fig.update_layout(title=title, margin=_MARGIN, legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
-                      hovermode="closest")
+    fig.update_layout(title=title, margin=_MARGIN, hovermode="closest")
+    _legend_below(fig)
+    _clear_title(fig)
     fig.update_xaxes(title_text="False positive rate", range=[-0.01, 1.01], constrain="domain")
     fig.update_yaxes(title_text="True positive rate", range=[-0.01, 1.01], scaleanchor="x", scaleratio=1,
                      constrain="domain")
@@ -125,8 +148,9 @@ def pr_figure(curves: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
                                  hoverinfo="skip"))
     if missing:
         _empty_note(fig, f"no PR curve for {', '.join(missing)} (one class only in this scope)")
-    fig.update_layout(title=title, margin=_MARGIN, legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
-                      hovermode="closest")
+    fig.update_layout(title=title, margin=_MARGIN, hovermode="closest")
+    _legend_below(fig)
+    _clear_title(fig)
     fig.update_xaxes(title_text="Recall (fakes caught)", range=[-0.01, 1.01])
     fig.update_yaxes(title_text="Precision", range=[-0.01, 1.01])
     return fig
@@ -303,14 +327,15 @@ def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[st
     fig.add_trace(go.Bar(y=names, x=ps, orientation="h", marker_color=bar_colors, showlegend=False,
                          text=[f"{p:.3f} · {v}" for p, v in zip(ps, verdicts)], textposition="auto",
                          hovertemplate="%{y}: P(fake) %{x:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(y=names, x=ts, mode="markers", name="threshold",
+    fig.add_trace(go.Scatter(y=names, x=ts, mode="markers", name="| = where this model starts saying fake",
                              marker=dict(symbol="line-ns-open", size=26, color="black", line=dict(width=3, color="black")),
-                             hovertemplate="%{y}: threshold %{x:.3f}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1], title_text="P(fake)")
+                             hovertemplate="%{y} says fake from P(fake) %{x:.3f} on (its own cut-off, chosen on the "
+                                           "validation split)<extra></extra>"))
+    fig.update_xaxes(range=[0, 1], title_text="P(fake) (0 = surely real, 1 = surely fake)")
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title=title, margin=_MARGIN, height=110 + 38 * len(names),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    return fig
+    fig.update_layout(title=title, margin=_MARGIN, height=150 + 38 * len(names),
+                      legend=dict(orientation="h", yanchor="top", y=-0.3 - 0.9 / max(1, len(names)), xanchor="left", x=0))
+    return _clear_title(fig)
 
 
 def image_figure(rgb, title: str = "", colorscale: list | None = None, cmin: float = 0.0, cmax: float = 1.0,
@@ -332,8 +357,9 @@ def image_figure(rgb, title: str = "", colorscale: list | None = None, cmin: flo
     fig.update_xaxes(visible=False, range=[-0.5, arr.shape[1] - 0.5])
     fig.update_yaxes(visible=False, range=[arr.shape[0] - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(title=dict(text=title, font=dict(size=13)), margin=dict(l=0, r=0, t=30 if title else 0, b=0),
-                      height=height, plot_bgcolor="white")
-    return fig
+                      height=height + (TITLE_BAND - 30 if title and height else 0) if height else None,
+                      plot_bgcolor="white")
+    return _clear_title(fig)
 
 
 # --------------------------------------------------------------------------- experiments (pipeline.experiments)
@@ -341,6 +367,8 @@ def image_figure(rgb, title: str = "", colorscale: list | None = None, cmin: flo
 SEARCH_DIMENSIONS = ["blocks", "filters", "kernel_size", "dense_units", "dropout", "pooling", "learning_rate"]
 PERTURBATION_TITLES = {"jpeg": "JPEG quality", "scale": "Down-then-up scale factor", "blur": "Gaussian blur sigma (px)",
                        "noise": "Gaussian noise sigma (0..255)"}
+PERTURBATION_SHORT = {"jpeg": "JPEG quality", "scale": "Shrink factor", "blur": "Blur σ (px)",
+                      "noise": "Noise σ (0-255)"}  # panel titles that fit a quarter of a laptop screen
 CLEAN_LEVEL = {"jpeg": 100.0, "scale": 1.0, "blur": 0.0, "noise": 0.0}  # where the clean image sits on each axis
 
 
@@ -424,7 +452,8 @@ def robustness_figure(table: pd.DataFrame, dataset: str = "all", metric: str = "
         _empty_note(fig, f"no robustness results for {dataset}")
         fig.update_layout(title="Robustness", margin=_MARGIN)
         return fig
-    fig = make_subplots(rows=1, cols=len(perts), subplot_titles=[PERTURBATION_TITLES[p] for p in perts],
+    fig = make_subplots(rows=1, cols=len(perts), subplot_titles=[PERTURBATION_SHORT.get(p, PERTURBATION_TITLES[p])
+                                                                 for p in perts],
                         shared_yaxes=True, horizontal_spacing=0.04)
     models = list(dict.fromkeys(df["model"]))
     cmap = _colors(models, colors)
@@ -453,6 +482,9 @@ def robustness_figure(table: pd.DataFrame, dataset: str = "all", metric: str = "
     scope = "all datasets pooled" if dataset == "all" else dataset
     fig.update_layout(title=f"{metric_label(metric)} under perturbation ({scope}; left: clean, right: stronger)",
                       margin=dict(l=10, r=10, t=80, b=10), hovermode="closest")
+    fig.update_annotations(font_size=12)  # the panel titles
+    _clear_title(fig)
+    fig.update_layout(margin=dict(t=TITLE_BAND + 36), title=dict(pad=dict(b=40)))  # panel titles under the title
     return fig
 
 
@@ -473,13 +505,18 @@ def generalisation_figure(matrix: pd.DataFrame, metric: str = "roc_auc") -> go.F
                              zmax=1.0 if unit else None, colorbar=dict(title=metric_label(metric)),
                              hovertemplate="trained on %{y}<br>tested on %{x}<br>" + metric_label(metric) +
                                            " %{z:.3f}<extra></extra>"))
+    from pipeline.figures_explore import text_color_on
+
+    lo, hi = (0.5, 1.0) if unit else (min((v for r in z for v in r if v is not None), default=0.0),
+                                      max((v for r in z for v in r if v is not None), default=1.0))
     for i, a in enumerate(train):
         for j, b in enumerate(test):
             text = _fmt(z[i][j])
             fig.add_annotation(x=b, y=a, text=f"<b>{text}</b>" if a == b else text, showarrow=False,
-                               font=dict(size=14, color="#222"))
+                               font=dict(size=14, color=text_color_on("RdYlGn", z[i][j], lo, hi)))
     fig.update_layout(title=f"{metric_label(metric)}: trained on (rows) x tested on (columns); diagonal in-domain",
                       margin=_MARGIN)
+    _clear_title(fig)
     fig.update_xaxes(title_text="Tested on", type="category", side="bottom")
     fig.update_yaxes(title_text="Trained on", type="category", autorange="reversed")
     return fig
@@ -587,7 +624,11 @@ def embedding_scatter_figure(df: pd.DataFrame, columns: tuple[str, ...], color_b
         fig.update_layout(scene=dict(xaxis_title=columns[0], yaxis_title=columns[1], zaxis_title=columns[2],
                                      uirevision=uirevision, aspectmode="cube"), height=620)
     else:
-        fig.update_layout(xaxis_title=columns[0], yaxis_title=columns[1], height=480, dragmode="lasso")
+        # A click selects the point it hits (clickmode "event+select"; Streamlit's on_select reports it).
+        # Dragging pans: with dragmode "lasso" or "select" Streamlit turns click selection off, so the
+        # lasso and box stay one click away in the chart's toolbar instead.
+        fig.update_layout(xaxis_title=columns[0], yaxis_title=columns[1], height=480, dragmode="pan",
+                          clickmode="event+select")
     return fig
 
 
@@ -604,11 +645,11 @@ def explained_variance_figure(ratios: Iterable[float], title: str = "Explained v
                          hovertemplate="PC %{x}: %{y:.1%}<extra></extra>"))
     fig.add_trace(go.Scatter(x=comps, y=cum, name="cumulative", mode="lines+markers", yaxis="y2",
                              line=dict(color=PALETTE[1]), hovertemplate="PC 1-%{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(title=title, margin=_MARGIN, height=340, xaxis_title="Principal component",
+    fig.update_layout(title=title, margin=_MARGIN, height=380, xaxis_title="Principal component",
                       yaxis=dict(title="Share of variance", tickformat=".0%"),
                       yaxis2=dict(title="Cumulative", overlaying="y", side="right", range=[0, 1.02], tickformat=".0%"),
-                      legend=dict(orientation="h", y=1.1))
-    return fig
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    return _clear_title(fig)
 
 
 def decision_surface_figure(surface: Mapping[str, Any], points_x, points_y, labels, title: str = "",

@@ -46,9 +46,12 @@ def server(request):
     srv.stop()
 
 
+WINDOW = (1280, 800)  # a laptop or a projector: every page is looked at at this size
+
+
 @pytest.fixture(scope="module")
 def browser(server):
-    b = Browser()
+    b = Browser(*WINDOW)
     yield b
     b.quit()
 
@@ -167,3 +170,49 @@ def test_check_page_upload_good_and_bad_files(server, browser, tmp_path, capsys)
     assert not browser.problems(), browser.problems()
     shoot(browser, "check-bad-files", capsys)
     assert not server.tracebacks(), server.tracebacks()
+
+
+def real_face() -> Path:
+    """A real face photo from ../shared/data (the first-screen test needs a real face, not a synthetic one)."""
+    for folder in ("faces140k/real", "lfw_faceswap/real", "faces140k/fake"):
+        d = SHARED_DATA / folder
+        if d.is_dir():
+            files = sorted(p for p in d.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            if files:
+                return files[0]
+    pytest.skip(f"no real face photo under {SHARED_DATA} (a clone without ../shared/data)")
+
+
+def headline_box(browser: Browser) -> tuple[float, float, float] | None:
+    """(top, bottom, window inner height) of the Check page's first answer (the keyed headline), or None."""
+    return browser.driver.execute_script(
+        "const e = document.querySelector('[class*=\"st-key-check_headline_\"]');"
+        "if (!e) return null; const r = e.getBoundingClientRect();"
+        "return [r.top, r.bottom, window.innerHeight];")
+
+
+@pytest.mark.parametrize("mode", ["normal", "presentation"])
+def test_check_answer_visible_without_scrolling(server, browser, capsys, mode):
+    """At 1280x800 the answer for an uploaded real face is on the first screen, in both modes."""
+    photo = real_face()
+    d = browser.driver
+    d.get(f"{server.url}/check" + ("?present=1" if mode == "presentation" else "?present=0"))
+    browser.wait_idle(PAGE_TIMEOUT)
+    if mode == "presentation":
+        assert d.execute_script("return document.body.innerText").count("Presentation mode") >= 1
+        assert "Face finding settings" not in browser.main_text()  # fewer controls
+    else:
+        assert "Face finding settings" in browser.main_text()
+    browser.upload(photo)
+    box = browser.wait_for(lambda: headline_box(browser), VERDICT_TIMEOUT, f"the answer for {photo.name}")
+    browser.wait_idle(PAGE_TIMEOUT)
+    d.execute_script("const m = document.querySelector(\"[data-testid='stMain']\"); if (m) m.scrollTop = 0;"
+                     "window.scrollTo(0, 0);")
+    top, bottom, height = headline_box(browser)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    d.save_screenshot(str(SHOTS / f"check-first-screen-{mode}.png"))
+    say(capsys, f"\n{mode}: answer for {photo.name} at {top:.0f}-{bottom:.0f} px of {height} px; screenshot "
+                f"{SHOTS / f'check-first-screen-{mode}.png'}")
+    assert photo.name in browser.main_text()
+    assert 0 <= top and bottom <= height, f"the answer ends at {bottom:.0f} px, below the first screen ({height} px)"
+    assert not browser.problems(), browser.problems()

@@ -169,7 +169,9 @@ def test_compare_router_section(monkeypatch, tmp_path):
     groups = next(t for cols, t in tables.items() if "routing" in cols)
     assert sorted(groups["dataset"].unique()) == sorted(DATASETS) and len(groups) == 6
     misrouted = next(t for cols, t in tables.items() if "route_confidence" in cols)
-    assert sorted(misrouted["path"]) == sorted(wrong["path"])
+    # paths as read in a table: relative to their data folder ("<dataset>/<label>/<file>" here), not absolute
+    assert sorted(misrouted["path"]) == sorted(wrong["relpath"])
+    assert not any(p.startswith("/") for p in misrouted["path"])
     assert len(at.get("image")) == len(wrong)  # a thumbnail of each (at most 16) misrouted image
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, presentation
 from dashboard.forensic_panel import render_panel
 from pipeline import checking, figures, images, store
 from pipeline import verdict as verdict_mod
@@ -14,8 +14,12 @@ from pipeline import verdict as verdict_mod
 TABLE_FROM = 2  # show the results table from this many files on
 
 run = common.selected_run()
+present = presentation.active()  # projector: the answer and the picture first, fewer controls
+if not present:
+    presentation.compact_top()
 st.title("Check an image")
-st.caption(common.run_caption(run))
+if not present:
+    st.caption(common.run_caption(run))
 common.require_models(run)
 model_names = common.keras_model_names(run)
 if not model_names:
@@ -26,21 +30,34 @@ files = st.file_uploader(
     "Photos to check", type=images.UPLOAD_TYPES, accept_multiple_files=True, key="check_files",
     help=f"JPEG, PNG, WebP, BMP, HEIC/HEIF or AVIF, up to {limit} MB each (server.maxUploadSize in .streamlit/config.toml). "
          "Files are decoded safely: a damaged or non-image file gets its own message.")
-c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
-crop_faces = c1.toggle("Find faces", value=True, key="check_crop",
-                       help="Detect faces (MTCNN) and frame each one as the training photos were framed (no "
-                            "letterbox bars, no neighbouring face). Off: score the whole picture as it is.")
-stability = c2.toggle("Stability check", value=True, key="check_stability",
-                      help="Also score each face re-saved as JPEG (quality 75 and 95), at half and double size and "
-                           "slightly cropped: if the answer changes, the verdict is 'Can't tell'.")
-show_cam = c3.toggle("Show where the best model looked", value=True, key="check_cam",
-                     help="Grad-CAM of the best single model: warm colours mark the pixels that pushed its score.")
-with st.expander("Face finding settings"):
-    whole = st.checkbox("When no face is found, score the whole picture anyway", value=False, key="check_whole",
-                        disabled=not crop_faces,
-                        help="The detectors judge faces: a score of a picture without a face means little.")
-    min_conf = st.slider("Face detector confidence", 0.5, 0.99, 0.9, 0.01, key="check_conf",
-                         disabled=not crop_faces)
+# The answer goes right under the uploader; the settings and the small print follow it on screen
+# (their widgets run first, so their values are known when the photos are scored).
+rate_box = st.container() if not present else None  # the verdict's known error rate, stated above the results
+answer = st.container()
+if present:  # fewer controls: the defaults (or what was set before switching)
+    crop_faces = bool(st.session_state.get("check_crop", True))
+    stability = bool(st.session_state.get("check_stability", True))
+    show_cam = bool(st.session_state.get("check_cam", True))
+    whole = bool(st.session_state.get("check_whole", False))
+    min_conf = float(st.session_state.get("check_conf", 0.9))
+else:
+    c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
+    crop_faces = c1.toggle("Find faces", value=True, key="check_crop",
+                           help="Detect faces (MTCNN) and frame each one as the training photos were framed (no "
+                                "letterbox bars, no neighbouring face). Off: score the whole picture as it is.")
+    stability = c2.toggle("Stability check", value=True, key="check_stability",
+                          help="Also score each face re-saved as JPEG (quality 75 and 95), at half and double size "
+                               "and slightly cropped: if the answer changes, the verdict is 'Can't tell'.")
+    show_cam = c3.toggle("Where it looked", value=True, key="check_cam",
+                         help="Grad-CAM of the best single model: warm colours mark the pixels that pushed its "
+                              "score most.")
+    with st.expander("Face finding settings"):
+        whole = st.checkbox("No face found? Score the whole picture anyway", value=False, key="check_whole",
+                            disabled=not crop_faces,
+                            help="The detectors judge faces: a score of a picture without a face means little.")
+        min_conf = st.slider("Face detector confidence", 0.5, 0.99, 0.9, 0.01, key="check_conf",
+                             disabled=not crop_faces,
+                             help="How sure the face finder must be that a region is a face (0.5-0.99).")
 
 summary = common.summary(run)
 best = checking.best_model(summary, model_names)
@@ -48,34 +65,35 @@ combiner, combiner_problem = common.run_combiner(run, model_names)
 policy, policy_problem = common.run_policy(run)
 colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
 if policy is not None:
-    st.caption(verdict_mod.error_rate_words(policy) + " " + verdict_mod.fakes_missed_words(policy) +
-               " Never the sole basis for accusing a person.")
-with st.expander("How is this computed?"):
-    if policy is not None:
-        st.markdown(
-            f"- **The verdict** comes from **{policy.model}** (the run's verdict model"
-            + (f": {combiner.description}, members {', '.join(combiner.members)}" if combiner is not None
-               and combiner.name == policy.model else "") + "). Its score is **calibrated** on the validation "
-            f"split ({policy.calibrator.get('method')} scaling), so 80% means about 8 in 10 such faces were fake.\n"
-            f"- **Threshold** {policy.threshold:.3f}: chosen so that at most "
-            f"{policy.max_false_positive_rate:.0%} of the real validation photos of every data set are called fake.\n"
-            f"- **Can't tell** when the score is within the band around the threshold that holds "
-            f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer.\n"
-            f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
-            f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
-            f"image is scored whole.")
-    st.markdown(f"- **Each model's own answer** (the bars) uses its own threshold, chosen on the validation split. "
-                f"The **log-odds vote** of the Keras models: {checking.ENSEMBLE_RULE}.\n"
-                f"- **Where the model looked**: Grad-CAM of **{best}**, the single model with the best pooled test "
-                f"ROC-AUC.")
+    (rate_box or st).caption(verdict_mod.error_rate_words(policy) + " " + verdict_mod.fakes_missed_words(policy) +
+                             " Never the sole basis for accusing a person.")
+if not present:
+    with st.expander("How is this computed?"):
+        if policy is not None:
+            st.markdown(
+                f"- **The verdict** comes from **{policy.model}** (the run's verdict model"
+                + (f": {combiner.description}, members {', '.join(combiner.members)}" if combiner is not None
+                   and combiner.name == policy.model else "") + "). Its score is **calibrated** on the validation "
+                f"split ({policy.calibrator.get('method')} scaling), so 80% means about 8 in 10 such faces were fake.\n"
+                f"- **Threshold** {policy.threshold:.3f}: chosen so that at most "
+                f"{policy.max_false_positive_rate:.0%} of the real validation photos of every data set are called fake.\n"
+                f"- **Can't tell** when the score is within the band around the threshold that holds "
+                f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer.\n"
+                f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
+                f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
+                f"image is scored whole.")
+        st.markdown(f"- **Each model's own answer** (the bars) uses its own threshold, chosen on the validation split. "
+                    f"The **log-odds vote** of the Keras models: {checking.ENSEMBLE_RULE}.\n"
+                    f"- **Where the model looked**: Grad-CAM of **{best}**, the single model with the best pooled test "
+                    f"ROC-AUC.")
 if combiner_problem:
     st.warning(f"The run's combined model cannot score uploads: {combiner_problem}", icon=":material/warning:")
 if policy_problem:
     st.warning(f"No real / fake / can't-tell verdict for this run: {policy_problem}", icon=":material/warning:")
 
 if not files:
-    st.info("Upload one or more photos to check them. Each face found is scored by every finished model "
-            f"of this run ({', '.join(model_names)}).", icon=":material/upload:")
+    answer.info("Upload one or more photos to check them. Each face found is scored by every finished model "
+                f"of this run ({', '.join(model_names)}).", icon=":material/upload:")
     st.stop()
 
 
@@ -93,7 +111,7 @@ models = common.run_models(run, model_names)
 stamp = tuple(common._model_mtime(run, m, store.KERAS_MODEL) for m in model_names)
 combined_key = common.combiner_key(run) if combiner is not None else None
 results = []
-bar = st.progress(0.0, text="Checking…") if len(files) > 1 else None
+bar = answer.progress(0.0, text="Checking…") if len(files) > 1 else None
 for k, f in enumerate(files):
     try:
         res = _check(str(run.path), tuple(model_names), stamp, combined_key, policy.key if policy else None, f.name,
@@ -106,90 +124,101 @@ for k, f in enumerate(files):
 if bar is not None:
     bar.empty()
 
-n_bad = sum(not r.ok for r in results)
-if len(files) >= TABLE_FROM:
-    st.subheader("Results")
-    table = checking.results_table(results)
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button("Download CSV", table.to_csv(index=False).encode(), file_name="deepfake_lens_check.csv",
-                       mime="text/csv", icon=":material/download:", key="check_csv")
-    if n_bad:
-        st.warning(f"{n_bad} of {len(files)} file(s) could not be checked; see the messages below.")
+with answer:
+    n_bad = sum(not r.ok for r in results)
+    if len(files) >= TABLE_FROM:
+        st.subheader("Results")
+        table = checking.results_table(results)
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.download_button("Download CSV", table.to_csv(index=False).encode(), file_name="deepfake_lens_check.csv",
+                           mime="text/csv", icon=":material/download:", key="check_csv")
+        if n_bad:
+            st.warning(f"{n_bad} of {len(files)} file(s) could not be checked; see the messages below.")
 
 
-def _icon(verdict: str) -> str:
-    return {"fake": ":red[:material/warning:]", "real": ":green[:material/check_circle:]"}.get(
-        verdict, ":orange[:material/help:]")
+    def _icon(verdict: str) -> str:
+        return {"fake": ":red[:material/warning:]", "real": ":green[:material/check_circle:]"}.get(
+            verdict, ":orange[:material/help:]")
 
 
-def _heat(model_name: str, crop):
-    from pipeline import explain
+    def _heat(model_name: str, crop):
+        from pipeline import explain
 
-    exp = explain.heatmap(models[model_name].model, crop, "gradcam")
-    return explain.overlay(crop, exp.heatmap, 0.45), exp
-
-
-maps: dict = {}  # (file name, face index) -> [(caption, Grad-CAM overlay)] for the report
+        exp = explain.heatmap(models[model_name].model, crop, "gradcam")
+        return explain.overlay(crop, exp.heatmap, 0.45), exp
 
 
-for i, (res, upload) in enumerate(zip(results, files)):
-    if not res.ok:
-        st.error(res.error, icon=":material/broken_image:")
-        continue
-    with st.container(border=True):
-        overall = checking.photo_verdict(res)
-        st.markdown(f"#### {res.name}" + (f" — {_icon(overall[0])} {overall[1]}" if overall else ""))
-        h, w = res.rgb.shape[:2]
-        if res.note:
-            st.warning(res.note, icon=":material/face:")
-        render_panel(res.name, upload.getvalue(), key=f"check_forensics_{i}")
-        if not res.faces:
-            st.image(res.rgb, caption=f"{w}×{h} px", width=360)
+    maps: dict = {}  # (file name, face index) -> [(caption, Grad-CAM overlay)] for the report
+
+
+    for i, (res, upload) in enumerate(zip(results, files)):
+        if not res.ok:
+            st.error(res.error, icon=":material/broken_image:")
             continue
-        if crop_faces and res.detected:
-            from pipeline import faces as face_mod
+        with st.container(border=True):
+            overall = checking.photo_verdict(res)
+            with st.container(key=f"check_headline_{i}"):  # the main answer: first on screen (browser test)
+                st.markdown(f"#### {res.name}" + (f" — {_icon(overall[0])} {overall[1]}" if overall else ""))
+            h, w = res.rgb.shape[:2]
+            if res.note:
+                st.warning(res.note, icon=":material/face:")
+            if not res.faces:
+                st.image(res.rgb, caption=f"{w}×{h} px", width=360)
+                if not present:
+                    render_panel(res.name, upload.getvalue(), key=f"check_forensics_{i}")
+                continue
+            for face in res.faces:
+                ens = face.ensemble
+                if face.verdict is not None:
+                    st.markdown(f"### {_icon(face.verdict['verdict'])} {face.label.capitalize()}: "
+                                f"{face.verdict['headline']}")
+                elif face.combined is not None:
+                    st.markdown(f"{_icon(face.combined['verdict'])} {face.label.capitalize()}: "
+                                f"{checking.combined_headline(face.combined, summary)}")
+                widths = ([2, 3, 2] if present else [1, 3, 2]) if show_cam else ([2, 3] if present else [1, 3])
+                cols = st.columns(widths)
+                with cols[0]:
+                    conf = f" · detector {face.confidence:.2f}" if face.confidence is not None else ""
+                    st.image(face.crop, caption=f"{face.label}{conf}", width="stretch")
+                    if face.combined is not None:
+                        if not present:
+                            st.caption(f"Log-odds vote of the Keras models: {ens['verdict']} (p {ens['p_fake']:.3f}; "
+                                       f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
+                    else:
+                        st.markdown(f"{_icon(ens['verdict'])} Ensemble: **{ens['verdict']}** (p {ens['p_fake']:.3f}; "
+                                    f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
+                with cols[1]:
+                    bars = ([{k: face.combined[k] for k in ("model", "p_fake", "threshold", "verdict")}]
+                            if face.combined is not None else []) + face.scores
+                    st.plotly_chart(figures.probability_bars_figure(bars, colors, ens,
+                                                                    title="Each model's answer"),
+                                    width="stretch", key=f"check_bars_{res.name}_{face.index}_{id(res)}")
+                if show_cam:
+                    with cols[2]:
+                        try:
+                            from pipeline import explain
 
-            photo = face_mod.draw_boxes(res.rgb, res.detected)
-            st.image(photo, caption=f"{w}×{h} px · {len(res.detected)} face(s) found", width=min(w, 640))
-        for face in res.faces:
-            ens = face.ensemble
-            if face.verdict is not None:
-                st.markdown(f"### {_icon(face.verdict['verdict'])} {face.label.capitalize()}: "
-                            f"{face.verdict['headline']}")
-            elif face.combined is not None:
-                st.markdown(f"{_icon(face.combined['verdict'])} {face.label.capitalize()}: "
-                            f"{checking.combined_headline(face.combined, summary)}")
-            cols = st.columns([1, 3, 2] if show_cam else [1, 3])
-            with cols[0]:
-                conf = f" · detector {face.confidence:.2f}" if face.confidence is not None else ""
-                st.image(face.crop, caption=f"{face.label}{conf}", width="stretch")
-                if face.combined is not None:
-                    st.caption(f"Log-odds vote of the Keras models: {ens['verdict']} (p {ens['p_fake']:.3f}; "
-                               f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
-                else:
-                    st.markdown(f"{_icon(ens['verdict'])} Ensemble: **{ens['verdict']}** (p {ens['p_fake']:.3f}; "
-                                f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
-            with cols[1]:
-                bars = ([{k: face.combined[k] for k in ("model", "p_fake", "threshold", "verdict")}]
-                        if face.combined is not None else []) + face.scores
-                st.plotly_chart(figures.probability_bars_figure(bars, colors, ens,
-                                                                title=f"P(fake) per model · {face.label}"),
-                                width="stretch", key=f"check_bars_{res.name}_{face.index}_{id(res)}")
-            if show_cam:
-                with cols[2]:
-                    try:
-                        from pipeline import explain
+                            over, exp = _heat(best, face.crop)
+                            maps.setdefault((res.name, face.index), []).append((f"Grad-CAM · {best}", over))
+                            st.plotly_chart(figures.image_figure(
+                                over, title="Where it looked", colorscale=explain.plotly_colorscale(),
+                                tick_labels=explain.colorbar_labels(), height=260),
+                                width="stretch", key=f"check_cam_{res.name}_{face.index}_{id(res)}",
+                                config={"displayModeBar": False})  # a picture: no zoom toolbar over its title
+                            st.caption(f"{exp.label} of {best}, the best single model: red marks what raised its "
+                                       "P(fake) most.")
+                            if exp.note:
+                                st.caption(exp.note)
+                        except Exception as exc:  # noqa: BLE001 - the scores stay useful without the map
+                            st.warning(f"Grad-CAM could not be computed for {best}: {exc}")
+            if crop_faces and res.detected and (len(res.faces) > 1 or not present):
+                from pipeline import faces as face_mod
 
-                        over, exp = _heat(best, face.crop)
-                        maps.setdefault((res.name, face.index), []).append((f"Grad-CAM · {best}", over))
-                        st.plotly_chart(figures.image_figure(
-                            over, title=f"{exp.label} · {best}", colorscale=explain.plotly_colorscale(),
-                            tick_labels=explain.colorbar_labels(), height=260),
-                            width="stretch", key=f"check_cam_{res.name}_{face.index}_{id(res)}")
-                        if exp.note:
-                            st.caption(exp.note)
-                    except Exception as exc:  # noqa: BLE001 - the scores stay useful without the map
-                        st.warning(f"Grad-CAM could not be computed for {best}: {exc}")
+                photo = face_mod.draw_boxes(res.rgb, res.detected)
+                st.image(photo, caption=f"The photo: {w}×{h} px · {len(res.detected)} face(s) found, numbered left to "
+                                        "right", width=min(w, 480))
+            if not present:
+                render_panel(res.name, upload.getvalue(), key=f"check_forensics_{i}")
 
 
 def _report() -> bytes:

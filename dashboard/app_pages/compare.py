@@ -23,8 +23,8 @@ TABLE = [
     ("params", "Parameters", "localized", False),
     ("file_size_mb", "File (MiB)", "%.2f", False),
     ("train_seconds", "Train (s)", "%.1f", False),
-    ("latency_ms_batch1", "Latency b1 (ms)", "%.2f", False),
-    ("latency_ms_per_image_batch64", "ms/img b64", "%.3f", False),
+    ("latency_ms_batch1", "1 image (ms)", "%.2f", False),
+    ("latency_ms_per_image_batch64", "In a batch (ms/image)", "%.3f", False),
 ]
 HELP = {
     "accuracy": "Share of test images classified correctly at the threshold.",
@@ -104,6 +104,11 @@ if len(weak):
                + ", ".join(f"**{m}** ({v}, {a:.3f})" for m, v, a in zip(weak["model"], weak["vs_chance"],
                                                                           weak["roc_auc"])),
                icon=":material/casino:")
+silent = display[display["recall"] == 0]
+if len(silent):
+    st.warning("Catches no fake of this scope at its threshold (recall 0: every fake called real), so its precision "
+               "and F1 are 0 as well; its threshold, chosen on the validation split, does not suit these images: "
+               + ", ".join(f"**{m}**" for m in silent["model"]), icon=":material/block:")
 
 
 def _highlight(col: pd.Series) -> list[str]:
@@ -141,7 +146,10 @@ prevalence = float(n_fake) / float(n) if n else None
 c1, c2 = st.columns(2, gap="large")
 c1.plotly_chart(figures.roc_figure(roc, colors), key="compare_roc", width="stretch")
 c2.plotly_chart(figures.pr_figure(pr, colors, prevalence=prevalence), key="compare_pr", width="stretch")
-st.caption("Curves do not depend on the threshold; the toggle above changes the table and the confusion matrices.")
+st.caption("How to read this: a ROC curve that bends up and to the left ranks fakes above reals (the diagonal is a "
+           "coin toss). The precision-recall curve: as more fakes are caught (right), how many of the flagged images "
+           "really are fake. Curves do not depend on the threshold; the toggle above changes the table and the "
+           "confusion matrices.")
 
 # --------------------------------------------------------------------------- trust
 st.subheader("Can the verdict be trusted?")
@@ -231,7 +239,9 @@ for start in range(0, len(rows), per_row):
         title = f"{r['model']} · threshold {r['threshold']:.2f}" if r["threshold"] is not None else r["model"]
         col.plotly_chart(figures.confusion_matrix_figure(r["tn"], r["fp"], r["fn"], r["tp"], title=title),
                          key=f"compare_cm_{r['model']}", width="stretch", config={"displayModeBar": False})
-st.caption("Rows: true class; columns: predicted class. Cells: image count and share of the row.")
+st.caption("How to read this: rows are the truth, columns the model's answer; the dark diagonal cells are right. "
+           "Top right = real photos called fake (the harmful error), bottom left = fakes missed. Cells: image count "
+           "and share of the row.")
 
 # --------------------------------------------------------------------------- one metric across scopes
 st.subheader("One metric, every scope")
@@ -240,7 +250,8 @@ metric = st.columns([1, 3])[0].selectbox("Metric", [c for c, _, _, h in TABLE if
 per_scope = pd.DataFrame([r for m in models for s in scopes
                           if (r := comparison_row(m, metrics[m], s, at_half)) is not None])
 st.plotly_chart(figures.metric_bar_figure(per_scope, metric, colors), key="compare_bars", width="stretch")
-st.caption("A model can score well pooled while failing one kind of fake: compare the datasets.")
+st.caption("How to read this: one group of bars per model, one bar per data set. A model can score well pooled "
+           "while failing one kind of fake: compare the bars within a group.")
 
 # --------------------------------------------------------------------------- training curves
 st.subheader("Training curves")
@@ -291,7 +302,11 @@ if ROUTED in models:
         if router.misrouted.empty:
             st.caption("None: every test image went to its own dataset's stacker.")
         else:
-            st.dataframe(router.misrouted, hide_index=True, width="stretch", key="compare_router_misrouted",
+            from pipeline import display
+
+            shown = router.misrouted.assign(path=display.relative_paths(router.misrouted["path"],
+                                                                         display.data_roots(run.config)))
+            st.dataframe(shown, hide_index=True, width="stretch", key="compare_router_misrouted",
                          column_config={"path": st.column_config.TextColumn("Image"),
                                         ROUTED_TO: st.column_config.TextColumn("Routed to"),
                                         ROUTE_CONFIDENCE: st.column_config.NumberColumn("Confidence", format="%.3f"),

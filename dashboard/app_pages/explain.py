@@ -91,6 +91,8 @@ with left:
 with right:
     st.plotly_chart(figures.probability_bars_figure(scores, figures.model_colors(model_names), ens),
                     width="stretch", key="explain_bars")
+    st.caption("How to read this: one bar per model, its probability that the face is fake; the black tick is where "
+               "that model starts calling a face fake (its own cut-off, chosen on the validation split).")
 
 # --------------------------------------------------------------------------- gradient maps
 st.subheader("Where each model looks")

@@ -37,13 +37,27 @@ else:
                "every data set.")
 metric = st.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], key="generalisation_metric",
                       format_func=figures.metric_label)
+sizes = matrix.drop_duplicates("test_on").set_index(matrix.drop_duplicates("test_on")["test_on"].astype(str))["n"]
+st.caption("Test images per data set (the same for every row): "
+           + ", ".join(f"{d} {int(n):,}" for d, n in sorted(sizes.items())) + ".")
 st.plotly_chart(figures.generalisation_figure(matrix, metric), key="generalisation_chart", width="stretch")
+st.caption("How to read this: a row is one model trained on one data set; along the row, how it scores on each data "
+           "set's test images. The diagonal is its own data set; green off the diagonal means the detector carries "
+           "over, red means it does not (0.5 is a coin toss).")
 
-findings = crossdataset.transfer_findings(matrix)
+findings = crossdataset.transfer_findings(matrix, metric)
 if findings:
     st.markdown("\n".join(f"- {line}" for line in findings))
-    st.caption("A cell counts only when its AUC is further from 0.5 than chance lands on that many test images "
+    st.caption("A cell counts only when its ROC-AUC is further from 0.5 than chance lands on that many test images "
                "in 19 of 20 draws.")
-st.dataframe(matrix, hide_index=True, width="stretch", key="generalisation_table",
-             column_config={c: st.column_config.NumberColumn(c, format="%.3f")
-                            for c in ("roc_auc", "accuracy", "balanced_accuracy", "threshold")})
+label = figures.metric_label(metric)
+grid = matrix.assign(train_on=matrix["train_on"].astype(str), test_on=matrix["test_on"].astype(str)) \
+    .pivot_table(index="train_on", columns="test_on", values=metric, aggfunc="first")
+grid.columns = [f"{c} (n={int(sizes[c]):,})" for c in grid.columns]
+st.dataframe(grid.rename_axis(f"{label}: trained on ↓ / tested on →").reset_index(), hide_index=True,
+             width="stretch", key="generalisation_table",
+             column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in grid.columns})
+with st.expander("All numbers (every metric, threshold, training time)"):
+    st.dataframe(matrix, hide_index=True, width="stretch", key="generalisation_all",
+                 column_config={c: st.column_config.NumberColumn(c, format="%.3f")
+                                for c in ("roc_auc", "accuracy", "balanced_accuracy", "threshold")})

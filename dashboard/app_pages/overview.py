@@ -66,6 +66,8 @@ with left:
                    "it, pooled (*all*) and per dataset.")
 with right:
     st.plotly_chart(figures.counts_figure(counts), key="overview_counts", width="stretch")
+    st.caption("How to read this: for each data set, how many images each split holds, real and fake side by "
+               "side. Bars of equal height mean balanced classes, so 50% accuracy is a coin toss.")
 
 # --------------------------------------------------------------------------- skipped
 st.subheader("Skipped files")
@@ -76,8 +78,11 @@ else:
     st.markdown(f"**{len(skipped):,}** file(s) could not be used. Most common reasons:")
     st.dataframe(reasons.head(5), hide_index=True, width="content")
     with st.expander(f"All {len(skipped):,} skipped files"):
-        st.dataframe(skipped, hide_index=True, width="stretch",
-                     column_config={"path": st.column_config.TextColumn("path", width="large")})
+        from pipeline import display
+
+        st.dataframe(skipped.assign(path=display.relative_paths(skipped["path"], display.data_roots(run.config))),
+                     hide_index=True, width="stretch",
+                     column_config={"path": st.column_config.TextColumn("path (in its data folder)", width="large")})
 
 # --------------------------------------------------------------------------- file shortcut audit
 audit_panel.render_audit(run)

@@ -72,18 +72,26 @@ with st.container(border=True):
     r1 = st.columns(4)
     k = r1[0].slider("PCA components", 1, k_max, min(k_max, 50), key="svm_k") if k_max > 1 else 1
     kernel = r1[1].selectbox("Kernel", svm.KERNELS, index=svm.KERNELS.index("poly"), key="svm_kernel")
-    log_c = r1[2].slider("C (log10)", -3.0, 3.0, 0.0, 0.25, key="svm_log_c",
-                         help="Regularisation: small C = wider margin, more errors allowed.")
+    log_c = r1[2].slider("Strictness C (power of 10)", -3.0, 3.0, 0.0, 0.25, key="svm_log_c",
+                         help="C = 10 to this power. How much each training mistake costs: small C (left) gives a "
+                              "smooth boundary with a wide margin that tolerates mistakes; large C bends the boundary "
+                              "to fit every training face (it may then fit noise).")
     weight = r1[3].selectbox("Class weight", ["none", "balanced"], key="svm_class_weight")
     r2 = st.columns(4)
-    degree = r2[0].slider("Degree (poly)", 1, 6, 3, key="svm_degree", disabled=kernel != "poly")
+    degree = r2[0].slider("Polynomial degree", 1, 6, 3, key="svm_degree", disabled=kernel != "poly",
+                          help="poly kernel only: 1 = straight boundaries, higher = more curved ones.")
     gamma_mode = r2[1].selectbox("Gamma", ["scale", "auto", "value"], key="svm_gamma_mode",
                                  disabled=kernel == "linear",
-                                 help="scale = 1 / (dims * variance), auto = 1 / dims, or a value below.")
-    log_gamma = r2[2].slider("Gamma value (log10)", -4.0, 1.0, -2.0, 0.25, key="svm_log_gamma",
-                             disabled=kernel == "linear" or gamma_mode != "value")
-    coef0 = r2[3].slider("coef0 (poly, sigmoid)", -2.0, 5.0, 0.0, 0.5, key="svm_coef0",
-                         disabled=kernel not in ("poly", "sigmoid"))
+                                 help="How far one training face's influence reaches: small gamma = far (smooth "
+                                      "boundary), large = only its close neighbours (wiggly boundary). scale = 1 / "
+                                      "(dims * variance), auto = 1 / dims, or the value on the right.")
+    log_gamma = r2[2].slider("Gamma (power of 10)", -4.0, 1.0, -2.0, 0.25, key="svm_log_gamma",
+                             disabled=kernel == "linear" or gamma_mode != "value",
+                             help="gamma = 10 to this power, when Gamma is set to 'value'.")
+    coef0 = r2[3].slider("Offset coef0", -2.0, 5.0, 0.0, 0.5, key="svm_coef0",
+                         disabled=kernel not in ("poly", "sigmoid"),
+                         help="poly and sigmoid kernels: the constant inside (gamma * x·y + coef0). Higher gives the "
+                              "simpler, low-degree part of the boundary more weight.")
 
 gamma = float(10 ** log_gamma) if gamma_mode == "value" else gamma_mode
 params = (("kernel", kernel), ("C", float(10 ** log_c)), ("degree", int(degree)), ("gamma", gamma),
@@ -128,6 +136,8 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="svm_tabl
                             "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f")})
 c1, c2 = st.columns([3, 2], gap="large")
 c1.plotly_chart(figures.roc_figure(curves, figures.model_colors(curves)), key="svm_roc", width="stretch")
+c1.caption("How to read this: the higher and further left the curve, the better it ranks fakes above reals; compare "
+           "this SVM with the model's own head and the stored PCA-SVM.")
 (tn, fp), (fn, tp) = res["confusion"]
 c2.plotly_chart(figures.confusion_matrix_figure(tn, fp, fn, tp, title="This SVM · margin 0"), key="svm_cm",
                 width="stretch", config={"displayModeBar": False})

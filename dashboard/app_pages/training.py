@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures
+from pipeline import figures, training_results
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 run = common.selected_run()
@@ -13,7 +13,6 @@ st.title("Training")
 st.caption(common.run_caption(run))
 
 # --------------------------------------------------------------------------- curves
-st.subheader("Training curves")
 histories: dict[str, pd.DataFrame] = {}
 for m in run.models():
     try:
@@ -23,16 +22,28 @@ for m in run.models():
     if len(h):
         histories[m] = h
 if not histories:
-    st.info("No training history in this run yet. Train with:\n\n```\npython -m pipeline train\n```")
+    st.info("No model of this run has finished an epoch yet: curves appear here as models train.")
 else:
+    st.subheader("What each model reached")
+    st.dataframe(training_results.training_table(histories, common.summary(run)), hide_index=True, width="stretch",
+                 key="training_results",
+                 column_config={"best validation AUC": st.column_config.NumberColumn(
+                     format="%.3f", help="The highest ROC-AUC on the validation split over the epochs (0.5 = chance)."),
+                     "at epoch": st.column_config.NumberColumn(help="Counting every phase (head, then fine-tuning)."),
+                     "test ROC-AUC": st.column_config.NumberColumn(
+                         format="%.3f", help="On the pooled test split, with the weights the model kept."),
+                     "training time (s)": st.column_config.NumberColumn(format="%.0f")})
+    st.subheader("Training curves")
     colors = figures.model_colors(list(histories))
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Models", list(histories), default=list(histories), key="training_models")
     metric = c2.segmented_control("Metric", ["loss", "accuracy", "auc"], default="loss", key="training_metric",
                                   format_func=figures.metric_label, required=True)
     st.plotly_chart(figures.training_curves_figure({m: histories[m] for m in chosen}, metric or "loss", colors),
                     key="training_curves", width="stretch")
-    st.caption("Solid: training split, dashed: validation split. Dotted vertical lines: start of fine-tuning.")
+    st.caption("How to read this: solid lines are the training images, dashed the validation images the model never "
+               "learned from. Dashed lines that stop improving while solid ones still do mean the model memorises "
+               "rather than learns. Dotted vertical lines: start of fine-tuning (the pretrained layers unfrozen).")
     fell_back = [m for m in chosen if run.kept_head_phase(m)]
     if fell_back:
         st.warning(f"{', '.join(f'**{m}**' for m in fell_back)}: no fine-tuning epoch beat the frozen-backbone head "
@@ -43,8 +54,9 @@ else:
 st.subheader("Hyper-parameter search")
 try:
     trials = run.experiment("search")
-except ExperimentNotRun as exc:
-    st.info(str(exc))
+except ExperimentNotRun:
+    st.caption("Not part of this run: the search of a small CNN's layers and learning rate is an optional "
+               f"experiment (`python -m pipeline experiment search --run {run.run_id}`).")
 except ArtifactError as exc:
     st.warning(str(exc))
 else:
@@ -68,8 +80,9 @@ else:
 st.subheader("Optimizer x learning rate")
 try:
     grid = run.experiment("ablation")
-except ExperimentNotRun as exc:
-    st.info(str(exc))
+except ExperimentNotRun:
+    st.caption("Not part of this run: training one model with each optimizer and learning rate is an optional "
+               f"experiment (`python -m pipeline experiment ablation --run {run.run_id}`).")
 except ArtifactError as exc:
     st.warning(str(exc))
 else:

@@ -49,13 +49,25 @@ def matrix_rows(train_on: str, test: pd.DataFrame, p_test: np.ndarray, threshold
     return rows
 
 
-def transfer_findings(matrix: pd.DataFrame) -> list[str]:
+METRIC_SHORT = {"roc_auc": "AUC", "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
+
+
+def transfer_findings(matrix: pd.DataFrame, metric: str = "roc_auc") -> list[str]:
     """What a generalisation matrix shows, one markdown sentence per training dataset, judged
     against sampling noise (:func:`pipeline.evaluation.above_chance`): a row whose model is at chance
     on its own data set learned nothing, so its other cells say nothing about transfer. When no row
-    learned, the first sentence says the matrix cannot show transfer at all."""
+    learned, the first sentence says the matrix cannot show transfer at all. The sentences quote
+    ``metric`` (a column of the matrix); whether a cell beats chance is always judged on its ROC-AUC
+    (the chance band is a band of AUC), and a sentence says so when ``metric`` is another one."""
     findings: list[str] = []
     learned_any = False
+    short = METRIC_SHORT.get(metric, metric)
+    is_auc = metric == "roc_auc"
+
+    def val(r) -> str:
+        v = r[metric] if isinstance(r, pd.Series) else getattr(r, metric)
+        return f"{short} {v:.3f}" if is_auc else f"{short} {v:.3f}, AUC {(r['roc_auc'] if isinstance(r, pd.Series) else r.roc_auc):.3f}"
+
     for train_on, rows in matrix.groupby(matrix["train_on"].astype(str), sort=True):
         own = rows[rows["in_domain"].astype(bool)]
         others = rows[~rows["in_domain"].astype(bool)].sort_values("roc_auc", ascending=False)
@@ -68,15 +80,15 @@ def transfer_findings(matrix: pd.DataFrame) -> list[str]:
                             "so its other cells say nothing about transfer.")
             continue
         learned_any = True
-        carries = [f"**{r.test_on}** (AUC {r.roc_auc:.3f})" for r in others.itertuples()
+        carries = [f"**{r.test_on}** ({val(r)})" for r in others.itertuples()
                    if evaluation.above_chance(r.roc_auc, r.n)]
-        head = f"Trained on **{train_on}** (AUC {auc:.3f} on its own test split)"
+        head = f"Trained on **{train_on}** ({val(own.iloc[0])} on its own test split)"
         if carries:
             findings.append(f"{head}, it carries over to " + ", ".join(carries) + ".")
         elif len(others):
             best = others.iloc[0]
-            findings.append(f"{head}, it carries over to none of the others: the best, {best['test_on']} (AUC "
-                            f"{best['roc_auc']:.3f}), is within chance on {int(best['n'])} images.")
+            findings.append(f"{head}, it carries over to none of the others: the best, {best['test_on']} "
+                            f"({val(best)}), is within chance on {int(best['n'])} images.")
         else:
             findings.append(f"{head}.")
     if findings and not learned_any:

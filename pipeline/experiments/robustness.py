@@ -323,20 +323,32 @@ def inversions(table: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def drop_table(table: pd.DataFrame, dataset: str = "all") -> pd.DataFrame:
-    """Per model (in the table's order), for one dataset scope: ``clean AUC``, ``n``, the mean AUC
-    drop under each perturbation, their ``mean drop``, and ``above chance``: whether the clean AUC
-    beats chance by more than sampling noise (:func:`pipeline.evaluation.above_chance`). A model at
-    chance has no ranking to lose, so its drop says nothing about robustness."""
+METRIC_SHORT = {"roc_auc": "AUC", "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
+
+
+def drop_table(table: pd.DataFrame, dataset: str = "all", metric: str = "roc_auc") -> pd.DataFrame:
+    """Per model (in the table's order), for one dataset scope: ``clean <metric>`` (``clean AUC`` for
+    ROC-AUC), ``n``, the mean drop of ``metric`` (clean value - value under the perturbation, in the
+    metric's own 0-1 units) under each perturbation, their ``mean drop``, and ``above chance``: whether
+    the clean ROC-AUC beats chance by more than sampling noise (:func:`pipeline.evaluation.above_chance`;
+    always judged on ROC-AUC, whatever ``metric``). A model at chance has no ranking to lose, so its
+    drop says nothing about robustness. Raises KeyError for a metric the table lacks."""
+    if metric not in table.columns:
+        raise KeyError(f"the robustness table has no column {metric!r}")
     rows = table[table["dataset"].astype(str) == str(dataset)]
     models = list(dict.fromkeys(rows["model"]))
-    moved = rows[rows["perturbation"] != "none"]
-    drops = moved.pivot_table(index="model", columns="perturbation", values="auc_drop", aggfunc="mean").reindex(models)
     clean = rows[rows["perturbation"] == "none"].drop_duplicates("model").set_index("model")
-    drops.insert(0, "clean AUC", clean["roc_auc"].reindex(models))
+    moved = rows[rows["perturbation"] != "none"]
+    if metric == "roc_auc" and "auc_drop" in moved.columns:
+        moved = moved.assign(_drop=moved["auc_drop"])
+    else:
+        moved = moved.assign(_drop=moved["model"].map(clean[metric]).astype(float) - moved[metric].astype(float))
+    drops = moved.pivot_table(index="model", columns="perturbation", values="_drop", aggfunc="mean").reindex(models)
+    drops.insert(0, f"clean {METRIC_SHORT.get(metric, metric)}", clean[metric].reindex(models))
     drops.insert(1, "n", clean["n"].reindex(models).astype("Int64"))
-    drops["mean drop"] = moved.groupby("model")["auc_drop"].mean().reindex(models)
-    drops["above chance"] = [evaluation.above_chance(a, n) for a, n in zip(drops["clean AUC"], drops["n"].fillna(0))]
+    drops["mean drop"] = moved.groupby("model")["_drop"].mean().reindex(models)
+    drops["above chance"] = [evaluation.above_chance(a, n) for a, n in
+                             zip(clean["roc_auc"].reindex(models), drops["n"].fillna(0))]
     drops.columns.name = None
     return drops
 
@@ -348,19 +360,21 @@ def most_robust(drops: pd.DataFrame) -> str | None:
     return str(ranked["mean drop"].idxmin()) if len(ranked) else None
 
 
-def verdict_summary(table: pd.DataFrame, model: str, dataset: str = "all") -> str:
-    """One sentence on ``model`` in a robustness table for one dataset scope: clean AUC, mean AUC
+def verdict_summary(table: pd.DataFrame, model: str, dataset: str = "all", metric: str = "roc_auc") -> str:
+    """One sentence on ``model`` in a robustness table for one dataset scope: clean ``metric``, its mean
     drop over the perturbations, the worst level and the shortcut check's changed verdicts."""
+    short = METRIC_SHORT.get(metric, metric)
     rows = table[(table["model"] == model) & (table["dataset"].astype(str) == str(dataset))]
-    clean = rows[rows["perturbation"] == "none"]["roc_auc"].dropna()
+    clean = rows[rows["perturbation"] == "none"][metric].dropna()
     moved = rows[rows["perturbation"] != "none"]
     parts = []
     if len(clean):
-        parts.append(f"clean AUC {clean.iloc[0]:.3f}")
-    if moved["auc_drop"].notna().any():
-        parts.append(f"mean AUC drop {moved['auc_drop'].mean():+.3f}")
-        worst = moved.loc[moved["roc_auc"].idxmin()]
-        parts.append(f"worst: {LEVEL_LABELS[worst['perturbation']]} {worst['level']:g} (AUC {worst['roc_auc']:.3f})")
+        parts.append(f"clean {short} {clean.iloc[0]:.3f}")
+    values = pd.to_numeric(moved[metric], errors="coerce")
+    if len(clean) and values.notna().any():
+        parts.append(f"mean {short} drop {float(clean.iloc[0]) - values.mean():+.3f}")
+        worst = moved.loc[values.idxmin()]
+        parts.append(f"worst: {LEVEL_LABELS[worst['perturbation']]} {worst['level']:g} ({short} {worst[metric]:.3f})")
     for _, row in moved[moved["perturbation"] == "normalise"].iterrows():
         parts.append(f"shortcut check (JPEG {row['level']:g}): {row['flip_rate']:.0%} of verdicts changed")
     inverted = inversions(rows).get((model, str(dataset)))
