@@ -311,7 +311,7 @@ def pooled_auc(summary, model: str) -> float | None:
 def combined_headline(combined: dict, summary=None) -> str:
     """The run's verdict on one face as a Markdown line, e.g. "Run verdict — **ensemble_routed** (the
     run's combined model; best pooled test ROC-AUC of the run, 0.951): **fake**, p 0.870 at threshold
-    0.420; looks like: faces140k 91%"."""
+    0.420; the router took it for an image like the training set(s) faces140k 91% ..."."""
     name = combined["model"]
     about = "the run's combined model"
     auc = pooled_auc(summary, name) if summary is not None else None
@@ -322,7 +322,8 @@ def combined_headline(combined: dict, summary=None) -> str:
     text = (f"Run verdict — **{name}** ({about}): **{combined['verdict']}**, p {combined['p_fake']:.3f} "
             f"at threshold {combined['threshold']:.3f}")
     looks = looks_like_text(combined.get("looks_like"))
-    return text + (f"; looks like: {looks}" if looks else "")
+    return text + (f"; the router took it for an image like the training set(s) {looks} (it weighs each set's "
+                   f"specialists by that)" if looks else "")
 
 
 def results_table(checks: list[FileCheck]):
