@@ -425,15 +425,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pipeline.results import ArtifactError, RunNotFound
         known += [RunNotFound, ArtifactError]
-        if args.command != "report":  # the report reads files only: no TensorFlow start-up for it
-            from pipeline.models import WeightsUnavailableError
-            known.append(WeightsUnavailableError)
     except ImportError:
         pass
     try:
         return args.func(args)
     except tuple(known) as exc:
         return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc))
+    except Exception as exc:  # missing ImageNet weights: only once pipeline.models (TensorFlow) is in
+        models = sys.modules.get("pipeline.models")  # use; importing it here would start TensorFlow for every command
+        if models is not None and isinstance(exc, models.WeightsUnavailableError):
+            return _fail(str(exc))
+        raise
     except KeyboardInterrupt:
         return _fail("interrupted; finished models are kept and a rerun continues where this one stopped", 130)
 

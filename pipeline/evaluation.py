@@ -12,7 +12,15 @@ import time
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+
+def _skm():
+    """sklearn.metrics, imported on first use (about 1-3 s: not paid by a cached `train` or a page that
+    only reads tables)."""
+    from sklearn import metrics
+
+    return metrics
+
 
 CURVE_POINTS = 200
 SUMMARY_COLUMNS = ["model", "scope", "n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "recall_real",
@@ -26,10 +34,10 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str = "youden") -> floa
     if rule == "fixed" or len(np.unique(y)) < 2:
         return 0.5
     if rule == "youden":
-        fpr, tpr, thresholds = skm.roc_curve(y, p)
+        fpr, tpr, thresholds = _skm().roc_curve(y, p)
         score = tpr - fpr
     elif rule == "f1":
-        precision, recall, thresholds = skm.precision_recall_curve(y, p)
+        precision, recall, thresholds = _skm().precision_recall_curve(y, p)
         precision, recall = precision[:-1], recall[:-1]
         score = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     else:
@@ -44,7 +52,7 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str = "youden") -> floa
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     y = np.asarray(y).ravel().astype(int)
     pred = (np.asarray(p).ravel() >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    tn, fp, fn, tp = _skm().confusion_matrix(y, pred, labels=[0, 1]).ravel()
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     specificity = tn / (tn + fp) if tn + fp else 0.0
@@ -66,10 +74,10 @@ def scope_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
            "roc_auc": None, "average_precision": None, "roc": None, "pr": None,
            "at_threshold": binary_metrics(y, p, threshold), "at_0.5": binary_metrics(y, p, 0.5)}
     if len(np.unique(y)) == 2:
-        out["roc_auc"] = float(skm.roc_auc_score(y, p))
-        out["average_precision"] = float(skm.average_precision_score(y, p))
-        fpr, tpr, _ = skm.roc_curve(y, p)
-        precision, recall, _ = skm.precision_recall_curve(y, p)
+        out["roc_auc"] = float(_skm().roc_auc_score(y, p))
+        out["average_precision"] = float(_skm().average_precision_score(y, p))
+        fpr, tpr, _ = _skm().roc_curve(y, p)
+        precision, recall, _ = _skm().precision_recall_curve(y, p)
         fpr, tpr = _downsample(fpr, tpr)
         precision, recall = _downsample(precision, recall)
         out["roc"] = {"fpr": fpr, "tpr": tpr}
