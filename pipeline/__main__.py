@@ -29,14 +29,25 @@ VERDICT_COLUMNS = ["model", "based_on", "scope", "n", "coverage", "n_real_called
 
 
 def cmd_train(args) -> int:
-    from pipeline import config, runner
+    from pipeline import config, run_progress, runner
     from pipeline.progress import TqdmProgress
 
     cfg = config.load(args.config)
     cfg = config.apply_overrides(cfg, data=args.data, models=args.models.split(",") if args.models else None,
                                  image_size=args.image_size, epochs=args.epochs, artifacts_dir=args.out)
     progress = TqdmProgress(disable=args.quiet)
-    run_dir = runner.train_run(cfg, force=args.force, progress=progress)
+    status = run_progress.ProgressFile(cfg.artifacts_dir)  # progress.json: the dashboard's progress bar
+
+    def log(line: str) -> None:
+        print(line)
+        status.log(line)
+
+    try:
+        run_dir = runner.train_run(cfg, force=args.force, progress=run_progress.tee(progress, status), log=log)
+    except BaseException as exc:
+        status.finish("failed", "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__)
+        raise
+    status.finish("complete")
     progress.close()
     import pandas as pd
 
