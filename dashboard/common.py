@@ -257,6 +257,11 @@ def keras_model_names(run: Run) -> list[str]:
     return [m for m in run.models() if (run.path / "models" / m / "model.keras").is_file()]
 
 
+def models_stamp(run: Run, models: list[str]) -> str:
+    """Changes when one of ``models`` is retrained (a cache key for results computed from them)."""
+    return repr(tuple(_model_mtime(run, m, "model.keras") for m in models))
+
+
 def run_models(run: Run, models: list[str] | None = None) -> dict:
     """The finished Keras models of ``run`` as ``{name: pipeline.inference.LoadedModel}``, loaded once
     per process (``st.cache_resource``), reloaded when a model is retrained (its files' mtimes)."""

@@ -117,6 +117,8 @@ def test_check_page_renders_without_upload(monkeypatch, tiny_run):
 
 
 def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
+    from pipeline import explain
+
     at = _app(monkeypatch, tiny_run, "app_pages/explain.py")
     assert at.title[0].value == "Explain"
     assert _headings(at) == ["Explain", "Where each model looks", "LIME", "Feature maps"]
@@ -127,8 +129,12 @@ def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
         assert any("No test image matches" in i.value for i in at.info)
         at.selectbox(key="explain_outcome").select("correct").run()
         assert not at.exception
-    at.number_input(key="explain_lime_samples").set_value(50).run()
+    assert any("maps computed in" in c.value for c in at.caption)
+    assert any("ms per image, timed on this server" in i.value for i in at.info)  # LIME states its real cost
+    samples = next(n for n in at.number_input if n.key.startswith("explain_lime_samples"))
+    assert explain.LIME_MIN_SAMPLES <= samples.value <= explain.LIME_DEFAULT_SAMPLES  # the time budget's count
+    samples.set_value(50).run()
     at.button(key="explain_lime_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert any("segments" in c.value for c in at.caption)
+    assert any("segments" in c.value and "took" in c.value for c in at.caption)

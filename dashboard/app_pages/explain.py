@@ -1,6 +1,8 @@
 """Explain: what each model looks at, for one image of the test set or an upload."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -10,6 +12,7 @@ from pipeline import checking, explain, figures, images, inference
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
 MAX_OPTIONS = 500
 LIME_KEY = "explain_lime_results"
+LIME_KEEP = 4  # LIME results a session keeps (the run folder's cache keeps them all on disk)
 
 run = common.selected_run()
 st.title("Explain")
@@ -103,25 +106,37 @@ st.image(legend, caption="colour: blue = little influence → red = strongest in
                          "scaled to its own range)", width=320)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _heatmap(run_path: str, model: str, sha: str, method: str, tgt: str, _rgb, _model):
-    exp = explain.heatmap(_model, _rgb, method, tgt)
-    return exp.heatmap, exp.method, exp.note
+# Every map of every model in one cached call per (image, target); maps are kept at display size
+# (long side <= 640 px) and for at most 16 images for 30 minutes, so explanations do not pile up.
+@st.cache_data(show_spinner="Computing the gradient maps…", max_entries=16, ttl=1800)
+def _gradient_maps(run_path: str, names: tuple[str, ...], stamp: str, sha: str, tgt: str, out_hw: tuple[int, int],
+                   _rgb, _models) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    maps = explain.explain_all(_models, _rgb, tgt, out_hw=out_hw)
+    return ({name: {method: (e.heatmap, e.method, e.note) if isinstance(e, explain.Explanation) else str(e)
+                    for method, e in per.items()} for name, per in maps.items()}, time.perf_counter() - t0)
 
 
+disp_hw = explain.display_size(rgb.shape[:2])
+disp = explain.display_image(rgb, disp_hw)
+grad_maps, grad_seconds = _gradient_maps(str(run.path), tuple(model_names), common.models_stamp(run, model_names),
+                                         sha, target,
+                                         disp_hw, rgb, {n: models[n].model for n in model_names})
 cols = st.columns(max(len(model_names), 4))  # a lone model does not fill the page
 for col, name in zip(cols, model_names):
     with col:
         st.markdown(f"**{name}**" + (" (best)" if name == best else ""))
         for method in explain.METHODS:
-            try:
-                heat, used, note = _heatmap(str(run.path), name, sha, method, target, rgb, models[name].model)
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
-                st.warning(f"{explain.METHOD_LABELS[method]} failed for {name}: {exc}")
+            got = grad_maps[name][method]
+            if isinstance(got, str):  # one model's failure must not hide the others
+                st.warning(f"{explain.METHOD_LABELS[method]} failed for {name}: {got}")
                 continue
-            st.image(explain.overlay(rgb, heat, alpha), caption=explain.METHOD_LABELS[used], width="stretch")
+            heat, used, note = got
+            st.image(explain.overlay(disp, heat, alpha), caption=explain.METHOD_LABELS[used], width="stretch")
             if note:
                 st.caption(note)
+st.caption(f"{len(model_names) * len(explain.METHODS)} maps computed in {grad_seconds:.1f} s on this server "
+           "(kept for this image for 30 minutes).")
 
 # --------------------------------------------------------------------------- LIME
 st.subheader("LIME")
@@ -130,7 +145,20 @@ st.caption("LIME splits the image into superpixels (SLIC), hides random subsets 
            "folder (`explanations/`).")
 c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 lime_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_lime_model")
-samples = int(c2.number_input("Samples", 50, 5000, explain.LIME_DEFAULT_SAMPLES, 50, key="explain_lime_samples"))
+
+
+@st.cache_data(show_spinner="Timing the model…", max_entries=32, ttl=3600)
+def _lime_budget(run_path: str, model: str, stamp: str, _model) -> tuple[int, float]:
+    return explain.lime_sample_budget(_model)
+
+
+budget_samples, per_image = _lime_budget(str(run.path), lime_model, common.models_stamp(run, [lime_model]),
+                                          models[lime_model].model)
+samples = int(c2.number_input("Samples", 50, 5000, budget_samples, 50, key=f"explain_lime_samples_{lime_model}",
+                              help=f"Default: as many as {lime_model} scores in about "
+                                   f"{explain.LIME_BUDGET_SECONDS:.0f} s on this server (at least "
+                                   f"{explain.LIME_MIN_SAMPLES}, at most {explain.LIME_DEFAULT_SAMPLES}). More samples, "
+                                   "a steadier explanation."))
 store = st.session_state.setdefault(LIME_KEY, {})
 key = (str(run.path), lime_model, sha, samples)
 if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
@@ -140,6 +168,8 @@ if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
         bar.progress(min(1.0, done / max(total, 1)), text=f"{stage}: {done}/{total} samples")
 
     try:
+        while len(store) >= LIME_KEEP:  # a session keeps its last few LIME results only
+            store.pop(next(iter(store)))
         store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=samples, run_dir=run.path,
                                           model_name=lime_model, progress=_progress)
     except Exception as exc:  # noqa: BLE001
@@ -147,8 +177,8 @@ if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
     bar.empty()
 res = store.get(key)
 if res is None:
-    st.info(f"Press **Run LIME** (about {max(1, samples // 250)}-{max(2, samples // 80)} s for {samples} samples "
-            f"with a small CNN).")
+    st.info(f"Press **Run LIME**: {samples} samples take about {max(1, round(samples * per_image))} s for "
+            f"{lime_model} ({per_image * 1000:.0f} ms per image, timed on this server just now).")
 else:
     a, b = st.columns(2)
     a.plotly_chart(figures.image_figure(
@@ -158,7 +188,7 @@ else:
     b.image(explain.lime_boundaries(rgb, res, top=5), width="stretch",
             caption="Top 5 segments toward fake (red outline) and toward real (blue outline)")
     st.caption(f"{len(res.weights)} segments · {res.num_samples} samples · local fit R² {res.score:.2f} · "
-               + ("from the cache" if res.cached else f"{res.seconds:.1f} s"))
+               + ("from the cache" if res.cached else f"took {res.seconds:.1f} s"))
 
 # --------------------------------------------------------------------------- feature maps
 st.subheader("Feature maps")
