@@ -88,3 +88,29 @@ def test_the_start_page_shows_the_first_runs_progress(monkeypatch, tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     assert any("Training in progress" in m.value for m in at.markdown)
     assert "checking images: 5 / 60" in str(at.get("progress")[0].proto)
+
+
+def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_run):
+    """The first page visit starts loading the run's models in a thread; Check then reuses them."""
+    import threading
+
+    import streamlit as st
+
+    from pipeline import inference
+
+    calls = []
+    real = inference.load_run_models
+    monkeypatch.setattr(inference, "load_run_models", lambda *a, **k: calls.append(a) or real(*a, **k))
+    from dashboard import common
+
+    st.cache_resource.clear()
+    common._WARMED.clear()  # a fresh server: earlier tests of this process may have warmed this run
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    for thread in [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"]:
+        thread.join(timeout=120)
+    assert len(calls) == 1
+    at.switch_page("app_pages/check.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(calls) == 1
