@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             res = explain.lime_explain(models[name].model, rgbs[1], num_samples=n, model_name=name,
                                        use_cache=False)
             lime_rows.append({"model": name + (" (page default)" if name == best else ""), "samples": res.num_samples,
-                              "ms per image": round(per_image * 1000, 1), "timing probe s": round(probe_s, 2),
+                              "ms per sample (estimate)": round(per_image * 1000, 1), "timing probe s": round(probe_s, 2),
                               "seconds": round(time.perf_counter() - t0, 2), "R2": round(res.score, 2),
                               "load avg": round(os.getloadavg()[0], 2)})
         print(markdown_table(lime_rows))

@@ -130,11 +130,14 @@ def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
         at.selectbox(key="explain_outcome").select("correct").run()
         assert not at.exception
     assert any("maps computed in" in c.value for c in at.caption)
-    assert any("ms per image, timed on this server" in i.value for i in at.info)  # LIME states its real cost
-    samples = next(n for n in at.number_input if n.key.startswith("explain_lime_samples"))
-    assert explain.LIME_MIN_SAMPLES <= samples.value <= explain.LIME_DEFAULT_SAMPLES  # the time budget's count
-    samples.set_value(50).run()
+    assert at.number_input(key="explain_lime_samples").value == 0  # automatic: a time budget
+    assert any("about 8 s on this server" in i.value for i in at.info)
     at.button(key="explain_lime_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert any("segments" in c.value and "took" in c.value for c in at.caption)
+    caption = next(c.value for c in at.caption if "segments ·" in c.value)
+    n = int(caption.split(" samples")[0].split("· ")[-1])
+    assert explain.LIME_MIN_SAMPLES <= n <= explain.LIME_DEFAULT_SAMPLES and "took" in caption
+    at.number_input(key="explain_lime_samples").set_value(50).run()
+    at.button(key="explain_lime_run").click().run()
+    assert any("· 50 samples" in c.value for c in at.caption)

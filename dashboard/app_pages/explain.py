@@ -147,18 +147,11 @@ c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 lime_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_lime_model")
 
 
-@st.cache_data(show_spinner="Timing the model…", max_entries=32, ttl=3600)
-def _lime_budget(run_path: str, model: str, stamp: str, _model) -> tuple[int, float]:
-    return explain.lime_sample_budget(_model)
-
-
-budget_samples, per_image = _lime_budget(str(run.path), lime_model, common.models_stamp(run, [lime_model]),
-                                          models[lime_model].model)
-samples = int(c2.number_input("Samples", 50, 5000, budget_samples, 50, key=f"explain_lime_samples_{lime_model}",
-                              help=f"Default: as many as {lime_model} scores in about "
-                                   f"{explain.LIME_BUDGET_SECONDS:.0f} s on this server (at least "
-                                   f"{explain.LIME_MIN_SAMPLES}, at most {explain.LIME_DEFAULT_SAMPLES}). More samples, "
-                                   "a steadier explanation."))
+samples = int(c2.number_input(
+    "Samples (0 = automatic)", 0, 5000, 0, 50, key="explain_lime_samples",
+    help=f"0: as many as {lime_model} scores in about {explain.LIME_BUDGET_SECONDS:.0f} s on this server now (timed "
+         f"when you press Run: at least {explain.LIME_MIN_SAMPLES}, at most {explain.LIME_DEFAULT_SAMPLES}). More "
+         "samples, a steadier explanation."))
 store = st.session_state.setdefault(LIME_KEY, {})
 key = (str(run.path), lime_model, sha, samples)
 if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
@@ -170,15 +163,17 @@ if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
     try:
         while len(store) >= LIME_KEEP:  # a session keeps its last few LIME results only
             store.pop(next(iter(store)))
-        store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=samples, run_dir=run.path,
+        n = samples or explain.lime_sample_budget(models[lime_model].model)[0]
+        store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=n, run_dir=run.path,
                                           model_name=lime_model, progress=_progress)
     except Exception as exc:  # noqa: BLE001
         st.error(f"LIME failed for {lime_model}: {exc}")
     bar.empty()
 res = store.get(key)
 if res is None:
-    st.info(f"Press **Run LIME**: {samples} samples take about {max(1, round(samples * per_image))} s for "
-            f"{lime_model} ({per_image * 1000:.0f} ms per image, timed on this server just now).")
+    st.info("Press **Run LIME**: " + (f"about {explain.LIME_BUDGET_SECONDS:.0f} s on this server (the number of "
+                                      "samples is chosen from the model's speed, timed when you press the button)"
+                                      if not samples else f"{samples} samples") + "; the time it took is shown below.")
 else:
     a, b = st.columns(2)
     a.plotly_chart(figures.image_figure(
