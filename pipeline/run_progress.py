@@ -18,9 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pipeline.progress import ProgressFn
 
@@ -29,7 +29,7 @@ LOG_LINES = 40  # log lines kept in the file (the newest)
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def progress_path(artifacts_dir: str | Path) -> Path:

@@ -7,7 +7,6 @@ icons, scripts, images). Offline, a request to a font CDN is a console error and
 from __future__ import annotations
 
 import pytest
-
 from server import Browser, StreamlitServer, browser_missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

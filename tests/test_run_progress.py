@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
 from conftest import REPO
-from pipeline import results, run_progress
+from streamlit.testing.v1 import AppTest
 from synthetic_run import write_synthetic_run
+
+from pipeline import results, run_progress
 
 APP = str(REPO / "dashboard" / "app.py")
 
