@@ -64,6 +64,9 @@ with st.sidebar:
 
 if not runs:
     st.title("Deepfake Lens")
+    from dashboard import progress_panel
+
+    progress_panel.show()  # the first run is training (scripts/run.sh): its progress, then its pages
     st.info(common.no_run_message(), icon=":material/info:")
     st.stop()
 

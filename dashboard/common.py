@@ -9,6 +9,9 @@ so a retrained run (same id, new files) is read again. ``@st.cache_resource`` is
 """
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -79,7 +82,41 @@ def selected_run() -> Run:
         info = runs[0]  # runs exist but none finished: still show its data
     except ArtifactError as exc:
         stop_with(str(exc), "warning")
-    return guarded(results.load_run, info)
+    run = guarded(results.load_run, info)
+    warm_up(run)
+    return run
+
+
+_WARMED: set[str] = set()
+_WARM_LOCK = threading.Lock()
+
+
+def warm_up(run: Run) -> None:
+    """Load the run's Keras models and combined model into this process' caches in a background
+    thread, once per process and run, so that the first visit to *Check an image* or *Explain* does
+    not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). The pages call
+    the same cached loaders; Streamlit's per-key lock makes a page that comes early wait for this
+    load instead of loading twice. Set ``DEEPFAKE_LENS_WARM_UP=0`` to load on first use only."""
+    if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
+        return
+    key = str(run.path)
+    with _WARM_LOCK:
+        if key in _WARMED:
+            return
+        _WARMED.add(key)
+    names = keras_model_names(run)
+    if not names:
+        return
+
+    def load() -> None:
+        try:
+            stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
+            _run_models(key, tuple(names), stamp)
+            run_combiner(run, names)
+        except Exception as exc:  # noqa: BLE001 - the page that needs the models reports the problem
+            logging.getLogger(__name__).warning("warm-up of %s failed: %s", run.run_id, exc)
+
+    threading.Thread(target=load, name="deepfake-lens-warm-up", daemon=True).start()
 
 
 def require_models(run: Run) -> list[str]:
@@ -255,6 +292,11 @@ def keras_model_names(run: Run) -> list[str]:
     """Finished models of the run that are Keras models (a ``model.keras`` file): the ones that score
     images and have Grad-CAM; comparison-only rows such as ``<model>+pca_svm`` are left out."""
     return [m for m in run.models() if (run.path / "models" / m / store.KERAS_MODEL).is_file()]
+
+
+def models_stamp(run: Run, models: list[str]) -> str:
+    """Changes when one of ``models`` is retrained (a cache key for results computed from them)."""
+    return repr(tuple(_model_mtime(run, m, "model.keras") for m in models))
 
 
 def run_models(run: Run, models: list[str] | None = None) -> dict:

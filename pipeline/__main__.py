@@ -31,14 +31,25 @@ VERDICT_COLUMNS = ["model", "based_on", "scope", "n", "coverage", "n_real_called
 
 
 def cmd_train(args) -> int:
-    from pipeline import config, runner
+    from pipeline import config, run_progress, runner
     from pipeline.progress import TqdmProgress
 
     cfg = config.load(args.config)
     cfg = config.apply_overrides(cfg, data=args.data, models=args.models.split(",") if args.models else None,
                                  image_size=args.image_size, epochs=args.epochs, artifacts_dir=args.out)
     progress = TqdmProgress(disable=args.quiet)
-    run_dir = runner.train_run(cfg, force=args.force, progress=progress)
+    status = run_progress.ProgressFile(cfg.artifacts_dir)  # progress.json: the dashboard's progress bar
+
+    def log(line: str) -> None:
+        print(line)
+        status.log(line)
+
+    try:
+        run_dir = runner.train_run(cfg, force=args.force, progress=run_progress.tee(progress, status), log=log)
+    except BaseException as exc:
+        status.finish("failed", "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__)
+        raise
+    status.finish("complete")
     progress.close()
     import pandas as pd
 
@@ -435,15 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pipeline.results import ArtifactError, RunNotFound
         known += [RunNotFound, ArtifactError]
-        if args.command != "report":  # the report reads files only: no TensorFlow start-up for it
-            from pipeline.models import WeightsUnavailableError
-            known.append(WeightsUnavailableError)
     except ImportError:
         pass
     try:
         return args.func(args)
     except tuple(known) as exc:
         return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc))
+    except Exception as exc:  # missing ImageNet weights: only once pipeline.models (TensorFlow) is in
+        models = sys.modules.get("pipeline.models")  # use; importing it here would start TensorFlow for every command
+        if models is not None and isinstance(exc, models.WeightsUnavailableError):
+            return _fail(str(exc))
+        raise
     except KeyboardInterrupt:
         return _fail("interrupted; finished models are kept and a rerun continues where this one stopped", 130)
 

@@ -56,10 +56,13 @@ def manifest_hash(manifest: pd.DataFrame) -> str:
     cols = ["dataset", "label", "split", "sha256"]
     partition = _group_partition(manifest)
     if partition is None:
-        rows = manifest[cols].sort_values(cols).astype(str).agg("|".join, axis=1)
+        table = manifest[cols].sort_values(cols).astype(str)
     else:
         table = manifest[cols].astype(str).assign(group_of=partition.to_numpy())
-        rows = table.sort_values([*cols, "group_of"]).agg("|".join, axis=1)
+        table = table.sort_values([*cols, "group_of"])
+    rows = table.iloc[:, 0].to_numpy(dtype=object)  # "|".join of each row, column by column (vectorised)
+    for col in table.columns[1:]:
+        rows = rows + "|" + table[col].to_numpy(dtype=object)
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 

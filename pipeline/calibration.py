@@ -22,7 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
+
+
+def _skm():
+    """sklearn.metrics, imported on first use (about 1-3 s: not paid by a cached `train` or a page that
+    only reads tables)."""
+    from sklearn import metrics
+
+    return metrics
+
 
 EPS = 1e-6
 ECE_BINS = 10
@@ -107,8 +115,8 @@ def calibration_metrics(y, p) -> dict[str, float | None]:
     y, p = np.asarray(y).ravel().astype(int), np.clip(np.asarray(p, dtype=np.float64).ravel(), EPS, 1 - EPS)
     if len(y) == 0:
         return {"ece": None, "brier": None, "log_loss": None}
-    return {"ece": expected_calibration_error(y, p), "brier": float(skm.brier_score_loss(y, p)),
-            "log_loss": float(skm.log_loss(y, p, labels=[0, 1]))}
+    return {"ece": expected_calibration_error(y, p), "brier": float(_skm().brier_score_loss(y, p)),
+            "log_loss": float(_skm().log_loss(y, p, labels=[0, 1]))}
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:
@@ -133,7 +141,7 @@ def operating_metrics(y, p, threshold: float) -> dict[str, float | None]:
         "balanced_accuracy": float(np.mean(present)) if present else None,
         "eer": None, "tpr_at_fpr_1pct": None, "tpr_at_fpr_5pct": None}
     if n_real and n_fake:
-        fpr, tpr, _ = skm.roc_curve(y, p)
+        fpr, tpr, _ = _skm().roc_curve(y, p)
         fnr = 1 - tpr
         i = int(np.argmin(np.abs(fnr - fpr)))
         out["eer"] = float((fpr[i] + fnr[i]) / 2)

@@ -305,7 +305,9 @@ def load(path: str | Path = DEFAULT_CONFIG) -> RunConfig:
 
 
 def validate(cfg: RunConfig) -> None:
-    from pipeline.models import REGISTRY  # late import: the registry imports keras
+    from pipeline.model_names import registered_names  # the registry's names without importing keras
+
+    REGISTRY = registered_names()
 
     if abs(sum(cfg.split) - 1.0) > 1e-6 or any(s <= 0 for s in cfg.split):
         raise ConfigError(f"split must be three positive fractions adding to 1, got {cfg.split}")

@@ -319,7 +319,6 @@ def build_for_run(run_dir: Path, cfg, manifest: pd.DataFrame, progress: Progress
     the run that ``[embeddings] models`` names (all when empty); each model is skipped when its files are complete for the same model file, data and
     settings. Returns ``{model: embeddings.json content}``."""
     from pipeline import data
-    from pipeline.models import load_model
 
     run_dir = Path(run_dir)
     manifest = manifest.reset_index(drop=True)
@@ -342,6 +341,8 @@ def build_for_run(run_dir: Path, cfg, manifest: pd.DataFrame, progress: Progress
             log(f"{spec.name}: embeddings, projections and PCA-SVM up to date")
             done[spec.name] = artifacts.read_json(folder / META_FILE)
             continue
+        from pipeline.models import load_model  # TensorFlow only when something must be computed
+
         keras_model = load_model(folder / store.KERAS_MODEL)
         if need_emb:
             if spec.image_size not in arrays:

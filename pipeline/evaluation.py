@@ -12,7 +12,15 @@ import time
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+
+def _skm():
+    """sklearn.metrics, imported on first use (about 1-3 s: not paid by a cached `train` or a page that
+    only reads tables)."""
+    from sklearn import metrics
+
+    return metrics
+
 
 from pipeline import store
 
@@ -25,10 +33,10 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str = "youden") -> floa
     if rule == "fixed" or len(np.unique(y)) < 2:
         return 0.5
     if rule == "youden":
-        fpr, tpr, thresholds = skm.roc_curve(y, p)
+        fpr, tpr, thresholds = _skm().roc_curve(y, p)
         score = tpr - fpr
     elif rule == "f1":
-        precision, recall, thresholds = skm.precision_recall_curve(y, p)
+        precision, recall, thresholds = _skm().precision_recall_curve(y, p)
         precision, recall = precision[:-1], recall[:-1]
         score = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     else:
@@ -45,12 +53,12 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     balanced accuracy (mean recall of the classes present), and the confusion counts."""
     y = np.asarray(y).ravel().astype(int)
     pred = (np.asarray(p).ravel() >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
-    precision, recall, f1, _ = skm.precision_recall_fscore_support(y, pred, labels=[1], average=None,
+    tn, fp, fn, tp = _skm().confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    precision, recall, f1, _ = _skm().precision_recall_fscore_support(y, pred, labels=[1], average=None,
                                                                    zero_division=0.0)
-    per_class = skm.recall_score(y, pred, labels=[0, 1], average=None, zero_division=0.0)
+    per_class = _skm().recall_score(y, pred, labels=[0, 1], average=None, zero_division=0.0)
     present = [per_class[c] for c in (0, 1) if (y == c).any()]  # balanced accuracy over the classes present
-    return {"accuracy": float(skm.accuracy_score(y, pred)) if len(y) else 0.0, "precision": float(precision[0]),
+    return {"accuracy": float(_skm().accuracy_score(y, pred)) if len(y) else 0.0, "precision": float(precision[0]),
             "recall": float(recall[0]), "f1": float(f1[0]),
             "balanced_accuracy": float(np.mean(present)) if present else 0.0,
             "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
@@ -67,10 +75,10 @@ def scope_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
            "roc_auc": None, "average_precision": None, "roc": None, "pr": None,
            "at_threshold": binary_metrics(y, p, threshold), "at_0.5": binary_metrics(y, p, 0.5)}
     if len(np.unique(y)) == 2:
-        out["roc_auc"] = float(skm.roc_auc_score(y, p))
-        out["average_precision"] = float(skm.average_precision_score(y, p))
-        fpr, tpr, _ = skm.roc_curve(y, p)
-        precision, recall, _ = skm.precision_recall_curve(y, p)
+        out["roc_auc"] = float(_skm().roc_auc_score(y, p))
+        out["average_precision"] = float(_skm().average_precision_score(y, p))
+        fpr, tpr, _ = _skm().roc_curve(y, p)
+        precision, recall, _ = _skm().precision_recall_curve(y, p)
         fpr, tpr = _downsample(fpr, tpr)
         precision, recall = _downsample(precision, recall)
         out["roc"] = {"fpr": fpr, "tpr": tpr}

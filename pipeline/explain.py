@@ -46,6 +46,8 @@ TARGETS = ("fake", "real")
 DEFAULT_CMAP = "jet"  # heat maps: 0 (blue) .. 1 (red)
 SIGNED_CMAP = "RdBu_r"  # LIME weights: toward real (blue) .. toward fake (red)
 LIME_DEFAULT_SAMPLES = 1000
+LIME_MIN_SAMPLES = 200  # below this LIME's local fit over ~50 segments is mostly noise
+LIME_BUDGET_SECONDS = 8.0  # the dashboard's default sample count keeps one LIME run within this
 LIME_BATCH = 200
 EXPLANATIONS_DIR = "explanations"
 
@@ -187,8 +189,11 @@ def visualizers(model) -> _Visualizers:
 
 
 def heatmaps(model, rgbs: list[np.ndarray], method: str = "gradcam", target: str = "fake",
-             smooth_samples: int = 10, smooth_noise: float = 0.2) -> list[Explanation]:
-    """One :class:`Explanation` per image (batched through the model once)."""
+             smooth_samples: int = 10, smooth_noise: float = 0.2,
+             out_hw: tuple[int, int] | None = None) -> list[Explanation]:
+    """One :class:`Explanation` per image (batched through the model once). Each map is resized to
+    its image's (H, W), or to ``out_hw`` (H, W) pixels when given (a display size: a map the size
+    of a 12-megapixel upload is 48 MB of float32)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not rgbs:
@@ -216,7 +221,7 @@ def heatmaps(model, rgbs: list[np.ndarray], method: str = "gradcam", target: str
     seconds = (time.perf_counter() - t0) / len(rgbs)
     out = []
     for m, im in zip(maps, rgbs):
-        heat = np.clip(_normalise(_resize_map(m, np.shape(im)[:2])), 0.0, 1.0)
+        heat = np.clip(_normalise(_resize_map(m, tuple(out_hw) if out_hw else np.shape(im)[:2])), 0.0, 1.0)
         why = note
         if why is None and not heat.any():
             why = (f"{METHOD_LABELS[used]} is empty: no region of layer {vis.layer if used != 'saliency' else 'input'} "
@@ -245,6 +250,42 @@ def _smoothgrad(vis, score, x: np.ndarray, samples: int, noise: float) -> np.nda
 def heatmap(model, rgb: np.ndarray, method: str = "gradcam", target: str = "fake", **kwargs) -> Explanation:
     """Grad-CAM / Grad-CAM++ / saliency of one (H, W, 3) uint8 image; the map is (H, W) in 0..1."""
     return heatmaps(model, [rgb], method, target, **kwargs)[0]
+
+
+def display_size(hw: tuple[int, int], longest: int = 640) -> tuple[int, int]:
+    """(H, W) scaled down (never up) so that the longer side is at most ``longest`` pixels."""
+    h, w = int(hw[0]), int(hw[1])
+    scale = min(1.0, longest / max(h, w, 1))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def display_image(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 resized (bilinear, Pillow) to ``hw`` = (H, W); itself when already that size."""
+    from PIL import Image
+
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    if tuple(rgb.shape[:2]) == tuple(hw):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((int(hw[1]), int(hw[0])), Image.BILINEAR))
+
+
+def explain_all(models: dict[str, Any], rgb: np.ndarray, target: str = "fake", methods: tuple[str, ...] = METHODS,
+                out_hw: tuple[int, int] | None = None) -> dict[str, dict[str, Explanation | Exception]]:
+    """Every gradient map of every model for one (H, W, 3) uint8 image: ``{model name: {method:
+    Explanation}}``, in the order given (``models``: name -> Keras model, loaded once by the
+    caller). A method that fails for one model gives its exception in place of the Explanation,
+    so one model cannot hide the others. Maps are (H, W) in 0..1, or ``out_hw`` (see :func:`heatmaps`).
+    The image is resized to each model's input size once, and each model's visualizers are built
+    once per model (:func:`visualizers`)."""
+    out: dict[str, dict[str, Explanation | Exception]] = {}
+    for name, model in models.items():
+        out[name] = {}
+        for method in methods:
+            try:
+                out[name][method] = heatmaps(model, [rgb], method, target, out_hw=out_hw)[0]
+            except Exception as exc:  # noqa: BLE001 - reported per map by the caller
+                out[name][method] = exc
+    return out
 
 
 # --------------------------------------------------------------------------- drawing
@@ -434,6 +475,48 @@ def lime_explain(model, rgb: np.ndarray, *, num_samples: int = LIME_DEFAULT_SAMP
                                  model_stamp=np.str_(stamp), image_sha256=np.str_(sha))
     return LimeResult(name, segments, weights, _lime_heatmap(segments, weights, hw), p_fake, score, num_samples,
                       cached=False, seconds=seconds, cache_path=saved)
+
+
+def _perturbation_seconds(size: int, n: int = 6, grid: int = 7) -> float:
+    """Seconds per sample that ``lime_image`` spends building one perturbed (size, size, 3) image:
+    a float64 copy and, per hidden segment, a comparison over the whole segment map (its own loop,
+    mirrored here on a ``grid`` x ``grid`` block segmentation with about half the segments hidden)."""
+    import copy
+
+    idx = np.arange(size) * grid // size
+    segments = idx[:, None] * grid + idx[None, :]
+    image = np.zeros((size, size, 3), dtype=np.float64)
+    fudged = image + 1.0
+    rows = np.random.default_rng(0).integers(0, 2, (n, grid * grid))
+    t0 = time.perf_counter()
+    for row in rows:
+        temp = copy.deepcopy(image)
+        mask = np.zeros(segments.shape, dtype=bool)
+        for z in np.where(row == 0)[0]:
+            mask[segments == z] = True
+        temp[mask] = fudged[mask]
+    return (time.perf_counter() - t0) / n
+
+
+def lime_sample_budget(model, budget_seconds: float = LIME_BUDGET_SECONDS, max_samples: int = LIME_DEFAULT_SAMPLES,
+                       min_samples: int = LIME_MIN_SAMPLES, probe: int = 32) -> tuple[int, float]:
+    """How many LIME samples ``model`` takes within ``budget_seconds`` on this machine now:
+    ``(samples, seconds per sample)``. A sample costs its scoring (timed on one batch of ``probe``
+    images at the model's input size through the predict path LIME uses, after a warm-up call of
+    the same shape) plus building the perturbed image (:func:`_perturbation_seconds`: at 256 px
+    about as much as scoring it with a small CNN). The count is rounded down to a multiple of 50 and
+    clipped to [``min_samples``, ``max_samples``], so a slow model may take longer than the budget
+    at ``min_samples``; a machine busy with other work gives fewer samples."""
+    from pipeline.inference import predict_batch
+
+    size = model_input_size(model)
+    x = np.full((probe, size, size, 3), 127.0, dtype=np.float32)
+    predict_batch(model, x)  # warm-up: traces the predict function for this batch shape
+    t0 = time.perf_counter()
+    predict_batch(model, x)
+    per_sample = (time.perf_counter() - t0) / probe + _perturbation_seconds(size)
+    samples = int(budget_seconds / max(per_sample, 1e-6)) // 50 * 50
+    return int(np.clip(samples, min_samples, max_samples)), per_sample
 
 
 def _no_bar(iterable, *args, **kwargs):

@@ -29,6 +29,8 @@ CLASS_WEIGHTS = (None, "balanced")
 SVM_SUFFIX = "+pca_svm"
 SVC_FILE = "svc.skops"
 RANDOMIZED_ABOVE = 2000  # embedding dims above which PCA uses the randomized SVD solver
+LIVE_MAX_TRAIN = 1500  # the SVM lab refits on at most this many training images (stratified, fixed seed): libsvm's
+# fit grows with the square of the images (poly, 50 components: 5,000 took 1-2 s, 1,500 about 0.1 s; BENCHMARKS.md)
 
 
 def svm_model_name(model: str) -> str:

@@ -217,7 +217,9 @@ CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-ba
                 # several sessions in one browser (tabs) must not be throttled in the background
                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                 "--disable-backgrounding-occluded-windows", "--disable-dev-shm-usage")
-VERDICT_RE = re.compile(r"Ensemble: (real|fake) \(p ")  # one per scored face on the check page
+# one per scored face on the check page: "Ensemble: fake (p ...", or with a run's combined model the
+# caption "Log-odds vote of the Keras models: fake (p ..." under the face's verdict
+VERDICT_RE = re.compile(r"(?:Ensemble|Log-odds vote of the Keras models): (real|fake) \(p ")
 
 
 def browser_missing() -> str | None:
@@ -353,7 +355,7 @@ class Browser:
             "  if (!h.innerText.includes(name)) continue;"
             "  let el = h;"
             "  while (el && !(el.getAttribute && el.getAttribute('data-testid') === 'stVerticalBlock'"
-            "                 && el.innerText.includes('Ensemble:'))) el = el.parentElement;"
+            "                 && (el.innerText.includes('Ensemble:') || el.innerText.includes('Log-odds vote')))) el = el.parentElement;"
             "  if (el) return el.innerText;"
             "}"
             "return null;", name)
@@ -367,7 +369,7 @@ class Browser:
             "  if (!h.textContent.includes(name)) continue;"
             "  let el = h;"
             "  while (el && !(el.getAttribute && el.getAttribute('data-testid') === 'stVerticalBlock'"
-            "                 && el.textContent.includes('Ensemble:'))) el = el.parentElement;"
+            "                 && (el.textContent.includes('Ensemble:') || el.textContent.includes('Log-odds vote')))) el = el.parentElement;"
             "  if (el) { v = el.textContent; break; }"
             "}"
             "const errs = Array.from(document.querySelectorAll(\"[data-testid='stAlertContentError']\"))"

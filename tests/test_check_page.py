@@ -117,6 +117,8 @@ def test_check_page_renders_without_upload(monkeypatch, tiny_run):
 
 
 def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
+    from pipeline import explain
+
     at = _app(monkeypatch, tiny_run, "app_pages/explain.py")
     assert at.title[0].value == "Explain"
     assert _headings(at) == ["Explain", "Where each model looks", "LIME", "Feature maps"]
@@ -127,8 +129,15 @@ def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
         assert any("No test image matches" in i.value for i in at.info)
         at.selectbox(key="explain_outcome").select("correct").run()
         assert not at.exception
-    at.number_input(key="explain_lime_samples").set_value(50).run()
+    assert any("maps computed in" in c.value for c in at.caption)
+    assert at.number_input(key="explain_lime_samples").value == 0  # automatic: a time budget
+    assert any("about 8 s on this server" in i.value for i in at.info)
     at.button(key="explain_lime_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert any("segments" in c.value for c in at.caption)
+    caption = next(c.value for c in at.caption if "segments ·" in c.value)
+    n = int(caption.split(" samples")[0].split("· ")[-1])
+    assert explain.LIME_MIN_SAMPLES <= n <= explain.LIME_DEFAULT_SAMPLES and "took" in caption
+    at.number_input(key="explain_lime_samples").set_value(50).run()
+    at.button(key="explain_lime_run").click().run()
+    assert any("· 50 samples" in c.value for c in at.caption)

@@ -271,3 +271,17 @@ def test_embeddings_only_for_the_models_the_config_names(tiny_run, tiny_config, 
         config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"models": ["no_such_model"]}})
     with pytest.raises(config.ConfigError, match="unknown \\[embeddings\\]"):
         config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"typo": 1}})
+
+
+def test_svm_lab_fits_on_a_stated_stratified_sample(monkeypatch, tiny_run):
+    from pipeline import svm
+
+    monkeypatch.setattr(svm, "LIVE_MAX_TRAIN", 40)
+    at = _app(monkeypatch, tiny_run.parent)
+    at.switch_page("app_pages/svm_lab.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    n_train = int((results.load_run(results.info_at(tiny_run)).manifest()["split"] == "train").sum())
+    caption = next(c.value for c in at.caption if c.value.startswith("Fitted on"))
+    assert caption.startswith("Fitted on 40 training images") and f"sample of the {n_train:,}" in caption
+    at.slider(key="svm_log_c").set_value(0.5).run()
+    assert not at.exception, [e.value for e in at.exception]

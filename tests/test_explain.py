@@ -150,3 +150,36 @@ def test_predict_cli_writes_overlays(tiny_run, tmp_path, photo, capsys):
         assert r["explanation"] == str(png) and png.is_file()
         assert Image.open(png).size[0] > photo.shape[1]  # overlay plus colour bar
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
+
+
+def test_explain_all_gives_every_map_of_every_model_at_the_asked_size(loaded, photo):
+    models = {name: lm.model for name, lm in loaded.items()}
+    hw = explain.display_size(photo.shape[:2], longest=20)
+    assert max(hw) == 20 and explain.display_size(photo.shape[:2], longest=4000) == photo.shape[:2]
+    maps = explain.explain_all(models, photo, "fake", out_hw=hw)
+    assert list(maps) == list(models)
+    for name, per in maps.items():
+        assert list(per) == list(explain.METHODS)
+        for method, exp in per.items():
+            assert isinstance(exp, explain.Explanation), exp
+            assert exp.heatmap.shape == hw and 0.0 <= exp.heatmap.min() and exp.heatmap.max() <= 1.0
+    same = explain.heatmap(loaded[next(iter(loaded))].model, photo, "gradcam")  # full size by default
+    assert same.heatmap.shape == photo.shape[:2]
+    assert explain.display_image(photo, hw).shape == (*hw, 3)
+
+
+def test_explain_all_reports_one_models_failure_without_hiding_the_others(loaded, photo):
+    name, lm = next(iter(loaded.items()))
+    maps = explain.explain_all({name: lm.model, "broken": object()}, photo)
+    assert all(isinstance(e, explain.Explanation) for e in maps[name].values())
+    assert all(isinstance(e, Exception) for e in maps["broken"].values())
+
+
+def test_lime_sample_budget_scales_with_the_budget(loaded):
+    lm = next(iter(loaded.values()))
+    samples, per_image = explain.lime_sample_budget(lm.model, budget_seconds=1e-9)
+    assert samples == explain.LIME_MIN_SAMPLES and per_image > 0
+    samples, _ = explain.lime_sample_budget(lm.model, budget_seconds=1e9)
+    assert samples == explain.LIME_DEFAULT_SAMPLES
+    samples, _ = explain.lime_sample_budget(lm.model, budget_seconds=1e9, max_samples=725, min_samples=100)
+    assert samples == 725

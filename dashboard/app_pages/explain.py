@@ -1,6 +1,8 @@
 """Explain: what each model looks at, for one image of the test set or an upload."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -10,6 +12,7 @@ from pipeline import checking, detectors, explain, figures, images
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
 MAX_OPTIONS = 500
 LIME_KEY = "explain_lime_results"
+LIME_KEEP = 4  # LIME results a session keeps (the run folder's cache keeps them all on disk)
 
 run = common.selected_run()
 st.title("Explain")
@@ -105,25 +108,37 @@ st.image(legend, caption="colour: blue = little influence → red = strongest in
                          "scaled to its own range)", width=320)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _heatmap(run_path: str, model: str, sha: str, method: str, tgt: str, _rgb, _model):
-    exp = explain.heatmap(_model, _rgb, method, tgt)
-    return exp.heatmap, exp.method, exp.note
+# Every map of every model in one cached call per (image, target); maps are kept at display size
+# (long side <= 640 px) and for at most 16 images for 30 minutes, so explanations do not pile up.
+@st.cache_data(show_spinner="Computing the gradient maps…", max_entries=16, ttl=1800)
+def _gradient_maps(run_path: str, names: tuple[str, ...], stamp: str, sha: str, tgt: str, out_hw: tuple[int, int],
+                   _rgb, _models) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    maps = explain.explain_all(_models, _rgb, tgt, out_hw=out_hw)
+    return ({name: {method: (e.heatmap, e.method, e.note) if isinstance(e, explain.Explanation) else str(e)
+                    for method, e in per.items()} for name, per in maps.items()}, time.perf_counter() - t0)
 
 
+disp_hw = explain.display_size(rgb.shape[:2])
+disp = explain.display_image(rgb, disp_hw)
+grad_maps, grad_seconds = _gradient_maps(str(run.path), tuple(model_names), common.models_stamp(run, model_names),
+                                         sha, target,
+                                         disp_hw, rgb, {n: models[n].model for n in model_names})
 cols = st.columns(max(len(model_names), 4))  # a lone model does not fill the page
 for col, name in zip(cols, model_names):
     with col:
         st.markdown(f"**{name}**" + (" (best)" if name == best else ""))
         for method in explain.METHODS:
-            try:
-                heat, used, note = _heatmap(str(run.path), name, sha, method, target, rgb, models[name].model)
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
-                st.warning(f"{explain.METHOD_LABELS[method]} failed for {name}: {exc}")
+            got = grad_maps[name][method]
+            if isinstance(got, str):  # one model's failure must not hide the others
+                st.warning(f"{explain.METHOD_LABELS[method]} failed for {name}: {got}")
                 continue
-            st.image(explain.overlay(rgb, heat, alpha), caption=explain.METHOD_LABELS[used], width="stretch")
+            heat, used, note = got
+            st.image(explain.overlay(disp, heat, alpha), caption=explain.METHOD_LABELS[used], width="stretch")
             if note:
                 st.caption(note)
+st.caption(f"{len(model_names) * len(explain.METHODS)} maps computed in {grad_seconds:.1f} s on this server "
+           "(kept for this image for 30 minutes).")
 
 # --------------------------------------------------------------------------- LIME
 st.subheader("LIME")
@@ -132,7 +147,13 @@ st.caption("LIME splits the image into superpixels (SLIC), hides random subsets 
            "folder (`explanations/`).")
 c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 lime_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_lime_model")
-samples = int(c2.number_input("Samples", 50, 5000, explain.LIME_DEFAULT_SAMPLES, 50, key="explain_lime_samples"))
+
+
+samples = int(c2.number_input(
+    "Samples (0 = automatic)", 0, 5000, 0, 50, key="explain_lime_samples",
+    help=f"0: as many as {lime_model} scores in about {explain.LIME_BUDGET_SECONDS:.0f} s on this server now (timed "
+         f"when you press Run: at least {explain.LIME_MIN_SAMPLES}, at most {explain.LIME_DEFAULT_SAMPLES}). More "
+         "samples, a steadier explanation."))
 store = st.session_state.setdefault(LIME_KEY, {})
 key = (str(run.path), lime_model, sha, samples)
 if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
@@ -142,15 +163,19 @@ if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
         bar.progress(min(1.0, done / max(total, 1)), text=f"{stage}: {done}/{total} samples")
 
     try:
-        store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=samples, run_dir=run.path,
+        while len(store) >= LIME_KEEP:  # a session keeps its last few LIME results only
+            store.pop(next(iter(store)))
+        n = samples or explain.lime_sample_budget(models[lime_model].model)[0]
+        store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=n, run_dir=run.path,
                                           model_name=lime_model, progress=_progress)
     except Exception as exc:  # noqa: BLE001
         st.error(f"LIME failed for {lime_model}: {exc}")
     bar.empty()
 res = store.get(key)
 if res is None:
-    st.info(f"Press **Run LIME** (about {max(1, samples // 250)}-{max(2, samples // 80)} s for {samples} samples "
-            f"with a small CNN).")
+    st.info("Press **Run LIME**: " + (f"about {explain.LIME_BUDGET_SECONDS:.0f} s on this server (the number of "
+                                      "samples is chosen from the model's speed, timed when you press the button)"
+                                      if not samples else f"{samples} samples") + "; the time it took is shown below.")
 else:
     a, b = st.columns(2)
     a.plotly_chart(figures.image_figure(
@@ -160,7 +185,7 @@ else:
     b.image(explain.lime_boundaries(rgb, res, top=5), width="stretch",
             caption="Top 5 segments toward fake (red outline) and toward real (blue outline)")
     st.caption(f"{len(res.weights)} segments · {res.num_samples} samples · local fit R² {res.score:.2f} · "
-               + ("from the cache" if res.cached else f"{res.seconds:.1f} s"))
+               + ("from the cache" if res.cached else f"took {res.seconds:.1f} s"))
 
 # --------------------------------------------------------------------------- feature maps
 st.subheader("Feature maps")

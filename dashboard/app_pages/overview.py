@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import audit_panel, common
+from dashboard import audit_panel, common, progress_panel
 from pipeline import figures
 from pipeline.results import LABELS, SPLITS
 
@@ -17,6 +17,7 @@ PER_ROW = 8
 run = common.selected_run()
 st.title("Overview")
 st.caption(common.run_caption(run))
+progress_panel.show()  # a training running in the background (scripts/run.sh): its progress bar
 
 man = common.manifest(run)
 counts = common.counts(run)

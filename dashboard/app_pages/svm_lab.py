@@ -2,7 +2,10 @@
 and with the run's stored default PCA-SVM.
 
 Only the SVC is refitted here: the standardised PCA scores of every image are read once from
-``models/<m>/pca.npz`` (cached), so a refit on 5,000 x 50 stays under a second (BENCHMARKS.md).
+``models/<m>/pca.npz`` (cached), and the live SVM is fitted on a fixed-seed sample of the training
+images stratified by dataset and label (:data:`pipeline.svm.LIVE_MAX_TRAIN`), so a refit stays under a second
+(libsvm's time grows with the square of the images: 5,000 took 1-2 s; BENCHMARKS.md). The page says
+what the fit used; the run's stored default PCA-SVM was fitted on every training image.
 """
 from __future__ import annotations
 
@@ -11,24 +14,22 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
+from pipeline import data as pipeline_data
 from pipeline import figures, results, svm
 
-MAX_TRAIN = 5000  # live refits use at most this many training images (fixed-seed subsample)
 SURFACE_RESOLUTION = 80
 WHAT_TO_RUN = (f"The lab uses the PCA of each model's embeddings, built by the pipeline after training:"
                f"\n\n```\n{results.TRAIN_COMMAND}\n```\n\n(with `[embeddings] enabled = true`, the default).")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _data(run_path: str, model: str, mtime: float) -> dict:
+def _data(run_path: str, model: str, mtime: float, max_train: int = svm.LIVE_MAX_TRAIN) -> dict:
     run = results.load_run(results.info_at(run_path))
     scores = run.pca(model)["scores"].astype(np.float32)
     man = run.manifest()
     split = man["split"].to_numpy().astype(str)
     y = man["y"].to_numpy().astype(int)
-    train = np.flatnonzero(split == "train")
-    if len(train) > MAX_TRAIN:
-        train = np.sort(np.random.default_rng(0).choice(train, MAX_TRAIN, replace=False))
+    train = pipeline_data.stratified_subsample(np.flatnonzero(split == "train"), man, max_train, seed=0)
     val, test = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     return {"train_X": scores[train], "train_y": y[train], "val_X": scores[val], "val_y": y[val],
             "test_X": scores[test], "test_y": y[test], "test_label": man["label"].to_numpy()[test].astype(str),
@@ -37,7 +38,7 @@ def _data(run_path: str, model: str, mtime: float) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _fit(run_path: str, model: str, mtime: float, k: int, params: tuple) -> dict:
-    d = _data(run_path, model, mtime)
+    d = _data(run_path, model, mtime, svm.LIVE_MAX_TRAIN)
     out = svm.fit_and_score(d["train_X"], d["train_y"], d["test_X"], d["test_y"], n_components=k,
                             val_X=d["val_X"], val_y=d["val_y"], **dict(params))
     out.pop("p_fake", None)
@@ -46,7 +47,7 @@ def _fit(run_path: str, model: str, mtime: float, k: int, params: tuple) -> dict
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _surface(run_path: str, model: str, mtime: float, params: tuple) -> dict:
-    d = _data(run_path, model, mtime)
+    d = _data(run_path, model, mtime, svm.LIVE_MAX_TRAIN)
     return svm.decision_surface(d["train_X"], d["train_y"], resolution=SURFACE_RESOLUTION, **dict(params))
 
 
@@ -61,10 +62,12 @@ if not available:
 c1, c2 = st.columns([2, 3])
 model = c1.selectbox("Model embedding", available, key="svm_model")
 mtime = run.file_mtime(f"models/{model}/pca.npz") + run.file_mtime(f"models/{model}/embeddings.json")
-data = common.guarded(_data, str(run.path), model, mtime)
+data = common.guarded(_data, str(run.path), model, mtime, svm.LIVE_MAX_TRAIN)
 k_max = int(data["train_X"].shape[1])
-c2.caption(f"{len(data['train_y']):,} training images"
-           + (f" (fixed-seed subsample of {data['n_train_all']:,})" if data["n_train_all"] > len(data["train_y"]) else "")
+c2.caption(f"Fitted on {len(data['train_y']):,} training images"
+           + (f" (a fixed-seed sample of the {data['n_train_all']:,}, each dataset and class in proportion, so a "
+              "change refits in under a second; the stored default SVM below used all of them)"
+              if data["n_train_all"] > len(data["train_y"]) else "")
            + f", {len(data['val_y']):,} validation, {len(data['test_y']):,} test · up to {k_max} PCA components "
              "of the standardised embedding (fitted on train).")
 
