@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.artifacts:
         os.environ["DEEPFAKE_LENS_ARTIFACTS"] = str(args.artifacts.resolve())
-    from pipeline import checking, explain, images, inference, results
+    from pipeline import checking, detectors, explain, images, results
 
     run = results.load_run(args.run)
     t0 = time.perf_counter()
-    models = inference.load_run_models(run.path)
+    models = {n: d for n, d in detectors.load_many(run.path).items() if d.kind == "keras"}  # gradient maps need Keras
     load_s = time.perf_counter() - t0
     names = list(models)
     preds = run.predictions(names[0])

@@ -507,7 +507,7 @@ def lime_sample_budget(model, budget_seconds: float = LIME_BUDGET_SECONDS, max_s
     about as much as scoring it with a small CNN). The count is rounded down to a multiple of 50 and
     clipped to [``min_samples``, ``max_samples``], so a slow model may take longer than the budget
     at ``min_samples``; a machine busy with other work gives fewer samples."""
-    from pipeline.inference import predict_batch
+    from pipeline.detectors.keras_model import predict_batch
 
     size = model_input_size(model)
     x = np.full((probe, size, size, 3), 127.0, dtype=np.float32)

@@ -96,11 +96,11 @@ def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_r
 
     import streamlit as st
 
-    from pipeline import inference
+    from pipeline import detectors
 
     calls = []
-    real = inference.load_run_models
-    monkeypatch.setattr(inference, "load_run_models", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = detectors.load_many
+    monkeypatch.setattr(detectors, "load_many", lambda *a, **k: calls.append(a) or real(*a, **k))
     from dashboard import common
 
     st.cache_resource.clear()

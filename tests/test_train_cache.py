@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from conftest import REPO, make_labelled_folder, write_images
 
-from pipeline import artifacts
+from pipeline import artifacts, store
 
 # Runs the CLI's main() and reports afterwards whether TensorFlow or Keras was ever imported.
 PROBE = ("import sys; from pipeline.__main__ import main; code = main(sys.argv[1:]); "
@@ -59,7 +59,7 @@ def test_a_changed_config_is_another_run(tmp_path):
     assert runner.prepare(base)[0] == same
     for changed in (config.apply_overrides(base, epochs=2), config.apply_overrides(base, image_size=20)):
         run_id, run_dir, _, _ = runner.prepare(changed)
-        assert run_id != same and not artifacts.is_model_done(run_dir, "baseline_cnn")
+        assert run_id != same and not store.is_model_done(run_dir, "baseline_cnn")
 
 
 def test_registry_names_without_keras_match_the_registry():
