@@ -177,29 +177,29 @@ def test_spectrum_layer_sees_a_high_frequency_trace(tmp_path):
 def test_embedding_figures(tiny_run):
     import plotly.graph_objects as go
 
-    from pipeline import figures
+    from pipeline import figures_embeddings
 
     table = pd.read_parquet(tiny_run / "models" / "custom_cnn" / embeddings.PROJECTIONS_FILE)
-    fig = figures.embedding_scatter_figure(table, ("umap_1", "umap_2", "umap_3"), "label", uirevision="keep")
+    fig = figures_embeddings.embedding_scatter_figure(table, ("umap_1", "umap_2", "umap_3"), "label", uirevision="keep")
     assert all(isinstance(t, go.Scatter3d) for t in fig.data) and len(fig.data) == 2
     assert sum(len(t.x) for t in fig.data) == len(table)
     assert fig.layout.uirevision == "keep" and fig.layout.scene.uirevision == "keep"
     assert "p(fake)" in fig.data[0].text[0]
     points = sorted(i for t in fig.data for i in t.customdata)
     assert points == list(range(len(table)))
-    fig2 = figures.embedding_scatter_figure(table, ("pca2d_1", "pca2d_2"), "dataset")
+    fig2 = figures_embeddings.embedding_scatter_figure(table, ("pca2d_1", "pca2d_2"), "dataset")
     assert all(isinstance(t, go.Scattergl) for t in fig2.data) and {t.name.split(" ")[0] for t in fig2.data} == {
         "alpha", "beta"}
-    cats = figures.embedding_categories(table, "correct", threshold=0.5)
+    cats = figures_embeddings.embedding_categories(table, "correct", threshold=0.5)
     pred = np.where(table["p_fake"] >= 0.5, "fake", "real")
     assert (cats == "correct").sum() == (pred == table["label"]).sum()
-    assert set(figures.embedding_categories(table, "predicted")) <= {"real", "fake"}
+    assert set(figures_embeddings.embedding_categories(table, "predicted")) <= {"real", "fake"}
     with pytest.raises(ValueError):
-        figures.embedding_categories(table, "size")
-    ev = figures.explained_variance_figure([0.5, 0.3, 0.1])
+        figures_embeddings.embedding_categories(table, "size")
+    ev = figures_embeddings.explained_variance_figure([0.5, 0.3, 0.1])
     assert list(ev.data[1].y) == pytest.approx([0.5, 0.8, 0.9])
     surf = svm.decision_surface(table[["pca_1", "pca_2"]].to_numpy(), table["y"].to_numpy(), resolution=20)
-    ds = figures.decision_surface_figure(surf, table["pca_1"], table["pca_2"], table["label"])
+    ds = figures_embeddings.decision_surface_figure(surf, table["pca_1"], table["pca_2"], table["label"])
     assert isinstance(ds.data[0], go.Contour) and np.asarray(ds.data[0].z).shape == (20, 20)
     assert {t.name for t in ds.data[2:]} == {"real", "fake"}
 

@@ -379,27 +379,27 @@ def test_pages_without_experiments_say_what_to_run(monkeypatch, tiny_run):
 
 
 def test_experiment_figures():
-    from pipeline import figures
+    from pipeline import figures_experiments
 
     trials = pd.DataFrame({"trial_id": ["0", "1"], "status": ["COMPLETED"] * 2, "val_auc": [0.7, 0.8],
                            "blocks": [2, 3], "filters": [8, 16], "kernel_size": [3, 5], "dense_units": [32, 64],
                            "dropout": [0.1, 0.2], "pooling": ["gap", "flatten"], "learning_rate": [1e-3, 1e-4]})
-    fig = figures.search_parallel_figure(trials)
+    fig = figures_experiments.search_parallel_figure(trials)
     assert len(fig.data) == 1 and len(fig.data[0].dimensions) == 8
     assert list(fig.data[0].dimensions[5].ticktext) == ["flatten", "gap"]
     grid = pd.DataFrame({"optimizer": ["sgd", "sgd", "adam", "adam"], "learning_rate": [1e-2, 1e-3] * 2,
                          "best_val_auc": [0.6, 0.7, 0.8, 0.9]})
-    heat = figures.ablation_heatmap_figure(grid)
+    heat = figures_experiments.ablation_heatmap_figure(grid)
     assert list(heat.data[0].y) == ["sgd", "adam"] and heat.data[0].z[1][1] == 0.9 and len(heat.layout.annotations) == 4
     rows = [{"model": m, "perturbation": p, "level": lv, "dataset": "all", "roc_auc": 0.9 - lv / 200}
             for m in ("a", "b") for p, lv in [("none", 0), ("jpeg", 50), ("jpeg", 30), ("blur", 1), ("blur", 2)]]
-    rob = figures.robustness_figure(pd.DataFrame(rows))
+    rob = figures_experiments.robustness_figure(pd.DataFrame(rows))
     assert len(rob.data) == 4 and list(rob.data[0].x) == [30.0, 50.0, 100.0]  # clean point at quality 100
     matrix = pd.DataFrame({"train_on": ["x", "x", "y", "y"], "test_on": ["x", "y", "x", "y"],
                            "roc_auc": [0.9, 0.6, 0.55, 0.95]})
-    gen = figures.generalisation_figure(matrix)
+    gen = figures_experiments.generalisation_figure(matrix)
     assert gen.data[0].z[0][1] == 0.6 and len(gen.layout.annotations) == 4
-    assert figures.generalisation_figure(matrix.iloc[:0]).layout.annotations  # empty note, no error
+    assert figures_experiments.generalisation_figure(matrix.iloc[:0]).layout.annotations  # empty note, no error
 
 
 def test_crossdataset_epochs_replace_the_fine_tuning_of_pretrained_models():

@@ -196,18 +196,18 @@ def test_relative_paths_use_the_deepest_data_folder():
 
 def test_2d_embedding_scatter_selects_on_click():
     # Streamlit turns click selection off while the drag mode is lasso or box select
-    from pipeline import figures
+    from pipeline import figures_embeddings
 
     df = pd.DataFrame({"pca2d_1": [0.0, 1.0], "pca2d_2": [1.0, 0.0], "label": ["real", "fake"], "dataset": ["d", "d"],
                        "split": ["test", "test"], "path": ["a.png", "b.png"], "p_fake": [0.2, 0.9]})
-    fig = figures.embedding_scatter_figure(df, ("pca2d_1", "pca2d_2"))
+    fig = figures_embeddings.embedding_scatter_figure(df, ("pca2d_1", "pca2d_2"))
     assert fig.layout.dragmode not in ("lasso", "select")
     assert "select" in fig.layout.clickmode
 
 
 def test_projector_fixes_in_the_shared_figures():
     """Titles clear of the toolbar, legends below the axis titles, readable numbers on dark cells."""
-    from pipeline import figures
+    from pipeline import figures, figures_experiments
 
     curves = {m: {"fpr": [0, 0.5, 1], "tpr": [0, 0.7, 1], "auc": 0.6, "precision": [1, 0.6, 0.5],
                   "recall": [0, 0.5, 1], "ap": 0.6} for m in ("a", "b", "c")}
@@ -218,7 +218,7 @@ def test_projector_fixes_in_the_shared_figures():
     matrix = pd.DataFrame({"train_on": ["x", "x"], "test_on": ["x", "y"], "in_domain": [True, False], "n": [50, 50],
                            "roc_auc": [0.75, 0.45]})
     notes = {a.text.replace("<b>", "").replace("</b>", ""): a.font.color
-             for a in figures.generalisation_figure(matrix).layout.annotations}
+             for a in figures_experiments.generalisation_figure(matrix).layout.annotations}
     assert notes == {"0.750": "#1a1a1a", "0.450": "#ffffff"}  # pale yellow cell: dark text; dark red: white
     cam = figures.image_figure(np.zeros((8, 8, 3), np.uint8), title="Where it looked", height=260)
     assert cam.layout.margin.t >= figures.TITLE_BAND and cam.layout.height == 260 + figures.TITLE_BAND - 30

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from pipeline import figures
+from pipeline import figures, figures_experiments
 
 
 def _history(n_train: int, n_fine: int = 0, restart_epochs: bool = False) -> pd.DataFrame:
@@ -95,7 +95,7 @@ def test_confusion_matrix_figure_empty_row():
 def test_routing_confusion_figure_counts_and_row_shares():
     kinds = ["a", "b", "c"]  # c: a dataset images were routed to but none of the test images is from
     confusion = pd.DataFrame([[4, 2, 0], [0, 2, 1], [0, 0, 0]], index=kinds, columns=kinds)
-    fig = figures.routing_confusion_figure(confusion)
+    fig = figures_experiments.routing_confusion_figure(confusion)
     heat = fig.data[0]
     assert isinstance(heat, go.Heatmap)
     assert list(heat.x) == kinds and list(heat.y) == kinds
@@ -111,7 +111,7 @@ def test_routing_confusion_figure_counts_and_row_shares():
 
 
 def test_routing_confusion_figure_empty():
-    fig = figures.routing_confusion_figure(pd.DataFrame())
+    fig = figures_experiments.routing_confusion_figure(pd.DataFrame())
     assert len(fig.data) == 0 and "no routed test images" in fig.layout.annotations[0].text
 
 

@@ -172,7 +172,7 @@ def test_a_run_without_a_combined_model_sweeps_its_keras_models(tmp_path, forwar
 
 
 def test_verdict_summary_and_highlighted_line():
-    from pipeline import figures
+    from pipeline import figures_experiments
 
     rows = [{"model": m, "perturbation": p, "level": lv, "dataset": "all", "n": 200, "roc_auc": auc,
              "auc_drop": 0.9 - auc, "flip_rate": flip} for m in ("ensemble_routed", "a")
@@ -183,7 +183,7 @@ def test_verdict_summary_and_highlighted_line():
     assert text == ("Here (all datasets pooled): clean AUC 0.900; mean AUC drop +0.117; worst: JPEG quality 50 "
                     "(AUC 0.700); shortcut check (JPEG 90): 12% of verdicts changed.")
     assert rb.verdict_summary(table, "ensemble_routed", "other") == ""
-    fig = figures.robustness_figure(table, highlight="ensemble_routed")
+    fig = figures_experiments.robustness_figure(table, highlight="ensemble_routed")
     legend = {t.name: t.line.width for t in fig.data if t.showlegend}
     assert legend == {"ensemble_routed (run's verdict)": 4, "a": 2}
 

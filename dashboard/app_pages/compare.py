@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import evaluation, figures
+from pipeline import evaluation, figures, figures_experiments
 from pipeline.detectors.combined import ROUTED
 from pipeline.results import comparison_row
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO, routing_report
@@ -280,7 +280,7 @@ if ROUTED in models:
                   help="Share of test images sent to their own dataset's stacker.")
         c2.metric("Misrouted test images", f"{len(router.misrouted):,} of {router.n:,}")
         c1, c2 = st.columns([3, 2], gap="large")
-        c1.plotly_chart(figures.routing_confusion_figure(router.confusion), key="compare_router_confusion",
+        c1.plotly_chart(figures_experiments.routing_confusion_figure(router.confusion), key="compare_router_confusion",
                         width="stretch", config={"displayModeBar": False})
         c2.dataframe(router.per_dataset, hide_index=True, width="stretch", key="compare_router_per_dataset",
                      column_config={"n": st.column_config.NumberColumn("Test images"),

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures, images, results
+from pipeline import figures, figures_embeddings, images, results
 
 PROJECTIONS = {"PCA": ("pca_1", "pca_2", "pca_3"), "UMAP": ("umap_1", "umap_2", "umap_3")}
 PROJECTIONS_2D = {"PCA": ("pca2d_1", "pca2d_2"), "UMAP": ("umap2d_1", "umap2d_2")}
@@ -78,12 +78,12 @@ def _filtered(splits: list[str]) -> pd.DataFrame:
 def explorer_3d() -> None:
     c1, c2, c3 = st.columns([1, 1, 2])
     proj = c1.radio("Projection", projection_options, key="emb_projection", horizontal=True)
-    color_by = c2.selectbox("Colour by", figures.COLOR_BY, key="emb_color",
+    color_by = c2.selectbox("Colour by", figures_embeddings.COLOR_BY, key="emb_color",
                             help=f"predicted/correct use the model's own head at its threshold ({threshold:.2f}).")
     splits = c3.multiselect("Images", list(SPLIT_LABELS), default=["test"], key="emb_splits",
                             format_func=SPLIT_LABELS.get)
     df = _filtered(splits)
-    fig = figures.embedding_scatter_figure(df, PROJECTIONS[proj], color_by, threshold,
+    fig = figures_embeddings.embedding_scatter_figure(df, PROJECTIONS[proj], color_by, threshold,
                                            title=f"{model} · {proj} 3-D · {len(df):,} images",
                                            uirevision=f"{run.run_id}/{model}/{proj}")
     st.plotly_chart(fig, key="emb_3d", width="stretch")
@@ -114,12 +114,12 @@ def _selected_rows(event, df: pd.DataFrame) -> list[int]:
 def explorer_2d() -> None:
     c1, c2, c3 = st.columns([1, 1, 2])
     proj = c1.radio("2-D projection", projection_options, key="emb_projection_2d", horizontal=True)
-    color_by = c2.selectbox("Colour by ", figures.COLOR_BY, key="emb_color_2d")
+    color_by = c2.selectbox("Colour by ", figures_embeddings.COLOR_BY, key="emb_color_2d")
     splits = c3.multiselect("Images ", list(SPLIT_LABELS), default=["test"], key="emb_splits_2d",
                             format_func=SPLIT_LABELS.get)
     # "row" = the image's position in the run's manifest (= in the embedding arrays)
     df = _filtered(splits).rename_axis("row").reset_index()
-    fig = figures.embedding_scatter_figure(df, PROJECTIONS_2D[proj], color_by, threshold,
+    fig = figures_embeddings.embedding_scatter_figure(df, PROJECTIONS_2D[proj], color_by, threshold,
                                            title=f"{model} · {proj} 2-D", uirevision=f"{run.run_id}/{model}/{proj}/2d")
     event = st.plotly_chart(fig, key="emb_2d", width="stretch", on_select="rerun",
                             selection_mode=("points", "box", "lasso"))
@@ -235,7 +235,7 @@ explorer_2d()
 
 st.subheader("Do real and fake cluster?")
 c1, c2 = st.columns([3, 2], gap="large")
-c1.plotly_chart(figures.explained_variance_figure(common.guarded(run.explained_variance, model),
+c1.plotly_chart(figures_embeddings.explained_variance_figure(common.guarded(run.explained_variance, model),
                                                   title=f"{model}: explained variance of the PCA"),
                 key="emb_variance", width="stretch")
 c1.caption("How to read this: how much of the differences between faces each principal component carries (bars) "

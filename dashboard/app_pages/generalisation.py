@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures
+from pipeline import figures, figures_experiments
 from pipeline.experiments import crossdataset
 from pipeline.results import ArtifactError, ExperimentNotRun
 
@@ -40,7 +40,7 @@ metric = st.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], ke
 sizes = matrix.drop_duplicates("test_on").set_index(matrix.drop_duplicates("test_on")["test_on"].astype(str))["n"]
 st.caption("Test images per data set (the same for every row): "
            + ", ".join(f"{d} {int(n):,}" for d, n in sorted(sizes.items())) + ".")
-st.plotly_chart(figures.generalisation_figure(matrix, metric), key="generalisation_chart", width="stretch")
+st.plotly_chart(figures_experiments.generalisation_figure(matrix, metric), key="generalisation_chart", width="stretch")
 st.caption("How to read this: a row is one model trained on one data set; along the row, how it scores on each data "
            "set's test images. The diagonal is its own data set; green off the diagonal means the detector carries "
            "over, red means it does not (0.5 is a coin toss).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures
+from pipeline import figures, figures_experiments
 from pipeline.detectors import combined as ensemble
 from pipeline.experiments import robustness
 from pipeline.results import ArtifactError, ExperimentNotRun
@@ -59,7 +59,7 @@ if verdict_model:
 elif "combined_model" not in settings and ensemble.combiner_name(run.path):
     st.caption("This sweep predates scoring the run's combined model; rerun it to include it: "
                f"`python -m pipeline experiment robustness --run {run.run_id}`.")
-st.plotly_chart(figures.robustness_figure(table, dataset, metric, colors, highlight=verdict_model),
+st.plotly_chart(figures_experiments.robustness_figure(table, dataset, metric, colors, highlight=verdict_model),
                 key="robustness_chart", width="stretch")
 st.caption(f"How to read this: one panel per kind of damage, the clean image on the left of each, stronger damage to "
            f"the right. A flat line is a model that keeps its {short}; a falling one loses it. 0.5 is a coin toss.")

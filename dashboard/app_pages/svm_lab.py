@@ -15,7 +15,7 @@ import streamlit as st
 
 from dashboard import common
 from pipeline import data as pipeline_data
-from pipeline import figures, results, svm
+from pipeline import figures, figures_embeddings, results, svm
 
 SURFACE_RESOLUTION = 80
 WHAT_TO_RUN = (f"The lab uses the PCA of each model's embeddings, built by the pipeline after training:"
@@ -151,7 +151,7 @@ if k_max < 2:
     st.info("This embedding has a single PCA component: no 2-D surface to draw.")
 else:
     surf = common.guarded(_surface, str(run.path), model, mtime, params)
-    fig = figures.decision_surface_figure(surf, data["test_X"][:, 0], data["test_X"][:, 1], data["test_label"],
+    fig = figures_embeddings.decision_surface_figure(surf, data["test_X"][:, 0], data["test_X"][:, 1], data["test_label"],
                                           title=f"{kernel} SVM fitted on pca_1, pca_2 · test images on top")
     st.plotly_chart(fig, key="svm_surface", width="stretch")
     st.caption(f"A separate SVM with the same settings, fitted on two components only (fit {surf['fit_seconds'] * 1000:.0f} ms): "

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures, training_results
+from pipeline import figures, figures_experiments, training_results
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 run = common.selected_run()
@@ -70,7 +70,7 @@ else:
                                 "val_loss": st.column_config.NumberColumn("val loss", format="%.3f"),
                                 "learning_rate": st.column_config.NumberColumn("learning rate", format="%g"),
                                 "seconds": st.column_config.NumberColumn("seconds", format="%.1f")})
-    st.plotly_chart(figures.search_parallel_figure(trials), key="training_parcoords", width="stretch")
+    st.plotly_chart(figures_experiments.search_parallel_figure(trials), key="training_parcoords", width="stretch")
     if best:
         st.markdown(f"Best trial **{best.get('trial_id')}** (validation AUC {figures._fmt(best.get('val_auc'))}) "
                     "is trained as model **searched_cnn** (see Compare models). To train it in a config:")
@@ -93,5 +93,5 @@ else:
     ab_metric = st.selectbox("Metric", ["best_val_auc", "test_auc", "test_accuracy", "final_val_loss",
                                         "train_seconds"], key="training_ablation_metric",
                              format_func=lambda c: c.replace("_", " "))
-    st.plotly_chart(figures.ablation_heatmap_figure(grid, ab_metric), key="training_ablation", width="stretch")
+    st.plotly_chart(figures_experiments.ablation_heatmap_figure(grid, ab_metric), key="training_ablation", width="stretch")
     st.dataframe(grid, hide_index=True, width="stretch", key="training_ablation_table")

@@ -262,7 +262,7 @@ def robustness_section(rd: RunData) -> dict[str, Any]:
     """The robustness sweep as on the Robustness page: AUC under each perturbation (pooled), the mean
     AUC drop table, the most robust model above chance, the verdict model's summary, inversions and
     the shortcut check; ``missing`` says how to run it when the run has no sweep."""
-    from pipeline import figures
+    from pipeline import figures_experiments
     from pipeline.experiments import robustness
     from pipeline.experiments.robustness import shortcut_table
 
@@ -292,14 +292,14 @@ def robustness_section(rd: RunData) -> dict[str, Any]:
     return {"missing": None, "error": None, "n_test": rd.robustness_settings.get("n_test"), "headline": headline,
             "verdict": robustness.verdict_summary(table, verdict, "all") if verdict else None,
             "verdict_model": verdict, "inverted": inverted,
-            "figure": render.figure(figures.robustness_figure(table, "all", "roc_auc", rd.colors, verdict), 460),
+            "figure": render.figure(figures_experiments.robustness_figure(table, "all", "roc_auc", rd.colors, verdict), 460),
             "drop": render.table(drop_sorted, "robustness-drop", {"n": 0}),
             "shortcut": render.table(shortcut, "shortcut", {"JPEG quality": 0}) if shortcut is not None else None}
 
 
 def generalisation_section(run: Run) -> dict[str, Any]:
     """The cross-dataset matrix as a heat map and the Generalisation page's findings."""
-    from pipeline import figures
+    from pipeline import figures_experiments
     from pipeline.experiments import crossdataset
 
     try:
@@ -312,7 +312,7 @@ def generalisation_section(run: Run) -> dict[str, Any]:
         return {"missing": None, "error": str(exc)}
     settings = run.experiment_settings("crossdataset")
     return {"missing": None, "error": None, "model": settings.get("model"),
-            "figure": render.figure(figures.generalisation_figure(matrix), 420),
+            "figure": render.figure(figures_experiments.generalisation_figure(matrix), 420),
             "findings": crossdataset.transfer_findings(matrix),
             "table": render.table(matrix, "generalisation")}
 
