@@ -384,7 +384,7 @@ def load_head(path: str | Path):
     try:
         head = load_estimator(path, HEAD_TRUSTED_TYPES, expect=Pipeline)
     except PersistError as exc:
-        raise HeadError(f"{exc} (expected a CLIP head)") from exc
+        raise HeadError(f"{exc} (a CLIP head is a StandardScaler + LogisticRegression pipeline)") from exc
     steps = [type(st).__name__ for _, st in head.steps]
     if steps != ["StandardScaler", "LogisticRegression"]:
         raise HeadError(f"{path.name} is not a StandardScaler + LogisticRegression pipeline ({', '.join(steps)})")

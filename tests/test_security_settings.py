@@ -212,11 +212,21 @@ def _unsafe_uses(path: Path) -> list[str]:
     return found
 
 
+# The one reviewed exception: the restricted unpickler of PyTorch weight files (find_class allows only the
+# tensor-rebuild functions; tests/test_torch_weights.py feeds it malicious files). Nothing else may import pickle.
+RESTRICTED_UNPICKLERS = {"pipeline/torch_weights.py": ["imports pickle"]}
+
+
 def test_no_unsafe_deserialization_in_sources():
     files = [p for d in SOURCE_DIRS for p in (REPO / d).rglob("*.py")]
     assert len(files) > 10
-    found = [hit for p in files for hit in _unsafe_uses(p)]
+    found = [hit for p in files for hit in _unsafe_uses(p)
+             if not any(hit.startswith(f"{rel}:") and hit.endswith(what)
+                        for rel, whats in RESTRICTED_UNPICKLERS.items() for what in whats)]
     assert not found, "unsafe loading in the sources:\n" + "\n".join(found)
+    from pipeline import torch_weights
+
+    assert issubclass(torch_weights._RestrictedUnpickler, __import__("pickle").Unpickler)
 
 
 def test_unsafe_use_detector_catches_the_patterns(tmp_path):
