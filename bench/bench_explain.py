@@ -7,7 +7,7 @@ images it has not seen before times :func:`pipeline.explain.explain_all` (Grad-C
 SmoothGrad saliency for every model: what the page draws for a new image). The first image pays
 for building the visualizers (one linearised clone per model, once per server): it is reported
 apart. Then LIME for each model, uncached (``use_cache=False``), at the page's default sample
-count (:func:`pipeline.explain.lime_sample_budget`) or ``--lime-samples``.
+count (:func:`pipeline.explain_lime.lime_sample_budget`) or ``--lime-samples``.
 
 Prints two tables and the 1-minute load average; writes nothing (the numbers go into BENCHMARKS.md).
 """
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.artifacts:
         os.environ["DEEPFAKE_LENS_ARTIFACTS"] = str(args.artifacts.resolve())
-    from pipeline import checking, detectors, explain, images, results
+    from pipeline import checking, detectors, explain, explain_lime, images, results
 
     run = results.load_run(args.run)
     t0 = time.perf_counter()
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         lime_rows = []
         for name in [best] + [n for n in names if n != best]:
             t0 = time.perf_counter()
-            budget, per_image = explain.lime_sample_budget(models[name].model)
+            budget, per_image = explain_lime.lime_sample_budget(models[name].model)
             probe_s = time.perf_counter() - t0
             n = args.lime_samples or budget  # the page's default: the time budget's count
             t0 = time.perf_counter()
-            res = explain.lime_explain(models[name].model, rgbs[1], num_samples=n, model_name=name,
+            res = explain_lime.lime_explain(models[name].model, rgbs[1], num_samples=n, model_name=name,
                                        use_cache=False)
             lime_rows.append({"model": name + (" (page default)" if name == best else ""), "samples": res.num_samples,
                               "ms per sample (estimate)": round(per_image * 1000, 1), "timing probe s": round(probe_s, 2),

@@ -78,7 +78,7 @@ def main() -> int:
 
     import tensorflow as tf
 
-    from pipeline import detectors, explain, faces
+    from pipeline import detectors, explain, explain_lime, faces
     from pipeline.detectors import keras_model
     from pipeline.config import ModelSpec
     from pipeline.models import REGISTRY, build_model
@@ -111,7 +111,7 @@ def main() -> int:
             reps = max(3, args.reps // 3)
             row[f"{explain.METHOD_LABELS[method]} p50 ms"] = p50(lambda: explain.heatmap(lm.model, rgb, method), reps, 1)
         t = time.perf_counter()
-        explain.lime_explain(lm.model, rgb, num_samples=args.lime_samples, use_cache=False)
+        explain_lime.lime_explain(lm.model, rgb, num_samples=args.lime_samples, use_cache=False)
         row[f"LIME {args.lime_samples} s"] = time.perf_counter() - t
         rows.append(row)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
@@ -142,7 +142,7 @@ def main() -> int:
         f"*check* = one decoded image resized and scored by one model through `predict_on_batch` (warm, "
         f"median of {args.reps}); Grad-CAM/Grad-CAM++/SmoothGrad (10 noisy samples) via tf-keras-vis on "
         f"one image, warm (the first call builds the linearised clone); LIME = `{args.lime_samples}` samples, SLIC "
-        f"~50 segments, batches of {explain.LIME_BATCH}, no cache. *random weights*: models the run had not "
+        f"~50 segments, batches of {explain_lime.LIME_BATCH}, no cache. *random weights*: models the run had not "
         f"finished, timed with untrained weights at their default size (same compute).{busy}\n\n"
         f"{table}\n\n"
         f"Face detection (MTCNN, `mtcnn` package): a 640x420 photo with 2 faces, p50 **{face_ms:.0f} ms** "

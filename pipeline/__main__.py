@@ -191,7 +191,7 @@ def _write_explanation(path: Path, lm, rgb, method: str, record: dict, run_dir: 
     """The overlay PNG (with a colour bar and a title) of one image, model and method."""
     from PIL import Image
 
-    from pipeline import explain
+    from pipeline import explain, explain_lime
     from pipeline.progress import TqdmProgress
 
     title = f"{lm.name} | p(fake) {record['p_fake']:.3f} -> {record['verdict']}"
@@ -202,7 +202,7 @@ def _write_explanation(path: Path, lm, rgb, method: str, record: dict, run_dir: 
         image = explain.with_colorbar(explain.overlay(rgb, res.heatmap, 0.6, signed=True), signed=True,
                                       title=f"occlusion (largest drop {res.max_drop:.3f}) | {title}")
     elif method == "lime":
-        res = explain.lime_explain(lm.model, rgb, num_samples=lime_samples, run_dir=run_dir, model_name=lm.name,
+        res = explain_lime.lime_explain(lm.model, rgb, num_samples=lime_samples, run_dir=run_dir, model_name=lm.name,
                                    progress=TqdmProgress(disable=quiet, leave=False))
         image = explain.with_colorbar(explain.overlay(rgb, res.heatmap, 0.6, signed=True), signed=True,
                                       title=f"LIME | {title}")

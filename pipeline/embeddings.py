@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation, store
+from pipeline import artifacts, evaluation, splits, store
 from pipeline import svm as svm_mod
 from pipeline.persist import save_estimator
 from pipeline.progress import ProgressFn, report
@@ -202,7 +202,7 @@ def build_model_embeddings(run_dir: Path, model_name: str, keras_model, x: np.nd
     report(progress, stage, 0, 3)
     t = time.perf_counter()
     cap = emb_cfg.max_points or DEFAULT_UMAP_FIT_CAP
-    fit_idx = data.stratified_subsample(np.arange(len(manifest)), manifest.reset_index(drop=True), cap, seed)
+    fit_idx = splits.stratified_subsample(np.arange(len(manifest)), manifest.reset_index(drop=True), cap, seed)
     if emb_cfg.umap:
         u3 = umap_project(scores, 3, fit_idx, seed, emb_cfg.umap_neighbors, emb_cfg.umap_min_dist)
         report(progress, stage, 1, 3)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation, store
+from pipeline import artifacts, data, evaluation, splits, store
 from pipeline.config import (
     DataSource,
     ModelSpec,
@@ -151,7 +151,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         artifacts.write_csv(store.run_file(run_dir, store.SKIPPED), skipped)
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "running", created)
     for spec in cfg.models:  # a specialist of a dataset the data lacks: say so before training anything
-        data.specialist_rows(manifest, spec)
+        splits.specialist_rows(manifest, spec)
     images_at = _images_at(manifest, artifacts.cache_dir(cfg.artifacts_dir), progress)
     for spec in cfg.models:
         if store.is_model_done(run_dir, spec.name) and not force:

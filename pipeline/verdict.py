@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, calibration, store
+from pipeline import artifacts, calibration, splits, store
 
 VERDICT_FILE = "verdict.json"
 OOD_FILE = "ood.npy"  # pipeline.ood's projection, beside verdict.json
@@ -135,11 +135,11 @@ def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float 
 def fit_ood(cfg, manifest: pd.DataFrame, max_train: int = 2000) -> tuple[np.ndarray, float]:
     """:func:`pipeline.ood.fit` on the router features of (at most ``max_train``, stratified) training
     images, thresholded on the validation images."""
-    from pipeline import data, ood
+    from pipeline import ood
     from pipeline.detectors.combined import router_inputs
 
     idx = np.flatnonzero((manifest["split"] == "train").to_numpy())
-    idx = data.stratified_subsample(idx, manifest, max_train, cfg.seed)
+    idx = splits.stratified_subsample(idx, manifest, max_train, cfg.seed)
     val = np.flatnonzero((manifest["split"] == "val").to_numpy())
     feats = router_inputs(manifest.iloc[np.concatenate([idx, val])].reset_index(drop=True), cfg)
     return ood.fit(feats[:len(idx)], feats[len(idx):])

@@ -117,7 +117,7 @@ def test_check_page_renders_without_upload(monkeypatch, tiny_run):
 
 
 def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
-    from pipeline import explain
+    from pipeline import explain_lime
 
     at = _app(monkeypatch, tiny_run, "app_pages/explain.py")
     assert at.title[0].value == "Explain"
@@ -137,7 +137,7 @@ def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
     assert not at.error, [e.value for e in at.error]
     caption = next(c.value for c in at.caption if "segments ·" in c.value)
     n = int(caption.split(" samples")[0].split("· ")[-1])
-    assert explain.LIME_MIN_SAMPLES <= n <= explain.LIME_DEFAULT_SAMPLES and "took" in caption
+    assert explain_lime.LIME_MIN_SAMPLES <= n <= explain_lime.LIME_DEFAULT_SAMPLES and "took" in caption
     at.number_input(key="explain_lime_samples").set_value(50).run()
     at.button(key="explain_lime_run").click().run()
     assert any("· 50 samples" in c.value for c in at.caption)

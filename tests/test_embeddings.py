@@ -140,7 +140,7 @@ def test_umap_and_subsample_are_deterministic():
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(60, 5)).astype(np.float32)
     strata = pd.DataFrame({"dataset": ["a"] * 30 + ["b"] * 30, "label": (["real", "fake"] * 30)})
-    from pipeline.data import stratified_subsample
+    from pipeline.splits import stratified_subsample
 
     idx = stratified_subsample(np.arange(60), strata, 40, seed=3)
     assert len(idx) == 40 and np.array_equal(idx, stratified_subsample(np.arange(60), strata, 40, seed=3))

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import face_like
-from pipeline import detectors, explain
+from pipeline import detectors, explain, explain_lime
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_overlay_and_colorbar(photo):
 def test_lime_segments_progress_and_cache(loaded, photo, tmp_path):
     name, lm = next(iter(loaded.items()))
     calls = []
-    res = explain.lime_explain(lm.model, photo, num_samples=50, run_dir=tmp_path, model_name=name,
+    res = explain_lime.lime_explain(lm.model, photo, num_samples=50, run_dir=tmp_path, model_name=name,
                                progress=lambda stage, done, total: calls.append((done, total)), n_segments=20)
     size = lm.image_size
     assert res.segments.shape == (size, size) and res.segments.dtype == np.int32
@@ -112,12 +112,12 @@ def test_lime_segments_progress_and_cache(loaded, photo, tmp_path):
     assert res.cache_path is not None and res.cache_path.parent == tmp_path / "explanations" / name
     with np.load(res.cache_path, allow_pickle=False) as z:  # no pickle inside
         assert z["segments"].shape == (size, size)
-    again = explain.lime_explain(lm.model, photo, num_samples=50, run_dir=tmp_path, model_name=name)
+    again = explain_lime.lime_explain(lm.model, photo, num_samples=50, run_dir=tmp_path, model_name=name)
     assert again.cached and np.array_equal(again.weights, res.weights)
     assert np.array_equal(again.segments, res.segments)
-    other = explain.lime_explain(lm.model, photo, num_samples=60, run_dir=tmp_path, model_name=name, n_segments=20)
+    other = explain_lime.lime_explain(lm.model, photo, num_samples=60, run_dir=tmp_path, model_name=name, n_segments=20)
     assert not other.cached  # the number of samples is part of the key
-    assert explain.lime_boundaries(photo, res).shape == photo.shape
+    assert explain_lime.lime_boundaries(photo, res).shape == photo.shape
 
 
 def test_feature_maps_grid(loaded, photo):
@@ -177,9 +177,9 @@ def test_explain_all_reports_one_models_failure_without_hiding_the_others(loaded
 
 def test_lime_sample_budget_scales_with_the_budget(loaded):
     lm = next(iter(loaded.values()))
-    samples, per_image = explain.lime_sample_budget(lm.model, budget_seconds=1e-9)
-    assert samples == explain.LIME_MIN_SAMPLES and per_image > 0
-    samples, _ = explain.lime_sample_budget(lm.model, budget_seconds=1e9)
-    assert samples == explain.LIME_DEFAULT_SAMPLES
-    samples, _ = explain.lime_sample_budget(lm.model, budget_seconds=1e9, max_samples=725, min_samples=100)
+    samples, per_image = explain_lime.lime_sample_budget(lm.model, budget_seconds=1e-9)
+    assert samples == explain_lime.LIME_MIN_SAMPLES and per_image > 0
+    samples, _ = explain_lime.lime_sample_budget(lm.model, budget_seconds=1e9)
+    assert samples == explain_lime.LIME_DEFAULT_SAMPLES
+    samples, _ = explain_lime.lime_sample_budget(lm.model, budget_seconds=1e9, max_samples=725, min_samples=100)
     assert samples == 725

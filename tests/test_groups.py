@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_labelled_folder, make_split_folder
-from pipeline import artifacts, config, data, results
+from pipeline import artifacts, config, data, results, splits
 
 SHARED_DFDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dfdc"
 
@@ -85,9 +85,9 @@ def test_grouped_split_ignores_row_order_and_group_names(tmp_path):
     files = pd.DataFrame({
         "dataset": "d", "label": ["real", "fake"] * 30, "given_split": None,
         "sha256": [f"{i:064x}" for i in range(60)], "group": [f"g{i // 4}" for i in range(60)]})
-    base = data.assign_splits(files, (0.7, 0.15, 0.15), 3)["split"]
-    shuffled = data.assign_splits(files.sample(frac=1, random_state=1), (0.7, 0.15, 0.15), 3)["split"]
-    renamed = data.assign_splits(files.assign(group="x" + files["group"].str[::-1]), (0.7, 0.15, 0.15), 3)["split"]
+    base = splits.assign_splits(files, (0.7, 0.15, 0.15), 3)["split"]
+    shuffled = splits.assign_splits(files.sample(frac=1, random_state=1), (0.7, 0.15, 0.15), 3)["split"]
+    renamed = splits.assign_splits(files.assign(group="x" + files["group"].str[::-1]), (0.7, 0.15, 0.15), 3)["split"]
     assert base.equals(shuffled.sort_index())
     assert base.equals(renamed)
 
@@ -98,7 +98,7 @@ def test_one_big_group_and_mixed_sizes_keep_every_split_two_classed(tmp_path):
     groups = ["big"] * 40 + [f"g{i}" for i in range(60)]
     files = pd.DataFrame({"dataset": "d", "label": labels, "given_split": None,
                           "sha256": [f"{i:064x}" for i in range(100)], "group": groups})
-    out = data.assign_splits(files, (0.7, 0.15, 0.15), 0)
+    out = splits.assign_splits(files, (0.7, 0.15, 0.15), 0)
     assert out.groupby("group")["split"].nunique().max() == 1
     assert (out.loc[out["group"] == "big", "split"] == "train").all()
     for split in ("train", "val", "test"):
@@ -108,7 +108,7 @@ def test_one_big_group_and_mixed_sizes_keep_every_split_two_classed(tmp_path):
 def test_few_groups_still_reach_val_and_test(tmp_path):
     files = pd.DataFrame({"dataset": "d", "label": ["real", "fake"] * 6, "given_split": None,
                           "sha256": [f"{i:064x}" for i in range(12)], "group": [f"g{i // 4}" for i in range(12)]})
-    out = data.assign_splits(files, (0.7, 0.15, 0.15), 0)
+    out = splits.assign_splits(files, (0.7, 0.15, 0.15), 0)
     assert out.groupby("group")["split"].nunique().max() == 1
     assert sorted(out.groupby("split")["group"].nunique().to_dict().items()) == [("test", 1), ("train", 1),
                                                                                    ("val", 1)]
@@ -176,8 +176,8 @@ def test_without_groups_the_split_and_run_id_are_those_of_before(tmp_path, synth
         files, _, _ = data.collect_images(cfg)
         files = data._cap_per_class(files, cfg.max_images_per_class, cfg.seed)
         expected = old_assign_splits(files.drop(columns="group"), cfg.split, seed)
-        assert data.assign_splits(files, cfg.split, seed)["split"].equals(expected)
-        assert data.assign_splits(files.drop(columns="group"), cfg.split, seed)["split"].equals(expected)
+        assert splits.assign_splits(files, cfg.split, seed)["split"].equals(expected)
+        assert splits.assign_splits(files.drop(columns="group"), cfg.split, seed)["split"].equals(expected)
         manifest, _ = data.build_manifest(cfg)
         assert (manifest["group"] == manifest["relpath"]).all()
         # the run id does not see the (trivial) group column: old runs keep their ids

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import common
-from pipeline import checking, detectors, explain, figures, images
+from pipeline import checking, detectors, explain, explain_lime, figures, images
 
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
 MAX_OPTIONS = 500
@@ -151,8 +151,8 @@ lime_model = c1.selectbox("Model", model_names, index=model_names.index(best), k
 
 samples = int(c2.number_input(
     "Samples (0 = automatic)", 0, 5000, 0, 50, key="explain_lime_samples",
-    help=f"0: as many as {lime_model} scores in about {explain.LIME_BUDGET_SECONDS:.0f} s on this server now (timed "
-         f"when you press Run: at least {explain.LIME_MIN_SAMPLES}, at most {explain.LIME_DEFAULT_SAMPLES}). More "
+    help=f"0: as many as {lime_model} scores in about {explain_lime.LIME_BUDGET_SECONDS:.0f} s on this server now (timed "
+         f"when you press Run: at least {explain_lime.LIME_MIN_SAMPLES}, at most {explain_lime.LIME_DEFAULT_SAMPLES}). More "
          "samples, a steadier explanation."))
 store = st.session_state.setdefault(LIME_KEY, {})
 key = (str(run.path), lime_model, sha, samples)
@@ -165,15 +165,15 @@ if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
     try:
         while len(store) >= LIME_KEEP:  # a session keeps its last few LIME results only
             store.pop(next(iter(store)))
-        n = samples or explain.lime_sample_budget(models[lime_model].model)[0]
-        store[key] = explain.lime_explain(models[lime_model].model, rgb, num_samples=n, run_dir=run.path,
+        n = samples or explain_lime.lime_sample_budget(models[lime_model].model)[0]
+        store[key] = explain_lime.lime_explain(models[lime_model].model, rgb, num_samples=n, run_dir=run.path,
                                           model_name=lime_model, progress=_progress)
     except Exception as exc:  # noqa: BLE001
         st.error(f"LIME failed for {lime_model}: {exc}")
     bar.empty()
 res = store.get(key)
 if res is None:
-    st.info("Press **Run LIME**: " + (f"about {explain.LIME_BUDGET_SECONDS:.0f} s on this server (the number of "
+    st.info("Press **Run LIME**: " + (f"about {explain_lime.LIME_BUDGET_SECONDS:.0f} s on this server (the number of "
                                       "samples is chosen from the model's speed, timed when you press the button)"
                                       if not samples else f"{samples} samples") + "; the time it took is shown below.")
 else:
@@ -182,7 +182,7 @@ else:
         explain.overlay(rgb, res.heatmap, 0.6, signed=True), title=f"LIME weights · {lime_model}",
         colorscale=explain.plotly_colorscale(explain.SIGNED_CMAP), cmin=-1, cmax=1,
         tick_labels=explain.colorbar_labels(signed=True), height=360), width="stretch", key="explain_lime_fig")
-    b.image(explain.lime_boundaries(rgb, res, top=5), width="stretch",
+    b.image(explain_lime.lime_boundaries(rgb, res, top=5), width="stretch",
             caption="Top 5 segments toward fake (red outline) and toward real (blue outline)")
     st.caption(f"{len(res.weights)} segments · {res.num_samples} samples · local fit R² {res.score:.2f} · "
                + ("from the cache" if res.cached else f"took {res.seconds:.1f} s"))

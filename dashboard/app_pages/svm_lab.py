@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import data as pipeline_data
+from pipeline import splits
 from pipeline import figures, figures_embeddings, results, svm
 
 SURFACE_RESOLUTION = 80
@@ -29,7 +29,7 @@ def _data(run_path: str, model: str, mtime: float, max_train: int = svm.LIVE_MAX
     man = run.manifest()
     split = man["split"].to_numpy().astype(str)
     y = man["y"].to_numpy().astype(int)
-    train = pipeline_data.stratified_subsample(np.flatnonzero(split == "train"), man, max_train, seed=0)
+    train = splits.stratified_subsample(np.flatnonzero(split == "train"), man, max_train, seed=0)
     val, test = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     return {"train_X": scores[train], "train_y": y[train], "val_X": scores[val], "val_y": y[val],
             "test_X": scores[test], "test_y": y[test], "test_label": man["label"].to_numpy()[test].astype(str),

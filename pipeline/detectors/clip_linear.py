@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline import data, evaluation, store
+from pipeline import evaluation, splits, store
 from pipeline.detectors import TrainContext, register_kind
 
 KIND = "clip_linear"
@@ -84,8 +84,8 @@ def train(ctx: TrainContext) -> dict:
     spec, cfg, manifest = ctx.spec, ctx.cfg, ctx.manifest
     split = manifest["split"].to_numpy()
     y = manifest["y"].to_numpy().astype(int)
-    own = data.specialist_rows(manifest, spec)
-    train_idx = data.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images,
+    own = splits.specialist_rows(manifest, spec)
+    train_idx = splits.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images,
                                           cfg.seed)
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     cache = clip.default_cache(cfg.artifacts_dir)
@@ -135,7 +135,7 @@ def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.n
 
     split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy().astype(int)
     ds = manifest["dataset"].astype(str).to_numpy()
-    sample = data.stratified_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
+    sample = splits.stratified_subsample(np.flatnonzero(split == "train"), manifest, spec.max_train_images, cfg.seed)
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     cache = clip.default_cache(cfg.artifacts_dir)
     rows = np.concatenate([sample, val_idx, test_idx])

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, data, evaluation, store
+from pipeline import artifacts, evaluation, splits, store
 from pipeline.detectors import TrainContext, register_kind
 
 KIND = "keras"
@@ -78,8 +78,8 @@ def train(ctx: TrainContext) -> dict:
     x = ctx.images_at(spec.image_size)
     split = manifest["split"].to_numpy()
     y = manifest["y"].to_numpy()
-    own = data.specialist_rows(manifest, spec)
-    train_idx = data.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images,
+    own = splits.specialist_rows(manifest, spec)
+    train_idx = splits.stratified_subsample(np.flatnonzero((split == "train") & own), manifest, spec.max_train_images,
                                           cfg.seed)
     own_val_idx = np.flatnonzero((split == "val") & own)  # early stopping and the threshold
     val_idx, test_idx = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")  # scored: every image

@@ -72,6 +72,6 @@ def latest_dir(run_dir: Path, name: str) -> Path | None:
 
 def subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
     """A fixed-seed subsample of ``idx`` stratified by (dataset, label), at most about ``limit`` rows."""
-    from pipeline.data import stratified_subsample
+    from pipeline.splits import stratified_subsample
 
     return stratified_subsample(np.asarray(idx), manifest, limit, seed)
