@@ -59,12 +59,20 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from pipeline import config, runner
-    from pipeline.progress import TqdmProgress
+def _run_of(args):
+    """The run ``--run`` names (default: the newest), refused with a message when an older version made it
+    (:func:`pipeline.store.check_format`): every command that uses a run's models goes through this."""
     from pipeline.results import resolve_run
 
     info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
+    store.check_format(info.path)
+    return info
+
+
+def cmd_evaluate(args) -> int:
+    from pipeline import config, runner
+    from pipeline.progress import TqdmProgress
+    info = _run_of(args)
     from pipeline.video import cli as video_cli
 
     try:
@@ -73,8 +81,12 @@ def cmd_evaluate(args) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     sources = [config.DataSource(path=str(Path(d).resolve())) for d in args.data]
-    out, summary = runner.evaluate_folders(info.path, sources, models=args.models.split(",") if args.models else None,
-                                           progress=TqdmProgress(disable=args.quiet))
+    try:  # a combined model fitted before a member was retrained, a model the run does not have
+        out, summary = runner.evaluate_folders(info.path, sources,
+                                               models=args.models.split(",") if args.models else None,
+                                               progress=TqdmProgress(disable=args.quiet))
+    except ValueError as exc:
+        return _fail(str(exc))
     if args.json:
         print(summary.to_json(orient="records", indent=2))
     else:
@@ -93,9 +105,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from pipeline import checking
     from pipeline.progress import TqdmProgress
-    from pipeline.results import resolve_run
-
-    info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
+    info = _run_of(args)
     try:
         setup = checking.load_check_setup(info.path, args.model)
     except ValueError as exc:
@@ -297,10 +307,8 @@ def cmd_experiment(args) -> int:
     from pipeline import artifacts, config, runner
     from pipeline.experiments import steps
     from pipeline.progress import TqdmProgress
-    from pipeline.results import resolve_run
-
     if args.run:
-        info = resolve_run(args.run, Path(args.artifacts) if args.artifacts else None)
+        info = _run_of(args)
         run_dir = info.path
         cfg = config.from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
         cfg = dataclasses.replace(cfg, artifacts_dir=str(run_dir.parent))
@@ -442,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.data import DataError
     from pipeline.images import ImageError
 
-    known = [ConfigError, DataError, ImageError, FileNotFoundError, KeyError]
+    known = [ConfigError, DataError, ImageError, FileNotFoundError, KeyError, store.StaleRunError]
     try:
         from pipeline.results import ArtifactError, RunNotFound
         known += [RunNotFound, ArtifactError]
@@ -455,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # missing ImageNet weights: only once pipeline.models (TensorFlow) is in
         models = sys.modules.get("pipeline.models")  # use; importing it here would start TensorFlow for every command
         if models is not None and isinstance(exc, models.WeightsUnavailableError):
+            return _fail(str(exc))
+        clip = sys.modules.get("pipeline.clip")  # the CLIP detector's encoder file missing or different
+        if clip is not None and isinstance(exc, clip.ClipWeightsError):
             return _fail(str(exc))
         raise
     except KeyboardInterrupt:

@@ -119,7 +119,7 @@ def test_an_unknown_kind_is_a_config_error():
         config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "a", "kind": "nope"}]})
 
 
-def test_an_old_run_folder_gives_a_clear_message(colour_run, tmp_path):
+def test_an_old_run_folder_gives_a_clear_message(colour_run, tmp_path, capsys):
     import shutil
 
     _, run_dir = colour_run
@@ -132,6 +132,13 @@ def test_an_old_run_folder_gives_a_clear_message(colour_run, tmp_path):
         results.load_run(old)
     with pytest.raises(results.RunNotFound, match="older version"):
         results.latest_run(tmp_path)
+    from pipeline.__main__ import main
+
+    image = store.read_predictions(run_dir, "colour")["path"].iloc[0]
+    for argv in (["predict", image, "--run", str(old)], ["evaluate", "--data", str(Path(image).parent), "--run", str(old)],
+                 ["experiment", "robustness", "--run", str(old)], ["report", "--run", str(old)]):
+        assert main(argv) == 2, argv  # a message, not a traceback
+        assert "older version" in capsys.readouterr().err, argv
 
 
 def test_loading_detectors_imports_no_training_code(tiny_run):
