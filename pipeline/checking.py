@@ -114,13 +114,14 @@ def _source(item) -> tuple[str, Any]:
 def verdict_scores(pixels: list[np.ndarray], policy, models: dict[str, Detector], combiner=None,
                    known: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Raw p(fake) of the policy's verdict model for (H, W, 3) uint8 images: the combined model when
-    the policy is built on it, else that detector. ``known``: detectors' scores already computed."""
+    the policy is built on it, else that detector. ``known``: scores already computed (detectors', and the
+    combined model's under its name)."""
+    if known and policy.model in known:
+        return np.asarray(known[policy.model], dtype=np.float64)
     if combiner is not None and policy.model == combiner.name:
         from pipeline.detectors.combined import combined_probabilities
 
         return combined_probabilities(combiner, pixels, known)[0]
-    if known and policy.model in known:
-        return np.asarray(known[policy.model], dtype=np.float64)
     if policy.model in models:
         return np.asarray(models[policy.model].predict_proba(pixels), dtype=np.float64)
     raise KeyError(f"the verdict model {policy.model!r} is not loaded")
@@ -180,10 +181,12 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
         arrays = score_arrays(pixels, models)
         per_face = score_records(pixels, models, arrays)
         combined: list = [None] * len(crops)
-        if combiner is not None:
-            from pipeline.detectors.combined import score_combined
+        if combiner is not None:  # computed once: its members' and its own scores join ``arrays`` for the verdict
+            from pipeline.detectors.combined import combined_probabilities, combined_records
 
-            combined = score_combined(combiner, pixels, known=arrays)
+            p, p_members, route_p = combined_probabilities(combiner, pixels, known=arrays)
+            combined = combined_records(combiner, p, p_members, route_p)
+            arrays = {**{m: p_members[:, j] for j, m in enumerate(combiner.members)}, **arrays, combiner.name: p}
         verdicts: list = [None] * len(crops)
         if policy is not None:
             verdicts = _verdicts(pixels, policy, models, combiner, arrays,

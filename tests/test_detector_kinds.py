@@ -179,3 +179,31 @@ def test_occlusion_explains_a_detector_without_gradients(colour_run, tmp_path, c
     from PIL import Image
 
     assert Image.open(png).size[0] > 32
+
+
+def test_the_check_path_scores_a_combined_models_members_once_per_image():
+    """A member the caller did not load (e.g. CLIP on the Check page) is scored once for the combined record and
+    the verdict together, not once for each (each CLIP embedding costs 0.2-0.5 s)."""
+    import pandas as pd
+
+    from pipeline import checking, verdict
+    from pipeline.detectors.combined import Combiner
+
+    calls = []
+
+    class Counting(MeanColour):
+        def predict_proba(self, rgb_images):
+            calls.append(len(rgb_images))
+            return super().predict_proba(rgb_images)
+
+    member = Counting("colour", [3.0, 0.0, 0.0], -1.5, 0.5)
+    combiner = Combiner(name="ensemble_stacked", members=["colour"], threshold=0.5,
+                        spec={"members": ["colour"], "coef": [1.0], "intercept": 0.0}, detectors={"colour": member})
+    rng = np.random.default_rng(0)
+    val = pd.DataFrame({"dataset": "d", "y": np.repeat([0, 1], 50), "p_fake": np.r_[rng.uniform(0, 0.6, 50),
+                                                                                    rng.uniform(0.4, 1, 50)]})
+    policy = verdict.fit_policy(val, "ensemble_stacked", stability=False)
+    rgb = np.full((32, 32, 3), 200, np.uint8)
+    check = checking.check_image("x.png", rgb, {}, crop_faces=False, combiner=combiner, policy=policy)
+    assert check.faces[0].combined is not None and check.faces[0].verdict is not None
+    assert calls == [1]

@@ -388,13 +388,18 @@ def score_combined(combiner: Combiner, rgb_images: list[np.ndarray],
     metrics.json's, chosen on validation), ``verdict``, ``members`` (``{member: p_fake}``) and
     ``looks_like`` (routed: the router's ``{dataset: probability}``, the kind of image it takes
     this for; stacked: None)."""
-    from pipeline.detectors import verdict
-
     if not len(rgb_images):
         return []
-    p, p_members, route_p = combined_probabilities(combiner, rgb_images, known)
+    return combined_records(combiner, *combined_probabilities(combiner, rgb_images, known))
+
+
+def combined_records(combiner: Combiner, p: np.ndarray, p_members: np.ndarray, route_p: np.ndarray | None) -> list[dict]:
+    """:func:`score_combined`'s records from :func:`combined_probabilities`' output (for a caller that also
+    needs the unrounded scores, so that nothing is computed twice)."""
+    from pipeline.detectors import verdict
+
     out = []
-    for i in range(len(rgb_images)):
+    for i in range(len(p)):
         out.append({
             "model": combiner.name, "p_fake": round(float(p[i]), 6), "threshold": round(combiner.threshold, 6),
             "verdict": verdict(float(p[i]), combiner.threshold),
