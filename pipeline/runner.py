@@ -218,7 +218,7 @@ def score_files(run_dir: Path, names: list[str], paths, cfg: RunConfig, progress
         known: dict[str, np.ndarray] = {}
         for name in names:
             det = loaded[name]
-            if det.kind == combined.KIND and hasattr(det, "members"):
+            if isinstance(det, combined.Combiner):  # reuses its members' scores of this chunk
                 known[name] = combined.combined_probabilities(det, rgb, known)[0]
             else:
                 known[name] = np.asarray(det.predict_proba(rgb), dtype=np.float64)
