@@ -112,37 +112,53 @@ def _source(item) -> tuple[str, Any]:
 
 
 def verdict_scores(pixels: list[np.ndarray], policy, models: dict[str, Detector], combiner=None,
-                   known: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Raw p(fake) of the policy's verdict model for (H, W, 3) uint8 images: the combined model when
-    the policy is built on it, else that detector. ``known``: scores already computed (detectors', and the
-    combined model's under its name)."""
+                   known: dict[str, np.ndarray] | None = None, route_p: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw p(fake) (n,) of the policy's verdict model for (H, W, 3) uint8 images, and the router's kind
+    of each image (n,) str when the verdict model is routed (else None): the combined model when the
+    policy is built on it, else that detector. ``known``: scores already computed (detectors', and the
+    combined model's under its name); ``route_p``: the router's probabilities of these images already
+    computed."""
+    from pipeline.detectors.combined import combined_probabilities, route_images
+    from pipeline.routing import routed_choice
+
+    is_combiner = combiner is not None and policy.model == combiner.name
     if known and policy.model in known:
-        return np.asarray(known[policy.model], dtype=np.float64)
-    if combiner is not None and policy.model == combiner.name:
-        from pipeline.detectors.combined import combined_probabilities
+        p = np.asarray(known[policy.model], dtype=np.float64)
+        if is_combiner and combiner.routed and route_p is None:
+            route_p = route_images(combiner.spec["router"], pixels)
+    elif is_combiner:
+        p, _, route_p = combined_probabilities(combiner, pixels, known)
+    elif policy.model in models:
+        p = np.asarray(models[policy.model].predict_proba(pixels), dtype=np.float64)
+    else:
+        raise KeyError(f"the verdict model {policy.model!r} is not loaded")
+    if not (is_combiner and combiner.routed) or route_p is None:
+        return p, None
+    return p, routed_choice(route_p, combiner.spec["router"]["classes"])[0]
 
-        return combined_probabilities(combiner, pixels, known)[0]
-    if policy.model in models:
-        return np.asarray(models[policy.model].predict_proba(pixels), dtype=np.float64)
-    raise KeyError(f"the verdict model {policy.model!r} is not loaded")
 
-
-def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stability: bool) -> list[dict]:
-    """The three-way verdict (:func:`pipeline.verdict.decide`) of each crop; with ``stability`` every
-    crop's perturbed copies are scored too (one more batch)."""
+def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stability: bool,
+              route_p: np.ndarray | None = None) -> list[dict]:
+    """The three-way verdict (:func:`pipeline.verdict.decide`) of each crop, each at its router kind's
+    operating point when the verdict model is routed; with ``stability`` every crop's perturbed copies
+    are scored too (one more batch), each routed on its own."""
     from pipeline import verdict as verdict_mod
 
-    p = verdict_scores(pixels, policy, models, combiner, known)
+    p, kinds = verdict_scores(pixels, policy, models, combiner, known, route_p)
     k = len(verdict_mod.PERTURBATIONS)
-    p_perturbed = None
+    p_perturbed = kinds_perturbed = None
     if stability:
-        p_perturbed = verdict_scores([v for px in pixels for v in verdict_mod.perturbations(px)], policy, models,
-                                     combiner)
+        p_perturbed, kinds_perturbed = verdict_scores([v for px in pixels for v in verdict_mod.perturbations(px)],
+                                                      policy, models, combiner)
     unlike = policy.out_of_distribution(pixels)
     out = []
     for i in range(len(pixels)):
-        perturbed = None if p_perturbed is None else p_perturbed[i * k:(i + 1) * k]
-        out.append({"model": policy.model, **verdict_mod.decide(policy, float(p[i]), perturbed, bool(unlike[i]))})
+        window = slice(i * k, (i + 1) * k)
+        out.append({"model": policy.model, **verdict_mod.decide(
+            policy, float(p[i]), None if p_perturbed is None else p_perturbed[window], bool(unlike[i]),
+            kind=None if kinds is None else str(kinds[i]),
+            perturbed_kinds=None if kinds_perturbed is None else kinds_perturbed[window])})
     return out
 
 
@@ -181,6 +197,7 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
         arrays = score_arrays(pixels, models)
         per_face = score_records(pixels, models, arrays)
         combined: list = [None] * len(crops)
+        route_p = None
         if combiner is not None:  # computed once: its members' and its own scores join ``arrays`` for the verdict
             from pipeline.detectors.combined import combined_probabilities, combined_records
 
@@ -190,7 +207,7 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
         verdicts: list = [None] * len(crops)
         if policy is not None:
             verdicts = _verdicts(pixels, policy, models, combiner, arrays,
-                                 policy.stability if stability is None else stability)
+                                 policy.stability if stability is None else stability, route_p)
         result.faces = [FaceCheck(i, box, conf, crop, recs, ensemble(recs), comb, ver)
                         for (i, box, conf, crop), recs, comb, ver in zip(crops, per_face, combined, verdicts)]
     return result

@@ -135,6 +135,7 @@ class VerdictConfig:
     unsure_share: float = 0.10  # the unsure band around the threshold holds this share of validation images
     calibration: str = "platt"  # platt | isotonic | none: fitted on the validation split
     stability: bool = True  # re-score every checked face re-encoded, rescaled and cropped; a flip means unsure
+    per_kind: bool = True  # routed verdict model: calibrator, threshold and band per kind of image the router picks
     members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
     routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
 
@@ -446,7 +447,15 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d["augmentation"] = augmentation_fingerprint(cfg.augmentation)
     if cfg.verdict == VerdictConfig():  # added later: runs with the default verdict keep their ids
         d.pop("verdict", None)
+    else:
+        for key, default in LATER_VERDICT_OPTIONS.items():
+            if d["verdict"].get(key) == default:
+                d["verdict"].pop(key)
     return d
+
+
+LATER_VERDICT_OPTIONS = {"per_kind": True}  # [verdict] options added after run ids hashed the section: at their
+# default they stay out of the id, so runs made before them keep theirs
 
 
 def spec_fingerprint(spec: ModelSpec, later_options: dict[str, Any] | None = None) -> dict[str, Any]:

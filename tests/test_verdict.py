@@ -101,6 +101,55 @@ def test_three_way_decision_and_its_reasons():
     assert "shrunk to half size" in flipped["headline"]
 
 
+def _routed_scores(n: int, seed: int) -> pd.DataFrame:
+    """Scores of two kinds of image, each routed to its own kind: on "hard" the model barely separates
+    real from fake and its reals score high, on "easy" it separates them well."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for d, shift, centre in (("easy", 2.5, -1.0), ("hard", 0.4, 1.5)):
+        y = np.repeat([0, 1], n)
+        z = rng.normal(centre + np.where(y == 1, shift, -shift), 1.0)
+        parts.append(pd.DataFrame({"dataset": d, "routed_to": d, "y": y, "p_fake": calibration.sigmoid(z)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_each_kind_of_image_gets_its_own_operating_point_and_keeps_the_false_accusation_rate():
+    val, test = _routed_scores(400, 31), _routed_scores(400, 32)
+    pooled = verdict.fit_policy(val, "m", per_kind=False)
+    per_kind = verdict.fit_policy(val, "m")
+    assert pooled.by_kind == {} and set(per_kind.by_kind) == {"easy", "hard"}
+    assert per_kind.by_kind["easy"]["threshold"] < per_kind.by_kind["hard"]["threshold"]
+    a = verdict.policy_table(pooled, test).set_index("scope")
+    b = verdict.policy_table(per_kind, test).set_index("scope")
+    assert (b["fpr_decided"] <= 0.05).all(), b
+    assert b.loc["easy", "recall_fake_decided"] > a.loc["easy", "recall_fake_decided"] + 0.1
+    # a face the router sends to "easy" is judged at easy's point; a kind nobody fitted uses the pooled one
+    raw = 0.5
+    easy = verdict.decide(per_kind, raw, kind="easy")
+    assert easy["kind"] == "easy" and easy["threshold"] == pytest.approx(per_kind.by_kind["easy"]["threshold"], abs=1e-6)
+    unknown = verdict.decide(per_kind, raw, kind="never-seen")
+    assert unknown["kind"] is None and unknown["threshold"] == pytest.approx(per_kind.threshold, abs=1e-6)
+    assert verdict.decide(per_kind, raw)["threshold"] == pytest.approx(per_kind.threshold, abs=1e-6)
+
+
+def test_a_kind_with_too_few_validation_images_uses_the_pooled_point():
+    val = _routed_scores(300, 33)
+    few = val[val["dataset"] == "hard"].groupby("y").head(verdict.KIND_MIN_PER_CLASS - 1)
+    policy = verdict.fit_policy(pd.concat([val[val["dataset"] == "easy"], few]), "m")
+    assert set(policy.by_kind) == {"easy"}
+
+
+def test_a_perturbed_copy_judged_at_its_own_kind_can_flip_the_answer():
+    policy = verdict.fit_policy(_routed_scores(400, 34), "m")
+    easy_t, hard_t = policy.by_kind["easy"]["threshold"], policy.by_kind["hard"]["threshold"]
+    raw = float(np.sqrt(easy_t * hard_t))  # between the two thresholds (calibrators differ: pick by margin)
+    z_easy = policy.margin(np.array([raw]), np.array(["easy"]))[0]
+    z_hard = policy.margin(np.array([raw]), np.array(["hard"]))[0]
+    assert (z_easy >= 0) != (z_hard >= 0)  # this score is fake at one kind's point and real at the other's
+    out = verdict.decide(policy, raw, p_perturbed=[raw] * 5, kind="easy", perturbed_kinds=["hard"] * 5)
+    assert out["verdict"] == "unsure" and len(out["unstable_under"]) == 5
+
+
 def _inverse(policy):
     """A calibrator that maps a calibrated probability back to the raw score (Platt is invertible)."""
     a, b = policy.calibrator["a"], policy.calibrator["b"]
@@ -244,3 +293,16 @@ def test_a_square_photo_framed_like_training_keeps_its_own_bars_and_a_plain_wall
     assert face.crop.shape == tv.shape
     wall = np.concatenate([np.full((120, 256, 3), 128, np.uint8), real_face], axis=0)
     assert faces.content_box(wall) == (0, 0, 256, 376)
+
+
+def test_the_per_kind_option_at_its_default_keeps_the_run_id_and_turned_off_changes_it():
+    import dataclasses
+
+    from pipeline import config
+
+    cfg = config.load(config.DEFAULT_CONFIG)
+    fp = config.config_fingerprint(cfg)
+    assert "per_kind" not in fp.get("verdict", {})  # runs made before the option keep their ids
+    off = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, per_kind=False))
+    assert config.config_fingerprint(off) != fp
+    assert verdict.settings_of(off) != verdict.settings_of(cfg)  # the policy is refitted

@@ -75,8 +75,7 @@ if not present:
                 + (f": {combiner.description}, members {', '.join(combiner.members)}" if combiner is not None
                    and combiner.name == policy.model else "") + "). Its score is **calibrated** on the validation "
                 f"split ({policy.calibrator.get('method')} scaling), so 80% means about 8 in 10 such faces were fake.\n"
-                f"- **Threshold** {policy.threshold:.3f}: chosen so that at most "
-                f"{policy.max_false_positive_rate:.0%} of the real validation photos of every data set are called fake.\n"
+                f"- **Threshold**: {verdict_mod.threshold_words(policy)}.\n"
                 f"- **Can't tell** when the score is within the band around the threshold that holds "
                 f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer.\n"
                 f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "

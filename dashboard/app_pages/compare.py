@@ -9,7 +9,7 @@ from pipeline import evaluation, figures, figures_experiments
 from pipeline.detectors.combined import ROUTED
 from pipeline.results import comparison_row
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO, routing_report
-from pipeline.verdict import error_rate_words
+from pipeline.verdict import error_rate_words, threshold_words
 
 # (column, label, format, higher is better?) of the comparison table, in display order.
 TABLE = [
@@ -184,8 +184,7 @@ else:
             "brier": st.column_config.NumberColumn("Brier", format="%.3f", help="Mean squared error of p(fake)"),
         })
     if policy is not None:
-        st.caption(f"Verdict model **{policy.model}**, threshold {policy.threshold:.3f} on its calibrated "
-                   f"probability. {error_rate_words(policy)} "
+        st.caption(f"Verdict model **{policy.model}**, {threshold_words(policy)}. {error_rate_words(policy)} "
                    "The stability check (re-saved, resized, cropped copies) runs on every photo checked on the "
                    "Check page; this table is without it.")
 tt = common.trust_table(run)

@@ -74,8 +74,8 @@ def score_faces(crops: list[np.ndarray], models: dict, combiner=None, policy=Non
     per_crop = detectors.score_records(crops, models, arrays)
     usable = policy is not None and (policy.model in models or (combiner is not None and policy.model == combiner.name))
     if usable:
-        p_raw = checking.verdict_scores(crops, policy, models, combiner, known=arrays)
-        p = policy.calibrated(p_raw)
+        p_raw, _ = checking.verdict_scores(crops, policy, models, combiner, known=arrays)
+        p = policy.calibrated(p_raw)  # the pooled operating point: one threshold for a face track's frames
         verdicts = [{"model": policy.model, "p_fake": round(float(pi), 6), "p_raw": round(float(ri), 6),
                      "threshold": round(policy.threshold, 6), "verdict": "fake" if pi >= policy.threshold else "real",
                      "calibrated": True} for pi, ri in zip(p, p_raw)]
