@@ -99,6 +99,9 @@ def test_three_way_decision_and_its_reasons():
     flipped = verdict.decide(policy, 0.0001, p_perturbed=[0.0001, 0.0001, 0.9999, 0.0001, 0.0001])
     assert flipped["verdict"] == "unsure" and flipped["unstable_under"] == ["half size"]
     assert "shrunk to half size" in flipped["headline"]
+    # a copy that only reaches the unsure band (just over the threshold, within the band) is no flip
+    wobble = verdict.decide(policy, 0.0001, p_perturbed=[0.0001, 0.0001, p_at, 0.0001, 0.0001])
+    assert wobble["verdict"] == "real" and wobble["unstable_under"] == []
 
 
 def _routed_scores(n: int, seed: int) -> pd.DataFrame:
