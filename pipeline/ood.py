@@ -11,6 +11,10 @@ validation images' distances, so about 1% of in-distribution photos exceed it. I
 look unlike every training set (a drawing, a grey or strongly tinted photo, an odd crop); it cannot
 see the fine traces a detector uses, and it is not a verdict: it only makes the verdict "unsure".
 
+When the run has a CLIP detector the same distance is also fitted on the CLIP embeddings
+(:func:`clip_features`), which see what the photo shows rather than its colours and edges (a cartoon, a
+mask, a painting); a face is out of distribution when either distance exceeds its threshold.
+
 The fitted model is one float32 array (``ood.npy``: the mean in row 0, the k components in rows 1..k,
 and in the last row their variances followed by the residual variance), loaded with
 ``allow_pickle=False``.
@@ -31,6 +35,17 @@ def features(rgb_images: list[np.ndarray]) -> np.ndarray:
     if not len(rgb_images):
         return np.zeros((0, 0), np.float32)
     return router_features(np.stack([resize_square(im, ROUTER_SIZE) for im in rgb_images]))
+
+
+def clip_features(rgb_images: list[np.ndarray]) -> np.ndarray:
+    """(n, 512) L2-normalised CLIP ViT-B/16 embeddings of (H, W, 3) uint8 images (:func:`pipeline.clip.embed`;
+    a face the run's CLIP detectors have just scored is not encoded again). Raises
+    :class:`pipeline.clip.ClipWeightsError` without the encoder file."""
+    from pipeline import clip
+
+    if not len(rgb_images):
+        return np.zeros((0, clip.EMBED_DIM), np.float32)
+    return clip.embed(list(rgb_images))
 
 
 def fit(train: np.ndarray, val: np.ndarray, n_components: int = N_COMPONENTS,

@@ -24,8 +24,11 @@ How a face is judged (:func:`decide`):
    95, scaled to half and to double size, and cropped by 5% on every side (:func:`perturbations`), one
    of these copies would get the opposite answer (a copy that lands in the unsure band is no flip: on
    ``default``'s test faces counting those as flips left dfdc 71% decided, not counting them 82%,
-   with no real face called fake and no resampled real flipping either way; bench/bench_verdict.py).
-   Each reason is said in plain words.
+   with no real face called fake and no resampled real flipping either way; bench/bench_verdict.py),
+   or (c) the face looks unlike the training photos (:mod:`pipeline.ood`: a probabilistic-PCA distance
+   of its coarse look and, with a CLIP detector in the run, of its CLIP embedding, each thresholded so
+   that about 1% of the validation photos exceed it), or (d) the verdict model ranked validation no
+   better than chance. Each reason is said in plain words.
 
 The policy is ``verdict.json`` in the verdict model's folder (JSON: numbers only, nothing pickled);
 :func:`build_for_run` fits it after the ensembles and refits it when the verdict model changes.
@@ -44,8 +47,9 @@ from pipeline import artifacts, calibration, splits, store
 from pipeline.routing import ROUTED_TO as KIND_COLUMN  # the routed model's predictions: the router's pick
 
 VERDICT_FILE = "verdict.json"
-OOD_FILE = "ood.npy"  # pipeline.ood's projection, beside verdict.json
-FORMAT = 4  # bump when the policy's fields or meaning change: older policies are refitted
+OOD_FILE = "ood.npy"  # pipeline.ood's projection of the router features, beside verdict.json
+OOD_CLIP_FILE = "ood_clip.npy"  # and of the CLIP embeddings (runs with a CLIP detector)
+FORMAT = 5  # bump when the policy's fields or meaning change: older policies are refitted
 PERTURBATIONS = ("JPEG quality 75", "JPEG quality 95", "half size", "double size", "cropped 5%")
 FAKE, REAL, UNSURE = "fake", "real", "unsure"
 BAND_REASON = "its score is too close to the line between real and fake"
@@ -56,6 +60,9 @@ FLIP_REASON = "the answer changes when the photo is {what}"
 KIND_MIN_PER_CLASS = 20  # validation images of each class a kind needs for its own operating point
 KIND_MIN_REALS = 20  # a data set's reals routed to a kind bind that kind's threshold when at least this many
 Scorer = Callable[[list[np.ndarray]], np.ndarray]  # (H, W, 3) uint8 images -> (n,) raw p_fake
+
+
+NOT_IN_JSON = ("ood", "ood_clip")  # VerdictPolicy's arrays: .npy files beside verdict.json
 
 
 @dataclass
@@ -82,18 +89,26 @@ class VerdictPolicy:
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # router kind -> its operating point
     key: str = ""
     format: int = FORMAT
+    ood_clip_threshold: float = 0.0  # the same on CLIP embeddings (0 = off: the run has no CLIP detector)
     ood: Any = field(default=None, repr=False, compare=False)  # the ood.npy projection (not in the JSON)
+    ood_clip: Any = field(default=None, repr=False, compare=False)  # the ood_clip.npy projection
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "ood"}
+        return {k: v for k, v in asdict(self).items() if k not in NOT_IN_JSON}
 
     def out_of_distribution(self, rgb_images: list[np.ndarray]) -> np.ndarray:
-        """(n,) bool: which faces look unlike the training photos (all False without a fitted score)."""
+        """(n,) bool: which faces look unlike the training photos, by their coarse look or (runs with a
+        CLIP detector) their CLIP embedding (all False without a fitted score)."""
         from pipeline import ood
 
-        if self.ood is None or not self.ood_threshold or not len(rgb_images):
-            return np.zeros(len(rgb_images), dtype=bool)
-        return ood.distance(self.ood, ood.features(rgb_images)) > self.ood_threshold
+        flags = np.zeros(len(rgb_images), dtype=bool)
+        if not len(rgb_images):
+            return flags
+        if self.ood is not None and self.ood_threshold:
+            flags |= ood.distance(self.ood, ood.features(rgb_images)) > self.ood_threshold
+        if self.ood_clip is not None and self.ood_clip_threshold:
+            flags |= ood.distance(self.ood_clip, ood.clip_features(rgb_images)) > self.ood_clip_threshold
+        return flags
 
     def _per_kind(self, values: np.ndarray, kinds, fill: Callable[[dict[str, Any], np.ndarray], Any]) -> np.ndarray:
         """``values`` (the pooled point's, an array) with the entries of each kind in :attr:`by_kind`
@@ -209,6 +224,23 @@ def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float 
                                                        min_reals=KIND_MIN_REALS)
     policy.validation = policy_table(policy, val).to_dict("records")
     return policy
+
+
+def fit_ood_clip(cfg, manifest: pd.DataFrame, max_train: int = 2000, progress=None) -> tuple[np.ndarray | None, float]:
+    """:func:`pipeline.ood.fit` on the CLIP embeddings of (at most ``max_train``, stratified) training images,
+    thresholded on the validation images; ``(None, 0.0)`` when the run has no CLIP detector. Embeddings
+    come from the run's content-keyed cache (its CLIP detectors computed them)."""
+    from pipeline import clip, ood
+    from pipeline.detectors import clip_linear
+
+    if not any(spec.kind == clip_linear.KIND for spec in cfg.models):
+        return None, 0.0
+    idx = np.flatnonzero((manifest["split"] == "train").to_numpy())
+    idx = splits.stratified_subsample(idx, manifest, max_train, cfg.seed)
+    val = np.flatnonzero((manifest["split"] == "val").to_numpy())
+    emb = clip_linear.embed_rows(manifest, np.concatenate([idx, val]), clip.default_cache(cfg.artifacts_dir),
+                                 cfg.max_image_pixels, progress, "verdict: CLIP out-of-distribution score")
+    return ood.fit(emb[:len(idx)], emb[len(idx):])
 
 
 def fit_ood(cfg, manifest: pd.DataFrame, max_train: int = 2000) -> tuple[np.ndarray, float]:
@@ -470,6 +502,9 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> Verd
     policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
     policy.ood, policy.ood_threshold = fit_ood(cfg, manifest)
     artifacts.write_npy(path.parent / OOD_FILE, policy.ood)
+    policy.ood_clip, policy.ood_clip_threshold = fit_ood_clip(cfg, manifest)
+    if policy.ood_clip is not None:
+        artifacts.write_npy(path.parent / OOD_CLIP_FILE, policy.ood_clip)
     artifacts.write_json(path, policy.to_json())
     test = policy_table(policy, preds[preds["split"] == "test"]).set_index("scope")
     if "all" in test.index:
@@ -508,8 +543,10 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
     if raw.get("key") != policy_key(run_dir, model, settings_of(cfg)):
         raise PolicyError(f"the verdict policy of run {run_dir.name} is stale ({model} or one of its members was "
                           f"refitted since): refit it with `python -m pipeline train`")
-    fields = {f for f in VerdictPolicy.__dataclass_fields__} - {"ood"}
+    fields = {f for f in VerdictPolicy.__dataclass_fields__} - set(NOT_IN_JSON)
     policy = VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
     if policy.ood_threshold and (path.parent / OOD_FILE).is_file():
         policy.ood = artifacts.read_npy(path.parent / OOD_FILE)
+    if policy.ood_clip_threshold and (path.parent / OOD_CLIP_FILE).is_file():
+        policy.ood_clip = artifacts.read_npy(path.parent / OOD_CLIP_FILE)
     return policy

@@ -270,6 +270,25 @@ def test_out_of_distribution_score_flags_a_picture_unlike_the_training_photos():
     assert verdict.OOD_REASON in verdict.decide(policy, 0.0001, out_of_distribution=True)["reasons"]
 
 
+def test_a_face_unlike_the_training_photos_by_its_clip_embedding_is_out_of_distribution(monkeypatch):
+    """Runs with a CLIP detector also fit the distance on CLIP embeddings: a photo whose coarse look is
+    ordinary but whose content is not (here: an embedding far from the training cloud) is flagged."""
+    from pipeline import ood
+
+    rng = np.random.default_rng(1)
+    centre = rng.normal(size=512)
+    cloud = lambda n: centre + 0.1 * rng.normal(size=(n, 512))  # noqa: E731
+    matrix, threshold = ood.fit(cloud(400), cloud(200))
+    policy = verdict.fit_policy(_scores(200, 3), "m")
+    assert not policy.out_of_distribution([np.zeros((8, 8, 3), np.uint8)]).any()  # nothing fitted: never flags
+    policy.ood_clip, policy.ood_clip_threshold = matrix, threshold
+    faces = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]
+    embeddings = np.vstack([cloud(2), -centre[None]])  # two alike, one unlike
+    monkeypatch.setattr(ood, "clip_features", lambda images: embeddings[:len(images)])
+    assert list(policy.out_of_distribution(faces)) == [False, False, True]
+    assert "ood_clip" not in policy.to_json() and policy.to_json()["ood_clip_threshold"] == threshold
+
+
 def test_a_small_background_face_does_not_shrink_the_crop(real_face):
     """Training photos (lfw) have people in the background: only a neighbour of comparable size is kept out."""
     from pipeline import faces
