@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, images, store
+from pipeline import artifacts, image_formats, images, store
 from pipeline.config import DataSource, RunConfig
 from pipeline.splits import SPLITS, assign_splits  # noqa: F401  (data.SPLITS: the split names)
 from pipeline.progress import ProgressFn, report
@@ -116,7 +116,7 @@ def _image_files(folder: Path) -> tuple[list[Path], list[Path]]:
             if fn.startswith("."):
                 continue
             p = Path(dirpath) / fn
-            (imgs if p.suffix.lower() in images.SUPPORTED_EXTENSIONS else others).append(p)
+            (imgs if p.suffix.lower() in image_formats.SUPPORTED_EXTENSIONS else others).append(p)
     return imgs, others
 
 
@@ -132,7 +132,7 @@ def list_files(folder: DatasetFolder) -> tuple[pd.DataFrame, pd.DataFrame]:
             imgs, others = _image_files(label_dir)
             rows += [(folder.name, LABEL_ALIASES[name], str(p), split or None) for p in imgs]
             skipped += [(folder.name, str(p), f"not a supported image type ({p.suffix or 'no extension'}); "
-                         f"supported: {', '.join(images.SUPPORTED_EXTENSIONS)}") for p in others]
+                         f"supported: {', '.join(image_formats.SUPPORTED_EXTENSIONS)}") for p in others]
     return (pd.DataFrame(rows, columns=["dataset", "label", "path", "given_split"]),
             pd.DataFrame(skipped, columns=SKIPPED_COLUMNS))
 
@@ -332,7 +332,7 @@ def collect_images(cfg: RunConfig, progress: ProgressFn = None) -> tuple[pd.Data
     skipped = [l[1] for l in listed]
     if files.empty:
         raise DataError(f"the data folders ({', '.join(str(f.root) for f in folders)}) hold no images "
-                        f"({', '.join(images.SUPPORTED_EXTENSIONS)})")
+                        f"({', '.join(image_formats.SUPPORTED_EXTENSIONS)})")
     cache_file = artifacts.cache_dir(cfg.artifacts_dir) / "file_index.json"
     info = inspect_files(files["path"].tolist(), cache_file, cfg.max_image_pixels, progress)
     files = pd.concat([files, info], axis=1)
