@@ -31,12 +31,12 @@ VERDICT_COLUMNS = ["model", "based_on", "scope", "n", "coverage", "n_real_called
 
 
 def cmd_train(args) -> int:
-    from pipeline import config, run_progress, runner
+    from pipeline import config_load, run_progress, runner
     from pipeline.progress import TqdmProgress
 
-    cfg = config.load(args.config)
-    cfg = config.apply_overrides(cfg, data=args.data, models=args.models.split(",") if args.models else None,
-                                 image_size=args.image_size, epochs=args.epochs, artifacts_dir=args.out)
+    cfg = config_load.load(args.config)
+    cfg = config_load.apply_overrides(cfg, data=args.data, models=args.models.split(",") if args.models else None,
+                                      image_size=args.image_size, epochs=args.epochs, artifacts_dir=args.out)
     progress = TqdmProgress(disable=args.quiet)
     status = run_progress.ProgressFile(cfg.artifacts_dir)  # progress.json: the dashboard's progress bar
 
@@ -304,19 +304,19 @@ def cmd_experiment(args) -> int:
     """Run an experiment of pipeline.experiments on a trained run (settings: the config's [experiments])."""
     import dataclasses
 
-    from pipeline import artifacts, config, runner
+    from pipeline import artifacts, config_load, runner
     from pipeline.experiments import steps
     from pipeline.progress import TqdmProgress
     if args.run:
         info = _run_of(args)
         run_dir = info.path
-        cfg = config.from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
+        cfg = config_load.from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
         cfg = dataclasses.replace(cfg, artifacts_dir=str(run_dir.parent))
         if args.config:  # the run's models and data, this config's experiment settings
-            other = config.load(args.config)
+            other = config_load.load(args.config)
             cfg = dataclasses.replace(cfg, experiments=other.experiments, strategy=other.strategy)
     else:
-        cfg = config.load(args.config or "default")
+        cfg = config_load.load(args.config or "default")
         if args.artifacts:
             cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(args.artifacts).resolve()))
         run_id, run_dir, _, _ = runner.prepare(cfg)

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from conftest import make_labelled_folder, make_split_folder, write_images
-from pipeline import config, data
+from pipeline import config, config_load, data
 
 
 def cfg_for(tmp_path: Path, *paths, **kw) -> config.RunConfig:
-    return config.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
-                             "models": [{"name": "baseline_cnn"}], **kw})
+    return config_load.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
+                                  "models": [{"name": "baseline_cnn"}], **kw})
 
 
 def test_real_fake_layout_is_one_dataset_named_after_the_folder(tmp_path):

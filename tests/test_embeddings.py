@@ -259,7 +259,7 @@ def test_pages_on_a_run_without_embeddings(monkeypatch, tmp_path):
 def test_embeddings_only_for_the_models_the_config_names(tiny_run, tiny_config, manifest):
     import dataclasses
 
-    from pipeline import config, runner
+    from pipeline import config, config_load, runner
 
     only = dataclasses.replace(tiny_config, embeddings=dataclasses.replace(tiny_config.embeddings,
                                                                            models=("custom_cnn",)))
@@ -268,9 +268,9 @@ def test_embeddings_only_for_the_models_the_config_names(tiny_run, tiny_config, 
     done = embeddings.build_for_run(tiny_run, only, manifest, log=lambda _: None)
     assert list(done) == ["custom_cnn"]
     with pytest.raises(config.ConfigError, match="no_such_model"):
-        config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"models": ["no_such_model"]}})
+        config_load.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"models": ["no_such_model"]}})
     with pytest.raises(config.ConfigError, match="unknown \\[embeddings\\]"):
-        config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"typo": 1}})
+        config_load.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"typo": 1}})
 
 
 def test_svm_lab_fits_on_a_stated_stratified_sample(monkeypatch, tiny_run):

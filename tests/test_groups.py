@@ -11,14 +11,14 @@ import pytest
 from PIL import Image
 
 from conftest import make_labelled_folder, make_split_folder
-from pipeline import artifacts, config, data, results, splits
+from pipeline import artifacts, config, config_load, data, results, splits
 
 SHARED_DFDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dfdc"
 
 
 def cfg_for(tmp_path: Path, *paths, seed: int = 0, **kw) -> config.RunConfig:
-    return config.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
-                             "models": [{"name": "baseline_cnn"}], "seed": seed, **kw})
+    return config_load.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
+                                  "models": [{"name": "baseline_cnn"}], "seed": seed, **kw})
 
 
 def make_grouped_folder(root: Path, n_groups: int = 30, seed: int = 0) -> Path:
