@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "artifacts", None):
         os.environ["DEEPFAKE_LENS_ARTIFACTS"] = str(Path(args.artifacts).resolve())
     from pipeline.config import ConfigError
-    from pipeline.data import DataError
+    from pipeline.data_folders import DataError
     from pipeline.images import ImageError
 
     known = [ConfigError, DataError, ImageError, FileNotFoundError, KeyError, store.StaleRunError]
