@@ -16,7 +16,8 @@ import streamlit as st
 from dashboard import common
 from pipeline import results, store
 from pipeline.images import ImageError
-from pipeline.quiz import figures, rooms, scores
+from pipeline.quiz import figures, room_errors, rooms, scores
+from pipeline.quiz import answers as quiz_answers
 from pipeline.quiz import rounds as quiz
 
 MODES = {"Solo": "solo", "Teacher (room)": "teacher", "Student (join)": "student"}
@@ -205,12 +206,12 @@ def verdict_line(rnd: quiz.Round, game: dict, mine: str | None = None) -> None:
         st.markdown(f"{':green[**You were right**]' if ok else ':red[**You were wrong**]'}: you said "
                     f"*{ANSWER_TEXT[mine]}*.")
     vm = game["verdict_model"]
-    ma = quiz.model_answer(rnd, vm, game["thresholds"][vm])
+    ma = quiz_answers.model_answer(rnd, vm, game["thresholds"][vm])
     if ma is not None:
         mark = ":green[:material/check_circle: right]" if ma.correct else ":red[:material/cancel: wrong]"
         st.markdown(f"**{vm}** (the run's verdict) says: **{ma.sentence}** — {mark}")
     policy, _ = common.run_policy(common._open(game["run_path"]))
-    words = quiz.calibrated_verdicts(rnd, policy)
+    words = quiz_answers.calibrated_verdicts(rnd, policy)
     if words:
         sides = ["Left: ", "Right: "] if len(words) == 2 else [""]
         st.markdown("**In the Check page's words** (calibrated): " +
@@ -224,7 +225,7 @@ def reveal_details(rnd: quiz.Round, game: dict, cam: bool = True, width: int = 2
     """Every detector's stored score and the Grad-CAM of the best Keras model (computed now, then cached)."""
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(figures.scores_figure(quiz.all_answers(rnd, game["thresholds"])), width="stretch",
+        st.plotly_chart(figures.scores_figure(quiz_answers.all_answers(rnd, game["thresholds"])), width="stretch",
                         key=f"quiz_scores_{rnd.index}", config={"displayModeBar": False})
         st.caption("Every detector's stored P(fake) on this test image (black tick: its threshold, chosen on "
                    "validation; past it means fake). In a paired round a model's answer is the image it finds "
@@ -376,7 +377,7 @@ def live_votes(code: str, index: int, answer: str | None) -> None:
     try:
         tally = rooms.tally(code, index)
         now = rooms.state(code)
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         st.warning(str(exc))
         return
     st.plotly_chart(figures.vote_histogram(tally, answer, height=260), width="stretch", key="quiz_live_hist",
@@ -394,7 +395,7 @@ def _open_room(run_path: str) -> None:
     rnds = [quiz.Round.from_dict(r) for r in game.pop("rounds")]
     try:
         st.session_state[HOST_KEY] = rooms.open_room(rnds, game["run_id"], game)
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         flash(str(exc), "error")
 
 
@@ -410,7 +411,7 @@ def _host_do(action: str, step: int = 0) -> None:
         elif action == "close":
             rooms.close(host)
             del st.session_state[HOST_KEY]
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         flash(str(exc), "error")
 
 
@@ -433,7 +434,7 @@ def teacher() -> None:
     show_flash()
     try:
         now = rooms.state(host.code)
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         st.warning(str(exc))
         st.button("Open a new room", key="quiz_reset", on_click=_forget_room)
         return
@@ -504,7 +505,7 @@ def teacher() -> None:
 def _vote(choice: str, me: rooms.Player, index: int) -> None:
     try:
         rooms.vote(me.code, me.token, index, choice)
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         st.session_state[VOTE_ERROR_KEY] = str(exc)
 
 
@@ -512,7 +513,7 @@ def _join() -> None:
     ss = st.session_state
     try:
         me = rooms.join(ss.get("quiz_join_code", ""), ss.get("quiz_join_nick", ""))
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         flash(str(exc), "error")
         return
     ss[PLAYER_KEY] = me
@@ -529,7 +530,7 @@ def student_round(me: rooms.Player) -> None:
     """The student's phone: the current round, two vote buttons, then the reveal and their score."""
     try:
         now = rooms.state(me.code)
-    except rooms.RoomError as exc:
+    except room_errors.RoomError as exc:
         st.error(str(exc))
         return
     rnd = now.round
@@ -548,7 +549,7 @@ def student_round(me: rooms.Player) -> None:
             big("You were right!" if ok else "Not this time", "quiz-ok" if ok else "quiz-no")
         show_round(rnd, width=300 if rnd.kind == "single" else 160, revealed=True)
         vm = now.settings["verdict_model"]
-        ma = quiz.model_answer(rnd, vm, now.settings["thresholds"][vm])
+        ma = quiz_answers.model_answer(rnd, vm, now.settings["thresholds"][vm])
         if ma is not None:
             st.markdown(f"**{vm}** said {ma.sentence}: {'right' if ma.correct else 'wrong'}.")
         for dataset in rnd.datasets:
@@ -578,7 +579,7 @@ def student() -> None:
     if me is None and params.get("room") and params.get("p"):  # the phone reloaded the page: same player
         try:
             me = st.session_state[PLAYER_KEY] = rooms.player(params["room"], params["p"])
-        except rooms.RoomError:
+        except room_errors.RoomError:
             pass
     if me is None:
         with st.form("quiz_join", border=True):
