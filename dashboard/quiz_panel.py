@@ -139,12 +139,14 @@ def show_flash() -> None:
 
 
 def settings(prefix: str) -> tuple[list[str], str, int, int]:
+    """The settings row's choices from the session state (in a button's callback, before the row is drawn)."""
     ss = st.session_state
     return (list(ss.get(f"{prefix}_datasets") or []), KINDS[ss.get(f"{prefix}_kind", list(KINDS)[0])],
             int(ss.get(f"{prefix}_n", 10)), int(ss.get(f"{prefix}_seed", 1)))
 
 
 def game_from_settings(run_path: str, prefix: str) -> dict | None:
+    """A new game from the settings row, or None with the reason kept for :func:`show_flash`."""
     try:
         game = new_game(common._open(run_path), *settings(prefix))
     except (quiz.QuizError, results.RunNotFound, results.ArtifactError) as exc:

@@ -8,11 +8,13 @@ from pipeline import store
 
 
 def fail(message: str, code: int = 2) -> int:
+    """Print ``error: message`` to stderr and return the exit code ``code``."""
     print(f"error: {message}", file=sys.stderr)
     return code
 
 
 def print_table(df, columns) -> None:
+    """Print the ``columns`` of ``df`` that it has, as a plain text table (4 decimals)."""
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):

@@ -11,6 +11,7 @@ from pipeline.cli.common import fail, run_of
 
 
 def cmd_predict(args) -> int:
+    """``predict``: check files; one JSON line per face and model, then the verdict. Exit code 1 if a file failed."""
     from pipeline import checking
     from pipeline.progress import TqdmProgress
     info = run_of(args)

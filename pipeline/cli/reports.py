@@ -10,6 +10,7 @@ from pipeline.cli.common import fail
 
 
 def cmd_info(args) -> int:
+    """``info``: the runs with their config, data, best model and file shortcut audit."""
     from pipeline.results import list_runs, load_run
 
     runs = list_runs(Path(args.artifacts) if args.artifacts else None)

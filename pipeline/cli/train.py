@@ -8,6 +8,7 @@ from pipeline.cli.common import TABLE_COLUMNS, VERDICT_COLUMNS, fail, print_tabl
 
 
 def cmd_train(args) -> int:
+    """``train``: build (or load, when cached) the run a config and the flags describe; print its summary."""
     from pipeline import config_load, run_progress, runner
     from pipeline.progress import TqdmProgress
 
@@ -37,6 +38,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    """``evaluate``: score a trained run on other labelled folders (of images or of videos)."""
     from pipeline import config, runner
     from pipeline.progress import TqdmProgress
     info = run_of(args)
