@@ -31,14 +31,14 @@ def main() -> int:
     ap.add_argument("--built-note", default="", help="how that build went (with --built-log)")
     args = ap.parse_args()
 
-    from pipeline import config, runner
+    from pipeline import config_load, runner
     from pipeline.progress import TqdmProgress
     from pipeline.results import load_run
 
     art = Path(args.artifacts)
     if not args.warm and art.exists():
         shutil.rmtree(art)
-    cfg = config.apply_overrides(config.load(args.config), artifacts_dir=str(art))
+    cfg = config_load.apply_overrides(config_load.load(args.config), artifacts_dir=str(art))
     start = time.perf_counter()
     steps: list[str] = []
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 
 from bench.common import markdown_table, write_section  # noqa: E402
-from pipeline import artifacts, config, experiments  # noqa: E402
+from pipeline import artifacts, config, config_load, experiments  # noqa: E402
 from pipeline.experiments import steps  # noqa: E402
 from pipeline.results import resolve_run  # noqa: E402
 
@@ -53,8 +53,8 @@ def main() -> None:
     args = ap.parse_args()
 
     info = resolve_run(args.run)
-    default = config.load("default")
-    run_cfg = config.from_json_dict(artifacts.read_json(info.path / "run.json")["config"])
+    default = config_load.load("default")
+    run_cfg = config_load.from_json_dict(artifacts.read_json(info.path / "run.json")["config"])
     run_dir = scratch_copy(info.path, Path(args.scratch))
     exp = default.experiments
     notes = []

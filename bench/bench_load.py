@@ -41,12 +41,12 @@ COLUMNS = ["sessions", "browsers", "requests", "errors", "p50 s", "p95 s", "max 
 def tiny_artifacts(folder: Path) -> Path:
     """The tests' tiny run (synthetic faces, baseline_cnn + custom_cnn at 32 px) trained into ``folder``."""
     import conftest
-    from pipeline import config, runner
+    from pipeline import config_load, runner
 
     data = folder / "faces"
     conftest.make_labelled_folder(data / "alpha", n_per_class=40, seed=1)
     conftest.make_split_folder(data / "beta", counts=(24, 8, 8), seed=2)
-    cfg = config.from_dict({
+    cfg = config_load.from_dict({
         "name": "tiny", "data": [str(data)], "seed": 7, "artifacts_dir": str(folder / "artifacts"),
         "augmentation": {"flip": True, "shift": 0.0, "zoom": 0.0, "brightness": 0.0},
         "training": {"batch_size": 16, "epochs": 4, "learning_rate": 3e-3, "early_stopping_patience": 0},

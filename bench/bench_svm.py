@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import markdown_table, write_section  # noqa: E402
-from pipeline import results, svm  # noqa: E402
+from pipeline import results, run_embeddings, svm  # noqa: E402
 
 
 def synthetic(n: int, dims: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -35,10 +35,10 @@ def real_scores(run_ref: str | None, model: str | None):
         run = results.load_run(run_ref)
     except results.RunNotFound:
         return None
-    models = [m for m in run.embedding_models() if model in (None, m)]
+    models = [m for m in run_embeddings.embedding_models(run) if model in (None, m)]
     if not models:
         return None
-    scores = run.pca(models[0])["scores"].astype(np.float32)
+    scores = run_embeddings.pca(run, models[0])["scores"].astype(np.float32)
     man = run.manifest()
     return f"{run.run_id} / {models[0]}", scores, man["y"].to_numpy().astype(int), man["split"].to_numpy()
 

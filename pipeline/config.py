@@ -1,16 +1,14 @@
-"""One config object defines a run.
+"""One config object defines a run: the dataclasses of a run config and the part of it that decides the run id.
 
-A run is described by a TOML file (see ``configs/``). ``[training]`` holds defaults that every
-``[[models]]`` entry inherits and may override. Flags of ``python -m pipeline train`` override
-the file (:func:`apply_overrides`). :func:`config_fingerprint` is the part of the config that
-decides the run id (see ``pipeline.artifacts``).
+A run is described by a TOML file (see ``configs/``), read and checked by :mod:`pipeline.config_load`
+(``[training]`` defaults, command-line overrides, validation). This module holds what that produces:
+:class:`RunConfig` and its parts (:class:`ModelSpec`, :class:`Augmentation`, ...), :class:`ConfigError`,
+and :func:`config_fingerprint`, the part of the config that decides the run id (see ``pipeline.artifacts``).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,30 +99,6 @@ class ExperimentConfig:
     crossdataset_epochs: int = 3
     crossdataset_models: tuple[str, ...] = ()  # more rows of the matrix: detectors of the run re-fitted per data
                                                # set (kind clip_linear: a head per data set on cached embeddings)
-
-
-def _section(cls, raw: dict[str, Any], name: str):
-    """A ``[name]`` table of the TOML as the dataclass ``cls``: unknown keys are an error, lists become tuples."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown [{name}] setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
-
-
-def _embedding_config(raw: dict[str, Any]) -> EmbeddingConfig:
-    return _section(EmbeddingConfig, raw, "embeddings")
-
-
-MOVED_TO_VERDICT = {"ensemble_members": "members", "ensemble_routing": "routing"}  # [experiments] -> [verdict]
-
-
-def _experiment_config(raw: dict[str, Any]) -> ExperimentConfig:
-    moved = [k for k in MOVED_TO_VERDICT if k in raw]
-    if moved:
-        raise ConfigError(f"[experiments] {', '.join(moved)} moved: the combined model is part of the run now; write "
-                          + ", ".join(f"{MOVED_TO_VERDICT[k]} = ..." for k in moved) + " under [verdict]")
-    return _section(ExperimentConfig, raw, "experiments")
 
 
 @dataclass(frozen=True)
@@ -227,134 +201,6 @@ class ConfigError(ValueError):
     """A config file or flag that cannot define a run; the message says what to fix."""
 
 
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
-
-
-def _model_spec(entry: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec:
-    merged = {**defaults, **entry}
-    unknown = set(merged) - _SPEC_FIELDS
-    if unknown:
-        raise ConfigError(f"unknown model setting(s) {sorted(unknown)} for model {merged.get('name')!r}; "
-                          f"known: {sorted(_SPEC_FIELDS)}")
-    if "name" not in merged:
-        raise ConfigError("every [[models]] entry needs a name")
-    if "datasets" in merged:
-        merged["datasets"] = tuple(merged["datasets"])
-    if merged.get("lr_schedule", "constant") not in LR_SCHEDULES:
-        raise ConfigError(f"model {merged['name']!r}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
-                          f"got {merged['lr_schedule']!r}")
-    if "image_size" not in merged and merged.get("kind", "keras") == "keras":
-        merged["image_size"] = registry_image_size(merged.get("architecture") or merged["name"])
-    return ModelSpec(**merged)
-
-
-def registry_image_size(name: str) -> int:
-    """The registry's ``default_image_size`` of Keras model ``name`` (pixels): what a spec without
-    ``image_size`` trains at; ModelSpec's default when ``name`` is not registered (validation then says so)."""
-    from pipeline.models import REGISTRY  # late import: the registry imports keras
-
-    entry = REGISTRY.get(name)
-    return entry.default_image_size if entry is not None else ModelSpec.image_size
-
-
-def _data_source(entry: Any, base: Path) -> DataSource:
-    if isinstance(entry, str):
-        entry = {"path": entry}
-    path = Path(entry["path"]).expanduser()
-    if not path.is_absolute():
-        path = (base / path).resolve()
-    return DataSource(path=str(path), name=entry.get("name", ""))
-
-
-def from_dict(raw: dict[str, Any], base: Path = REPO_ROOT) -> RunConfig:
-    """Build a config from parsed TOML. Relative data paths resolve against ``base``."""
-    raw = dict(raw)
-    defaults = dict(raw.pop("training", {}))
-    models = tuple(_model_spec(dict(m), defaults) for m in raw.pop("models", []))
-    data = tuple(_data_source(d, base) for d in raw.pop("data", []))
-    aug = Augmentation(**augmentation_settings(raw.pop("augmentation", {}), "[augmentation]"))
-    emb = _embedding_config(raw.pop("embeddings", {}) or {})
-    raw["experiments"] = _experiment_config(raw.pop("experiments", {}) or {})
-    raw["verdict"] = _section(VerdictConfig, raw.pop("verdict", {}) or {}, "verdict")
-    if "split" in raw:
-        raw["split"] = tuple(float(x) for x in raw["split"])
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown run setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    artifacts_dir = raw.pop("artifacts_dir", "") or os.environ.get(ARTIFACTS_ENV, "") or str(REPO_ROOT / "artifacts")
-    if not Path(artifacts_dir).is_absolute():
-        artifacts_dir = str((base / artifacts_dir).resolve())
-    cfg = RunConfig(data=data, models=models, augmentation=aug, embeddings=emb, artifacts_dir=artifacts_dir, **raw)
-    validate(cfg)
-    return cfg
-
-
-def load(path: str | Path = DEFAULT_CONFIG) -> RunConfig:
-    path = Path(path)
-    if not path.exists() and not path.suffix:
-        path = CONFIG_DIR / f"{path}.toml"  # "full" -> configs/full.toml
-    if not path.exists():
-        raise ConfigError(f"config file {path} not found; configs shipped: "
-                          f"{', '.join(p.stem for p in sorted(CONFIG_DIR.glob('*.toml')))}")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    raw.setdefault("name", path.stem)
-    return from_dict(raw, base=REPO_ROOT)
-
-
-def validate(cfg: RunConfig) -> None:
-    from pipeline.model_names import registered_names  # the registry's names without importing keras
-
-    REGISTRY = registered_names()
-
-    if abs(sum(cfg.split) - 1.0) > 1e-6 or any(s <= 0 for s in cfg.split):
-        raise ConfigError(f"split must be three positive fractions adding to 1, got {cfg.split}")
-    from pipeline.detectors import KINDS
-
-    for spec in cfg.models:
-        if spec.kind != "keras":
-            if spec.kind not in KINDS or KINDS[spec.kind].train is None:
-                trainable = sorted(k for k, v in KINDS.items() if v.train is not None)
-                raise ConfigError(f"model {spec.name!r}: unknown detector kind {spec.kind!r}; kinds: {', '.join(trainable)}")
-            continue
-        if spec.registry_name not in REGISTRY:
-            what = f"architecture {spec.architecture!r} of model {spec.name!r}" if spec.architecture else f"model {spec.name!r}"
-            raise ConfigError(f"unknown {what}; registered models: {', '.join(sorted(REGISTRY))}")
-        if spec.architecture and spec.name in REGISTRY and spec.name != spec.architecture:
-            raise ConfigError(f"{spec.name!r} is a registry model: give the {spec.architecture} entry another name")
-        if spec.image_size < 16:
-            raise ConfigError(f"{spec.name}: image_size must be at least 16, got {spec.image_size}")
-    names = cfg.model_names
-    if len(set(names)) != len(names):
-        raise ConfigError(f"a model is listed twice: {names}")
-    if cfg.threshold_rule not in {"youden", "f1", "fixed"}:
-        raise ConfigError(f"threshold_rule must be youden, f1 or fixed, got {cfg.threshold_rule!r}")
-    from pipeline.calibration import METHODS
-
-    v = cfg.verdict
-    if v.calibration not in METHODS:
-        raise ConfigError(f"[verdict] calibration must be one of {', '.join(METHODS)}, got {v.calibration!r}")
-    if not 0.0 <= v.max_false_positive_rate < 1.0 or not 0.0 <= v.unsure_share < 1.0:
-        raise ConfigError("[verdict] max_false_positive_rate and unsure_share must be fractions in [0, 1), got "
-                          f"{v.max_false_positive_rate} and {v.unsure_share}")
-    if cfg.strategy not in {"default", "mirrored", "multi_worker"}:
-        raise ConfigError(f"strategy must be default, mirrored or multi_worker, got {cfg.strategy!r}")
-    if cfg.experiments.model not in REGISTRY:
-        raise ConfigError(f"[experiments] model {cfg.experiments.model!r} is not a registered model; "
-                          f"registered models: {', '.join(sorted(REGISTRY))}")
-    unknown = [m for m in cfg.embeddings.models if m not in REGISTRY and m not in names]
-    if unknown:
-        raise ConfigError(f"[embeddings] models: unknown model(s) {unknown}; registered models: "
-                          f"{', '.join(sorted(REGISTRY))}")
-    if cfg.experiments.search_tuner not in {"random", "hyperband"}:
-        raise ConfigError(f"[experiments] search_tuner must be random or hyperband, got {cfg.experiments.search_tuner!r}")
-    _validate_augmentation(cfg.augmentation, "[augmentation]")
-    for spec in cfg.models:
-        _validate_augmentation(model_augmentation(cfg, spec), f"model {spec.name!r}: augmentation")
-
 
 _AUGMENTATION_FIELDS = {f.name for f in dataclasses.fields(Augmentation)}
 
@@ -379,60 +225,10 @@ def augmentation_settings(table: Any, where: str) -> dict[str, Any]:
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()}
 
 
-def _validate_augmentation(aug: Augmentation, where: str) -> None:
-    if aug.downscale and not 0.0 < aug.downscale < 1.0:
-        raise ConfigError(f"{where} downscale is the smallest scale factor, between 0 and 1 "
-                          f"(0 = off), got {aug.downscale}")
-    if aug.blur_sigma < 0:
-        raise ConfigError(f"{where} blur_sigma must be >= 0 (0 = off), got {aug.blur_sigma}")
-    if not 0.0 <= aug.degrade_probability <= 1.0:
-        raise ConfigError(f"{where} degrade_probability must be between 0 and 1, got {aug.degrade_probability}")
-
-
-def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: list[str] | None = None,
-                    image_size: int | None = None, epochs: int | None = None,
-                    artifacts_dir: str | None = None) -> RunConfig:
-    """Command-line flags win over the file. ``models`` may name registry models not in the file."""
-    if data:
-        cfg = dataclasses.replace(cfg, data=tuple(_data_source(d, Path.cwd()) for d in data))
-    if models:
-        by_name = {m.name: m for m in cfg.models}
-        cfg = dataclasses.replace(cfg, models=tuple(by_name.get(n) or _model_spec({"name": n}, {}) for n in models))
-    if image_size:
-        cfg = dataclasses.replace(cfg, models=tuple(dataclasses.replace(m, image_size=image_size) for m in cfg.models))
-    if epochs is not None:
-        cfg = dataclasses.replace(cfg, models=tuple(
-            dataclasses.replace(m, epochs=epochs, fine_tune_epochs=min(m.fine_tune_epochs, epochs)) for m in cfg.models))
-    if artifacts_dir:
-        cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(artifacts_dir).resolve()))
-    validate(cfg)
-    return cfg
-
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
-
-def from_json_dict(raw: dict[str, Any]) -> RunConfig:
-    """Inverse of :func:`to_dict` (used to read ``run.json``); paths are already absolute."""
-    raw = dict(raw)
-    models = tuple(ModelSpec(**{**m, "datasets": tuple(m.get("datasets", ()))}) for m in raw.pop("models", []))
-    data = tuple(DataSource(**d) for d in raw.pop("data", []))
-    aug = raw.pop("augmentation", {}) or {}
-    if aug.get("jpeg_quality"):
-        aug["jpeg_quality"] = tuple(aug["jpeg_quality"])
-    raw["split"] = tuple(raw.get("split", (0.7, 0.15, 0.15)))
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    emb = _embedding_config(raw.pop("embeddings", {}) or {})
-    experiments = dict(raw.pop("experiments", {}) or {})
-    verdict = dict(raw.pop("verdict", {}) or {})
-    for old, new in MOVED_TO_VERDICT.items():  # run.json of runs from before the combined model joined the run
-        if old in experiments:
-            verdict.setdefault(new, experiments.pop(old))
-    raw["experiments"] = _experiment_config(experiments)
-    raw["verdict"] = _section(VerdictConfig, verdict, "verdict")
-    return RunConfig(data=data, models=models, augmentation=Augmentation(**aug), embeddings=emb,
-                     **{k: v for k, v in raw.items() if k in known})
 
 
 def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:

@@ -1,13 +1,7 @@
-"""Data ingestion: find labelled face folders, record a manifest, split it, decode it to arrays.
+"""Data ingestion: record a manifest of the labelled face folders, split it, decode it to arrays.
 
-Layouts understood (folder names are case-insensitive):
-
-* ``<root>/{real,fake}/...``: one dataset named after ``<root>``. Fake may also be called
-  ``ai``, ``generated``, ``synthetic``; ciplab's ``training_real`` / ``training_fake`` work too.
-* ``<root>/{train,valid,test}/{real,fake}/...`` (the Kaggle "140k Real and Fake Faces" layout):
-  the given split is kept.
-* ``<root>/<dataset>/...`` where every ``<dataset>`` is one of the above: several datasets at once
-  (``../shared/data`` is such a root).
+The folders and their layouts (real/fake, train/valid/test, a folder of datasets) are found by
+:mod:`pipeline.data_folders` (:func:`~pipeline.data_folders.discover`, :class:`~pipeline.data_folders.DataError`).
 
 Identical files (same sha256) are kept once: the first copy stays, the others are listed as
 skipped, so no image can sit on both sides of a split. An image found under both labels is
@@ -27,114 +21,23 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts, images, store
-from pipeline.config import DataSource, RunConfig
+from pipeline import artifacts, image_formats, images, store
+from pipeline.config import RunConfig
+from pipeline.data_folders import FAKE, REAL, DataError, DatasetFolder, discover, list_files
 from pipeline.splits import SPLITS, assign_splits  # noqa: F401  (data.SPLITS: the split names)
 from pipeline.progress import ProgressFn, report
 
-REAL, FAKE = "real", "fake"
-LABEL_ALIASES = {
-    "real": REAL, "training_real": REAL, "genuine": REAL,
-    "fake": FAKE, "ai": FAKE, "generated": FAKE, "synthetic": FAKE, "training_fake": FAKE,
-}
-SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "val", "val": "val",
-                 "validation": "val", "test": "test", "testing": "test"}
 MANIFEST_COLUMNS = store.MANIFEST_COLUMNS
 SKIPPED_COLUMNS = store.SKIPPED_COLUMNS
 GROUPS_FILE = "groups.csv"
 MAX_GROUPS_FILE_BYTES = 64 * 2**20  # a groups.csv larger than this is not a list of file names
 
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """Data that cannot make a run; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class DatasetFolder:
-    name: str
-    root: Path
-    has_given_split: bool
-
-
-def _subdirs(path: Path) -> dict[str, Path]:
-    return {p.name.lower(): p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")}
-
-
-def _has_labels(path: Path) -> bool:
-    labels = {LABEL_ALIASES[n] for n in _subdirs(path) if n in LABEL_ALIASES}
-    return bool(labels)
-
-
-def _has_splits(path: Path) -> bool:
-    subs = _subdirs(path)
-    return any(n in SPLIT_ALIASES and _has_labels(p) for n, p in subs.items())
-
-
-def discover(source: DataSource) -> list[DatasetFolder]:
-    """The datasets below one configured folder."""
-    root = Path(source.path)
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist. Point the run at a folder of labelled images: "
-                        "`python -m pipeline train --data PATH` (PATH holding real/ and fake/ sub-folders), "
-                        "or set `data` in the config file.")
-    if not root.is_dir():
-        raise DataError(f"data path {root} is a file, not a folder of labelled images")
-    if _has_splits(root):
-        return [DatasetFolder(source.name or root.name, root, True)]
-    if _has_labels(root):
-        return [DatasetFolder(source.name or root.name, root, False)]
-    found = []
-    for sub in _subdirs(root).values():
-        if _has_splits(sub):
-            found.append(DatasetFolder(sub.name, sub, True))
-        elif _has_labels(sub):
-            found.append(DatasetFolder(sub.name, sub, False))
-    if not found:
-        raise DataError(
-            f"no labelled images found in {root}: expected sub-folders named real/fake (or ai, generated, "
-            "synthetic, training_real/training_fake), train/valid/test with real/fake inside, or one folder "
-            "per dataset holding those. Found: " + (", ".join(_subdirs(root)) or "no sub-folders"))
-    if source.name and len(found) == 1:
-        found = [DatasetFolder(source.name, found[0].root, found[0].has_given_split)]
-    return found
-
-
-def _image_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(images, other files) below ``folder``, sorted, hidden files ignored."""
-    imgs, others = [], []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fn in sorted(filenames):
-            if fn.startswith("."):
-                continue
-            p = Path(dirpath) / fn
-            (imgs if p.suffix.lower() in images.SUPPORTED_EXTENSIONS else others).append(p)
-    return imgs, others
-
-
-def list_files(folder: DatasetFolder) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Candidate image rows (dataset, label, path, given_split) and files that are not images."""
-    rows, skipped = [], []
-    split_dirs = ({SPLIT_ALIASES[n]: p for n, p in _subdirs(folder.root).items() if n in SPLIT_ALIASES}
-                  if folder.has_given_split else {"": folder.root})
-    for split, split_root in split_dirs.items():
-        for name, label_dir in _subdirs(split_root).items():
-            if name not in LABEL_ALIASES:
-                continue
-            imgs, others = _image_files(label_dir)
-            rows += [(folder.name, LABEL_ALIASES[name], str(p), split or None) for p in imgs]
-            skipped += [(folder.name, str(p), f"not a supported image type ({p.suffix or 'no extension'}); "
-                         f"supported: {', '.join(images.SUPPORTED_EXTENSIONS)}") for p in others]
-    return (pd.DataFrame(rows, columns=["dataset", "label", "path", "given_split"]),
-            pd.DataFrame(skipped, columns=SKIPPED_COLUMNS))
 
 
 def _norm_entry(entry: str) -> str:
@@ -332,7 +235,7 @@ def collect_images(cfg: RunConfig, progress: ProgressFn = None) -> tuple[pd.Data
     skipped = [l[1] for l in listed]
     if files.empty:
         raise DataError(f"the data folders ({', '.join(str(f.root) for f in folders)}) hold no images "
-                        f"({', '.join(images.SUPPORTED_EXTENSIONS)})")
+                        f"({', '.join(image_formats.SUPPORTED_EXTENSIONS)})")
     cache_file = artifacts.cache_dir(cfg.artifacts_dir) / "file_index.json"
     info = inspect_files(files["path"].tolist(), cache_file, cfg.max_image_pixels, progress)
     files = pd.concat([files, info], axis=1)

@@ -1,7 +1,8 @@
 """Read-only access to a trained run in ``artifacts/`` (layout: ``artifacts/README.md``; finding runs:
 :mod:`pipeline.runs`).
 
-Shared by the CLI (``info``, ``evaluate``, ``predict``) and the dashboard. This module never
+Shared by the CLI (``info``, ``evaluate``, ``predict``) and the dashboard. The embeddings step's files
+(embeddings, PCA, projections, separability) are read by :mod:`pipeline.run_embeddings`. This module never
 imports TensorFlow: it reads JSON, CSV and Parquet only, so pages and tests stay fast.
 
 Errors are meant to be shown to a user as they are: a missing run raises :class:`RunNotFound`,
@@ -70,14 +71,17 @@ class Run:
     run_json: dict[str, Any]
     path: Path
 
-    # ----- helpers
-    def _retrain_hint(self) -> str:
+    # ----- helpers (also used by pipeline.run_embeddings)
+    def retrain_hint(self) -> str:
+        """The sentence that tells the user how to rebuild this run."""
         return f"rebuild it with: {TRAIN_COMMAND} --config {self.info.config_name}"
 
     def _missing(self, rel: str, what: str) -> ArtifactError:
-        return ArtifactError(f"Run {self.info.run_id}: {rel} is missing ({what}); {self._retrain_hint()}")
+        return ArtifactError(f"Run {self.info.run_id}: {rel} is missing ({what}); {self.retrain_hint()}")
 
-    def _read_table(self, rel: str, kind: str, required: list[str], what: str) -> pd.DataFrame:
+    def read_table(self, rel: str, kind: str, required: list[str], what: str) -> pd.DataFrame:
+        """The CSV or Parquet (``kind``) file ``rel`` of the run; :class:`ArtifactError` naming ``what`` when it is
+        missing, unreadable or lacks a ``required`` column."""
         file = self.path / rel
         if not file.is_file():
             raise self._missing(rel, what)
@@ -85,11 +89,11 @@ class Run:
             df = pd.read_parquet(file) if kind == "parquet" else pd.read_csv(file)
         except Exception as exc:  # noqa: BLE001 - pyarrow/pandas raise many types on corrupt files
             raise ArtifactError(f"Run {self.info.run_id}: {rel} cannot be read ({type(exc).__name__}: {exc}); "
-                                f"delete it and {self._retrain_hint()}") from exc
+                                f"delete it and {self.retrain_hint()}") from exc
         missing = [c for c in required if c not in df.columns]
         if missing:
             raise ArtifactError(f"Run {self.info.run_id}: {rel} lacks column(s) {missing} (written by an older "
-                                f"pipeline?); {self._retrain_hint()}")
+                                f"pipeline?); {self.retrain_hint()}")
         return df
 
     def file_mtime(self, rel: str) -> float:
@@ -117,7 +121,7 @@ class Run:
         """manifest.parquet: one row per usable image with :data:`MANIFEST_COLUMNS`. A run written before
         groups existed has no ``group`` column; it gets one in which each image is its own group (its relpath)."""
         required = [c for c in MANIFEST_COLUMNS if c != "group"]
-        df = self._read_table(store.MANIFEST, "parquet", required, "the list of usable images")
+        df = self.read_table(store.MANIFEST, "parquet", required, "the list of usable images")
         if "group" not in df.columns:
             df["group"] = df["relpath"].astype(str)
         return df
@@ -126,20 +130,21 @@ class Run:
         """Files that could not be used; empty (with the columns) when none were skipped."""
         if not (self.path / store.SKIPPED).is_file():
             return pd.DataFrame({c: pd.Series(dtype="object") for c in SKIPPED_COLUMNS})
-        return self._read_table(store.SKIPPED, "csv", SKIPPED_COLUMNS, "skipped files")
+        return self.read_table(store.SKIPPED, "csv", SKIPPED_COLUMNS, "skipped files")
 
     def summary(self) -> pd.DataFrame:
         """summary.csv (one row per model and scope); empty with the documented columns if missing."""
         if not (self.path / store.SUMMARY).is_file():
             return pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("model", "scope") else "object")
                                  for c in SUMMARY_COLUMNS})
-        return self._read_table(store.SUMMARY, "csv", ["model", "scope"], "the comparison table")
+        return self.read_table(store.SUMMARY, "csv", ["model", "scope"], "the comparison table")
 
     def models(self) -> list[str]:
         """Models with finished results (``models/<m>/done.json`` exists), in config order."""
         return _complete_models(self.path, self.info.models)
 
-    def _model_dir(self, model: str) -> Path:
+    def model_dir(self, model: str) -> Path:
+        """``models/<model>`` of a finished model; :class:`ModelNotFound` saying why otherwise."""
         done = self.models()
         if model not in done:
             known = ", ".join(done) if done else "none"
@@ -150,7 +155,7 @@ class Run:
         return self.path / "models" / model
 
     def metrics(self, model: str) -> dict[str, Any]:
-        file = self._model_dir(model) / store.METRICS
+        file = self.model_dir(model) / store.METRICS
         rel = f"models/{model}/metrics.json"
         if not file.is_file():
             raise self._missing(rel, "the model's test metrics")
@@ -158,10 +163,10 @@ class Run:
             data = _read_json(file)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"Run {self.info.run_id}: {rel} cannot be read ({exc}); "
-                                f"delete models/{model} and {self._retrain_hint()}") from exc
+                                f"delete models/{model} and {self.retrain_hint()}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("scopes"), dict):
             raise ArtifactError(f"Run {self.info.run_id}: {rel} has no 'scopes' (stale format); "
-                                f"delete models/{model} and {self._retrain_hint()}")
+                                f"delete models/{model} and {self.retrain_hint()}")
         return data
 
     def kept_head_phase(self, model: str) -> bool:
@@ -174,16 +179,16 @@ class Run:
             return False
 
     def history(self, model: str) -> pd.DataFrame:
-        self._model_dir(model)
-        return self._read_table(f"models/{model}/history.csv", "csv", ["epoch"], "the training history")
+        self.model_dir(model)
+        return self.read_table(f"models/{model}/history.csv", "csv", ["epoch"], "the training history")
 
     def predictions(self, model: str) -> pd.DataFrame:
-        self._model_dir(model)
-        return self._read_table(f"models/{model}/predictions.parquet", "parquet", ["split", "y", "p_fake"],
-                                "the model's validation and test predictions")
+        self.model_dir(model)
+        return self.read_table(f"models/{model}/predictions.parquet", "parquet", ["split", "y", "p_fake"],
+                               "the model's validation and test predictions")
 
     def model_path(self, model: str) -> Path:
-        file = self._model_dir(model) / store.KERAS_MODEL
+        file = self.model_dir(model) / store.KERAS_MODEL
         if not file.is_file():
             raise self._missing(f"models/{model}/model.keras", "the trained model")
         return file
@@ -315,7 +320,7 @@ class Run:
 
         folder = self.experiment_dir(name)
         rel = str((folder / experiments.TABLES[name]).relative_to(self.path))
-        return self._read_table(rel, "csv", [], f"the {name} results")
+        return self.read_table(rel, "csv", [], f"the {name} results")
 
     def experiment_settings(self, name: str) -> dict[str, Any]:
         """settings.json of the newest finished result of an experiment (``{}`` if unreadable)."""
@@ -332,80 +337,6 @@ class Run:
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
-
-    # ----- embeddings (pipeline.embeddings: models/<m>/embeddings.npz, pca.npz, projections.parquet, ...)
-    def _embedding_file(self, model: str, name: str, what: str) -> Path:
-        file = self._model_dir(model) / name
-        if not file.is_file() or not (file.parent / "embeddings.json").is_file():
-            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/{name} is missing ({what}); build the "
-                                f"embeddings with: {TRAIN_COMMAND} (config {self.info.config_name!r}; "
-                                f"[embeddings] enabled = true)")
-        return file
-
-    def has_embeddings(self, model: str) -> bool:
-        """True when the embedding step finished for ``model`` (its embeddings.json exists)."""
-        return (self.path / "models" / model / "embeddings.json").is_file() and model in self.models()
-
-    def embedding_models(self) -> list[str]:
-        """Finished models whose embeddings, projections and PCA exist."""
-        return [m for m in self.models() if self.has_embeddings(m)]
-
-    def _npz(self, model: str, name: str, what: str) -> dict[str, Any]:
-        import numpy as np
-
-        file = self._embedding_file(model, name, what)
-        try:
-            with np.load(file, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many types on corrupt files
-            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/{name} cannot be read "
-                                f"({type(exc).__name__}: {exc}); delete it and {self._retrain_hint()}") from exc
-
-    def embeddings(self, model: str) -> dict[str, Any]:
-        """embeddings.npz: ``embedding`` (N, D) float32 in manifest order, ``p_fake``, ``sha256``."""
-        return self._npz(model, "embeddings.npz", "the penultimate embeddings")
-
-    def pca(self, model: str) -> dict[str, Any]:
-        """pca.npz: ``scores`` (N, k) of every manifest row (standardise + PCA fitted on train) and the
-        projection arrays (``components``, ``scaler_mean``, ...)."""
-        return self._npz(model, "pca.npz", "the PCA of the embeddings")
-
-    def projections(self, model: str) -> pd.DataFrame:
-        """projections.parquet: one row per image with pca_1..3, pca2d_*, umap_1..3, umap2d_*."""
-        self._embedding_file(model, "projections.parquet", "the 2-D/3-D projections")
-        return self._read_table(f"models/{model}/projections.parquet", "parquet",
-                                ["path", "dataset", "label", "y", "split", "pca_1", "pca_2", "pca_3", "umap_1"],
-                                "the 2-D/3-D projections")
-
-    def separability(self, model: str) -> pd.DataFrame:
-        """separability.json as a table: space, dims, classifier, accuracy, roc_auc (test split)."""
-        file = self._embedding_file(model, "separability.json", "the separability table")
-        try:
-            data = _read_json(file)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/separability.json cannot be read ({exc}); "
-                                f"{self._retrain_hint()}") from exc
-        return pd.DataFrame(data.get("rows") or [], columns=["space", "dims", "classifier", "accuracy", "roc_auc"])
-
-    def explained_variance(self, model: str) -> list[float]:
-        """Explained variance ratio of each PCA component (from embeddings.json)."""
-        file = self._embedding_file(model, "embeddings.json", "the embedding summary")
-        try:
-            return [float(v) for v in _read_json(file).get("explained_variance_ratio") or []]
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/embeddings.json cannot be read ({exc}); "
-                                f"{self._retrain_hint()}") from exc
-
-    def embedding_info(self, model: str) -> dict[str, Any]:
-        """embeddings.json: dims, number of PCA components, UMAP settings, timings."""
-        file = self._embedding_file(model, "embeddings.json", "the embedding summary")
-        try:
-            data = _read_json(file)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"Run {self.info.run_id}: models/{model}/embeddings.json cannot be read ({exc}); "
-                                f"{self._retrain_hint()}") from exc
-        return data if isinstance(data, dict) else {}
-
 
 def comparison_row(model: str, metrics: dict[str, Any], scope: str, at_half: bool = False) -> dict[str, Any] | None:
     """The comparison-table row of one model's ``metrics.json`` for ``scope`` (None if absent)."""

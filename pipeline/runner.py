@@ -84,7 +84,7 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
     specialist) keep the models it shares with an earlier run instead of training them again. The
     data are compared (by manifest hash) only for runs whose settings already match. When several
     runs hold it, the most recently finished copy wins: it was trained by the newest code."""
-    from pipeline.config import from_json_dict
+    from pipeline.config_load import from_json_dict
 
     wanted, data_hash = training_settings(cfg, spec), None
     candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob(f"*/{store.RUN_JSON}")
@@ -232,7 +232,7 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
     """Score a trained run on other labelled folders (every image, whatever its split) without
     retraining. Writes ``evaluations/<name>/`` in the run and returns (that folder, summary)."""
     from pipeline import calibration, verdict
-    from pipeline.config import from_json_dict
+    from pipeline.config_load import from_json_dict
     from pipeline.detectors import combined
 
     run_json = store.read_run_json(run_dir)

@@ -537,7 +537,7 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
     if raw.get("format") != FORMAT:
         raise PolicyError(f"the verdict policy of run {run_dir.name} was made by an older version: refit it "
                           f"with `python -m pipeline train`")
-    from pipeline.config import from_json_dict
+    from pipeline.config_load import from_json_dict
 
     cfg = from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
     if raw.get("key") != policy_key(run_dir, model, settings_of(cfg)):

@@ -5,7 +5,7 @@ returns ``{key: CorpusItem}``. Every item is a regular file. For a bad item (``o
 ``expect`` is a lowercase substring that ``pipeline.images.ImageError``'s message must contain; for a
 usable item (``ok=True``) it describes the correct handling, which ``tests/test_images.py`` asserts.
 
-Most names end in one of ``pipeline.images.SUPPORTED_EXTENSIONS``; the GIF and TIFF items keep their
+Most names end in one of ``pipeline.image_formats.SUPPORTED_EXTENSIONS``; the GIF and TIFF items keep their
 natural ``.gif``/``.tif`` names, so folder scans skip them (see :func:`scannable`).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.images import SUPPORTED_EXTENSIONS
+from pipeline.image_formats import SUPPORTED_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,9 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config(synthetic_data, tmp_path_factory):
-    from pipeline import config
+    from pipeline import config_load
 
-    return config.from_dict({
+    return config_load.from_dict({
         "name": "tiny", "data": [str(synthetic_data)], "seed": 7,
         "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
         "augmentation": {"flip": True, "shift": 0.0, "zoom": 0.0, "brightness": 0.0},

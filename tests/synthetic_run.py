@@ -240,7 +240,7 @@ def write_verdict_policy(run_dir: Path):
     """The run's three-way verdict policy fitted on its verdict model's stored validation predictions,
     written as ``train`` writes it (without the framing measurement, which needs MTCNN)."""
     from pipeline import artifacts, verdict
-    from pipeline.config import from_json_dict
+    from pipeline.config_load import from_json_dict
 
     model = verdict.verdict_model_name(run_dir)
     preds = store.read_predictions(run_dir, model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import config
+from pipeline import config, config_load
 from pipeline.config import Augmentation, ConfigError
 
 
@@ -63,11 +63,11 @@ def test_degradations_hit_about_the_asked_share_of_images():
 
 def test_degradations_are_off_by_default_and_keep_old_run_ids():
     assert not Augmentation(flip=False, shift=0, zoom=0, brightness=0).enabled()
-    cfg = config.load("default")
+    cfg = config_load.load("default")
     fp = config.config_fingerprint(cfg)
     assert not {"downscale", "blur_sigma", "degrade_probability"} & set(fp["augmentation"])
-    degraded = config.from_dict({**config.to_dict(cfg), "augmentation": {**config.to_dict(cfg)["augmentation"],
-                                                                         "blur_sigma": 1.0}})
+    degraded = config_load.from_dict({**config.to_dict(cfg), "augmentation": {**config.to_dict(cfg)["augmentation"],
+                                                                              "blur_sigma": 1.0}})
     assert config.config_fingerprint(degraded)["augmentation"]["blur_sigma"] == 1.0
 
 
@@ -76,7 +76,7 @@ def test_degradations_are_off_by_default_and_keep_old_run_ids():
 def test_bad_degradation_settings_are_named(bad, message):
     raw = {"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": bad}
     with pytest.raises(ConfigError, match=message):
-        config.from_dict(raw)
+        config_load.from_dict(raw)
 
 
 def test_a_model_can_change_the_runs_augmentation_for_itself(tmp_path):
@@ -84,14 +84,14 @@ def test_a_model_can_change_the_runs_augmentation_for_itself(tmp_path):
     toml.write_text('data = []\n[augmentation]\nflip = true\njpeg_quality = [70, 100]\n'
                     '[[models]]\nname = "baseline_cnn"\n'
                     '[[models]]\nname = "patch_mobilenet"\naugmentation = { downscale = 0.5, blur_sigma = 1.5 }\n')
-    cfg = config.load(toml)
+    cfg = config_load.load(toml)
     plain, degraded = (config.model_augmentation(cfg, m) for m in cfg.models)
     assert plain == cfg.augmentation and not plain.downscale
     assert degraded.downscale == 0.5 and degraded.blur_sigma == 1.5
     assert degraded.flip and degraded.jpeg_quality == (70, 100)  # the rest comes from the run
     fp = config.config_fingerprint(cfg)["models"]
     assert "augmentation" not in fp[0] and fp[1]["augmentation"] == {"downscale": 0.5, "blur_sigma": 1.5}
-    again = config.from_json_dict(config.to_dict(cfg))  # run.json round trip
+    again = config_load.from_json_dict(config.to_dict(cfg))  # run.json round trip
     assert config.model_augmentation(again, again.models[1]) == degraded
 
 
@@ -102,12 +102,12 @@ def test_bad_model_augmentation_is_named(tmp_path, bad, message):
     toml = tmp_path / "run.toml"
     toml.write_text(f'data = []\n[[models]]\nname = "patch_mobilenet"\naugmentation = {bad}\n')
     with pytest.raises(ConfigError, match=message):
-        config.load(toml)
+        config_load.load(toml)
 
 
 def test_an_unknown_run_augmentation_setting_is_named_not_a_traceback():
     with pytest.raises(ConfigError, match=r"\[augmentation\]: unknown setting\(s\) \['blurr'\]"):
-        config.from_dict({"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": {"blurr": 1}})
+        config_load.from_dict({"data": [], "models": [{"name": "baseline_cnn"}], "augmentation": {"blurr": 1}})
 
 
 def _epochs(x: np.ndarray, aug: Augmentation, seed: int, n: int = 2) -> list[np.ndarray]:

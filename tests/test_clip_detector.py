@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import write_images
-from pipeline import clip, config, detectors, runner, store
+from pipeline import clip, config_load, detectors, runner, store
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def clip_run(tmp_path_factory):
     for dataset, seed in (("one", 1), ("two", 5)):
         write_images(root / dataset / "real", "real", 10, seed, size=40)
         write_images(root / dataset / "fake", "fake", 10, seed + 100, size=40)
-    cfg = config.from_dict({
+    cfg = config_load.from_dict({
         "name": "clipkind", "data": [str(root)], "seed": 2, "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
         "training": {"batch_size": 8, "epochs": 1, "early_stopping_patience": 0},
         "models": [{"name": "baseline_cnn", "image_size": 16}, {"name": "clip", "kind": "clip_linear"}],

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO, write_images
-from pipeline import checking, config, detectors, results, runner
+from pipeline import checking, config_load, detectors, results, runner
 from pipeline.__main__ import main
 from pipeline.detectors import combined as ensemble
 
@@ -26,7 +26,7 @@ def routed_run(tmp_path_factory):
     for dataset, n, seed in (("big", 24, 3), ("small", 12, 4)):  # 48 px: every model and the router resize
         write_images(root / dataset / "real", "real", n, seed, size=48)
         write_images(root / dataset / "fake", "fake", n, seed + 1000, size=48)
-    cfg = config.from_dict({
+    cfg = config_load.from_dict({
         "name": "combined", "data": [str(root)], "seed": 1,
         "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
         "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0},
@@ -106,14 +106,14 @@ def test_a_combined_model_older_than_a_retrained_member_is_refused(routed_run, t
 
 
 def test_a_router_fitted_on_older_features_is_refused_then_refitted(routed_run, tmp_path, monkeypatch):
-    from pipeline import config, routing
+    from pipeline import config_load, routing
 
     run_dir = tmp_path / routed_run.name
     shutil.copytree(routed_run, run_dir)
     monkeypatch.setattr(routing, "FEATURES_VERSION", routing.FEATURES_VERSION + 1)  # the features changed
     with pytest.raises(ValueError, match="older version of the pipeline; refit it with"):
         ensemble.load_combiner(run_dir)
-    cfg = config.from_json_dict(json.loads((run_dir / "run.json").read_text())["config"])
+    cfg = config_load.from_json_dict(json.loads((run_dir / "run.json").read_text())["config"])
     logs: list[str] = []
     ensemble.run_ensemble(cfg, run_dir, log=logs.append)  # not a cache hit: the ensembles are refitted
     assert not any("cached" in line for line in logs)

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from conftest import make_labelled_folder, make_split_folder, write_images
-from pipeline import config, data
+from pipeline import config, config_load, data, data_folders
 
 
 def cfg_for(tmp_path: Path, *paths, **kw) -> config.RunConfig:
-    return config.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
-                             "models": [{"name": "baseline_cnn"}], **kw})
+    return config_load.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
+                                  "models": [{"name": "baseline_cnn"}], **kw})
 
 
 def test_real_fake_layout_is_one_dataset_named_after_the_folder(tmp_path):
@@ -112,25 +112,25 @@ def test_cap_per_class(tmp_path):
 
 
 def test_missing_folder_says_what_to_do(tmp_path):
-    with pytest.raises(data.DataError, match="does not exist.*--data"):
+    with pytest.raises(data_folders.DataError, match="does not exist.*--data"):
         data.build_manifest(cfg_for(tmp_path, tmp_path / "nowhere"))
 
 
 def test_folder_without_labels_lists_what_it_found(tmp_path):
     (tmp_path / "photos" / "holiday").mkdir(parents=True)
-    with pytest.raises(data.DataError, match="no labelled images.*holiday"):
+    with pytest.raises(data_folders.DataError, match="no labelled images.*holiday"):
         data.build_manifest(cfg_for(tmp_path, tmp_path / "photos"))
 
 
 def test_empty_class_is_a_clear_error(tmp_path):
     write_images(tmp_path / "d" / "real", "real", 10, seed=1)
     (tmp_path / "d" / "fake").mkdir()
-    with pytest.raises(data.DataError, match="no fake images"):
+    with pytest.raises(data_folders.DataError, match="no fake images"):
         data.build_manifest(cfg_for(tmp_path, tmp_path / "d"))
 
 
 def test_no_data_configured(tmp_path):
-    with pytest.raises(data.DataError, match="no data configured"):
+    with pytest.raises(data_folders.DataError, match="no data configured"):
         data.build_manifest(cfg_for(tmp_path))
 
 

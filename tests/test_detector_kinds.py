@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import write_images
-from pipeline import artifacts, config, detectors, results, runner, store
+from pipeline import artifacts, config, config_load, detectors, results, runner, store
 from pipeline.detectors import TrainContext, register_kind
 
 KIND = "mean_colour_test"
@@ -66,9 +66,9 @@ def colour_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("colour_data")
     write_images(root / "set" / "real", "real", 24, 1)
     write_images(root / "set" / "fake", "fake", 24, 2)
-    cfg = config.from_dict({"name": "kinds", "data": [str(root)], "seed": 3,
-                            "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
-                            "models": [{"name": "colour", "kind": KIND}], "embeddings": {"enabled": False}})
+    cfg = config_load.from_dict({"name": "kinds", "data": [str(root)], "seed": 3,
+                                 "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
+                                 "models": [{"name": "colour", "kind": KIND}], "embeddings": {"enabled": False}})
     return root, runner.train_run(cfg, log=lambda _: None)
 
 
@@ -116,7 +116,7 @@ def test_a_model_folder_is_complete_only_when_done_json_is_written(tmp_path):
 
 def test_an_unknown_kind_is_a_config_error():
     with pytest.raises(config.ConfigError, match="unknown detector kind 'nope'"):
-        config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "a", "kind": "nope"}]})
+        config_load.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "a", "kind": "nope"}]})
 
 
 def test_an_old_run_folder_gives_a_clear_message(colour_run, tmp_path, capsys):
@@ -159,10 +159,10 @@ def test_loading_detectors_imports_no_training_code(tiny_run):
 def test_a_spec_without_image_size_takes_the_registry_default():
     from pipeline.models import REGISTRY
 
-    cfg = config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "baseline_cnn", "image_size": 32}]})
-    named = config.apply_overrides(cfg, models=["mobilenet"])  # `train --models mobilenet`
+    cfg = config_load.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "baseline_cnn", "image_size": 32}]})
+    named = config_load.apply_overrides(cfg, models=["mobilenet"])  # `train --models mobilenet`
     assert named.models[0].image_size == REGISTRY["mobilenet"].default_image_size
-    entry = config.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "densenet121"}]})
+    entry = config_load.from_dict({"name": "x", "data": ["/tmp"], "models": [{"name": "densenet121"}]})
     assert entry.models[0].image_size == REGISTRY["densenet121"].default_image_size
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import artifacts, embeddings, evaluation, results, runner, svm
+from pipeline import artifacts, embeddings, evaluation, results, run_embeddings, runner, svm
 from pipeline.detectors import pca_svm
 from pipeline.models import build_model, load_model
 from pipeline.config import ModelSpec
@@ -107,13 +107,15 @@ def test_stored_svm_refits_to_the_same_predictions(tiny_run, manifest):
 
 def test_results_accessors(tiny_run):
     run = results.load_run(str(tiny_run))
-    assert run.embedding_models() == ["baseline_cnn", "custom_cnn"]
-    assert run.projections("custom_cnn").shape[0] == len(run.manifest())
-    assert run.embeddings("custom_cnn")["embedding"].shape[1] == 128
-    assert len(run.explained_variance("custom_cnn")) == run.pca("custom_cnn")["scores"].shape[1]
-    assert list(run.separability("custom_cnn").columns) == ["space", "dims", "classifier", "accuracy", "roc_auc"]
+    assert run_embeddings.embedding_models(run) == ["baseline_cnn", "custom_cnn"]
+    assert run_embeddings.projections(run, "custom_cnn").shape[0] == len(run.manifest())
+    assert run_embeddings.embeddings(run, "custom_cnn")["embedding"].shape[1] == 128
+    assert (len(run_embeddings.explained_variance(run, "custom_cnn"))
+            == run_embeddings.pca(run, "custom_cnn")["scores"].shape[1])
+    assert list(run_embeddings.separability(run, "custom_cnn").columns) == [
+        "space", "dims", "classifier", "accuracy", "roc_auc"]
     with pytest.raises(results.ArtifactError, match="embeddings"):
-        run.projections("custom_cnn+pca_svm")
+        run_embeddings.projections(run, "custom_cnn+pca_svm")
 
 
 def test_rerun_is_a_cache_hit(tiny_run, tiny_config, manifest):
@@ -259,7 +261,7 @@ def test_pages_on_a_run_without_embeddings(monkeypatch, tmp_path):
 def test_embeddings_only_for_the_models_the_config_names(tiny_run, tiny_config, manifest):
     import dataclasses
 
-    from pipeline import config, runner
+    from pipeline import config, config_load, runner
 
     only = dataclasses.replace(tiny_config, embeddings=dataclasses.replace(tiny_config.embeddings,
                                                                            models=("custom_cnn",)))
@@ -268,9 +270,9 @@ def test_embeddings_only_for_the_models_the_config_names(tiny_run, tiny_config, 
     done = embeddings.build_for_run(tiny_run, only, manifest, log=lambda _: None)
     assert list(done) == ["custom_cnn"]
     with pytest.raises(config.ConfigError, match="no_such_model"):
-        config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"models": ["no_such_model"]}})
+        config_load.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"models": ["no_such_model"]}})
     with pytest.raises(config.ConfigError, match="unknown \\[embeddings\\]"):
-        config.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"typo": 1}})
+        config_load.from_dict({"models": [{"name": "baseline_cnn"}], "embeddings": {"typo": 1}})
 
 
 def test_svm_lab_fits_on_a_stated_stratified_sample(monkeypatch, tiny_run):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, face_like
-from pipeline import config, experiments, results
+from pipeline import config, config_load, experiments, results
 from pipeline.experiments import steps
 from pipeline.experiments import crossdataset
 from pipeline.experiments import robustness as rb
@@ -249,31 +249,31 @@ def test_missing_experiment_names_the_command(tiny_run):
 def test_config_section_and_run_id(tiny_config):
     raw = {"name": "x", "data": ["/tmp"], "models": [{"name": "baseline_cnn"}],
            "experiments": {"model": "tuned_cnn", "learning_rates": [0.1, 0.01]}}
-    cfg = config.from_dict(raw)
+    cfg = config_load.from_dict(raw)
     assert cfg.experiments.learning_rates == (0.1, 0.01) and cfg.experiments.model == "tuned_cnn"
-    assert config.from_json_dict(config.to_dict(cfg)) == cfg
+    assert config_load.from_json_dict(config.to_dict(cfg)) == cfg
     # experiment settings and the strategy never change the run id (no retraining)
-    plain = config.from_dict({k: v for k, v in raw.items() if k != "experiments"})
+    plain = config_load.from_dict({k: v for k, v in raw.items() if k != "experiments"})
     assert config.config_fingerprint(plain) == config.config_fingerprint(
         dataclasses.replace(cfg, strategy="mirrored"))
     with pytest.raises(config.ConfigError, match="unknown \\[experiments\\]"):
-        config.from_dict({**raw, "experiments": {"modle": "x"}})
+        config_load.from_dict({**raw, "experiments": {"modle": "x"}})
     with pytest.raises(config.ConfigError, match="members = ... under \\[verdict\\]"):  # moved in format 2
-        config.from_dict({**raw, "experiments": {"ensemble_members": ["all"]}})
+        config_load.from_dict({**raw, "experiments": {"ensemble_members": ["all"]}})
     old_run_json = {**config.to_dict(cfg), "experiments": {**config.to_dict(cfg)["experiments"],
                                                            "ensemble_members": ["all"]}}
     for key in ("members", "routing"):  # a run.json from before the combined model joined [verdict]
         old_run_json["verdict"].pop(key)
-    assert config.from_json_dict(old_run_json).verdict.members == ("all",)  # run.json of older runs still reads
+    assert config_load.from_json_dict(old_run_json).verdict.members == ("all",)  # run.json of older runs still reads
     with pytest.raises(config.ConfigError, match="strategy"):
-        config.from_dict({**raw, "strategy": "tpu"})
+        config_load.from_dict({**raw, "strategy": "tpu"})
 
 
 @pytest.mark.parametrize("path", sorted(config.CONFIG_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_shipped_configs_load_and_name_real_members(path):
     from pipeline.svm import svm_model_name
 
-    cfg = config.load(path)
+    cfg = config_load.load(path)
     rows = set(cfg.model_names) | {svm_model_name(m) for m in cfg.embedding_model_names}
     members = cfg.verdict.members
     assert members == ("all",) or set(members) <= rows, f"{path.name}: ensemble members not in the run"
@@ -406,8 +406,8 @@ def test_crossdataset_epochs_replace_the_fine_tuning_of_pretrained_models():
     from pipeline.experiments import crossdataset
 
     def spec(model: dict):
-        cfg = config.from_dict({"models": [model], "experiments": {"model": model["name"], "image_size": 64,
-                                                                   "crossdataset_epochs": 2}})
+        cfg = config_load.from_dict({"models": [model], "experiments": {"model": model["name"], "image_size": 64,
+                                                                        "crossdataset_epochs": 2}})
         return crossdataset.spec_for(cfg)
 
     tuned = spec({"name": "patch_mobilenet", "weights": "imagenet", "epochs": 0, "fine_tune_epochs": 12})
@@ -423,8 +423,8 @@ def test_experiment_trainings_use_the_models_own_augmentation_and_balancing(monk
     from pipeline.experiments import _train
 
     plain = {"name": "baseline_cnn", "image_size": 16}
-    cfg = config.from_dict({"models": [plain, {"name": "tuned_cnn", "image_size": 16, "balance_datasets": True,
-                                               "augmentation": {"blur_sigma": 1.0}}]})
+    cfg = config_load.from_dict({"models": [plain, {"name": "tuned_cnn", "image_size": 16, "balance_datasets": True,
+                                                    "augmentation": {"blur_sigma": 1.0}}]})
     manifest = pd.DataFrame({"dataset": ["a"] * 6 + ["b"] * 2, "y": [0, 1, 0, 1, 0, 1, 0, 1],
                              "split": ["train"] * 8})
     seen = {}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from pipeline import data, images
+from pipeline import data_folders, image_formats, images
 
 
 def _photo(fmt: str, orientation: int = 6) -> bytes:
@@ -43,9 +43,9 @@ def test_phone_formats_are_picked_up_by_folder_scans(tmp_path):
         (tmp_path / label).mkdir()
         (tmp_path / label / "a.heic").write_bytes(_photo("HEIF"))
         (tmp_path / label / "b.avif").write_bytes(_photo("AVIF"))
-    assert {".heic", ".heif", ".avif"} <= set(images.SUPPORTED_EXTENSIONS)
-    assert {"heic", "heif", "avif"} <= set(images.UPLOAD_TYPES)
-    rows, skipped = data.list_files(data.DatasetFolder("phones", tmp_path, False))
+    assert {".heic", ".heif", ".avif"} <= set(image_formats.SUPPORTED_EXTENSIONS)
+    assert {"heic", "heif", "avif"} <= set(image_formats.UPLOAD_TYPES)
+    rows, skipped = data_folders.list_files(data_folders.DatasetFolder("phones", tmp_path, False))
     assert skipped.empty
     assert sorted(Path(p).name for p in rows["path"]) == ["a.heic", "a.heic", "b.avif", "b.avif"]
     assert all(images.check_image(p) is None for p in rows["path"])

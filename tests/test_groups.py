@@ -11,14 +11,14 @@ import pytest
 from PIL import Image
 
 from conftest import make_labelled_folder, make_split_folder
-from pipeline import artifacts, config, data, results, splits
+from pipeline import artifacts, config, config_load, data, data_folders, results, splits
 
 SHARED_DFDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dfdc"
 
 
 def cfg_for(tmp_path: Path, *paths, seed: int = 0, **kw) -> config.RunConfig:
-    return config.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
-                             "models": [{"name": "baseline_cnn"}], "seed": seed, **kw})
+    return config_load.from_dict({"name": "t", "data": [str(p) for p in paths], "artifacts_dir": str(tmp_path / "art"),
+                                  "models": [{"name": "baseline_cnn"}], "seed": seed, **kw})
 
 
 def make_grouped_folder(root: Path, n_groups: int = 30, seed: int = 0) -> Path:
@@ -233,7 +233,7 @@ def test_old_run_manifest_without_group_column_reads_with_own_groups(tmp_path):
 def test_bad_groups_csv_is_a_clear_error(tmp_path, content, expect):
     root = make_labelled_folder(tmp_path / "d", n_per_class=6)
     (root / "groups.csv").write_bytes(content.replace(b"real/a.png", f"real/{sorted((root / 'real').iterdir())[0].name}".encode()))
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(data_folders.DataError) as err:
         data.build_manifest(cfg_for(tmp_path, root))
     assert expect in str(err.value)
     assert str(root / "groups.csv") in str(err.value)
@@ -252,7 +252,7 @@ def test_ambiguous_bare_name_is_a_clear_error(tmp_path):
     name = sorted((root / "real").iterdir())[0].name
     (root / "fake" / name).write_bytes(b"\x89PNG not really")  # same name under fake/
     (root / "groups.csv").write_text(f"file,group\n{name},v1\n")
-    with pytest.raises(data.DataError, match="relative to the dataset folder"):
+    with pytest.raises(data_folders.DataError, match="relative to the dataset folder"):
         data.build_manifest(cfg_for(tmp_path, root))
 
 

@@ -16,7 +16,7 @@ from PIL import Image, ImageFile
 
 import bad_inputs
 from bad_inputs import BLUE, EXIF_STORED_WH, GREEN, PNG_NAMED_JPG_WH, RED
-from pipeline import images
+from pipeline import image_formats, image_modes, images
 from pipeline.images import ImageError, check_image, load_for_model, load_rgb, resize_square
 
 
@@ -251,7 +251,7 @@ def test_other_messages():
     assert "HEIC/HEIF photo" in check_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
     assert "looks like text" in check_image("Grüße, naïve café\n".encode() * 10)
     assert "looks like text" in check_image("plain text\n".encode("utf-16"))
-    assert f"not an image Pillow can read ({images.SUPPORTED_TEXT})" in check_image(bytes(range(256)))
+    assert f"not an image Pillow can read ({image_formats.SUPPORTED_TEXT})" in check_image(bytes(range(256)))
 
 
 def test_formats_outside_the_allow_list_are_not_decoded():
@@ -373,22 +373,22 @@ def test_more_modes_through_files():
     (Image.fromarray(np.full((16, 16), 77.0, np.float32)), 77),  # float 0..255
 ])
 def test_high_depth_modes(im, expected):
-    out = np.asarray(images._to_rgb(im))
+    out = np.asarray(image_modes.to_rgb(im))
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8 and (out == expected).all()
 
 
 def test_high_depth_stretch_and_nan():
     ramp = np.linspace(-1000, 1000, 256, dtype=np.float32).reshape(16, 16)
     ramp[0, 1] = np.nan
-    out = np.asarray(images._to_rgb(Image.fromarray(ramp)))[..., 0]
+    out = np.asarray(image_modes.to_rgb(Image.fromarray(ramp)))[..., 0]
     assert out.min() == 0 and out.max() == 255
     pa = Image.new("PA", (16, 16))
     pa.putpalette([255, 0, 0] * 256)
     pa.putdata([(0, 0)] * 128 + [(0, 255)] * 128)
-    out = np.asarray(images._to_rgb(pa))
+    out = np.asarray(image_modes.to_rgb(pa))
     assert (out[:8] == 255).all() and (out[8:] == RED).all()
     for mode in ("YCbCr", "LAB", "HSV", "RGBX", "CMYK", "I;16L", "La", "RGBa"):
-        out = np.asarray(images._to_rgb(Image.new(mode, (16, 16))))
+        out = np.asarray(image_modes.to_rgb(Image.new(mode, (16, 16))))
         assert out.shape == (16, 16, 3) and out.dtype == np.uint8, mode
 
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from pipeline.quiz import figures
-from pipeline.quiz.rounds import QuizImage, Round, all_answers
+from pipeline.quiz.answers import all_answers
+from pipeline.quiz.rounds import QuizImage, Round
 
 
 def test_vote_histogram_before_and_after_the_reveal():

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipeline import results
-from pipeline.quiz import rooms
+from pipeline.quiz import room_db, rooms
 from synthetic_run import write_routed_ensemble, write_synthetic_run
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -27,7 +27,7 @@ def artifacts(tmp_path_factory) -> Path:
 @pytest.fixture()
 def env(monkeypatch, artifacts, tmp_path):
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(artifacts))
-    monkeypatch.setenv(rooms.DB_ENV, str(tmp_path / "rooms.sqlite3"))
+    monkeypatch.setenv(room_db.DB_ENV, str(tmp_path / "rooms.sqlite3"))
     return tmp_path / "rooms.sqlite3"
 
 
@@ -221,7 +221,7 @@ def test_vote_after_the_reveal_and_double_vote_say_so(env):
 def test_reveal_shows_grad_cam_of_the_best_keras_model(monkeypatch, tiny_run, tmp_path):
     """On a trained run (conftest's tiny run) the reveal computes the Grad-CAM of the best Keras model."""
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(Path(tiny_run).parent))
-    monkeypatch.setenv(rooms.DB_ENV, str(tmp_path / "rooms.sqlite3"))
+    monkeypatch.setenv(room_db.DB_ENV, str(tmp_path / "rooms.sqlite3"))
     at = _page()
     at.number_input(key="quiz_solo_n").set_value(2)
     at.button(key="quiz_solo_start").click().run()

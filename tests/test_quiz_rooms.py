@@ -10,7 +10,7 @@ from statistics import NormalDist
 import pandas as pd
 import pytest
 
-from pipeline.quiz import rooms, scores
+from pipeline.quiz import room_db, room_errors, rooms, scores
 from pipeline.quiz.rounds import QuizImage, Round
 
 Z = NormalDist().inv_cdf
@@ -84,11 +84,11 @@ def test_database_is_in_wal_mode_with_a_unique_vote_constraint(db):
 
 
 def test_default_db_path_is_under_the_artifacts_folder(monkeypatch, tmp_path):
-    monkeypatch.delenv(rooms.DB_ENV, raising=False)
+    monkeypatch.delenv(room_db.DB_ENV, raising=False)
     monkeypatch.setenv("DEEPFAKE_LENS_ARTIFACTS", str(tmp_path / "arts"))
-    assert rooms.default_db_path() == tmp_path / "arts" / rooms.DB_NAME
-    monkeypatch.setenv(rooms.DB_ENV, str(tmp_path / "elsewhere.db"))
-    assert rooms.default_db_path() == tmp_path / "elsewhere.db"
+    assert room_db.default_db_path() == tmp_path / "arts" / room_db.DB_NAME
+    monkeypatch.setenv(room_db.DB_ENV, str(tmp_path / "elsewhere.db"))
+    assert room_db.default_db_path() == tmp_path / "elsewhere.db"
 
 
 # --------------------------------------------------------------------------- bad input, each with a clear message
@@ -96,36 +96,36 @@ def test_default_db_path_is_under_the_artifacts_folder(monkeypatch, tmp_path):
 
 def test_unknown_and_malformed_room_codes(db):
     _open(db)
-    with pytest.raises(rooms.UnknownRoom, match="Enter the room code"):
+    with pytest.raises(room_errors.UnknownRoom, match="Enter the room code"):
         rooms.join("   ", "Ana", db=db)
-    with pytest.raises(rooms.UnknownRoom, match="There is no room 'HELLOWORLD'"):
+    with pytest.raises(room_errors.UnknownRoom, match="There is no room 'HELLOWORLD'"):
         rooms.join("hello world", "Ana", db=db)
-    with pytest.raises(rooms.UnknownRoom, match="There is no room ZZZZZ"):
+    with pytest.raises(room_errors.UnknownRoom, match="There is no room ZZZZZ"):
         rooms.join("zzzzz", "Ana", db=db)
-    with pytest.raises(rooms.UnknownRoom):
+    with pytest.raises(room_errors.UnknownRoom):
         rooms.state("ZZZZZ", db=db)
 
 
 def test_expired_room(db):
     host = _open(db, now=1000.0, ttl_s=60)
     p = rooms.join(host.code, "Ana", db=db, now=1010.0)
-    with pytest.raises(rooms.RoomExpired, match=f"Room {host.code} has expired"):
+    with pytest.raises(room_errors.RoomExpired, match=f"Room {host.code} has expired"):
         rooms.join(host.code, "Bo", db=db, now=1061.0)
-    with pytest.raises(rooms.RoomExpired):
+    with pytest.raises(room_errors.RoomExpired):
         rooms.vote(host.code, p.token, 0, "real", db=db, now=1061.0)
-    with pytest.raises(rooms.RoomExpired):
+    with pytest.raises(room_errors.RoomExpired):
         rooms.state(host.code, db=db, now=1061.0)
     assert rooms.room_results(host.code, db=db).players == ["Ana"]  # readable until purged
     # a day after expiry, opening any room deletes it with its nicknames
     _open(db, now=1061.0 + rooms.PURGE_AFTER_S + 1)
-    with pytest.raises(rooms.UnknownRoom):
+    with pytest.raises(room_errors.UnknownRoom):
         rooms.room_results(host.code, db=db)
 
 
 def test_closed_room_is_expired(db):
     host = _open(db)
     rooms.close(host, db=db)
-    with pytest.raises(rooms.RoomExpired):
+    with pytest.raises(room_errors.RoomExpired):
         rooms.join(host.code, "Ana", db=db)
 
 
@@ -134,14 +134,14 @@ def test_closed_room_is_expired(db):
                                           ("x" * 25, "too long")])
 def test_bad_nicknames(db, nick, message):
     host = _open(db)
-    with pytest.raises(rooms.BadNickname, match=message):
+    with pytest.raises(room_errors.BadNickname, match=message):
         rooms.join(host.code, nick, db=db)
 
 
 def test_nickname_taken_case_insensitively(db):
     host = _open(db)
     rooms.join(host.code, "Ana", db=db)
-    with pytest.raises(rooms.NicknameTaken, match="already called 'ANA'"):
+    with pytest.raises(room_errors.NicknameTaken, match="already called 'ANA'"):
         rooms.join(host.code, "ANA", db=db)
     other = _open(db)
     rooms.join(other.code, "Ana", db=db)  # another room: fine
@@ -152,30 +152,30 @@ def test_vote_after_reveal_double_vote_and_other_refusals(db):
     ana = rooms.join(host.code, "Ana", db=db)
     bo = rooms.join(host.code, "Bo", db=db)
     rooms.vote(host.code, ana.token, 0, "fake", db=db)
-    with pytest.raises(rooms.AlreadyVoted, match="already voted on round 1"):
+    with pytest.raises(room_errors.AlreadyVoted, match="already voted on round 1"):
         rooms.vote(host.code, ana.token, 0, "real", db=db)
-    with pytest.raises(rooms.BadVote, match="vote real or fake"):
+    with pytest.raises(room_errors.BadVote, match="vote real or fake"):
         rooms.vote(host.code, bo.token, 0, "left", db=db)
-    with pytest.raises(rooms.VotingClosed, match="teacher is on round 1"):
+    with pytest.raises(room_errors.VotingClosed, match="teacher is on round 1"):
         rooms.vote(host.code, bo.token, 1, "fake", db=db)
-    with pytest.raises(rooms.BadVote, match="no round 10"):
+    with pytest.raises(room_errors.BadVote, match="no round 10"):
         rooms.vote(host.code, bo.token, 9, "fake", db=db)
-    with pytest.raises(rooms.UnknownPlayer, match="join with a nickname"):
+    with pytest.raises(room_errors.UnknownPlayer, match="join with a nickname"):
         rooms.vote(host.code, "not-a-token", 0, "fake", db=db)
     rooms.reveal(host, db=db)
-    with pytest.raises(rooms.VotingClosed, match="closed: the answer has been revealed"):
+    with pytest.raises(room_errors.VotingClosed, match="closed: the answer has been revealed"):
         rooms.vote(host.code, bo.token, 0, "real", db=db)
     assert rooms.tally(host.code, 0, db=db) == {"real": 0, "fake": 1}  # nothing refused was counted
-    with pytest.raises(rooms.NotHost):
+    with pytest.raises(room_errors.NotHost):
         rooms.reveal(rooms.Host(host.code, "guess"), db=db)
-    with pytest.raises(rooms.NotHost):
+    with pytest.raises(room_errors.NotHost):
         rooms.go_to(rooms.Host(host.code, "guess"), 1, db=db)
 
 
 def test_unwritable_database_gives_a_room_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(rooms.RoomError, match="cannot be opened"):
+    with pytest.raises(room_errors.RoomError, match="cannot be opened"):
         _open(blocker / "sub" / "rooms.sqlite3")
 
 
@@ -203,7 +203,7 @@ def test_forty_students_vote_at_once_with_threads(db):
         try:
             rooms.vote(host.code, players[i].token, 0, _expected(i), db=db)
             result = "ok"
-        except rooms.AlreadyVoted:
+        except room_errors.AlreadyVoted:
             result = "double"
         except Exception as exc:  # noqa: BLE001 - any other outcome fails the test below
             result = repr(exc)
@@ -261,7 +261,7 @@ def test_reveal_during_a_burst_of_votes_counts_exactly_the_accepted_ones(db):
             rooms.vote(host.code, players[i].token, 0, "fake", db=db)
             with lock:
                 accepted.append(f"s{i}")
-        except rooms.VotingClosed:
+        except room_errors.VotingClosed:
             with lock:
                 refused.append(f"s{i}")
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline import results
+from pipeline.quiz import answers
 from pipeline.quiz import rounds as q
 from synthetic_run import write_routed_ensemble, write_synthetic_run
 
@@ -160,26 +161,26 @@ def _single(p: float, truth: str = "fake") -> q.Round:
 
 
 def test_model_answer_single_and_paired():
-    a = q.model_answer(_single(0.97), "m", 0.42)
+    a = answers.model_answer(_single(0.97), "m", 0.42)
     assert (a.answer, a.correct, a.words) == ("fake", True, "very sure")
     assert a.margin == pytest.approx(math.log(0.97 / 0.03) - math.log(0.42 / 0.58))
     assert "fake, very sure" in a.sentence and "0.42" in a.sentence
-    b = q.model_answer(_single(0.45, "fake"), "m", 0.5)
+    b = answers.model_answer(_single(0.45, "fake"), "m", 0.5)
     assert (b.answer, b.correct, b.words) == ("real", False, "unsure")
-    assert q.model_answer(_single(0.5), "other", 0.5) is None
+    assert answers.model_answer(_single(0.5), "other", 0.5) is None
     pair = q.Round(0, "paired", (q.QuizImage("/l.png", "d", "fake", "l", {"m": 0.7}),
                                  q.QuizImage("/r.png", "d", "real", "r", {"m": 0.2})))
-    c = q.model_answer(pair, "m", 0.9)  # the threshold does not matter: the less fake one is "real"
+    c = answers.model_answer(pair, "m", 0.9)  # the threshold does not matter: the less fake one is "real"
     assert (c.answer, c.correct) == ("right", True)
     assert "right one is real" in c.sentence
-    assert [x.model for x in q.all_answers(pair, {"m": 0.5, "absent": 0.5})] == ["m"]
+    assert [x.model for x in answers.all_answers(pair, {"m": 0.5, "absent": 0.5})] == ["m"]
 
 
 @pytest.mark.parametrize("p,words", [(0.5, "unsure"), (0.59, "unsure"), (0.61, "leaning"), (0.21, "leaning"),
                                      (0.85, "fairly sure"), (0.06, "fairly sure"), (0.96, "very sure"),
                                      (0.001, "very sure")])
 def test_confidence_words_at_threshold_one_half(p, words):
-    assert q.confidence_words(q.margin(p, 0.5)) == words
+    assert answers.confidence_words(answers.margin(p, 0.5)) == words
 
 
 def test_look_for_notes_by_kind_of_fake():
@@ -219,6 +220,6 @@ def test_calibrated_verdicts_speak_the_check_pages_words():
     policy = verdict.fit_policy(val, "m")
     img = lambda p: q.QuizImage(path="x", dataset="a", truth="fake", sha256="0", scores={"m": p})  # noqa: E731
     rnd = q.Round(index=0, kind="paired", images=(img(0.01), img(0.99)))
-    assert q.calibrated_verdicts(rnd, policy) == [verdict.decide(policy, 0.01)["headline"],
+    assert answers.calibrated_verdicts(rnd, policy) == [verdict.decide(policy, 0.01)["headline"],
                                                        verdict.decide(policy, 0.99)["headline"]]
-    assert q.calibrated_verdicts(rnd, None) is None
+    assert answers.calibrated_verdicts(rnd, None) is None

@@ -20,7 +20,7 @@ from conftest import REPO
 from synthetic_run import write_routed_ensemble, write_synthetic_run, write_verdict_policy
 
 from pipeline import evaluation
-from pipeline.report import model_card, reliability, render, run_report
+from pipeline.report import model_card, reliability, render, run_data, run_report
 from pipeline.results import load_run
 
 
@@ -298,7 +298,7 @@ def test_number_and_inline_markdown():
 
 
 def test_model_card_names_where_a_model_fails(run_dir):
-    rd = run_report.load(load_run(run_dir))
+    rd = run_data.load(load_run(run_dir))
     m = dict(rd.metrics["baseline_cnn"])
     scopes = {k: dict(v) for k, v in m["scopes"].items()}
     n = 400
@@ -308,7 +308,7 @@ def test_model_card_names_where_a_model_fails(run_dir):
     failures = model_card.card(rd, "baseline_cnn")["failures"]
     assert failures[0].startswith("Pooled over all datasets it ranks **the wrong way round** (ROC-AUC 0.300 on 400")
     assert "At its threshold it calls every test image real: it catches **no fake at all**." in failures
-    calm = model_card.card(run_report.load(load_run(run_dir)), "mobilenet")["failures"]
+    calm = model_card.card(run_data.load(load_run(run_dir)), "mobilenet")["failures"]
     assert not any("wrong way round" in f or "no fake at all" in f for f in calm)
 
 
@@ -329,7 +329,7 @@ def test_model_card_of_a_specialist_says_which_failures_are_outside_its_training
         if m["name"] == "baseline_cnn":
             m["datasets"] = ["faces140k"]
     (run_dir / "run.json").write_text(json.dumps(run_json))
-    card = model_card.card(run_report.load(load_run(run_dir)), "baseline_cnn")
+    card = model_card.card(run_data.load(load_run(run_dir)), "baseline_cnn")
     assert "A specialist: trained on faces140k only." in card["training_data"]
     unseen = [f for f in card["failures"] if "not trained on" in f]
     assert unseen and all(f.startswith("On **lfw_faceswap**") for f in unseen)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import config, embeddings, images, results
+from pipeline import config, config_load, embeddings, images, results
 from pipeline.detectors import combined as ensemble
 from pipeline.experiments import robustness as rb
 from synthetic_run import write_synthetic_run
@@ -34,7 +34,7 @@ def _keras_run(root, seed: int = 0):
 
     run_dir = write_synthetic_run(root, models=tuple(SIZES), seed=seed)
     raw = json.loads((run_dir / "run.json").read_text())["config"]
-    cfg = config.from_json_dict(raw)
+    cfg = config_load.from_json_dict(raw)
     cfg = dataclasses.replace(
         cfg, models=tuple(dataclasses.replace(s, image_size=SIZES.get(s.name, s.image_size)) for s in cfg.models),
         embeddings=config.EmbeddingConfig(models=("baseline_cnn",), umap=False, pca_components=8),

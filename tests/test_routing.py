@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_labelled_folder
-from pipeline import config, routing, runner
+from pipeline import config, config_load, routing, runner
 from pipeline.detectors import combined as ensemble
 
 # --------------------------------------------------------------------------- router and routed stackers (pure)
@@ -151,7 +151,7 @@ def two_kinds(tmp_path_factory):
 
 
 def _cfg(root, tmp_path, models, **extra):
-    return config.from_dict({
+    return config_load.from_dict({
         "name": "specialists", "data": [str(root)], "seed": 1, "artifacts_dir": str(tmp_path / "artifacts"),
         "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0},
         "models": models, "embeddings": {"enabled": False}, **extra,
@@ -209,5 +209,5 @@ def test_specialist_settings_change_the_run_id_and_absent_ones_do_not(two_kinds,
     special = dataclasses.replace(plain, models=(dataclasses.replace(plain.models[0], datasets=("small",)),))
     assert config.config_fingerprint(special) != fingerprint
     # run.json round trip keeps the specialist
-    back = config.from_json_dict(config.to_dict(special))
+    back = config_load.from_json_dict(config.to_dict(special))
     assert back.models[0].datasets == ("small",)

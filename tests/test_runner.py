@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_labelled_folder
-from pipeline import artifacts, config, evaluation, runner
+from pipeline import artifacts, config, config_load, evaluation, runner
 
 
 def test_run_writes_the_documented_layout(tiny_run, tiny_config):
@@ -83,10 +83,10 @@ def test_changed_config_gets_a_new_run_id(tiny_config):
 
 def test_incomplete_model_is_retrained_alone(tmp_path):
     root = make_labelled_folder(tmp_path / "d", n_per_class=12)
-    cfg = config.from_dict({"name": "resume", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
-                            "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
-                            "models": [{"name": "baseline_cnn", "image_size": 16},
-                                       {"name": "tuned_cnn", "image_size": 16}]})
+    cfg = config_load.from_dict({"name": "resume", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
+                                 "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
+                                 "models": [{"name": "baseline_cnn", "image_size": 16},
+                                            {"name": "tuned_cnn", "image_size": 16}]})
     run_dir = runner.train_run(cfg, log=lambda _: None)
     keep = (run_dir / "models" / "baseline_cnn" / "model.keras").stat().st_mtime_ns
     (run_dir / "models" / "tuned_cnn" / "done.json").unlink()  # as if killed before it finished
@@ -140,7 +140,7 @@ def test_balanced_training_uses_the_weights(tmp_path):
     root = tmp_path / "data"
     make_labelled_folder(root / "big", n_per_class=24, seed=3)
     make_labelled_folder(root / "small", n_per_class=8, seed=4)
-    cfg = config.from_dict({
+    cfg = config_load.from_dict({
         "name": "balanced", "data": [str(root)], "seed": 1, "artifacts_dir": str(tmp_path / "artifacts"),
         "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0, "balance_datasets": True},
         "models": [{"name": "baseline_cnn", "image_size": 32}],
@@ -155,9 +155,9 @@ def test_a_model_shared_with_an_earlier_run_is_reused_not_retrained(tmp_path):
     root = make_labelled_folder(tmp_path / "d", n_per_class=12)
     base = {"data": [str(root)], "artifacts_dir": str(tmp_path / "art"), "embeddings": {"enabled": False},
             "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0}}
-    first = config.from_dict({**base, "name": "first", "models": [{"name": "baseline_cnn", "image_size": 16}]})
+    first = config_load.from_dict({**base, "name": "first", "models": [{"name": "baseline_cnn", "image_size": 16}]})
     first_dir = runner.train_run(first, log=lambda _: None)
-    second = config.from_dict({**base, "name": "second", "models": [
+    second = config_load.from_dict({**base, "name": "second", "models": [
         {"name": "baseline_cnn", "image_size": 16}, {"name": "tuned_cnn", "image_size": 16}]})
     logs: list[str] = []
     second_dir = runner.train_run(second, log=logs.append)
@@ -170,13 +170,13 @@ def test_a_model_shared_with_an_earlier_run_is_reused_not_retrained(tmp_path):
     newest = max(first_dir, second_dir, key=lambda run: run.name)  # name order alone would pick the other
     done = newest / "models" / "baseline_cnn" / "done.json"
     done.write_text(json.dumps({"finished": "2999-01-01T00:00:00+00:00"}))
-    fourth = config.from_dict({**base, "name": "fourth", "models": [
+    fourth = config_load.from_dict({**base, "name": "fourth", "models": [
         {"name": "baseline_cnn", "image_size": 16}, {"name": "custom_cnn", "image_size": 16}]})
     logs = []
     runner.train_run(fourth, log=logs.append)
     assert any(line.startswith(f"baseline_cnn: reused from run {newest.name}") for line in logs), logs
     # anything that changes the model (here the seed, hence the split and the training) trains anew
-    third = config.from_dict({**base, "name": "third", "seed": 5, "models": [{"name": "baseline_cnn", "image_size": 16}]})
+    third = config_load.from_dict({**base, "name": "third", "seed": 5, "models": [{"name": "baseline_cnn", "image_size": 16}]})
     logs = []
     runner.train_run(third, log=logs.append)
     assert not any("reused" in line for line in logs)
@@ -191,7 +191,7 @@ def test_a_run_warns_when_fine_tuning_is_worse_than_the_head_phase(tmp_path):
     backbone = tmp_path / "backbone.weights.h5"  # a "pretrained" file, so the model trains a head phase first
     build_model(config.ModelSpec(name="patch_mobilenet", image_size=32, params=params)).save_weights(backbone)
     root = make_labelled_folder(tmp_path / "d", n_per_class=24, seed=5)
-    cfg = config.from_dict({
+    cfg = config_load.from_dict({
         "name": "fallback", "data": [str(root)], "seed": 3, "artifacts_dir": str(tmp_path / "art"),
         "training": {"batch_size": 16, "early_stopping_patience": 3},
         "models": [{"name": "patch_mobilenet", "image_size": 32, "weights": str(backbone), "params": params,

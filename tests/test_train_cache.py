@@ -50,14 +50,14 @@ def test_cached_train_imports_no_tensorflow_and_changes_retrain(tmp_path):
 def test_a_changed_config_is_another_run(tmp_path):
     """The cache key is the run id (config fingerprint + data) and each model's done.json: a changed
     setting gives another run folder, whose models are not done, so they are trained."""
-    from pipeline import config, runner
+    from pipeline import config_load, runner
 
     data = make_labelled_folder(tmp_path / "faces", n_per_class=6, seed=5)
-    base = config.apply_overrides(config.load("smoke"), data=[str(data)], models=["baseline_cnn"], image_size=16,
-                                  epochs=1, artifacts_dir=str(tmp_path / "art"))
+    base = config_load.apply_overrides(config_load.load("smoke"), data=[str(data)], models=["baseline_cnn"], image_size=16,
+                                       epochs=1, artifacts_dir=str(tmp_path / "art"))
     same = runner.prepare(base)[0]
     assert runner.prepare(base)[0] == same
-    for changed in (config.apply_overrides(base, epochs=2), config.apply_overrides(base, image_size=20)):
+    for changed in (config_load.apply_overrides(base, epochs=2), config_load.apply_overrides(base, image_size=20)):
         run_id, run_dir, _, _ = runner.prepare(changed)
         assert run_id != same and not store.is_model_done(run_dir, "baseline_cnn")
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline import config
+from pipeline import config, config_load
 from pipeline.config import Augmentation, ModelSpec
 from pipeline.training import COSINE_FLOOR, train_model
 
@@ -40,23 +40,23 @@ def test_constant_schedule_keeps_the_rate():
 def test_an_unknown_schedule_is_named_in_the_error():
     raw = {"data": [], "models": [{"name": "baseline_cnn", "lr_schedule": "linear"}]}
     with pytest.raises(config.ConfigError, match="lr_schedule must be one of constant, cosine, got 'linear'"):
-        config.from_dict(raw)
+        config_load.from_dict(raw)
 
 
 def test_the_schedule_changes_the_run_id_only_when_used():
-    cfg = config.load("default")
+    cfg = config_load.load("default")
     fingerprint = config.config_fingerprint(cfg)
     assert all("lr_schedule" not in m for m in fingerprint["models"])  # runs made before it keep their ids
     cosine = dataclasses.replace(cfg, models=(dataclasses.replace(cfg.models[0], lr_schedule="cosine"),
                                               *cfg.models[1:]))
     assert config.config_fingerprint(cosine)["models"][0]["lr_schedule"] == "cosine"
-    assert config.from_json_dict(config.to_dict(cosine)).models[0].lr_schedule == "cosine"
+    assert config_load.from_json_dict(config.to_dict(cosine)).models[0].lr_schedule == "cosine"
 
 
 def test_the_schedule_changes_experiment_cache_keys_only_when_used():
     from pipeline.experiments import _train
 
-    spec = config.load("default").models[0]
+    spec = config_load.load("default").models[0]
     settings = _train.spec_settings(spec)
     assert "lr_schedule" not in settings  # cached ablations and matrices of specs without it stay valid
     assert {"architecture", "datasets", "augmentation"} <= settings.keys()  # these keys always held the whole spec

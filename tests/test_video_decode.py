@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.video import decode
-from pipeline.video.decode import Sampling, VideoError
+from pipeline.video import container, decode
+from pipeline.video.container import VideoError
+from pipeline.video.decode import Sampling
 from video_clips import blank_frames, shared_videos, write_audio_only, write_clip, write_song_with_cover, yuv_frames
 
 
@@ -39,7 +40,7 @@ def test_rotation_metadata_gives_upright_frames(tmp_path, angle):
     upright[32:, :, 2] = 255
     stored = np.ascontiguousarray(np.rot90(upright, k=-angle // 90))  # as the camera stored it
     clip = write_clip(tmp_path / "phone.mp4", [stored] * 6, rotation=angle)
-    info = decode.probe(clip)
+    info = container.probe(clip)
     assert (info.width, info.height) == (48, 64) and info.rotation == angle % 360
     rgb = decode.sample_video(clip, Sampling(n_frames=1)).frames[0].rgb
     assert rgb.shape == (64, 48, 3)
@@ -91,7 +92,7 @@ def test_a_clip_shorter_than_the_sample_gives_each_frame_once(tmp_path):
 
 def test_huge_frames_are_downscaled_while_decoding(tmp_path):
     clip = write_clip(tmp_path / "8k.mp4", yuv_frames(2), fps=2)
-    info = decode.probe(clip)
+    info = container.probe(clip)
     assert (info.width, info.height) == (7680, 4320)
     video = decode.sample_video(clip, Sampling(n_frames=2), max_side=640)
     assert video.frames[0].rgb.shape == (360, 640, 3)

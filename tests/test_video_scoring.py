@@ -167,14 +167,14 @@ def test_score_faces_gives_the_check_pages_verdict_with_a_combined_model(tmp_pat
     """On a run with ensemble_routed, the video's per-face verdict is the very record the Check an image
     path gives for the same crop (pipeline.checking.check_image with the run's combiner)."""
     from conftest import write_images
-    from pipeline import checking, config, detectors, runner
+    from pipeline import checking, config_load, detectors, runner
     from pipeline.detectors import combined as ensemble
 
     root = tmp_path_factory.mktemp("kinds")
     for dataset, n, seed in (("big", 16, 3), ("small", 10, 4)):
         write_images(root / dataset / "real", "real", n, seed, size=32)
         write_images(root / dataset / "fake", "fake", n, seed + 1000, size=32)
-    cfg = config.from_dict({
+    cfg = config_load.from_dict({
         "name": "routed", "data": [str(root)], "seed": 1, "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
         "training": {"batch_size": 16, "epochs": 1, "early_stopping_patience": 0},
         "models": [{"name": "baseline_cnn", "image_size": 16},

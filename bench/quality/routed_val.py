@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--extra", action="append", default=[], help="NAME=path to a *_val_scores.npy")
     args = ap.parse_args()
     from pipeline import artifacts, routing
-    from pipeline.config import from_json_dict
+    from pipeline.config_load import from_json_dict
     from pipeline.detectors.combined import member_matrix, out_of_fold, router_inputs
 
     run_dir = Path(args.run_dir)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import common, presentation
 from dashboard.forensic_panel import render_panel
-from pipeline import checking, figures, images, store
+from pipeline import checking, figures, image_formats, store
 from pipeline import verdict as verdict_mod
 
 TABLE_FROM = 2  # show the results table from this many files on
@@ -27,7 +27,7 @@ if not model_names:
 
 limit = common.upload_limit_mb()
 files = st.file_uploader(
-    "Photos to check", type=images.UPLOAD_TYPES, accept_multiple_files=True, key="check_files",
+    "Photos to check", type=image_formats.UPLOAD_TYPES, accept_multiple_files=True, key="check_files",
     help=f"JPEG, PNG, WebP, BMP, HEIC/HEIF or AVIF, up to {limit} MB each (server.maxUploadSize in .streamlit/config.toml). "
          "Files are decoded safely: a damaged or non-image file gets its own message.")
 # The answer goes right under the uploader; the settings and the small print follow it on screen

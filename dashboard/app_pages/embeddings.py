@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures, figures_embeddings, images, results
+from pipeline import figures, figures_embeddings, images, results, run_embeddings
 
 PROJECTIONS = {"PCA": ("pca_1", "pca_2", "pca_3"), "UMAP": ("umap_1", "umap_2", "umap_3")}
 PROJECTIONS_2D = {"PCA": ("pca2d_1", "pca2d_2"), "UMAP": ("umap2d_1", "umap2d_2")}
@@ -29,29 +29,29 @@ def _mtime(run: results.Run, model: str, name: str) -> float:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _projections(run_path: str, model: str, mtime: float) -> pd.DataFrame:
-    return results.load_run(results.info_at(run_path)).projections(model)
+    return run_embeddings.projections(results.load_run(results.info_at(run_path)), model)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _separability(run_path: str, model: str, mtime: float) -> pd.DataFrame:
-    return results.load_run(results.info_at(run_path)).separability(model)
+    return run_embeddings.separability(results.load_run(results.info_at(run_path)), model)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _pca_scores(run_path: str, model: str, mtime: float):
-    return results.load_run(results.info_at(run_path)).pca(model)["scores"]
+    return run_embeddings.pca(results.load_run(results.info_at(run_path)), model)["scores"]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _embedding_info(run_path: str, model: str, mtime: float) -> dict:
-    return results.load_run(results.info_at(run_path)).embedding_info(model)
+    return run_embeddings.embedding_info(results.load_run(results.info_at(run_path)), model)
 
 
 run = common.selected_run()
 models = common.require_models(run)
 st.title("Embeddings")
 st.caption(common.run_caption(run))
-available = [m for m in models if run.has_embeddings(m)]
+available = [m for m in models if run_embeddings.has_embeddings(run, m)]
 if not available:
     common.stop_with(f"Run `{run.run_id}` has no embeddings yet. {WHAT_TO_RUN}")
 
@@ -235,8 +235,8 @@ explorer_2d()
 
 st.subheader("Do real and fake cluster?")
 c1, c2 = st.columns([3, 2], gap="large")
-c1.plotly_chart(figures_embeddings.explained_variance_figure(common.guarded(run.explained_variance, model),
-                                                  title=f"{model}: explained variance of the PCA"),
+variance = common.guarded(run_embeddings.explained_variance, run, model)
+c1.plotly_chart(figures_embeddings.explained_variance_figure(variance, title=f"{model}: explained variance of the PCA"),
                 key="emb_variance", width="stretch")
 c1.caption("How to read this: how much of the differences between faces each principal component carries (bars) "
            "and the first components together (line). If the first 3 carry little, the 3-D view shows only a "

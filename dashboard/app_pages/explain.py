@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import common
-from pipeline import checking, detectors, explain, explain_lime, figures, images
+from pipeline import checking, detectors, explain, explain_lime, figures, image_formats, images
 
 OUTCOMES = ["all", "correct", "wrong", "most confident mistakes"]
 MAX_OPTIONS = 500
@@ -28,7 +28,7 @@ best = checking.best_model(summary, model_names)
 source = st.radio("Image", ["From the test set", "Upload"], horizontal=True, key="explain_source")
 rgb, image_name, truth = None, None, None
 if source == "Upload":
-    up = st.file_uploader("Photo", type=images.UPLOAD_TYPES, key="explain_upload",
+    up = st.file_uploader("Photo", type=image_formats.UPLOAD_TYPES, key="explain_upload",
                           help=f"Up to {common.upload_limit_mb()} MB. Use a tight face crop: the models were trained "
                                "on those (the *Check an image* page crops faces for you).")
     if up is None:

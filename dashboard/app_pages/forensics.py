@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import common, forensic_panel
-from pipeline import images
+from pipeline import image_formats
 
 run = common.selected_run()
 st.title("Forensics")
@@ -24,7 +24,7 @@ data: bytes | None = None
 name = ""
 if source == "Upload a photo":
     limit = common.upload_limit_mb()
-    up = st.file_uploader("Photo", type=images.UPLOAD_TYPES, key="forensics_upload",
+    up = st.file_uploader("Photo", type=image_formats.UPLOAD_TYPES, key="forensics_upload",
                           help=f"JPEG, PNG, WebP, BMP, HEIC/HEIF (phones) or AVIF, up to {limit} MB. Read locally; "
                                "nothing is uploaded anywhere else.")
     if up is None:

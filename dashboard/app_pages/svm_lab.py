@@ -15,7 +15,7 @@ import streamlit as st
 
 from dashboard import common
 from pipeline import splits
-from pipeline import figures, figures_embeddings, results, svm
+from pipeline import figures, figures_embeddings, results, run_embeddings, svm
 
 SURFACE_RESOLUTION = 80
 WHAT_TO_RUN = (f"The lab uses the PCA of each model's embeddings, built by the pipeline after training:"
@@ -25,7 +25,7 @@ WHAT_TO_RUN = (f"The lab uses the PCA of each model's embeddings, built by the p
 @st.cache_data(show_spinner=False, max_entries=16)
 def _data(run_path: str, model: str, mtime: float, max_train: int = svm.LIVE_MAX_TRAIN) -> dict:
     run = results.load_run(results.info_at(run_path))
-    scores = run.pca(model)["scores"].astype(np.float32)
+    scores = run_embeddings.pca(run, model)["scores"].astype(np.float32)
     man = run.manifest()
     split = man["split"].to_numpy().astype(str)
     y = man["y"].to_numpy().astype(int)
@@ -55,7 +55,7 @@ run = common.selected_run()
 models = common.require_models(run)
 st.title("SVM lab")
 st.caption(common.run_caption(run))
-available = [m for m in models if run.has_embeddings(m)]
+available = [m for m in models if run_embeddings.has_embeddings(run, m)]
 if not available:
     common.stop_with(f"Run `{run.run_id}` has no embeddings yet. {WHAT_TO_RUN}")
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image
 
-from pipeline import images
+from pipeline import image_formats, images
 from pipeline.forensics import jpeg as jpeg_mod
 from pipeline.forensics import metadata as meta_mod
 from pipeline.forensics import provenance as prov_mod
@@ -172,8 +172,8 @@ def inspect_image(source, *, name: str | None = None, ela_quality: int = DEFAULT
     data, label = _read_bytes(source, name)
     rgb = images.load_rgb(data, name=label, max_pixels=max_pixels)  # the one safe decoder: raises ImageError
     problems: list[str] = []
-    with Image.open(io.BytesIO(data), formats=images.PIL_FORMATS) as im:  # headers only, decoded fine above
-        fmt = images._FORMAT_NAMES.get(im.format or "", im.format or "unknown")
+    with Image.open(io.BytesIO(data), formats=image_formats.PIL_FORMATS) as im:  # headers only, decoded fine above
+        fmt = image_formats.FORMAT_NAMES.get(im.format or "", im.format or "unknown")
         try:
             orientation = int(im.getexif().get(ExifTags.Base.Orientation, 1) or 1)
         except Exception:  # noqa: BLE001 - damaged EXIF: the decoder left the image as stored too

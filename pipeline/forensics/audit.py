@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pipeline import artifacts, images
+from pipeline import artifacts, image_formats
 from pipeline.forensics.jpeg import estimate_quality, subsampling_of
 from pipeline.progress import ProgressFn, report
 
@@ -47,8 +47,8 @@ def file_facts(path: str | Path) -> dict:
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 20)  # headers (tables, EXIF) live in the first MB
-        with Image.open(io.BytesIO(head), formats=images.PIL_FORMATS) as im:
-            row["format"] = images._FORMAT_NAMES.get(im.format or "", im.format or "unknown")
+        with Image.open(io.BytesIO(head), formats=image_formats.PIL_FORMATS) as im:
+            row["format"] = image_formats.FORMAT_NAMES.get(im.format or "", im.format or "unknown")
             row["width"], row["height"] = im.size
             try:
                 row["has_exif"] = bool(im.getexif())

@@ -5,9 +5,12 @@ training with feedback (Nightingale & Farid, "AI-synthesized faces are indisting
 faces and more trustworthy", PNAS 119(8), 2022).
 
 * :mod:`pipeline.quiz.rounds` - the image pool (test split only), seeded single and paired rounds,
-  each model's stored answer with its confidence in words, "what to look for" notes, Grad-CAM.
-* :mod:`pipeline.quiz.rooms` - live rooms in SQLite: a teacher opens a room with a short code,
-  students join with the code and a nickname and vote once per round until the reveal.
+  "what to look for" notes, Grad-CAM.
+* :mod:`pipeline.quiz.answers` - each model's stored answer to a round with its confidence in words,
+  and the run's calibrated verdict on each image.
+* :mod:`pipeline.quiz.rooms` - live rooms: a teacher opens a room with a short code, students join
+  with the code and a nickname and vote once per round until the reveal; the SQLite file they share
+  is :mod:`pipeline.quiz.room_db`, the errors they raise :mod:`pipeline.quiz.room_errors`.
 * :mod:`pipeline.quiz.scores` - scoreboards: class and model accuracy, each player's score,
   signal-detection d', the room's results as CSV.
 * :mod:`pipeline.quiz.figures` - the vote histogram, the score chart and the QR code (drawn locally

@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import plotly.graph_objects as go
 
-from pipeline.quiz.rounds import ModelAnswer
+from pipeline.quiz.answers import ModelAnswer
 
 FONT = dict(size=22)  # readable from the back of a room on a 1280x800 projector
 CHOICE_COLORS = {"real": "#4C78A8", "fake": "#E45756", "left": "#4C78A8", "right": "#F58518"}

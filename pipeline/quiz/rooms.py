@@ -1,9 +1,7 @@
 """Live quiz rooms in SQLite, so every dashboard session (the teacher's and each phone's) sees one room.
 
-The database is one file, ``<artifacts>/quiz_rooms.sqlite3`` (:func:`default_db_path`; the
-environment variable ``DEEPFAKE_LENS_QUIZ_DB`` points elsewhere, e.g. when the artifacts folder is
-read-only), opened with the standard library's :mod:`sqlite3` in WAL mode (readers never block the
-writer). Every call opens its own short connection, so threads and processes can share the file.
+The database (one file, WAL mode, a short connection per call) is :mod:`pipeline.quiz.room_db`; the
+errors are :mod:`pipeline.quiz.room_errors`.
 
 Rules, each kept by the database itself:
 
@@ -19,13 +17,11 @@ Rules, each kept by the database itself:
 * rooms expire :data:`ROOM_TTL_S` seconds after they are opened (then nobody can join or vote) and are
   deleted with their nicknames and votes :data:`PURGE_AFTER_S` seconds later.
 
-Errors are :class:`RoomError` subclasses whose message can be shown to a student as it is.
+Errors are :class:`~pipeline.quiz.room_errors.RoomError` subclasses whose message can be shown to a student as it is.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -33,162 +29,20 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
+from pipeline.quiz.room_db import connect, write_transaction
+from pipeline.quiz.room_errors import (AlreadyVoted, BadNickname, BadVote, NicknameTaken, NotHost, RoomError,
+                                       RoomExpired, UnknownPlayer, UnknownRoom, VotingClosed)
 from pipeline.quiz.rounds import CHOICES, MODES, Round
 
-DB_ENV = "DEEPFAKE_LENS_QUIZ_DB"
-DB_NAME = "quiz_rooms.sqlite3"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: easy to read off a projector
 CODE_LENGTH = 5
 ROOM_TTL_S = 4 * 3600.0  # a room lives four hours
 PURGE_AFTER_S = 24 * 3600.0  # then its nicknames and votes are deleted a day later
 NICKNAME_MAX = 24
-BUSY_TIMEOUT_S = 30.0
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rooms (
-    code TEXT PRIMARY KEY,
-    host_token TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    mode TEXT NOT NULL CHECK (mode IN ('single', 'paired')),
-    settings TEXT NOT NULL,
-    n_rounds INTEGER NOT NULL CHECK (n_rounds >= 1),
-    current_round INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    room TEXT NOT NULL REFERENCES rooms(code) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    revealed REAL,
-    PRIMARY KEY (room, idx)
-);
-CREATE TABLE IF NOT EXISTS players (
-    id INTEGER PRIMARY KEY,
-    room TEXT NOT NULL REFERENCES rooms(code) ON DELETE CASCADE,
-    nickname TEXT NOT NULL COLLATE NOCASE,
-    token TEXT NOT NULL UNIQUE,
-    joined REAL NOT NULL,
-    UNIQUE (room, nickname)
-);
-CREATE TABLE IF NOT EXISTS votes (
-    room TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    player INTEGER NOT NULL REFERENCES players(id) ON DELETE CASCADE,
-    answer TEXT NOT NULL,
-    at REAL NOT NULL,
-    UNIQUE (room, idx, player),
-    FOREIGN KEY (room, idx) REFERENCES rounds(room, idx) ON DELETE CASCADE
-);
-CREATE INDEX IF NOT EXISTS votes_by_round ON votes (room, idx);
-"""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class RoomError(ValueError):
-    """Anything a player or teacher did that the room refuses; the message says what to do."""
-
-
-class UnknownRoom(RoomError):
-    pass
-
-
-class RoomExpired(RoomError):
-    pass
-
-
-class BadNickname(RoomError):
-    pass
-
-
-class NicknameTaken(BadNickname):
-    pass
-
-
-class UnknownPlayer(RoomError):
-    pass
-
-
-class VotingClosed(RoomError):
-    pass
-
-
-class AlreadyVoted(RoomError):
-    pass
-
-
-class BadVote(RoomError):
-    pass
-
-
-class NotHost(RoomError):
-    pass
-
-
-# --------------------------------------------------------------------------- the database file
-
-
-def default_db_path() -> Path:
-    """``$DEEPFAKE_LENS_QUIZ_DB`` when set, else ``<artifacts folder>/quiz_rooms.sqlite3``."""
-    from pipeline.results import artifacts_dir
-
-    env = os.environ.get(DB_ENV, "").strip()
-    return Path(env).expanduser() if env else artifacts_dir() / DB_NAME
-
-
-@contextlib.contextmanager
-def connect(db: Path | str | None = None) -> Iterator[sqlite3.Connection]:
-    """A fresh connection to the rooms database (created with its schema if missing), in autocommit
-    mode: callers open transactions with ``BEGIN IMMEDIATE``. Closed on exit.
-
-    Raises :class:`RoomError` when the file cannot be opened or created (e.g. a read-only folder)."""
-    path = Path(db) if db is not None else default_db_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    except (OSError, sqlite3.Error) as exc:
-        raise RoomError(f"The quiz rooms database {path} cannot be opened ({exc}). Make the folder writable "
-                        f"or set {DB_ENV} to a writable file.") from exc
-    try:
-        con.row_factory = sqlite3.Row
-        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        con.execute("PRAGMA foreign_keys = ON")
-        mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RoomError(f"The quiz rooms database {path} cannot use WAL mode (journal mode {mode}).")
-        if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            with _write(con):
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        yield con
-    except sqlite3.OperationalError as exc:
-        raise RoomError(f"The quiz rooms database {path} cannot be used ({exc}). Make the folder writable or "
-                        f"set {DB_ENV} to a writable file.") from exc
-    finally:
-        con.close()
-
-
-@contextlib.contextmanager
-def _write(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: ``BEGIN IMMEDIATE`` takes the write lock at once (waiting up to the busy
-    timeout), commits on success, rolls back on any error."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 # --------------------------------------------------------------------------- input
@@ -299,7 +153,7 @@ def open_room(rounds: list[Round], run_id: str, settings: dict[str, Any] | None 
         for _ in range(50):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
             try:
-                with _write(con):
+                with write_transaction(con):
                     con.execute("DELETE FROM rooms WHERE expires < ?", (now - PURGE_AFTER_S,))
                     con.execute("INSERT INTO rooms (code, host_token, run_id, mode, settings, n_rounds, current_round, "
                                 "created, expires) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
@@ -335,7 +189,7 @@ def join(code: str, nickname: str, *, db: Path | str | None = None, now: float |
     name = clean_nickname(nickname)
     token = secrets.token_urlsafe(18)
     with connect(db) as con:
-        with _write(con):
+        with write_transaction(con):
             row = _room_row(con, code, now)
             try:
                 cur = con.execute("INSERT INTO players (room, nickname, token, joined) VALUES (?, ?, ?, ?)",
@@ -370,7 +224,7 @@ def vote(code: str, token: str, round_index: int, answer: str, *, db: Path | str
     :class:`AlreadyVoted` (the ``UNIQUE`` constraint refused a second vote)."""
     now = time.time() if now is None else float(now)
     with connect(db) as con:
-        with _write(con):
+        with write_transaction(con):
             row = _room_row(con, code, now)
             room = row["code"]
             choices = CHOICES[row["mode"]]
@@ -420,7 +274,7 @@ def reveal(host: Host, *, db: Path | str | None = None, now: float | None = None
     """Reveal the current round: votes on it close (at once, atomically with any vote in flight)."""
     now = time.time() if now is None else float(now)
     with connect(db) as con:
-        with _write(con):
+        with write_transaction(con):
             row = _host_row(con, host, now)
             con.execute("UPDATE rounds SET revealed = ? WHERE room = ? AND idx = ? AND revealed IS NULL",
                         (now, row["code"], int(row["current_round"])))
@@ -430,7 +284,7 @@ def go_to(host: Host, round_index: int, *, db: Path | str | None = None, now: fl
     """Make ``round_index`` (clamped to the room's rounds) the current round; returns it."""
     now = time.time() if now is None else float(now)
     with connect(db) as con:
-        with _write(con):
+        with write_transaction(con):
             row = _host_row(con, host, now)
             idx = max(0, min(int(round_index), int(row["n_rounds"]) - 1))
             con.execute("UPDATE rooms SET current_round = ? WHERE code = ?", (idx, row["code"]))
@@ -441,7 +295,7 @@ def close(host: Host, *, db: Path | str | None = None, now: float | None = None)
     """End the room now (it expires: nobody can join or vote; purged a day later)."""
     now = time.time() if now is None else float(now)
     with connect(db) as con:
-        with _write(con):
+        with write_transaction(con):
             row = _host_row(con, host, now)
             con.execute("UPDATE rooms SET expires = ? WHERE code = ?", (now, row["code"]))
 

@@ -24,7 +24,8 @@ from statistics import NormalDist
 
 import pandas as pd
 
-from pipeline.quiz.rounds import Round, model_answer
+from pipeline.quiz.answers import model_answer
+from pipeline.quiz.rounds import Round
 
 _Z = NormalDist().inv_cdf
 ROUND_COLUMNS = ["round", "kind", "dataset", "answer", "votes", "class_correct", "class_accuracy", "model_answer",

@@ -20,7 +20,7 @@ from pipeline import evaluation
 from pipeline.report import reliability, render
 
 if TYPE_CHECKING:
-    from pipeline.report.run_report import RunData
+    from pipeline.report.run_data import RunData
 
 INTENDED_USE = [
     "Screening: rank face images by how likely they are synthetic (GAN or diffusion faces) or face-swapped, so "
@@ -224,9 +224,9 @@ def write_model_cards(run, folder: str | Path) -> list[Path]:
     in ``folder`` (created), named ``<model>.html`` (``+`` kept); written atomically. Returns the paths."""
     from datetime import datetime, timezone
 
-    from pipeline.report import run_report
+    from pipeline.report import run_data, run_report
 
-    rd = run_report.load(run)
+    rd = run_data.load(run)
     folder = Path(folder).expanduser()
     paths = []
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -7,7 +7,8 @@ robustness and generalisation with the findings the dashboard pages state
 (:func:`pipeline.experiments.robustness.drop_table`, ``most_robust``, ``verdict_summary``,
 :func:`pipeline.experiments.crossdataset.transfer_findings`), the most confident mistakes of the
 run's verdict model with thumbnails, one model card per detector (:mod:`pipeline.report.model_card`)
-and the config and library versions that reproduce the run.
+and the config and library versions that reproduce the run (:mod:`pipeline.report.reproduce`). What
+several sections share is read once (:mod:`pipeline.report.run_data`).
 
 Nothing is retrained or re-scored and TensorFlow is never imported: every number comes from the
 run folder through :mod:`pipeline.results`. Figures are the dashboard's own
@@ -16,9 +17,6 @@ run folder through :mod:`pipeline.results`. Figures are the dashboard's own
 from __future__ import annotations
 
 import html
-import json
-import platform
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ import pandas as pd
 from pipeline import evaluation
 from pipeline.progress import ProgressFn, report
 from pipeline.report import model_card, reliability, render
+from pipeline.report.reproduce import reproduce_section
+from pipeline.report.run_data import RunData, load
 from pipeline.results import LABELS, SPLITS, ArtifactError, ExperimentNotRun, Run
 
 SAMPLES_PER_CLASS = 6  # sample grid: thumbnails per dataset and class
@@ -35,73 +35,8 @@ MISTAKES = 8  # worst mistakes shown per kind (false positives, false negatives)
 SKIPPED_LISTED = 50  # skipped files listed by name (all are counted)
 SUMMARY_DIGITS = {"n": 0, "params": 0, "file_size_mb": 3, "train_seconds": 2, "latency_ms_batch1": 3,
                   "latency_ms_batch64": 3}
-# packages whose versions reproduce a run (the runtime pins of requirements.txt, plus the report's own)
-PACKAGES = ["tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "scikit-learn", "scikit-image",
-            "plotly", "umap-learn", "lime", "tf-keras-vis", "keras-tuner", "streamlit", "mtcnn", "jinja2"]
-ROBUSTNESS_COLUMNS = {"model", "perturbation", "level", "dataset", "n", "roc_auc", "auc_drop"}  # what the report reads
 STEPS = ("data", "comparison", "calibration", "training", "robustness", "generalisation", "mistakes",
          "model cards", "reproduce", "page")
-
-
-@dataclass
-class RunData:
-    """What several sections share, read once: the run, its summary, finished models, their
-    metrics.json and test predictions (``None`` when unreadable), a colour per model and the
-    verdict model (the run's combined model, else its best single model by pooled test ROC-AUC)."""
-
-    run: Run
-    summary: pd.DataFrame
-    models: list[str]
-    metrics: dict[str, dict]
-    test_predictions: dict[str, pd.DataFrame | None]
-    colors: dict[str, str]
-    verdict_model: str | None
-    verdict_combined: bool  # the verdict model is the run's combined model (else its best single model)
-    robustness: pd.DataFrame | None
-    robustness_settings: dict
-    robustness_error: str | None = None  # why a sweep the run has cannot be shown
-
-
-def load(run: Run) -> RunData:
-    """Read what the report needs from ``run``; a model whose metrics.json is unreadable is left out."""
-    from pipeline import checking, figures
-    from pipeline.detectors import combined as ensemble
-
-    summary = run.summary()
-    metrics: dict[str, dict] = {}
-    for m in run.models():
-        try:
-            metrics[m] = run.metrics(m)
-        except ArtifactError:
-            continue
-    models = list(metrics)
-    preds: dict[str, pd.DataFrame | None] = {}
-    for m in models:
-        try:
-            p = run.predictions(m)
-            preds[m] = p[p["split"] == "test"].reset_index(drop=True)
-        except ArtifactError:
-            preds[m] = None
-    from pipeline import verdict as verdict_mod
-
-    verdict = verdict_mod.verdict_model_name(run.path)  # the model the Check page's verdict is built on
-    if verdict not in models or preds.get(verdict) is None:
-        verdict = checking.best_model(summary, [m for m in models if preds.get(m) is not None])
-    combined = verdict == ensemble.combiner_name(run.path)
-    table, settings, error = None, {}, None
-    try:
-        table, settings = run.experiment("robustness"), run.experiment_settings("robustness")
-    except ExperimentNotRun:
-        pass
-    except ArtifactError as exc:
-        error = str(exc)
-    lacking = ROBUSTNESS_COLUMNS - set(table.columns) if table is not None else set()
-    if lacking:
-        table, error = None, (f"The run's robustness table lacks the column(s) {', '.join(sorted(lacking))} "
-                              "(written by an older pipeline); rerun the sweep with `python -m pipeline experiment "
-                              f"robustness --run {run.run_id} --force`.")
-    return RunData(run, summary, models, metrics, preds, figures.model_colors(models), verdict, combined, table,
-                   settings, error)
 
 
 # --------------------------------------------------------------------------- sections
@@ -345,44 +280,6 @@ def mistakes_section(rd: RunData) -> dict[str, Any] | None:
             "n_fp": int(((y == 0) & (preds["p_fake"] >= threshold)).sum()),
             "n_fn": int(((y == 1) & (preds["p_fake"] < threshold)).sum()), "n_real": int((y == 0).sum()),
             "n_fake": int((y == 1).sum())}
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    from pipeline.results import REPO_ROOT
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def library_versions() -> pd.DataFrame:
-    """package, installed version (from package metadata: nothing is imported), for :data:`PACKAGES`."""
-    from importlib import metadata
-
-    rows = []
-    for name in PACKAGES:
-        try:
-            rows.append({"package": name, "version": metadata.version(name)})
-        except metadata.PackageNotFoundError:
-            rows.append({"package": name, "version": "not installed"})
-    return pd.DataFrame(rows)
-
-
-def reproduce_section(run: Run) -> dict[str, Any]:
-    """The run's resolved config (JSON), the command, the training machine, the code version and the
-    library versions of the environment that built this report."""
-    from pipeline.results import REPO_ROOT
-
-    name = run.info.config_name
-    known = (REPO_ROOT / "configs" / f"{name}.toml").is_file()
-    return {"config": json.dumps(run.config, indent=2, sort_keys=False, default=str),
-            "command": f"python -m pipeline train --config {name}" if known else None, "config_name": name,
-            "machine": run.run_json.get("machine"), "commit": _git_commit(),
-            "python": platform.python_version(), "versions": render.table(library_versions(), "versions")}
 
 
 # --------------------------------------------------------------------------- the page

@@ -2,8 +2,10 @@
 
 Modules (one idea each):
 
-* :mod:`pipeline.video.decode` - open a clip with PyAV, read its facts (duration, frame rate,
-  rotation), pick the sampling timestamps and decode only those frames (seek, then decode forward).
+* :mod:`pipeline.video.container` - open a clip with PyAV, refuse what is not a readable video with a
+  clear message, and read its facts (duration, frame rate, rotation).
+* :mod:`pipeline.video.decode` - pick the sampling timestamps and decode only those frames (seek, then
+  decode forward) as upright RGB arrays.
 * :mod:`pipeline.video.tracks` - link the faces found on each sampled frame into face tracks
   (IoU of boxes between consecutive sampled frames, with a gap fallback).
 * :mod:`pipeline.video.scoring` - score every face crop with the run's models and combined model

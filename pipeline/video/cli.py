@@ -1,5 +1,5 @@
 """The video part of ``python -m pipeline predict`` and ``python -m pipeline evaluate`` (the
-subcommands in ``pipeline/__main__.py`` hand video files and folders of videos to these functions).
+subcommands in ``pipeline/cli/`` hand video files and folders of videos to these functions).
 
 ``predict CLIP ...`` prints one JSON object per face track (``kind`` = "track") and one for the clip
 (``kind`` = "video"): see :func:`pipeline.video.scoring.track_records` and

@@ -1,5 +1,5 @@
 """Video-level evaluation of a run on a labelled folder of clips (``real/`` and ``fake/`` sub-folders,
-or the other label names :data:`pipeline.data.LABEL_ALIASES` knows; sub-folders below are searched).
+or the other label names :data:`pipeline.data_folders.LABEL_ALIASES` knows; sub-folders below are searched).
 
 Every clip is analysed as :func:`pipeline.video.scoring.analyse_video` does, then scored two ways:
 
@@ -30,7 +30,7 @@ TABLE_COLUMNS = ["file", "label", "y", "verdict", "score", "frame_mean_score", "
 def find_videos(root: str | Path) -> pd.DataFrame:
     """The labelled clips under ``root``: columns path, label (real / fake), y (1 = fake). Raises
     ``ValueError`` when ``root`` is missing or holds no labelled video."""
-    from pipeline.data import FAKE, LABEL_ALIASES
+    from pipeline.data_folders import FAKE, LABEL_ALIASES
 
     root = Path(root)
     if not root.is_dir():

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.progress import ProgressFn, report
-from pipeline.video import decode
+from pipeline.video import container, decode
 from pipeline.video import tracks as tracks_mod
 
 RULES = ("mean", "max", "p90")
@@ -168,7 +168,7 @@ class VideoResult:
 
     name: str
     error: str | None = None
-    info: decode.VideoInfo | None = None
+    info: container.VideoInfo | None = None
     sampling: str = ""
     frames: list[decode.SampledFrame] = field(default_factory=list)
     tracks: list[TrackResult] = field(default_factory=list)
@@ -230,7 +230,7 @@ def analyse_video(source, models: dict, combiner=None, *, name: str | None = Non
                   min_confidence: float | None = None, progress: ProgressFn = None, policy=None) -> VideoResult:
     """Decode the sampled frames of a clip (path, bytes or binary file), find and track its faces,
     score every face (:func:`score_faces`) and give the verdict (module doc). A clip that cannot be
-    read comes back with ``error`` set (a :class:`~pipeline.video.decode.VideoError` message); other
+    read comes back with ``error`` set (a :class:`~pipeline.video.container.VideoError` message); other
     exceptions propagate. ``progress(stage, done, total)`` per frame decoded, frame searched and
     batch scored. ``policy``: the run's verdict policy (:func:`score_faces`: calibrated probabilities)."""
     import time
@@ -242,7 +242,7 @@ def analyse_video(source, models: dict, combiner=None, *, name: str | None = Non
     t0 = time.perf_counter()
     try:
         video = decode.sample_video(source, sampling, name=label, max_side=max_side, progress=progress)
-    except decode.VideoError as exc:
+    except container.VideoError as exc:
         result.error = str(exc)
         return result
     t1 = time.perf_counter()
