@@ -320,9 +320,9 @@ def test_a_square_photo_framed_like_training_keeps_its_own_bars_and_a_plain_wall
 def test_the_per_kind_option_at_its_default_keeps_the_run_id_and_turned_off_changes_it():
     import dataclasses
 
-    from pipeline import config
+    from pipeline import config, config_load
 
-    cfg = config.load(config.DEFAULT_CONFIG)
+    cfg = config_load.load(config.DEFAULT_CONFIG)
     fp = config.config_fingerprint(cfg)
     assert "per_kind" not in fp.get("verdict", {})  # runs made before the option keep their ids
     off = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, per_kind=False))
