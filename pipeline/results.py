@@ -292,13 +292,13 @@ class Run:
 
     def verdict_table(self) -> pd.DataFrame:
         """What the run's three-way verdict does on the test split, pooled and per dataset
-        (:func:`pipeline.verdict.policy_table`: coverage, real photos called fake among decided, ...).
+        (:func:`pipeline.verdict_fit.policy_table`: coverage, real photos called fake among decided, ...).
         The band rule only: the stability check needs the images and is measured by bench/bench_verdict.py."""
-        from pipeline import verdict
+        from pipeline import verdict_fit
 
         policy = self.verdict_policy()
         preds = self.predictions(policy.model)
-        return verdict.policy_table(policy, preds[preds["split"] == "test"])
+        return verdict_fit.policy_table(policy, preds[preds["split"] == "test"])
 
     # ----- experiments (pipeline.experiments: search, ablation, robustness, crossdataset)
     def experiment_dir(self, name: str) -> Path:

@@ -185,9 +185,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
 
         combined.run_ensemble(cfg, run_dir, force=force, progress=progress, log=log)
     steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: robustness, cross-dataset
-    from pipeline import verdict  # the calibrated three-way verdict over the run's verdict model
+    from pipeline import verdict_fit  # the calibrated three-way verdict over the run's verdict model
 
-    verdict.build_for_run(cfg, run_dir, force=force, log=log)
+    verdict_fit.build_for_run(cfg, run_dir, force=force, log=log)
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "complete", created)
     return run_dir
 
@@ -231,7 +231,7 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
                      artifacts_root: str | None = None, progress: ProgressFn = None) -> tuple[Path, pd.DataFrame]:
     """Score a trained run on other labelled folders (every image, whatever its split) without
     retraining. Writes ``evaluations/<name>/`` in the run and returns (that folder, summary)."""
-    from pipeline import calibration, verdict
+    from pipeline import calibration, verdict, verdict_fit
     from pipeline.config_load import from_json_dict
     from pipeline.detectors import combined
 
@@ -272,7 +272,7 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
         policy = None
     scored = {p_["model"].iloc[0]: p_ for p_ in all_preds}
     if policy is not None and policy.model in scored:
-        verdict_rows = verdict.policy_table(policy, scored[policy.model]).assign(model="verdict",
+        verdict_rows = verdict_fit.policy_table(policy, scored[policy.model]).assign(model="verdict",
                                                                                   based_on=policy.model)
         artifacts.write_csv(out / "verdict.csv", verdict_rows)
     summary = pd.DataFrame(rows, columns=evaluation.SUMMARY_COLUMNS)

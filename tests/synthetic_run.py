@@ -239,13 +239,13 @@ def write_routed_ensemble(run_dir: Path, *, with_routing: bool = True, seed: int
 def write_verdict_policy(run_dir: Path):
     """The run's three-way verdict policy fitted on its verdict model's stored validation predictions,
     written as ``train`` writes it (without the framing measurement, which needs MTCNN)."""
-    from pipeline import artifacts, verdict
+    from pipeline import artifacts, verdict, verdict_fit
     from pipeline.config_load import from_json_dict
 
     model = verdict.verdict_model_name(run_dir)
     preds = store.read_predictions(run_dir, model)
     cfg = from_json_dict(store.read_run_json(run_dir)["config"])
-    policy = verdict.fit_policy(preds[preds["split"] == "val"], model,
+    policy = verdict_fit.fit_policy(preds[preds["split"] == "val"], model,
                                 key=verdict.policy_key(run_dir, model, verdict.settings_of(cfg)))
     artifacts.write_json(verdict.policy_path(run_dir, model), policy.to_json())
     return policy

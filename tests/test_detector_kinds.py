@@ -186,7 +186,7 @@ def test_the_check_path_scores_a_combined_models_members_once_per_image():
     the verdict together, not once for each (each CLIP embedding costs 0.2-0.5 s)."""
     import pandas as pd
 
-    from pipeline import checking, verdict
+    from pipeline import checking, verdict_fit
     from pipeline.detectors.combined import Combiner
 
     calls = []
@@ -202,7 +202,7 @@ def test_the_check_path_scores_a_combined_models_members_once_per_image():
     rng = np.random.default_rng(0)
     val = pd.DataFrame({"dataset": "d", "y": np.repeat([0, 1], 50), "p_fake": np.r_[rng.uniform(0, 0.6, 50),
                                                                                     rng.uniform(0.4, 1, 50)]})
-    policy = verdict.fit_policy(val, "ensemble_stacked", stability=False)
+    policy = verdict_fit.fit_policy(val, "ensemble_stacked", stability=False)
     rgb = np.full((32, 32, 3), 200, np.uint8)
     check = checking.check_image("x.png", rgb, {}, crop_faces=False, combiner=combiner, policy=policy)
     assert check.faces[0].combined is not None and check.faces[0].verdict is not None

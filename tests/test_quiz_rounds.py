@@ -212,12 +212,12 @@ def test_gradcam_overlay_of_a_keras_model():
 def test_calibrated_verdicts_speak_the_check_pages_words():
     import pandas as pd
 
-    from pipeline import verdict
+    from pipeline import verdict, verdict_fit
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 200)
     val = pd.DataFrame({"dataset": "a", "y": y, "p_fake": np.clip(0.3 + 0.4 * y + rng.normal(0, 0.15, 400), 0, 1)})
-    policy = verdict.fit_policy(val, "m")
+    policy = verdict_fit.fit_policy(val, "m")
     img = lambda p: q.QuizImage(path="x", dataset="a", truth="fake", sha256="0", scores={"m": p})  # noqa: E731
     rnd = q.Round(index=0, kind="paired", images=(img(0.01), img(0.99)))
     assert answers.calibrated_verdicts(rnd, policy) == [verdict.decide(policy, 0.01)["headline"],

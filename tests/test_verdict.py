@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import calibration, verdict
+from pipeline import calibration, verdict, verdict_fit
 
 
 def _scores(n: int, seed: int, datasets=("a", "b"), shift: float = 0.8, squash: float = 0.3) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def test_a_detector_that_ranks_validation_the_wrong_way_round_says_nothing():
     cal = calibration.fit_calibrator(0.9 - 0.8 * y, y)  # every fake scored lower than every real
     assert cal["a"] == 0
     assert np.allclose(calibration.apply_calibrator(cal, [0.01, 0.99]), 0.5)
-    policy = verdict.fit_policy(pd.DataFrame({"dataset": "a", "y": y, "p_fake": 0.9 - 0.8 * y}), "m")
+    policy = verdict_fit.fit_policy(pd.DataFrame({"dataset": "a", "y": y, "p_fake": 0.9 - 0.8 * y}), "m")
     assert policy.uninformative and set(policy.labels(np.linspace(0, 1, 11))) == {"unsure"}
     assert verdict.decide(policy, 0.99)["reasons"] == [verdict.CHANCE_REASON]
 
@@ -75,8 +75,8 @@ def test_the_false_positive_threshold_holds_on_every_dataset(max_fpr):
 
 def test_policy_states_and_keeps_its_false_accusation_rate_on_held_out_scores():
     val, test = _scores(300, 11, datasets=("a", "b", "c")), _scores(300, 12, datasets=("a", "b", "c"))
-    policy = verdict.fit_policy(val, "m", max_false_positive_rate=0.03, unsure_share=0.1)
-    table = verdict.policy_table(policy, test).set_index("scope")
+    policy = verdict_fit.fit_policy(val, "m", max_false_positive_rate=0.03, unsure_share=0.1)
+    table = verdict_fit.policy_table(policy, test).set_index("scope")
     assert (table["fpr_decided"] <= 0.05).all(), table
     assert (table["coverage"] >= 0.8).all() and table.loc["all", "ece"] < 0.05
     words = verdict.error_rate_words(policy)
@@ -85,7 +85,7 @@ def test_policy_states_and_keeps_its_false_accusation_rate_on_held_out_scores():
 
 def test_three_way_decision_and_its_reasons():
     val = _scores(300, 21)
-    policy = verdict.fit_policy(val, "m")
+    policy = verdict_fit.fit_policy(val, "m")
     t = policy.threshold
     p_at = float(calibration.apply_calibrator(_inverse(policy), [t])[0])  # the raw score that calibrates to t
     near = verdict.decide(policy, p_at)
@@ -118,12 +118,12 @@ def _routed_scores(n: int, seed: int) -> pd.DataFrame:
 
 def test_each_kind_of_image_gets_its_own_operating_point_and_keeps_the_false_accusation_rate():
     val, test = _routed_scores(400, 31), _routed_scores(400, 32)
-    pooled = verdict.fit_policy(val, "m", per_kind=False)
-    per_kind = verdict.fit_policy(val, "m")
+    pooled = verdict_fit.fit_policy(val, "m", per_kind=False)
+    per_kind = verdict_fit.fit_policy(val, "m")
     assert pooled.by_kind == {} and set(per_kind.by_kind) == {"easy", "hard"}
     assert per_kind.by_kind["easy"]["threshold"] < per_kind.by_kind["hard"]["threshold"]
-    a = verdict.policy_table(pooled, test).set_index("scope")
-    b = verdict.policy_table(per_kind, test).set_index("scope")
+    a = verdict_fit.policy_table(pooled, test).set_index("scope")
+    b = verdict_fit.policy_table(per_kind, test).set_index("scope")
     assert (b["fpr_decided"] <= 0.05).all(), b
     assert b.loc["easy", "recall_fake_decided"] > a.loc["easy", "recall_fake_decided"] + 0.1
     # a face the router sends to "easy" is judged at easy's point; a kind nobody fitted uses the pooled one
@@ -137,13 +137,13 @@ def test_each_kind_of_image_gets_its_own_operating_point_and_keeps_the_false_acc
 
 def test_a_kind_with_too_few_validation_images_uses_the_pooled_point():
     val = _routed_scores(300, 33)
-    few = val[val["dataset"] == "hard"].groupby("y").head(verdict.KIND_MIN_PER_CLASS - 1)
-    policy = verdict.fit_policy(pd.concat([val[val["dataset"] == "easy"], few]), "m")
+    few = val[val["dataset"] == "hard"].groupby("y").head(verdict_fit.KIND_MIN_PER_CLASS - 1)
+    policy = verdict_fit.fit_policy(pd.concat([val[val["dataset"] == "easy"], few]), "m")
     assert set(policy.by_kind) == {"easy"}
 
 
 def test_a_perturbed_copy_judged_at_its_own_kind_can_flip_the_answer():
-    policy = verdict.fit_policy(_routed_scores(400, 34), "m")
+    policy = verdict_fit.fit_policy(_routed_scores(400, 34), "m")
     easy_t, hard_t = policy.by_kind["easy"]["threshold"], policy.by_kind["hard"]["threshold"]
     raw = float(np.sqrt(easy_t * hard_t))  # between the two thresholds (calibrators differ: pick by margin)
     z_easy = policy.margin(np.array([raw]), np.array(["easy"]))[0]
@@ -264,7 +264,7 @@ def test_out_of_distribution_score_flags_a_picture_unlike_the_training_photos():
     stripes[::4] = 255  # a picture made of hard horizontal lines: nothing like a face
     unlike = ood.distance(matrix, ood.features([stripes, rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)]))
     assert (alike <= threshold).mean() >= 0.9 and (unlike > threshold).all()
-    policy = verdict.fit_policy(_scores(200, 3), "m")
+    policy = verdict_fit.fit_policy(_scores(200, 3), "m")
     policy.ood, policy.ood_threshold = matrix, threshold
     assert list(policy.out_of_distribution([face_like("real", rng, 48), stripes])) == [False, True]
     assert verdict.OOD_REASON in verdict.decide(policy, 0.0001, out_of_distribution=True)["reasons"]
@@ -279,7 +279,7 @@ def test_a_face_unlike_the_training_photos_by_its_clip_embedding_is_out_of_distr
     centre = rng.normal(size=512)
     cloud = lambda n: centre + 0.1 * rng.normal(size=(n, 512))  # noqa: E731
     matrix, threshold = ood.fit(cloud(400), cloud(200))
-    policy = verdict.fit_policy(_scores(200, 3), "m")
+    policy = verdict_fit.fit_policy(_scores(200, 3), "m")
     assert not policy.out_of_distribution([np.zeros((8, 8, 3), np.uint8)]).any()  # nothing fitted: never flags
     policy.ood_clip, policy.ood_clip_threshold = matrix, threshold
     faces = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]

@@ -162,7 +162,7 @@ def calibration_section(rd: RunData) -> dict[str, Any]:
 
         policy = rd.run.verdict_policy()
         table = rd.run.verdict_table()
-        verdict_words = (f"Verdict model {policy.model}, calibrated threshold {policy.threshold:.3f}. "
+        verdict_words = (f"Verdict model {policy.model}, {verdict.threshold_words(policy)}. "
                          + verdict.error_rate_words(policy))
         verdict_table = render.table(table[["scope", "n", "coverage", "n_real_called_fake", "fpr_decided",
                                             "recall_fake_decided", "accuracy_decided", "ece", "brier"]], "verdict")
