@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import clip
+from pipeline import clip, clip_head
 
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 STD = np.array([0.26862954, 0.26130258, 0.27577711])
@@ -253,15 +253,15 @@ def _separable(n=80, d=512, seed=0):
 
 def test_head_round_trips_through_skops(tmp_path):
     emb, y = _separable()
-    head = clip.fit_head(emb, y)
+    head = clip_head.fit_head(emb, y)
     assert head.named_steps["logreg"].C == 0.1
     p = head.predict_proba(emb)[:, 1]
     assert p[y == 1].mean() > p[y == 0].mean()
-    clip.save_head(head, tmp_path / "head.skops")
-    loaded = clip.load_head(tmp_path / "head.skops")
+    clip_head.save_head(head, tmp_path / "head.skops")
+    loaded = clip_head.load_head(tmp_path / "head.skops")
     np.testing.assert_array_equal(loaded.predict_proba(emb), head.predict_proba(emb))
     with pytest.raises(ValueError, match="real"):
-        clip.fit_head(emb, np.zeros(len(emb)))
+        clip_head.fit_head(emb, np.zeros(len(emb)))
 
 
 def untrusted_function(x):  # saved by reference: loading it would import and run code named by the file
@@ -278,14 +278,14 @@ def test_load_head_refuses_untrusted_types_and_other_structures(tmp_path):
     emb, y = _separable(n=40, d=8)
     sneaky = Pipeline([("f", FunctionTransformer(untrusted_function)), ("logreg", LogisticRegression())]).fit(emb, y)
     sio.dump(sneaky, tmp_path / "sneaky.skops")
-    with pytest.raises(clip.HeadError, match="not trusted.*untrusted_function"):
-        clip.load_head(tmp_path / "sneaky.skops")
+    with pytest.raises(clip_head.HeadError, match="not trusted.*untrusted_function"):
+        clip_head.load_head(tmp_path / "sneaky.skops")
     sio.dump(SVC().fit(emb, y), tmp_path / "svc.skops")
-    with pytest.raises(clip.HeadError, match="StandardScaler"):
-        clip.load_head(tmp_path / "svc.skops")
+    with pytest.raises(clip_head.HeadError, match="StandardScaler"):
+        clip_head.load_head(tmp_path / "svc.skops")
     (tmp_path / "junk.skops").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(clip.HeadError, match="junk.skops"):
-        clip.load_head(tmp_path / "junk.skops")
+    with pytest.raises(clip_head.HeadError, match="junk.skops"):
+        clip_head.load_head(tmp_path / "junk.skops")
 
 
 # --------------------------------------------------------------------------- the real encoder
@@ -304,5 +304,5 @@ def test_real_embedding_of_a_shared_face_is_finite_and_deterministic(shared_data
     assert a.shape == (1, 512) and a.dtype == np.float32 and np.isfinite(a).all()
     np.testing.assert_allclose(np.linalg.norm(a[0]), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(a, b)
-    p = clip.load_package_head().predict_proba(a)
+    p = clip_head.load_package_head().predict_proba(a)
     assert p.shape == (1,) and 0.0 < p[0] < 1.0

@@ -34,7 +34,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import clip, images  # noqa: E402
+from pipeline import clip, clip_head, images  # noqa: E402
 from pipeline.config import ARTIFACTS_ENV  # noqa: E402
 from pipeline.progress import TqdmProgress  # noqa: E402
 
@@ -76,7 +76,7 @@ def oof_scores(X: np.ndarray, y: np.ndarray, strata: np.ndarray, seed: int, X_sc
     X_score = X if X_score is None else X_score
     out = np.full(len(X), np.nan)
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, strata):
-        out[te] = clip.fit_head(X[tr], y[tr]).predict_proba(X_score[te])[:, 1]
+        out[te] = clip_head.fit_head(X[tr], y[tr]).predict_proba(X_score[te])[:, 1]
     return out
 
 
@@ -125,7 +125,7 @@ def main() -> None:
     q90_wall, q90_calls = time.perf_counter() - t0, len(enc.seconds) - new_calls
     load_after = os.getloadavg()[0]
 
-    pkg = clip.load_package_head()
+    pkg = clip_head.load_package_head()
     strata = np.array([f"{d}|{c}" for d, c in zip(ds, y)])
     t0 = time.perf_counter()
     pooled = oof_scores(X, y, strata, args.seed)

@@ -16,7 +16,7 @@ Config::
 Pixels: the decoded image at its own resolution; CLIP's preprocessing (bicubic resize of the short side to
 224 px, centre crop) is the same at training and at serving. Every validation and test row is scored, so the
 detector can be a member of the run's combined model. Folder: ``head.skops`` (loaded with an explicit
-trusted-types list, :func:`pipeline.clip.load_head`) plus the files of every model folder.
+trusted-types list, :func:`pipeline.clip_head.load_head`) plus the files of every model folder.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def embed_rows(manifest, rows: np.ndarray, cache, max_pixels: int, progress=None
 def train(ctx: TrainContext) -> dict:
     """Embed a capped stratified sample of the training split and every validation and test row, fit the head
     on the training sample, choose the threshold on validation, write ``models/<name>/``."""
-    from pipeline import clip
+    from pipeline import clip, clip_head
 
     spec, cfg, manifest = ctx.spec, ctx.cfg, ctx.manifest
     split = manifest["split"].to_numpy()
@@ -95,7 +95,7 @@ def train(ctx: TrainContext) -> dict:
     embed_seconds = time.perf_counter() - t0
     e_train, e_val, e_test = np.split(emb, [len(train_idx), len(train_idx) + len(val_idx)])
     t1 = time.perf_counter()
-    head = clip.fit_head(e_train, y[train_idx], C=float(spec.params.get("C", clip.HEAD_C)))
+    head = clip_head.fit_head(e_train, y[train_idx], C=float(spec.params.get("C", clip_head.HEAD_C)))
     fit_seconds = time.perf_counter() - t1
     p_val, p_test = head.predict_proba(e_val)[:, 1], head.predict_proba(e_test)[:, 1]
     own_val = own[val_idx]
@@ -121,7 +121,7 @@ def train(ctx: TrainContext) -> dict:
         "datasets": list(spec.datasets), "trained": store.now(),
     }
     store.unmark_done(ctx.run_dir, spec.name)
-    clip.save_head(head, head_file)
+    clip_head.save_head(head, head_file)
     metrics["file_size_bytes"] = int(head_file.stat().st_size)
     return store.write_model(ctx.run_dir, spec.name, metrics=metrics, predictions=preds)
 
@@ -131,7 +131,7 @@ def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.n
     detector's training sample (the same stratified sample as :func:`train`), its threshold chosen on D's
     validation rows, scored on every test row. Embeddings come from the cache (computed once by ``train``).
     Returns ``[(D, p_test (n_test,), threshold, n_train, seconds)]``; ``test rows`` = the manifest's test split."""
-    from pipeline import clip
+    from pipeline import clip, clip_head
 
     split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy().astype(int)
     ds = manifest["dataset"].astype(str).to_numpy()
@@ -147,7 +147,7 @@ def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.n
         own = ds[sample] == d
         if len(np.unique(y[sample][own])) < 2:
             continue
-        head = clip.fit_head(e_sample[own], y[sample][own], C=float(spec.params.get("C", clip.HEAD_C)))
+        head = clip_head.fit_head(e_sample[own], y[sample][own], C=float(spec.params.get("C", clip_head.HEAD_C)))
         own_val = ds[val_idx] == d
         threshold = evaluation.choose_threshold(y[val_idx][own_val], head.predict_proba(e_val[own_val])[:, 1],
                                                 cfg.threshold_rule)
@@ -173,10 +173,10 @@ def _latency_ms(paths: list[str], max_pixels: int) -> dict:
 
 def load(run_dir: Path, name: str) -> ClipDetector:
     """The detector ``models/<name>`` of a run: its head (skops, trusted types only) and threshold. Raises
-    :class:`pipeline.clip.HeadError` for a head file that is not a trusted scikit-learn pipeline."""
-    from pipeline import clip
+    :class:`pipeline.clip_head.HeadError` for a head file that is not a trusted scikit-learn pipeline."""
+    from pipeline import clip_head
 
-    head = clip.load_head(store.model_file(run_dir, name, HEAD_FILE))
+    head = clip_head.load_head(store.model_file(run_dir, name, HEAD_FILE))
     return ClipDetector(name, head, float(store.read_metrics(run_dir, name)["threshold"]))
 
 
