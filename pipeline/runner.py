@@ -83,14 +83,18 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
     in another run of the artifacts folder, or None. Lets a changed config (another ensemble, one more
     specialist) keep the models it shares with an earlier run instead of training them again. The
     data are compared (by manifest hash) only for runs whose settings already match. When several
-    runs hold it, the most recently finished copy wins: it was trained by the newest code."""
+    runs hold it, the most recently finished copy wins: it was trained by the newest code; among copies
+    of one training (a reused folder keeps its done.json), the one with the most files, i.e. with the
+    derived results (embeddings, probes) already computed, so that they are copied too."""
     from pipeline.config_load import from_json_dict
 
     wanted, data_hash = training_settings(cfg, spec), None
     candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob(f"*/{store.RUN_JSON}")
                   if run_json.parent.resolve() != Path(run_dir).resolve()
                   and store.is_model_done(run_json.parent, spec.name)]
-    candidates.sort(key=lambda other: (store.model_finished_at(other, spec.name), other.name), reverse=True)
+    candidates.sort(key=lambda other: (store.model_finished_at(other, spec.name),
+                                       sum(1 for _ in store.model_dir(other, spec.name).iterdir()), other.name),
+                    reverse=True)
     for other in candidates:
         try:
             other_cfg = from_json_dict(store.read_run_json(other)["config"])

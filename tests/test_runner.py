@@ -175,6 +175,16 @@ def test_a_model_shared_with_an_earlier_run_is_reused_not_retrained(tmp_path):
     logs = []
     runner.train_run(fourth, log=logs.append)
     assert any(line.startswith(f"baseline_cnn: reused from run {newest.name}") for line in logs), logs
+    # copies of one training tie on time: the copy that also holds derived results (embeddings) wins
+    fourth_dir = next(p for p in (tmp_path / "art").iterdir() if p.name.startswith("fourth-"))
+    assert newest.name > fourth_dir.name  # name order alone would pick `newest`
+    (fourth_dir / "models" / "baseline_cnn" / "embeddings.npz").write_bytes(b"derived")
+    fifth = config_load.from_dict({**base, "name": "fifth", "models": [
+        {"name": "baseline_cnn", "image_size": 16}, {"name": "custom_cnn", "image_size": 16, "epochs": 2}]})
+    logs = []
+    fifth_dir = runner.train_run(fifth, log=logs.append)
+    assert any(line.startswith(f"baseline_cnn: reused from run {fourth_dir.name}") for line in logs), logs
+    assert (fifth_dir / "models" / "baseline_cnn" / "embeddings.npz").read_bytes() == b"derived"
     # anything that changes the model (here the seed, hence the split and the training) trains anew
     third = config_load.from_dict({**base, "name": "third", "seed": 5, "models": [{"name": "baseline_cnn", "image_size": 16}]})
     logs = []
