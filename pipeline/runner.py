@@ -43,10 +43,28 @@ def _machine() -> str:
 
 
 def prepare(cfg: RunConfig, progress: ProgressFn = None) -> tuple[str, Path, pd.DataFrame, pd.DataFrame]:
-    """Scan the data and find the run's id and folder: (run_id, run_dir, manifest, skipped)."""
+    """Scan the data and find the run's id and folder: (run_id, run_dir, manifest, skipped). The id is
+    that of :func:`config_for_data` (the config without specialists of data sets the data lacks)."""
     manifest, skipped = data.build_manifest(cfg, progress)
+    cfg, _ = config_for_data(cfg, manifest)
     run_id = artifacts.make_run_id(cfg.name, config_fingerprint(cfg), manifest)
     return run_id, Path(cfg.artifacts_dir) / run_id, manifest, skipped
+
+
+def config_for_data(cfg: RunConfig, manifest: pd.DataFrame) -> tuple[RunConfig, list[str]]:
+    """``cfg`` without the specialists none of whose ``datasets`` is in ``manifest`` (``default``'s
+    specialists of the shared sets, trained with ``--data`` on your own folder), also taken out of the
+    verdict's members and of ``[embeddings] models``; and the names dropped. A specialist with some of its
+    data sets present stays (and :func:`pipeline.splits.specialist_rows` names the missing ones)."""
+    present = set(manifest["dataset"].astype(str))
+    dropped = [m.name for m in cfg.models if m.datasets and not present.intersection(m.datasets)]
+    if not dropped:
+        return cfg, []
+    keep = lambda names: tuple(n for n in names if n not in dropped)  # noqa: E731
+    return dataclasses.replace(
+        cfg, models=tuple(m for m in cfg.models if m.name not in dropped),
+        verdict=dataclasses.replace(cfg.verdict, members=keep(cfg.verdict.members)),
+        embeddings=dataclasses.replace(cfg.embeddings, models=keep(cfg.embeddings.models))), dropped
 
 
 def _write_run_json(run_dir: Path, run_id: str, cfg: RunConfig, manifest, skipped, status: str, created: str) -> None:
@@ -142,10 +160,15 @@ def _images_at(manifest: pd.DataFrame, cache: Path, progress: ProgressFn):
 
 def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = None, log: Log = print) -> Path:
     """Build the run's artifacts, training only what is not already complete. Returns the run folder."""
+    config_models = cfg.models
     run_id, run_dir, manifest, skipped = prepare(cfg, progress)
     summary = data.summarize(manifest, skipped)
     log(f"run {run_id}: {summary['n_images']} images in {len(summary['datasets'])} dataset(s) "
         f"({', '.join(summary['datasets'])}), {summary['n_skipped']} file(s) skipped")
+    cfg, dropped = config_for_data(cfg, manifest)
+    for name in dropped:
+        log(f"{name}: skipped, a specialist of {', '.join(next(m.datasets for m in config_models if m.name == name))} "
+            f"(not in this data)")
     from pipeline import detectors
 
     previous = store.read_run_json(run_dir) if store.is_run(run_dir) else {}

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ModelSpec
+from pipeline.config import ConfigError, ModelSpec
 
 log = logging.getLogger("pipeline.data")
 SPLITS = ("train", "val", "test")
@@ -126,12 +126,13 @@ def stratified_subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, se
 
 def specialist_rows(manifest: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
     """Boolean mask of the manifest rows ``spec`` trains on: its ``datasets`` (every row when empty).
-    A specialist whose datasets have no images is an error that names the datasets there are."""
+    A specialist whose datasets have no images is a :class:`pipeline.config.ConfigError` (a ValueError)
+    that names the datasets there are."""
     if not spec.datasets:
         return np.ones(len(manifest), dtype=bool)
     present = set(manifest["dataset"].astype(str))
     missing = [d for d in spec.datasets if d not in present]
     if missing:
-        raise ValueError(f"{spec.name}: datasets {missing} have no images in this run; its datasets are "
+        raise ConfigError(f"{spec.name}: datasets {missing} have no images in this run; its datasets are "
                          f"{', '.join(sorted(present))}")
     return manifest["dataset"].astype(str).isin(spec.datasets).to_numpy()

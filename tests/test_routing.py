@@ -188,11 +188,21 @@ def test_a_specialist_trains_on_its_datasets_and_scores_every_image(two_kinds, t
     assert {"ensemble_routed", "small_only"} <= set(summary["model"])
 
 
-def test_a_specialist_of_a_missing_dataset_is_a_clear_error(two_kinds, tmp_path):
-    cfg = _cfg(two_kinds, tmp_path, [{"name": "x", "architecture": "baseline_cnn", "image_size": 16,
-                                      "datasets": ["nowhere"]}])
+def test_a_specialist_of_a_missing_dataset_is_skipped_and_one_of_a_partly_missing_is_a_clear_error(two_kinds, tmp_path):
+    """``default`` holds specialists of the shared sets: trained with ``--data`` on your own folder it trains
+    the rest, and the run is the one of the config without them."""
+    plain = {"name": "baseline_cnn", "image_size": 16}
+    absent = {"name": "x", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["nowhere"]}
+    cfg = _cfg(two_kinds, tmp_path, [plain, absent], verdict={"members": ["baseline_cnn", "x"]})
+    logs: list[str] = []
+    run_dir = runner.train_run(cfg, log=logs.append)
+    assert "x: skipped, a specialist of nowhere (not in this data)" in logs
+    assert not (run_dir / "models" / "x").exists() and (run_dir / "models" / "baseline_cnn" / "done.json").exists()
+    without = _cfg(two_kinds, tmp_path, [plain], verdict={"members": ["baseline_cnn"]})
+    assert runner.prepare(without)[0] == run_dir.name
+    partly = _cfg(two_kinds, tmp_path, [{**absent, "datasets": ["small", "nowhere"]}])
     with pytest.raises(ValueError, match=r"x: datasets \['nowhere'\] have no images in this run; its datasets are big, small"):
-        runner.train_run(cfg, log=lambda _: None)
+        runner.train_run(partly, log=lambda _: None)
 
 
 def test_config_checks_architectures_and_names(two_kinds, tmp_path):

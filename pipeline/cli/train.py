@@ -90,7 +90,8 @@ def cmd_experiment(args) -> int:
         cfg = config_load.load(args.config or "default")
         if args.artifacts:
             cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(args.artifacts).resolve()))
-        run_id, run_dir, _, _ = runner.prepare(cfg)
+        run_id, run_dir, manifest, _ = runner.prepare(cfg)
+        cfg = runner.config_for_data(cfg, manifest)[0]
         if not (run_dir / store.MANIFEST).exists():
             return fail(f"run {run_id} of config {cfg.name!r} is not trained yet; train it first: "
                          f"python -m pipeline train --config {args.config or 'default'}")
