@@ -288,10 +288,11 @@ def load_check_setup(run_dir: Path, model: str | None = None, keras_models: dict
 
 
 def verdict_record(v: dict) -> dict:
-    """The JSON record of a face's three-way verdict (``model`` = "verdict", ``based_on`` its model)."""
+    """The JSON record of a face's three-way verdict (``model`` = "verdict", ``based_on`` its model,
+    ``judged_as`` the router's kind whose operating point (threshold) judged it, None: the pooled one)."""
     return {"model": "verdict", "based_on": v["model"], "verdict": v["verdict"], "p_fake": v["p_fake"],
-            "threshold": v["threshold"], "headline": v["headline"], "reasons": v["reasons"],
-            "unstable_under": v["unstable_under"]}
+            "threshold": v["threshold"], "judged_as": v.get("kind"), "headline": v["headline"],
+            "reasons": v["reasons"], "unstable_under": v["unstable_under"]}
 
 
 def photo_verdict(check: FileCheck) -> tuple[str, str] | None:
