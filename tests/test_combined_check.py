@@ -230,3 +230,30 @@ def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run)
     run = results.load_run(routed_run)
     shown = {tuple(df.value.columns) for df in at.dataframe}
     assert tuple(run.verdict_table().columns) in shown and tuple(run.trust_table().columns) in shown
+
+
+def test_each_face_is_judged_at_the_operating_point_of_the_kind_the_router_takes_it_for(routed_run, combiner):
+    """The check path hands the router's pick to the verdict: a face routed to a kind with its own
+    operating point gets that kind's threshold; the others the pooled one."""
+    import dataclasses
+
+    from pipeline import verdict
+
+    policy = verdict.load_policy(routed_run)
+    strict = {"calibrator": {"method": "none"}, "threshold": 0.999, "band": 0.0, "n": 40, "n_real": 20}
+    policy = dataclasses.replace(policy, by_kind={"small": strict}, stability=False)
+    picked = _pick(routed_run)
+    checks = checking.check_files(list(picked["path"]), detectors.load_many(routed_run), crop_faces=False,
+                                  combiner=combiner, policy=policy)
+    kinds = set()
+    for check in checks:
+        face = check.faces[0]
+        looks = max(face.combined["looks_like"], key=face.combined["looks_like"].get)
+        kinds.add(looks)
+        v = face.verdict
+        if looks == "small":
+            assert v["kind"] == "small" and v["threshold"] == pytest.approx(0.999)
+            assert v["p_fake"] == pytest.approx(face.combined["p_fake"], abs=1e-5)  # its own (identity) calibrator
+        else:
+            assert v["kind"] is None and v["threshold"] == pytest.approx(policy.threshold, abs=1e-6)
+    assert kinds == {"big", "small"}, kinds  # both kinds were exercised
