@@ -141,9 +141,10 @@ def main() -> int:
     lat_rows = [{"per photo, without stability check (s)": round(lat[0], 3),
                  "with stability check (s)": round(lat[1], 3), "added (s)": round(lat[1] - lat[0], 3)}]
 
-    body = (f"Run `{run.run_id}`, verdict model **{policy.model}**, threshold {policy.threshold:.3f} (calibrated; "
-            f"at most {policy.max_false_positive_rate:.0%} of validation reals of every data set called fake), "
-            f"unsure band ±{policy.band:.2f} log-odds ({policy.unsure_share:.0%} of validation), faces framed at "
+    from pipeline.verdict import threshold_words
+
+    body = (f"Run `{run.run_id}`, verdict model **{policy.model}**, {threshold_words(policy)}; "
+            f"unsure band ±{policy.band:.2f} log-odds pooled ({policy.unsure_share:.0%} of validation), faces framed at "
             f"{policy.face_fraction or 0:.2f} of the crop side.\n\n"
             f"**With the stability check**, {args.per_class} real + {args.per_class} fake test images per data set, "
             f"through the check path (faces found and framed):\n\n{markdown_table(rows)}\n\n"
