@@ -275,7 +275,7 @@ def thumbnail_grid(items: list[tuple[str, str]], per_row: int = 8) -> None:
 def run_caption(run: Run) -> str:
     i = run.info
     return (f"Run `{i.run_id}` · config **{i.config_name}** · created {i.created.replace('T', ' ')[:16]} · "
-            f"{len(i.complete_models)}/{len(i.models)} models finished · status {i.status}")
+            f"{len(i.complete_models)}/{len(i.models)} models finished · {i.state_words}")
 
 
 # --------------------------------------------------------------------------- trained models (pages that predict)

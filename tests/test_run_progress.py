@@ -73,11 +73,13 @@ def test_overview_shows_a_running_training_and_its_log(monkeypatch, tmp_path):
     assert any("Latest: baseline_cnn: test accuracy 0.700" in c.value for c in at.caption)
     assert "spectrum: train: 3 / 12" in str(at.get("progress")[0].proto)
 
+    # A fresh session each time: the run's label in the sidebar changes with its state (training, then
+    # stopped), and AppTest replays a selectbox by its old label (a real browser sends the index).
     _write(tmp_path, status="failed", message="no space left on device", pid=os.getpid())
-    at.run()
+    at = AppTest.from_file(APP, default_timeout=60).run()
     assert any("no space left on device" in e.value for e in at.error)
     _write(tmp_path, status="complete", pid=os.getpid())
-    at.run()
+    at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.error and not any("Training in progress" in m.value for m in at.markdown)
 
 
