@@ -82,9 +82,7 @@ def selected_run() -> Run:
         info = runs[0]  # runs exist but none finished: still show its data
     except ArtifactError as exc:
         stop_with(str(exc), "warning")
-    run = guarded(results.load_run, info)
-    warm_up(run)
-    return run
+    return guarded(results.load_run, info)
 
 
 _WARMED: set[str] = set()
@@ -93,10 +91,13 @@ _WARM_LOCK = threading.Lock()
 
 def warm_up(run: Run) -> None:
     """Load the run's Keras models and combined model into this process' caches in a background
-    thread, once per process and run, so that the first visit to *Check an image* or *Explain* does
-    not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). The pages call
-    the same cached loaders; Streamlit's per-key lock makes a page that comes early wait for this
-    load instead of loading twice. Set ``DEEPFAKE_LENS_WARM_UP=0`` to load on first use only."""
+    thread, once per process and run. Called by the pages that score uploads (*Check an image*,
+    *Check a video*) while they wait for a file: the page renders at once and the user's first upload
+    does not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). Not started
+    on the first page of every session: on 2 cores the load slowed whatever page it ran beside by
+    5-10 s (BENCHMARKS.md). The pages call the same cached loaders; Streamlit's per-key lock makes an
+    upload that comes early wait for this load instead of loading twice. Set
+    ``DEEPFAKE_LENS_WARM_UP=0`` to load on first use only."""
     if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
         return
     key = str(run.path)
@@ -315,6 +316,13 @@ def _run_combiner(run_path: str, models: tuple[str, ...], stamp: tuple[float, ..
     from pipeline.detectors import combined as ensemble
 
     return ensemble.load_combiner(run_path, keras_models=_run_models(run_path, models, stamp))
+
+
+def combiner_name(run: Run) -> str | None:
+    """Name of the run's combined model (:func:`pipeline.detectors.combined.combiner_name`), without loading it."""
+    from pipeline.detectors import combined as ensemble
+
+    return ensemble.combiner_name(run.path)
 
 
 def combiner_key(run: Run) -> str:

@@ -93,7 +93,8 @@ def test_the_start_page_shows_the_first_runs_progress(monkeypatch, tmp_path):
 
 
 def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_run):
-    """The first page visit starts loading the run's models in a thread; Check then reuses them."""
+    """Visiting Check starts loading the run's models in a thread (the page does not wait for them);
+    the other pages do not load them; Check then reuses them."""
     import threading
 
     import streamlit as st
@@ -109,6 +110,10 @@ def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_r
     common._WARMED.clear()  # a fresh server: earlier tests of this process may have warmed this run
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
     at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("app_pages/compare.py").run()
+    assert not [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"] and not calls
+    at.switch_page("app_pages/check.py").run()
     assert not at.exception, [e.value for e in at.exception]
     for thread in [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"]:
         thread.join(timeout=120)

@@ -61,7 +61,10 @@ else:
 
 summary = common.summary(run)
 best = checking.best_model(summary, model_names)
-combiner, combiner_problem = common.run_combiner(run, model_names)
+if not files:  # the models load in the background while the user picks a photo; the page does not wait
+    common.warm_up(run)
+# Loaded (or awaited) only once there is something to score: an empty page renders at once.
+combiner, combiner_problem = common.run_combiner(run, model_names) if files else (None, None)
 policy, policy_problem = common.run_policy(run)
 colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
 if policy is not None:
