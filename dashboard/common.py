@@ -120,6 +120,35 @@ def warm_up(run: Run) -> None:
     threading.Thread(target=load, name="deepfake-lens-warm-up", daemon=True).start()
 
 
+_PRELOADED: set[str] = set()
+
+
+def preload(run: Run) -> None:
+    """After a session's first page has run: import scikit-learn and SciPy's statistics (2-3 s on 2
+    busy cores) and compute the run's trust table (*Compare models*, 3 s: a calibrator per model and
+    data set) in a background thread, once per process and run, while the browser draws that page.
+    The next pages then find both ready. Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
+    if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
+        return
+    key = str(run.path)
+    with _WARM_LOCK:
+        if key in _PRELOADED:
+            return
+        _PRELOADED.add(key)
+
+    def work() -> None:
+        try:
+            import scipy.stats  # noqa: F401 - imported for its side effect: the module cache
+            import sklearn.linear_model  # noqa: F401
+            import sklearn.metrics  # noqa: F401
+
+            trust_table(run)
+        except Exception as exc:  # noqa: BLE001 - the page that needs it reports the problem
+            logging.getLogger(__name__).warning("preload of %s failed: %s", run.run_id, exc)
+
+    threading.Thread(target=work, name="deepfake-lens-preload", daemon=True).start()
+
+
 def require_models(run: Run) -> list[str]:
     """Finished models of the run; stops the page with what to run when there are none."""
     models = run.models()
