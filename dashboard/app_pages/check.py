@@ -110,6 +110,16 @@ def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, 
                                 min_confidence=conf, combiner=comb, policy=pol, stability=stable)[0]
 
 
+@st.cache_data(show_spinner=False, max_entries=64, ttl=1800)
+def _gradcam(run_path: str, model_name: str, stamp: tuple, crop, _model):
+    """Grad-CAM overlay of one face crop, kept for 30 minutes: every upload reruns the page for all of the
+    session's photos, and the map (0.2-0.3 s, one model at a time) is the same each time."""
+    from pipeline import explain
+
+    exp = explain.heatmap(_model, crop, "gradcam")
+    return explain.overlay(crop, exp.heatmap, 0.45), exp
+
+
 models = common.run_models(run, model_names)
 stamp = tuple(common._model_mtime(run, m, store.KERAS_MODEL) for m in model_names)
 combined_key = common.combiner_key(run) if combiner is not None else None
@@ -145,10 +155,7 @@ with answer:
 
 
     def _heat(model_name: str, crop):
-        from pipeline import explain
-
-        exp = explain.heatmap(models[model_name].model, crop, "gradcam")
-        return explain.overlay(crop, exp.heatmap, 0.45), exp
+        return _gradcam(str(run.path), model_name, stamp, crop, models[model_name].model)
 
 
     maps: dict = {}  # (file name, face index) -> [(caption, Grad-CAM overlay)] for the report
