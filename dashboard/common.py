@@ -311,11 +311,19 @@ def run_caption(run: Run) -> str:
 # --------------------------------------------------------------------------- trained models (pages that predict)
 
 
-@st.cache_resource(show_spinner="Loading the run's models…", max_entries=4)
-def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]):
+@st.cache_resource(show_spinner="Loading a model…", max_entries=32)
+def _run_model(run_path: str, model: str, stamp: float):
+    """One detector of a run, loaded once per process (and again when its files change)."""
     from pipeline import detectors
 
-    return detectors.load_many(run_path, list(models))
+    return detectors.load(run_path, model)
+
+
+@st.cache_resource(show_spinner="Loading the run's models…", max_entries=4)
+def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]):
+    # built from the per-model cache: a page that needs one model (Explain) and one that needs them all
+    # (Check) share the same loaded objects
+    return {m: _run_model(run_path, m, s) for m, s in zip(models, stamp)}
 
 
 def keras_model_names(run: Run) -> list[str]:

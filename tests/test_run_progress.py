@@ -102,8 +102,8 @@ def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_r
     from pipeline import detectors
 
     calls = []
-    real = detectors.load_many
-    monkeypatch.setattr(detectors, "load_many", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = detectors.load
+    monkeypatch.setattr(detectors, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
     from dashboard import common
 
     st.cache_resource.clear()
@@ -117,7 +117,9 @@ def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_r
     assert not at.exception, [e.value for e in at.exception]
     for thread in [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"]:
         thread.join(timeout=120)
-    assert len(calls) == 1
+    assert sorted(c[1] for c in calls) == ["baseline_cnn", "custom_cnn"]  # each model once
     at.switch_page("app_pages/check.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(calls) == 1
+    at.switch_page("app_pages/explain.py").run()  # one model for its maps: the same loaded object
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(calls) == 2
