@@ -77,6 +77,7 @@ def require_embeddings(run, available: list[str], *, what: str, what_to_run: str
     if missing:
         with st.expander(f"No embeddings yet for {', '.join(missing)}"):
             offer_embeddings(run, missing, key=key,
-                             reason=f"{'This model was' if len(missing) == 1 else 'These models were'} trained "
-                                    "without the embedding step (the config's `[embeddings] models`); compute "
-                                    "it here to add them to this page.")
+                             reason=f"No embeddings were computed for {'this model' if len(missing) == 1 else 'these models'} "
+                                    "(the run's `[embeddings] models` left "
+                                    f"{'it' if len(missing) == 1 else 'them'} out, or the step did not finish); "
+                                    f"compute them here to add {'it' if len(missing) == 1 else 'them'} to this page.")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pipeline import artifacts, config, evaluation, store
 from pipeline.experiments import command as experiment_command
-from pipeline.progress import ProgressFn
+from pipeline.progress import ProgressFn, report
 
 # Experiments that train Keras models (pipeline.experiments._train): the dashboard shows their command.
 NEEDS_TRAINING = {
@@ -105,6 +105,7 @@ def compute_embeddings(run_dir: str | Path, models: list[str], progress: Progres
     cfg = dataclasses.replace(cfg, embeddings=dataclasses.replace(cfg.embeddings, enabled=True,
                                                                   models=tuple(models)))
     with _lock(run_dir, "embeddings"):
+        report(progress, "loading the model and the images", 0, 0)
         manifest = store.read_manifest(run_dir)
         done = embeddings.build_for_run(run_dir, cfg, manifest, progress, log)
         rows = [svm.svm_model_name(m) for m in done if store.is_model_done(run_dir, svm.svm_model_name(m))]
@@ -142,4 +143,5 @@ def compute_robustness(run_dir: str | Path, progress: ProgressFn = None, log=lam
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     with _lock(run_dir, "robustness"):
+        report(progress, "loading the run's models (10-20 s before the first image)", 0, 0)
         return robustness.run_robustness(cfg, run_dir, progress=progress, log=log)
