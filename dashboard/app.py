@@ -70,4 +70,10 @@ if not runs:
     st.info(common.no_run_message(), icon=":material/info:")
     st.stop()
 
-page.run()
+try:
+    page.run()
+finally:  # after the first page (even one that stopped early): what the next pages need, in the background
+    try:
+        common.preload(results.load_run(results.resolve_run(st.session_state.get(common.RUN_KEY))))
+    except (results.RunNotFound, results.ArtifactError, OSError):
+        pass  # a run that cannot be read: the page said why

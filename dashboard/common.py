@@ -82,9 +82,7 @@ def selected_run() -> Run:
         info = runs[0]  # runs exist but none finished: still show its data
     except ArtifactError as exc:
         stop_with(str(exc), "warning")
-    run = guarded(results.load_run, info)
-    warm_up(run)
-    return run
+    return guarded(results.load_run, info)
 
 
 _WARMED: set[str] = set()
@@ -93,10 +91,13 @@ _WARM_LOCK = threading.Lock()
 
 def warm_up(run: Run) -> None:
     """Load the run's Keras models and combined model into this process' caches in a background
-    thread, once per process and run, so that the first visit to *Check an image* or *Explain* does
-    not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). The pages call
-    the same cached loaders; Streamlit's per-key lock makes a page that comes early wait for this
-    load instead of loading twice. Set ``DEEPFAKE_LENS_WARM_UP=0`` to load on first use only."""
+    thread, once per process and run. Called by the pages that score uploads (*Check an image*,
+    *Check a video*) while they wait for a file: the page renders at once and the user's first upload
+    does not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). Not started
+    on the first page of every session: on 2 cores the load slowed whatever page it ran beside by
+    5-10 s (BENCHMARKS.md). The pages call the same cached loaders; Streamlit's per-key lock makes an
+    upload that comes early wait for this load instead of loading twice. Set
+    ``DEEPFAKE_LENS_WARM_UP=0`` to load on first use only."""
     if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
         return
     key = str(run.path)
@@ -117,6 +118,35 @@ def warm_up(run: Run) -> None:
             logging.getLogger(__name__).warning("warm-up of %s failed: %s", run.run_id, exc)
 
     threading.Thread(target=load, name="deepfake-lens-warm-up", daemon=True).start()
+
+
+_PRELOADED: set[str] = set()
+
+
+def preload(run: Run) -> None:
+    """After a session's first page has run: import scikit-learn and SciPy's statistics (2-3 s on 2
+    busy cores) and compute the run's trust table (*Compare models*, 3 s: a calibrator per model and
+    data set) in a background thread, once per process and run, while the browser draws that page.
+    The next pages then find both ready. Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
+    if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
+        return
+    key = str(run.path)
+    with _WARM_LOCK:
+        if key in _PRELOADED:
+            return
+        _PRELOADED.add(key)
+
+    def work() -> None:
+        try:
+            import scipy.stats  # noqa: F401 - imported for its side effect: the module cache
+            import sklearn.linear_model  # noqa: F401
+            import sklearn.metrics  # noqa: F401
+
+            trust_table(run)
+        except Exception as exc:  # noqa: BLE001 - the page that needs it reports the problem
+            logging.getLogger(__name__).warning("preload of %s failed: %s", run.run_id, exc)
+
+    threading.Thread(target=work, name="deepfake-lens-preload", daemon=True).start()
 
 
 def require_models(run: Run) -> list[str]:
@@ -275,17 +305,25 @@ def thumbnail_grid(items: list[tuple[str, str]], per_row: int = 8) -> None:
 def run_caption(run: Run) -> str:
     i = run.info
     return (f"Run `{i.run_id}` · config **{i.config_name}** · created {i.created.replace('T', ' ')[:16]} · "
-            f"{len(i.complete_models)}/{len(i.models)} models finished · status {i.status}")
+            f"{len(i.complete_models)}/{len(i.models)} models finished · {i.state_words}")
 
 
 # --------------------------------------------------------------------------- trained models (pages that predict)
 
 
-@st.cache_resource(show_spinner="Loading the run's models…", max_entries=4)
-def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]):
+@st.cache_resource(show_spinner="Loading a model…", max_entries=32)
+def _run_model(run_path: str, model: str, stamp: float):
+    """One detector of a run, loaded once per process (and again when its files change)."""
     from pipeline import detectors
 
-    return detectors.load_many(run_path, list(models))
+    return detectors.load(run_path, model)
+
+
+@st.cache_resource(show_spinner="Loading the run's models…", max_entries=4)
+def _run_models(run_path: str, models: tuple[str, ...], stamp: tuple[float, ...]):
+    # built from the per-model cache: a page that needs one model (Explain) and one that needs them all
+    # (Check) share the same loaded objects
+    return {m: _run_model(run_path, m, s) for m, s in zip(models, stamp)}
 
 
 def keras_model_names(run: Run) -> list[str]:
@@ -315,6 +353,13 @@ def _run_combiner(run_path: str, models: tuple[str, ...], stamp: tuple[float, ..
     from pipeline.detectors import combined as ensemble
 
     return ensemble.load_combiner(run_path, keras_models=_run_models(run_path, models, stamp))
+
+
+def combiner_name(run: Run) -> str | None:
+    """Name of the run's combined model (:func:`pipeline.detectors.combined.combiner_name`), without loading it."""
+    from pipeline.detectors import combined as ensemble
+
+    return ensemble.combiner_name(run.path)
 
 
 def combiner_key(run: Run) -> str:

@@ -198,16 +198,20 @@ def lime_sample_budget(model, budget_seconds: float = LIME_BUDGET_SECONDS, max_s
     the same shape) plus building the perturbed image (:func:`_perturbation_seconds`: at 256 px
     about as much as scoring it with a small CNN). The count is rounded down to a multiple of 50 and
     clipped to [``min_samples``, ``max_samples``], so a slow model may take longer than the budget
-    at ``min_samples``; a machine busy with other work gives fewer samples."""
+    at ``min_samples``; a machine busy with other work gives fewer samples. The budget covers this
+    timing too (1-1.5 s on 2 busy cores: the warm-up call traces the predict function): LIME gets
+    what is left, so one press of *Run LIME* stays within ``budget_seconds``."""
     from pipeline.detectors.keras_model import predict_batch
 
+    start = time.perf_counter()
     size = model_input_size(model)
     x = np.full((probe, size, size, 3), 127.0, dtype=np.float32)
     predict_batch(model, x)  # warm-up: traces the predict function for this batch shape
     t0 = time.perf_counter()
     predict_batch(model, x)
     per_sample = (time.perf_counter() - t0) / probe + _perturbation_seconds(size)
-    samples = int(budget_seconds / max(per_sample, 1e-6)) // 50 * 50
+    left = budget_seconds - (time.perf_counter() - start)
+    samples = int(max(left, 0.0) / max(per_sample, 1e-6)) // 50 * 50
     return int(np.clip(samples, min_samples, max_samples)), per_sample
 
 

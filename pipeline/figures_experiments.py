@@ -76,10 +76,10 @@ def ablation_heatmap_figure(grid: pd.DataFrame, metric: str = "best_val_auc") ->
                                            " %{z:.3f}<extra></extra>"))
     finite = [v for row in z for v in row if v is not None]
     mid = (min(finite) + max(finite)) / 2 if finite else 0
-    for i, o in enumerate(optimizers):
-        for j, x in enumerate(xs):
-            fig.add_annotation(x=x, y=o, text=_fmt(z[i][j]), showarrow=False,
-                               font=dict(color="black" if z[i][j] is not None and z[i][j] > mid else "white"))
+    fig.update_layout(annotations=[  # one update: add_annotation per cell is quadratic
+        dict(x=x, y=o, text=_fmt(z[i][j]), showarrow=False,
+             font=dict(color="black" if z[i][j] is not None and z[i][j] > mid else "white"))
+        for i, o in enumerate(optimizers) for j, x in enumerate(xs)])
     fig.update_layout(title=f"{metric_label(metric)}: optimizer x learning rate", margin=_MARGIN)
     fig.update_xaxes(title_text="Learning rate", type="category")
     fig.update_yaxes(title_text="Optimizer", type="category")
@@ -158,11 +158,10 @@ def generalisation_figure(matrix: pd.DataFrame, metric: str = "roc_auc") -> go.F
 
     lo, hi = (0.5, 1.0) if unit else (min((v for r in z for v in r if v is not None), default=0.0),
                                       max((v for r in z for v in r if v is not None), default=1.0))
-    for i, a in enumerate(train):
-        for j, b in enumerate(test):
-            text = _fmt(z[i][j])
-            fig.add_annotation(x=b, y=a, text=f"<b>{text}</b>" if a == b else text, showarrow=False,
-                               font=dict(size=14, color=text_color_on("RdYlGn", z[i][j], lo, hi)))
+    fig.update_layout(annotations=[  # one update: add_annotation per cell is quadratic
+        dict(x=b, y=a, text=f"<b>{_fmt(z[i][j])}</b>" if a == b else _fmt(z[i][j]), showarrow=False,
+             font=dict(size=14, color=text_color_on("RdYlGn", z[i][j], lo, hi)))
+        for i, a in enumerate(train) for j, b in enumerate(test)])
     fig.update_layout(title=f"{metric_label(metric)}: trained on (rows) x tested on (columns); diagonal in-domain",
                       margin=_MARGIN)
     _clear_title(fig)
@@ -188,10 +187,10 @@ def routing_confusion_figure(confusion: pd.DataFrame, title: str = "Router: true
                              customdata=counts.tolist(),
                              hovertemplate="%{y} routed to %{x}<br>%{customdata} images (%{z:.1%} of the row)"
                                            "<extra></extra>"))
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            fig.add_annotation(x=c, y=r, showarrow=False, text=f"<b>{counts[i][j]}</b><br>{share[i][j]:.1%}",
-                               font=dict(size=14, color="white" if share[i][j] > 0.55 else "#222"))
+    fig.update_layout(annotations=[  # one update: add_annotation per cell is quadratic
+        dict(x=c, y=r, showarrow=False, text=f"<b>{counts[i][j]}</b><br>{share[i][j]:.1%}",
+             font=dict(size=14, color="white" if share[i][j] > 0.55 else "#222"))
+        for i, r in enumerate(rows) for j, c in enumerate(cols)])
     fig.update_layout(title=title, margin=_MARGIN, height=120 + 70 * len(rows))
     fig.update_xaxes(title_text="Routed to", type="category", side="bottom")
     fig.update_yaxes(title_text="True dataset", type="category", autorange="reversed")

@@ -75,6 +75,13 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def process_alive(pid: int | None) -> bool:
+    """True when a process ``pid`` exists on this machine (``os.kill(pid, 0)``; one owned by another user
+    counts). A pid reused by an unrelated process after a crash reads as alive: the price of not keeping
+    a lock file."""
+    return _alive(pid)
+
+
 def read_status(artifacts_dir: str | Path) -> TrainingStatus | None:
     """The last training's status in ``artifacts_dir``, or None when no training wrote one (or the
     file cannot be read: a half-written file cannot happen, writes are atomic)."""

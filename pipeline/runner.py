@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import platform
 from pathlib import Path
 from typing import Callable
@@ -70,6 +71,7 @@ def config_for_data(cfg: RunConfig, manifest: pd.DataFrame) -> tuple[RunConfig, 
 def _write_run_json(run_dir: Path, run_id: str, cfg: RunConfig, manifest, skipped, status: str, created: str) -> None:
     artifacts.write_json(store.run_file(run_dir, store.RUN_JSON), {
         "run_id": run_id, "config_name": cfg.name, "created": created, "updated": _now(), "status": status,
+        "pid": os.getpid(), "host": platform.node(),  # a "running" run whose process is gone crashed (runs.RunInfo.state)
         "machine": _machine(), "pipeline_version": artifacts.PIPELINE_VERSION, "format": store.FORMAT,
         "models": cfg.model_names, "comparison_models": comparison_models(cfg),
         "config": to_dict(cfg), "data_summary": data.summarize(manifest, skipped),

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline import store
+from pipeline import run_progress, store
 
 ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_COMMAND = "python -m pipeline train"
 TRAIN_HINT = f"Build one with: {TRAIN_COMMAND} (see README)"
+
+STATE_WORDS = {"complete": "complete", "running": "training", "stopped": "stopped (crashed or killed)"}
+STATE_RANK = {"running": 1, "stopped": 2}  # latest_run: complete (and older statuses) 0, then these
 
 # Folders in artifacts/ that are never runs.
 _NOT_RUNS = {"cache", "evaluations", "__pycache__"}
@@ -62,6 +66,29 @@ class RunInfo:
     models: list[str] = field(default_factory=list)  # every model the run's config lists
     complete_models: list[str] = field(default_factory=list)  # those with models/<m>/done.json
     format: int = store.FORMAT  # the run folder's layout version (pipeline.store.FORMAT)
+    pid: int | None = None  # process id and host of the train that wrote run.json last (None: older runs)
+    host: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``running`` only while the ``train`` that marked the run running is alive; ``stopped`` when
+        its process is gone (crashed or killed: run.json still says running); otherwise run.json's
+        status (``complete``). A run.json without a pid (written before it was recorded) counts as
+        running while a training of this artifacts folder is (its ``progress.json``,
+        :mod:`pipeline.run_progress`); a pid of another host cannot be checked and counts as running."""
+        if self.status != "running":
+            return self.status
+        if self.pid:
+            if self.host and self.host != platform.node():
+                return "running"
+            return "running" if run_progress.process_alive(self.pid) else "stopped"
+        progress = run_progress.read_status(self.path.parent)
+        return "running" if progress is not None and progress.active else "stopped"
+
+    @property
+    def state_words(self) -> str:
+        """:attr:`state` for a person: complete, training, stopped (crashed or killed)."""
+        return STATE_WORDS.get(self.state, self.state)
 
     @property
     def stale(self) -> bool:
@@ -72,8 +99,10 @@ class RunInfo:
     def label(self) -> str:
         """One line for selectors: id, config, created, finished models."""
         created = self.created.replace("T", " ")[:16] if self.created else "?"
+        state = self.state
         return (f"{self.run_id} · {self.config_name} · {created} · "
-                f"{len(self.complete_models)}/{len(self.models)} models" + (" · older version" if self.stale else ""))
+                f"{len(self.complete_models)}/{len(self.models)} models" + (" · older version" if self.stale else "")
+                + (f" · {STATE_WORDS[state]}" if state in ("running", "stopped") else ""))
 
 
 def _read_json(path: Path) -> Any:
@@ -122,9 +151,11 @@ def _info_from(path: Path) -> RunInfo | None:
     listed = _model_names(run_json)
     complete = _complete_models(path, listed)
     models = listed + [m for m in complete if m not in listed]
+    pid = run_json.get("pid")
     return RunInfo(run_id=run_id, path=path.resolve(), created=created, config_name=config_name,
                    status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete,
-                   format=store.run_format(run_json))
+                   format=store.run_format(run_json), pid=pid if isinstance(pid, int) and pid > 0 else None,
+                   host=str(run_json["host"]) if run_json.get("host") else None)
 
 
 def info_at(path: Path | str) -> RunInfo:
@@ -176,12 +207,15 @@ def _no_run_message(root: Path) -> str:
 
 
 def latest_run(root: Path | str | None = None) -> RunInfo:
-    """The newest run of this version with at least one finished model."""
+    """The run a page shows when none is chosen: among the runs of this version with at least one
+    finished model, the newest complete one, else the newest that is still training (its process
+    alive), else the newest stopped one (run.json says running but its process is gone: crashed or
+    killed; :attr:`RunInfo.state`)."""
     root = _root(root)
     runs = list_runs(root)
-    for info in runs:
-        if info.complete_models and not info.stale:
-            return info
+    usable = [info for info in runs if info.complete_models and not info.stale]
+    if usable:
+        return min(usable, key=lambda info: STATE_RANK.get(info.state, 0))  # min keeps the newest of a rank
     stale = [info for info in runs if info.stale]
     if stale:
         raise RunNotFound(f"The runs in {root} ({', '.join(i.run_id for i in stale[:5])}) were made by an older "

@@ -15,10 +15,10 @@ folder. ``flags=False`` starts it with no command-line flags at all (only the po
 
 ``count_loads=True`` runs the same server through this file (``python tests/server.py run ...``):
 the process is still the one Python process that runs Streamlit's own CLI, but before Streamlit
-starts it wraps ``pipeline.detectors.load_many`` and ``pipeline.faces.detector``'s builder
+starts it wraps ``pipeline.detectors.load`` (one model) and ``pipeline.faces.detector``'s builder
 so that every real model load prints a ``[deepfake-lens-load] ...`` line to the log;
 :meth:`StreamlitServer.model_loads` counts them. That is how the load test checks that
-``st.cache_resource`` loads the run's models once per process.
+``st.cache_resource`` loads each of the run's models once per process.
 
 The process is stopped by its PID (SIGTERM, then SIGKILL after a grace period).
 """
@@ -645,17 +645,17 @@ def _instrument() -> None:
     sys.path.insert(0, str(REPO))
     from pipeline import detectors
 
-    real = detectors.load_many
+    real = detectors.load  # the dashboard loads a run's models one by one (dashboard.common._run_model)
 
     @functools.wraps(real)
-    def load_run_models(run_dir, names=None):
+    def load_run_model(run_dir, name):
         t0 = time.perf_counter()
-        out = real(run_dir, names)
+        out = real(run_dir, name)
         print(f"{LOAD_MARK} run_models pid={os.getpid()} thread={threading.current_thread().name} "
-              f"run={Path(run_dir).name} models={','.join(out)} seconds={time.perf_counter() - t0:.2f}", flush=True)
+              f"run={Path(run_dir).name} models={name} seconds={time.perf_counter() - t0:.2f}", flush=True)
         return out
 
-    detectors.load_many = load_run_models
+    detectors.load = load_run_model
 
     try:
         from pipeline import faces

@@ -141,3 +141,26 @@ def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
     at.number_input(key="explain_lime_samples").set_value(50).run()
     at.button(key="explain_lime_run").click().run()
     assert any("· 50 samples" in c.value for c in at.caption)
+
+
+def test_explain_maps_the_best_model_first_and_scores_test_images_from_their_stored_predictions(monkeypatch,
+                                                                                               tiny_run):
+    from pipeline import checking, results
+
+    run = results.load_run(results.info_at(tiny_run))
+    best = checking.best_model(run.summary(), ["baseline_cnn", "custom_cnn"])
+    at = _app(monkeypatch, tiny_run, "app_pages/explain.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="explain_map_models").value == [best]
+    assert any(c.value.startswith("3 maps computed in") for c in at.caption)
+    # the bars show the stored test predictions, which are what the models give the image now
+    from pipeline import detectors, images
+
+    preds = run.predictions("custom_cnn")
+    row = preds[preds["split"] == "test"].iloc[0]
+    live = detectors.score_records([images.load_rgb(str(row["path"]))],
+                                   detectors.load_many(tiny_run, ["custom_cnn"]))[0][0]["p_fake"]
+    assert live == pytest.approx(float(row["p_fake"]), abs=2e-3)
+    at.multiselect(key="explain_map_models").set_value(["baseline_cnn", "custom_cnn"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("6 maps computed in") for c in at.caption)

@@ -73,11 +73,13 @@ def test_overview_shows_a_running_training_and_its_log(monkeypatch, tmp_path):
     assert any("Latest: baseline_cnn: test accuracy 0.700" in c.value for c in at.caption)
     assert "spectrum: train: 3 / 12" in str(at.get("progress")[0].proto)
 
+    # A fresh session each time: the run's label in the sidebar changes with its state (training, then
+    # stopped), and AppTest replays a selectbox by its old label (a real browser sends the index).
     _write(tmp_path, status="failed", message="no space left on device", pid=os.getpid())
-    at.run()
+    at = AppTest.from_file(APP, default_timeout=60).run()
     assert any("no space left on device" in e.value for e in at.error)
     _write(tmp_path, status="complete", pid=os.getpid())
-    at.run()
+    at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.error and not any("Training in progress" in m.value for m in at.markdown)
 
 
@@ -91,7 +93,8 @@ def test_the_start_page_shows_the_first_runs_progress(monkeypatch, tmp_path):
 
 
 def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_run):
-    """The first page visit starts loading the run's models in a thread; Check then reuses them."""
+    """Visiting Check starts loading the run's models in a thread (the page does not wait for them);
+    the other pages do not load them; Check then reuses them."""
     import threading
 
     import streamlit as st
@@ -99,8 +102,8 @@ def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_r
     from pipeline import detectors
 
     calls = []
-    real = detectors.load_many
-    monkeypatch.setattr(detectors, "load_many", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = detectors.load
+    monkeypatch.setattr(detectors, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
     from dashboard import common
 
     st.cache_resource.clear()
@@ -108,9 +111,15 @@ def test_models_are_loaded_once_per_server_in_the_background(monkeypatch, tiny_r
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
-    for thread in [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"]:
-        thread.join(timeout=120)
-    assert len(calls) == 1
+    at.switch_page("app_pages/compare.py").run()
+    assert not [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"] and not calls
     at.switch_page("app_pages/check.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(calls) == 1
+    for thread in [t for t in threading.enumerate() if t.name == "deepfake-lens-warm-up"]:
+        thread.join(timeout=120)
+    assert sorted(c[1] for c in calls) == ["baseline_cnn", "custom_cnn"]  # each model once
+    at.switch_page("app_pages/check.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("app_pages/explain.py").run()  # one model for its maps: the same loaded object
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(calls) == 2

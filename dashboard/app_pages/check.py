@@ -61,7 +61,10 @@ else:
 
 summary = common.summary(run)
 best = checking.best_model(summary, model_names)
-combiner, combiner_problem = common.run_combiner(run, model_names)
+if not files:  # the models load in the background while the user picks a photo; the page does not wait
+    common.warm_up(run)
+# Loaded (or awaited) only once there is something to score: an empty page renders at once.
+combiner, combiner_problem = common.run_combiner(run, model_names) if files else (None, None)
 policy, policy_problem = common.run_policy(run)
 colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
 if policy is not None:
@@ -106,6 +109,16 @@ def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, 
                                 min_confidence=conf, combiner=comb, policy=pol, stability=stable)[0]
 
 
+@st.cache_data(show_spinner=False, max_entries=64, ttl=1800)
+def _gradcam(run_path: str, model_name: str, stamp: tuple, crop, _model):
+    """Grad-CAM overlay of one face crop, kept for 30 minutes: every upload reruns the page for all of the
+    session's photos, and the map (0.2-0.3 s, one model at a time) is the same each time."""
+    from pipeline import explain
+
+    exp = explain.heatmap(_model, crop, "gradcam")
+    return explain.overlay(crop, exp.heatmap, 0.45), exp
+
+
 models = common.run_models(run, model_names)
 stamp = tuple(common._model_mtime(run, m, store.KERAS_MODEL) for m in model_names)
 combined_key = common.combiner_key(run) if combiner is not None else None
@@ -141,10 +154,7 @@ with answer:
 
 
     def _heat(model_name: str, crop):
-        from pipeline import explain
-
-        exp = explain.heatmap(models[model_name].model, crop, "gradcam")
-        return explain.overlay(crop, exp.heatmap, 0.45), exp
+        return _gradcam(str(run.path), model_name, stamp, crop, models[model_name].model)
 
 
     maps: dict = {}  # (file name, face index) -> [(caption, Grad-CAM overlay)] for the report

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import evaluation, figures, figures_experiments
+from pipeline import evaluation, figures, figures_experiments, store
 from pipeline.detectors.combined import ROUTED
 from pipeline.results import comparison_row
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO, routing_report
@@ -42,6 +42,15 @@ HELP = {
     "latency_ms_per_image_batch64": "Median CPU time per image when classifying batches of 64.",
 }
 BEST_OF = ["roc_auc", "f1", "accuracy", "latency_ms_batch1"]
+CM_DEFAULT = 3  # confusion matrices drawn at first (one plotly chart each)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _routing_report(run_path: str, mtime: float, threshold: float):
+    """:func:`pipeline.routing.routing_report` of the routed model's stored predictions (cached: 0.4 s)."""
+    from pipeline.results import info_at, load_run
+
+    return routing_report(load_run(info_at(run_path)).predictions(ROUTED), threshold)
 
 run = common.selected_run()
 models = common.require_models(run)
@@ -228,10 +237,16 @@ if len(tt):
 
 # --------------------------------------------------------------------------- confusion matrices
 st.subheader("Confusion matrices")
-per_row = min(3, len(rows))
-for start in range(0, len(rows), per_row):
+by_auc = [r["model"] for r in sorted(rows, key=lambda r: -1.0 if pd.isna(r["roc_auc"]) else -float(r["roc_auc"]))]
+cm_models = st.multiselect("Confusion matrices of", [r["model"] for r in rows], default=by_auc[:CM_DEFAULT],
+                           key="compare_cm_models",
+                           help=f"The {CM_DEFAULT} best by ROC-AUC at first: one chart per model (every chart "
+                                "costs the browser time to draw).")
+cm_rows = [r for r in rows if r["model"] in cm_models]
+per_row = max(1, min(3, len(cm_rows)))
+for start in range(0, len(cm_rows), per_row):
     cols = st.columns(per_row)
-    for col, r in zip(cols, rows[start:start + per_row]):
+    for col, r in zip(cols, cm_rows[start:start + per_row]):
         if any(pd.isna(r[k]) for k in ("tn", "fp", "fn", "tp")):
             col.caption(f"{r['model']}: no confusion counts recorded")
             continue
@@ -268,7 +283,8 @@ if ROUTED in models:
     st.subheader("Router")
     st.caption(f"`{ROUTED}` sends each image to the stacker of the dataset its router takes it for (a linear model "
                "on a thumbnail and HOG of the image): a routing error makes the wrong specialist speak.")
-    router = routing_report(common.predictions(run, ROUTED), metrics[ROUTED]["threshold"])
+    router = _routing_report(str(run.path), common._model_mtime(run, ROUTED, store.PREDICTIONS),
+                             float(metrics[ROUTED]["threshold"]))
     if router is None:
         st.info(f"This run's `{ROUTED}` was fitted before the router's choices were stored with its predictions. "
                 f"Refresh it (trained models are reused; the combined models are refitted) with:"

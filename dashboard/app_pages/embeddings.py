@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, compute_panel
 from pipeline import figures, figures_embeddings, images, results, run_embeddings
 
 PROJECTIONS = {"PCA": ("pca_1", "pca_2", "pca_3"), "UMAP": ("umap_1", "umap_2", "umap_3")}
@@ -52,8 +52,7 @@ models = common.require_models(run)
 st.title("Embeddings")
 st.caption(common.run_caption(run))
 available = [m for m in models if run_embeddings.has_embeddings(run, m)]
-if not available:
-    common.stop_with(f"Run `{run.run_id}` has no embeddings yet. {WHAT_TO_RUN}")
+compute_panel.require_embeddings(run, available, what="this page draws", what_to_run=WHAT_TO_RUN, key="emb_compute")
 
 model = st.selectbox("Model", available, key="emb_model",
                      help="Each model's penultimate layer (named 'embedding'): its vector representation of a face.")

@@ -14,6 +14,21 @@ MAX_OPTIONS = 500
 LIME_KEY = "explain_lime_results"
 LIME_KEEP = 4  # LIME results a session keeps (the run folder's cache keeps them all on disk)
 
+def _stored_scores(run, names: list[str], path: str) -> list[dict] | None:
+    """One record per model (model, p_fake, threshold, verdict) from the run's stored test predictions
+    of the image at ``path``; None when a model has no row for it."""
+    out = []
+    for name in names:
+        preds = common.predictions(run, name)
+        hit = preds.loc[(preds["split"] == "test") & (preds["path"].astype(str) == path), "p_fake"]
+        if hit.empty:
+            return None
+        p, threshold = float(hit.iloc[0]), float(common.metrics(run, name)["threshold"])
+        out.append({"model": name, "p_fake": round(p, 6), "threshold": round(threshold, 6),
+                    "verdict": detectors.verdict(p, threshold)})
+    return out
+
+
 run = common.selected_run()
 st.title("Explain")
 st.caption(common.run_caption(run))
@@ -82,9 +97,12 @@ else:
         common.stop_with(f"{row['path']} cannot be read ({exc}); was the data moved?", "warning")
     image_name, truth = str(row["relpath"]), str(row["label"])
 
-models = common.run_models(run, model_names)
 sha = explain.image_sha256(rgb)
-scores = detectors.score_records([rgb], models)[0]
+stored = _stored_scores(run, model_names, str(row["path"])) if truth is not None else None
+if stored is None:  # an upload (or a test image a model has no row for): score it with every model
+    scores = detectors.score_records([rgb], common.run_models(run, model_names))[0]
+else:  # the test set's stored predictions: the same numbers, without loading a model
+    scores = stored
 ens = checking.ensemble(scores)
 
 left, right = st.columns([1, 2])
@@ -121,11 +139,16 @@ def _gradient_maps(run_path: str, names: tuple[str, ...], stamp: str, sha: str, 
 
 disp_hw = explain.display_size(rgb.shape[:2])
 disp = explain.display_image(rgb, disp_hw)
-grad_maps, grad_seconds = _gradient_maps(str(run.path), tuple(model_names), common.models_stamp(run, model_names),
+map_models = st.multiselect("Maps of", model_names, default=[best], key="explain_map_models",
+                            help="Each model's maps cost about 0.4 s on this server (the first time a model is "
+                                 "explained, its explainer is built too); add the others to compare where they look.")
+map_models = [m for m in model_names if m in map_models]  # the run's order
+models = common.run_models(run, map_models) if map_models else {}
+grad_maps, grad_seconds = _gradient_maps(str(run.path), tuple(map_models), common.models_stamp(run, map_models),
                                          sha, target,
-                                         disp_hw, rgb, {n: models[n].model for n in model_names})
-cols = st.columns(max(len(model_names), 4))  # a lone model does not fill the page
-for col, name in zip(cols, model_names):
+                                         disp_hw, rgb, {n: models[n].model for n in map_models})
+cols = st.columns(max(len(map_models), 4))  # a lone model does not fill the page
+for col, name in zip(cols, map_models):
     with col:
         st.markdown(f"**{name}**" + (" (best)" if name == best else ""))
         for method in explain.METHODS:
@@ -137,7 +160,7 @@ for col, name in zip(cols, model_names):
             st.image(explain.overlay(disp, heat, alpha), caption=explain.METHOD_LABELS[used], width="stretch")
             if note:
                 st.caption(note)
-st.caption(f"{len(model_names) * len(explain.METHODS)} maps computed in {grad_seconds:.1f} s on this server "
+st.caption(f"{len(map_models) * len(explain.METHODS)} maps computed in {grad_seconds:.1f} s on this server "
            "(kept for this image for 30 minutes).")
 
 # --------------------------------------------------------------------------- LIME
@@ -165,8 +188,9 @@ if c3.button("Run LIME", icon=":material/play_arrow:", key="explain_lime_run"):
     try:
         while len(store) >= LIME_KEEP:  # a session keeps its last few LIME results only
             store.pop(next(iter(store)))
-        n = samples or explain_lime.lime_sample_budget(models[lime_model].model)[0]
-        store[key] = explain_lime.lime_explain(models[lime_model].model, rgb, num_samples=n, run_dir=run.path,
+        lime_keras = common.run_models(run, [lime_model])[lime_model].model
+        n = samples or explain_lime.lime_sample_budget(lime_keras)[0]
+        store[key] = explain_lime.lime_explain(lime_keras, rgb, num_samples=n, run_dir=run.path,
                                           model_name=lime_model, progress=_progress)
     except Exception as exc:  # noqa: BLE001
         st.error(f"LIME failed for {lime_model}: {exc}")
@@ -190,8 +214,9 @@ else:
 # --------------------------------------------------------------------------- feature maps
 st.subheader("Feature maps")
 c1, c2, c3 = st.columns(3)
-fm_model = c1.selectbox("Model", model_names, key="explain_fm_model")
-layers = explain.conv_layers(models[fm_model].model)
+fm_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_fm_model")
+fm_keras = common.run_models(run, [fm_model])[fm_model].model
+layers = explain.conv_layers(fm_keras)
 if not layers:
     st.info(f"{fm_model} has no convolutional layer.")
 else:
@@ -199,7 +224,7 @@ else:
                          help="Convolutional layers (and the activations after them), input side first.")
     n_ch = c3.slider("Channels", 4, 64, 32, 4, key="explain_fm_channels")
     try:
-        maps, order = explain.feature_maps(models[fm_model].model, rgb, layer, max_channels=n_ch)
+        maps, order = explain.feature_maps(fm_keras, rgb, layer, max_channels=n_ch)
         cell = max(24, min(96, 768 // 8))
         st.image(explain.feature_grid(maps, cols=8, cell=cell), width="stretch",
                  caption=f"{len(maps)} most active channels of `{layer}` ({maps.shape[1]}×{maps.shape[2]} each), "

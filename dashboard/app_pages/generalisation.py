@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures, figures_experiments
+from pipeline import figures, figures_experiments, on_demand
 from pipeline.experiments import crossdataset
 from pipeline.results import ArtifactError, ExperimentNotRun
 
@@ -14,8 +14,9 @@ st.caption(common.run_caption(run))
 
 try:
     matrix = run.experiment("crossdataset")
-except ExperimentNotRun as exc:
-    common.stop_with(str(exc), "info")
+except ExperimentNotRun:
+    common.stop_with(f"Run `{run.run_id}` has no generalisation matrix yet. "
+                     + on_demand.training_command("crossdataset", run.run_id), "info")
 except ArtifactError as exc:
     common.stop_with(str(exc), "warning")
 

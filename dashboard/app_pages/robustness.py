@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import common
-from pipeline import figures, figures_experiments
-from pipeline.detectors import combined as ensemble
+from dashboard import common, compute_panel
+from pipeline import figures, figures_experiments, on_demand, results
 from pipeline.experiments import robustness
 from pipeline.results import ArtifactError, ExperimentNotRun
 
@@ -16,8 +15,15 @@ st.caption(common.run_caption(run))
 
 try:
     table = run.experiment("robustness")
-except ExperimentNotRun as exc:
-    common.stop_with(str(exc), "info")
+except ExperimentNotRun:
+    if not common.keras_model_names(run):
+        common.stop_with(f"Run `{run.run_id}` has no robustness sweep and no finished Keras model to sweep; train "
+                         f"one with `{results.TRAIN_COMMAND}`.", "info")
+    compute_panel.offer(f"Run `{run.run_id}` has no robustness sweep yet: it scores every model on a sample of the "
+                        "test images under JPEG, rescaling, blur and noise (inference only, a few minutes).",
+                        "Run the robustness sweep", lambda progress: on_demand.compute_robustness(run.path, progress),
+                        key="robustness_compute", busy=on_demand.is_busy(run.path, "robustness"))
+    st.stop()
 except ArtifactError as exc:
     common.stop_with(str(exc), "warning")
 
@@ -56,9 +62,12 @@ if verdict_model:
     st.markdown(f"**{verdict_model}** is the run's verdict: the combined model that scores uploads on *Check an "
                 f"image*, swept here like the others at its own threshold. "
                 + robustness.verdict_summary(table, verdict_model, dataset, metric))
-elif "combined_model" not in settings and ensemble.combiner_name(run.path):
-    st.caption("This sweep predates scoring the run's combined model; rerun it to include it: "
-               f"`python -m pipeline experiment robustness --run {run.run_id}`.")
+elif on_demand.robustness_needs_update(run.path):
+    compute_panel.offer("This sweep predates scoring the run's combined model (its verdict on uploads); add it "
+                        "(models whose rows are current are not scored again).",
+                        "Add the combined model to the sweep",
+                        lambda progress: on_demand.compute_robustness(run.path, progress),
+                        key="robustness_update", busy=on_demand.is_busy(run.path, "robustness"))
 st.plotly_chart(figures_experiments.robustness_figure(table, dataset, metric, colors, highlight=verdict_model),
                 key="robustness_chart", width="stretch")
 st.caption(f"How to read this: one panel per kind of damage, the clean image on the left of each, stronger damage to "

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, compute_panel
 from pipeline import splits
 from pipeline import figures, figures_embeddings, results, run_embeddings, svm
 
@@ -56,8 +56,7 @@ models = common.require_models(run)
 st.title("SVM lab")
 st.caption(common.run_caption(run))
 available = [m for m in models if run_embeddings.has_embeddings(run, m)]
-if not available:
-    common.stop_with(f"Run `{run.run_id}` has no embeddings yet. {WHAT_TO_RUN}")
+compute_panel.require_embeddings(run, available, what="the lab refits an SVM on", what_to_run=WHAT_TO_RUN, key="svm_compute")
 
 c1, c2 = st.columns([2, 3])
 model = c1.selectbox("Model embedding", available, key="svm_model")

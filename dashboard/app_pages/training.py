@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common
-from pipeline import figures, figures_experiments, training_results
+from pipeline import figures, figures_experiments, on_demand, training_results
 from pipeline.results import ArtifactError, ExperimentNotRun
 
 run = common.selected_run()
@@ -55,8 +55,8 @@ st.subheader("Hyper-parameter search")
 try:
     trials = run.experiment("search")
 except ExperimentNotRun:
-    st.caption("Not part of this run: the search of a small CNN's layers and learning rate is an optional "
-               f"experiment (`python -m pipeline experiment search --run {run.run_id}`).")
+    st.caption("Not part of this run: the search of a small CNN's layers and learning rate is an optional experiment. "
+               + on_demand.training_command("search", run.run_id))
 except ArtifactError as exc:
     st.warning(str(exc))
 else:
@@ -81,8 +81,8 @@ st.subheader("Optimizer x learning rate")
 try:
     grid = run.experiment("ablation")
 except ExperimentNotRun:
-    st.caption("Not part of this run: training one model with each optimizer and learning rate is an optional "
-               f"experiment (`python -m pipeline experiment ablation --run {run.run_id}`).")
+    st.caption("Not part of this run: training one model with each optimizer and learning rate is an optional experiment. "
+               + on_demand.training_command("ablation", run.run_id))
 except ArtifactError as exc:
     st.warning(str(exc))
 else:

@@ -76,13 +76,15 @@ with st.expander("Sampling and verdict settings", expanded=False):
     min_faces = c3.slider("Unsure below this many faces in a track", 1, 10, scoring.DEFAULT_MIN_FACES, key="video_minf")
     min_conf = c3.slider("Face detector confidence", 0.5, 0.99, 0.9, 0.01, key="video_conf")
 
-combiner, combiner_problem = common.run_combiner(run, model_names)
+if source is None:  # the models load in the background while the user picks a clip; the page does not wait
+    common.warm_up(run)
+combiner, combiner_problem = common.run_combiner(run, model_names) if source is not None else (None, None)
 policy, _ = common.run_policy(run)
 if combiner_problem:
     st.warning(f"The run's combined model cannot score faces, so the verdict uses the log-odds vote: "
                f"{combiner_problem}", icon=":material/warning:")
 st.caption(f"Every face of every sampled frame is scored by each model of the run; the verdict model is "
-           f"**{policy.model if policy is not None else combiner.name if combiner is not None else scoring.VOTE_NAME}**"
+           f"**{policy.model if policy is not None else common.combiner_name(run) or scoring.VOTE_NAME}**"
            f"{' (calibrated on validation, as on the Check page)' if policy is not None else ''}. A face track's score is the "
            f"{scoring.RULE_TEXT[rule]}; the clip's verdict is its most suspicious track's: fake at or above the "
            f"threshold + {band:.2f}, real below the threshold − {band:.2f}, unsure in between or with fewer than "
