@@ -294,6 +294,12 @@ def _recent(keys: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def forget_recent() -> None:
+    """Empty the in-memory memo of recent encoder outputs (a benchmark that times new images needs this)."""
+    with _RECENT_LOCK:
+        _RECENT.clear()
+
+
 def _remember(key: str, raw: np.ndarray) -> None:
     with _RECENT_LOCK:
         _RECENT[key] = raw
