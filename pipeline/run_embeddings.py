@@ -70,31 +70,28 @@ def projections(run: Run, model: str) -> pd.DataFrame:
 
 def separability(run: Run, model: str) -> pd.DataFrame:
     """separability.json as a table: space, dims, classifier, accuracy, roc_auc (test split)."""
-    file = _embedding_file(run, model, "separability.json", "the separability table")
-    try:
-        data = _read_json(file)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"Run {run.info.run_id}: models/{model}/separability.json cannot be read ({exc}); "
-                            f"{run.retrain_hint()}") from exc
+    data = _json_of(run, model, "separability.json", "the separability table")
     return pd.DataFrame(data.get("rows") or [], columns=["space", "dims", "classifier", "accuracy", "roc_auc"])
 
 
 def explained_variance(run: Run, model: str) -> list[float]:
     """Explained variance ratio of each PCA component (from embeddings.json)."""
-    file = _embedding_file(run, model, "embeddings.json", "the embedding summary")
-    try:
-        return [float(v) for v in _read_json(file).get("explained_variance_ratio") or []]
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"Run {run.info.run_id}: models/{model}/embeddings.json cannot be read ({exc}); "
-                            f"{run.retrain_hint()}") from exc
+    return [float(v) for v in _json_of(run, model, "embeddings.json", "the embedding summary")
+            .get("explained_variance_ratio") or []]
 
 
 def embedding_info(run: Run, model: str) -> dict[str, Any]:
     """embeddings.json: dims, number of PCA components, UMAP settings, timings."""
-    file = _embedding_file(run, model, "embeddings.json", "the embedding summary")
-    try:
-        data = _read_json(file)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"Run {run.info.run_id}: models/{model}/embeddings.json cannot be read ({exc}); "
-                            f"{run.retrain_hint()}") from exc
+    data = _json_of(run, model, "embeddings.json", "the embedding summary")
     return data if isinstance(data, dict) else {}
+
+
+def _json_of(run: Run, model: str, name: str, what: str) -> Any:
+    """The JSON file ``name`` of a model's embeddings; raises ArtifactError (saying what to run) when it is
+    missing or cannot be read."""
+    file = _embedding_file(run, model, name, what)
+    try:
+        return _read_json(file)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"Run {run.info.run_id}: models/{model}/{name} cannot be read ({exc}); "
+                            f"{run.retrain_hint()}") from exc

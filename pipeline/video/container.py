@@ -193,13 +193,20 @@ def probe(source: Source, name: str | None = None) -> VideoInfo:
     Raises :class:`VideoError`."""
     label = clip_label(source, name)
     with open_clip(source, label) as container:
-        stream = video_stream(container, label, source)
-        info = clip_info(container, stream, label)
-        frame = first_frame(container, stream, label)
-        apply_rotation_to_info(info, frame)
-        if info.duration is None:
-            info.duration = scan_duration(container, stream)
-        return info
+        return read_header(container, source, label)[1]
+
+
+def read_header(container, source: Source, label: str):
+    """(video stream, :class:`VideoInfo`, first decoded frame) of an open clip: the facts from its header,
+    the rotation from its first frame, and the duration scanned when the header has none. Raises
+    :class:`VideoError`."""
+    stream = video_stream(container, label, source)
+    info = clip_info(container, stream, label)
+    first = first_frame(container, stream, label)
+    apply_rotation_to_info(info, first)
+    if info.duration is None or info.duration <= 0:
+        info.duration = scan_duration(container, stream)
+    return stream, info, first
 
 
 def video_stream(container, label: str, source: Source = None):

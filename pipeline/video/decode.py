@@ -31,9 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.progress import ProgressFn, report
-from pipeline.video.container import (Source, VideoError, VideoInfo, apply_rotation_to_info, clip_info,
-                                      clip_label, ffmpeg_text, first_frame, open_clip, scan_duration,
-                                      video_stream)
+from pipeline.video.container import Source, VideoError, VideoInfo, clip_label, ffmpeg_text, open_clip, read_header
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv")
 DEFAULT_FRAMES = 16  # sampled frames per clip, evenly over its duration
@@ -149,12 +147,7 @@ def sample_video(source: Source, sampling: Sampling = Sampling(), *, name: str |
 
     label = clip_label(source, name)
     with open_clip(source, label) as container:
-        stream = video_stream(container, label, source)
-        info = clip_info(container, stream, label)
-        first = first_frame(container, stream, label)
-        apply_rotation_to_info(info, first)
-        if info.duration is None or info.duration <= 0:
-            info.duration = scan_duration(container, stream)
+        stream, info, first = read_header(container, source, label)
         if times is None:
             if not info.duration:  # a single picture, or no timestamps at all: the first frame only
                 times = [0.0]
