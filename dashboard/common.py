@@ -98,13 +98,9 @@ def warm_up(run: Run) -> None:
     5-10 s (BENCHMARKS.md). The pages call the same cached loaders; Streamlit's per-key lock makes an
     upload that comes early wait for this load instead of loading twice. Set
     ``DEEPFAKE_LENS_WARM_UP=0`` to load on first use only."""
-    if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
-        return
     key = str(run.path)
-    with _WARM_LOCK:
-        if key in _WARMED:
-            return
-        _WARMED.add(key)
+    if not _first_time(key, _WARMED):
+        return
     names = keras_model_names(run)
     if not names:
         return
@@ -123,18 +119,25 @@ def warm_up(run: Run) -> None:
 _PRELOADED: set[str] = set()
 
 
+def _first_time(key: str, seen: set[str]) -> bool:
+    """True once per process for ``key`` in ``seen`` (thread-safe), never with ``DEEPFAKE_LENS_WARM_UP=0``."""
+    if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
+        return False
+    with _WARM_LOCK:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+
 def preload(run: Run) -> None:
     """After a session's first page has run: import scikit-learn and SciPy's statistics (2-3 s on 2
     busy cores) and compute the run's trust table (*Compare models*, 3 s: a calibrator per model and
     data set) in a background thread, once per process and run, while the browser draws that page.
     The next pages then find both ready. Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
-    if os.environ.get("DEEPFAKE_LENS_WARM_UP", "1") == "0":
-        return
     key = str(run.path)
-    with _WARM_LOCK:
-        if key in _PRELOADED:
-            return
-        _PRELOADED.add(key)
+    if not _first_time(key, _PRELOADED):
+        return
 
     def work() -> None:
         try:
