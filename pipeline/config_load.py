@@ -159,9 +159,10 @@ def validate(cfg: RunConfig) -> None:
                           f"{v.max_false_positive_rate} and {v.unsure_share}")
     if cfg.strategy not in {"default", "mirrored", "multi_worker"}:
         raise ConfigError(f"strategy must be default, mirrored or multi_worker, got {cfg.strategy!r}")
-    if cfg.experiments.model not in REGISTRY:
-        raise ConfigError(f"[experiments] model {cfg.experiments.model!r} is not a registered model; "
-                          f"registered models: {', '.join(sorted(REGISTRY))}")
+    keras_names = [m.name for m in cfg.models if m.kind == "keras"]
+    if cfg.experiments.model not in REGISTRY and cfg.experiments.model not in keras_names:
+        raise ConfigError(f"[experiments] model {cfg.experiments.model!r} is neither a registered model nor a Keras "
+                          f"model of this config; registered models: {', '.join(sorted(REGISTRY))}")
     unknown = [m for m in cfg.embeddings.models if m not in REGISTRY and m not in names]
     if unknown:
         raise ConfigError(f"[embeddings] models: unknown model(s) {unknown}; registered models: "

@@ -221,3 +221,14 @@ def test_specialist_settings_change_the_run_id_and_absent_ones_do_not(two_kinds,
     # run.json round trip keeps the specialist
     back = config_load.from_json_dict(config.to_dict(special))
     assert back.models[0].datasets == ("small",)
+
+
+def test_the_cross_dataset_matrix_can_train_a_specialists_recipe_on_each_data_set(two_kinds, tmp_path):
+    from pipeline.experiments import crossdataset
+
+    models = [{"name": "small_only", "architecture": "baseline_cnn", "image_size": 16, "datasets": ["small"]}]
+    cfg = _cfg(two_kinds, tmp_path, models, experiments={"model": "small_only", "image_size": 16})
+    spec = crossdataset.spec_for(cfg)
+    assert spec.name == "small_only" and spec.architecture == "baseline_cnn" and spec.datasets == ()
+    with pytest.raises(config.ConfigError, match="neither a registered model nor a Keras model of this config"):
+        _cfg(two_kinds, tmp_path, models, experiments={"model": "nowhere"})

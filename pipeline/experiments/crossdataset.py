@@ -27,13 +27,15 @@ COLUMNS = ["model", "train_on", "test_on", "in_domain", "n", "roc_auc", "accurac
 
 def spec_for(cfg):
     """The matrix's spec: ``crossdataset_epochs`` replaces the epochs of the training phase, which
-    for a pretrained transfer model with fine-tuning is the fine-tuning (its head epochs are kept)."""
+    for a pretrained transfer model with fine-tuning is the fine-tuning (its head epochs are kept).
+    ``[experiments] model`` may name a Keras model of the run (e.g. a fine-tuned specialist); its recipe is
+    then trained on each data set in turn."""
     exp = cfg.experiments
     spec = base_spec(cfg)
     fine_tuned = spec.fine_tune_epochs > 0 and spec.weights.lower() != "none"
     epochs = {"fine_tune_epochs": exp.crossdataset_epochs} if fine_tuned else {"epochs": exp.crossdataset_epochs}
     return base_spec(cfg, image_size=exp.image_size, max_train_images=exp.max_train_images or spec.max_train_images,
-                     **epochs)
+                     datasets=(), **epochs)  # a specialist of the run is trained here on each data set in turn
 
 
 def matrix_rows(train_on: str, test: pd.DataFrame, p_test: np.ndarray, threshold: float, n_train: int,
