@@ -14,8 +14,8 @@ How a face is judged (:func:`decide`):
    With a routed verdict model (``[verdict] per_kind``, default on) the calibrator, threshold and band
    are fitted **per kind of image**, on the validation images the router sends to that kind: one
    pooled threshold must be as strict as the hardest data set demands, which leaves the detectors
-   little power elsewhere (on ``default``'s test split the per-kind points caught 51% of the fakes
-   against 37%, at a false-accusation rate of 0-2.4% per data set). A kind with fewer than
+   little power elsewhere (on run default-36475360998e's test split, band rule, the per-kind points
+   caught 51% of the fakes against 37%, at a false-accusation rate of 0-2.4% per data set). A kind with fewer than
    :data:`pipeline.verdict_fit.KIND_MIN_PER_CLASS` validation images of either class uses the pooled point, and so does a
    score whose kind is unknown (video, the quiz).
 4. The answer is **unsure** instead of real or fake when (a) the calibrated probability lies in a band
@@ -23,8 +23,8 @@ How a face is judged (:func:`decide`):
    (b) the answer flips under a quick stability check: the face re-encoded as JPEG at quality 75 and
    95, scaled to half and to double size, and cropped by 5% on every side (:func:`perturbations`), one
    of these copies would get the opposite answer (a copy that lands in the unsure band is no flip: on
-   ``default``'s test faces counting those as flips left dfdc 71% decided, not counting them 82%,
-   with no real face called fake and no resampled real flipping either way; bench/bench_verdict.py),
+   run default-36475360998e's test faces counting those as flips left dfdc 71% decided, not counting
+   them 82%, with no real face called fake and no resampled real flipping either way),
    or (c) the face looks unlike the training photos (:mod:`pipeline.ood`: a probabilistic-PCA distance
    of its coarse look and, with a CLIP detector in the run, of its CLIP embedding, each thresholded so
    that about 1% of the validation photos exceed it), or (d) the verdict model ranked validation no
