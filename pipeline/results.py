@@ -330,6 +330,30 @@ class Run:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def crossdataset_by_model(self) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
+        """Every model's generalisation matrix in the run, ``{model: (its rows, the settings.json of its
+        experiment)}``: a run can hold several matrices (the config's, and one run later with another
+        ``[experiments] model``); a model in several takes the most recent. Unreadable results are left out;
+        :class:`ExperimentNotRun` when there is none."""
+        from pipeline import experiments
+
+        out: dict[str, tuple[pd.DataFrame, dict[str, Any]]] = {}
+        for folder in experiments.finished_dirs(self.path, "crossdataset"):
+            try:
+                table = self.read_table(str((folder / experiments.TABLES["crossdataset"]).relative_to(self.path)),
+                                        "csv", [], "the crossdataset results")
+                settings = _read_json(folder / "settings.json")
+            except (ArtifactError, OSError, ValueError):
+                continue
+            settings = settings if isinstance(settings, dict) else {}
+            if "model" not in table.columns:  # older matrices: one model, named in settings.json
+                table = table.assign(model=str(settings.get("model", "?")))
+            for model, rows in table.groupby(table["model"].astype(str), sort=False):
+                out.setdefault(model, (rows.reset_index(drop=True), settings))
+        if not out:
+            self.experiment_dir("crossdataset")  # raises ExperimentNotRun with the command
+        return out
+
     def search_best(self) -> dict[str, Any]:
         """best.json of the newest finished search (``{}`` if unreadable)."""
         try:

@@ -213,3 +213,34 @@ def test_generalisation_metric_switch_reaches_findings_and_table(monkeypatch, ex
     grid = at.dataframe[0].value
     assert list(grid.columns) == ["Accuracy: trained on ↓ / tested on →", "faces140k (n=80)", "lfw_faceswap (n=40)"]
     assert grid.iloc[0, 1] == pytest.approx(0.85)
+
+
+def test_generalisation_offers_every_matrix_the_run_holds(monkeypatch, exp_run, tmp_path):
+    """A matrix run later with another ``[experiments] model`` joins the config's, it does not hide it."""
+    import os
+    import shutil
+    import time
+
+    from pipeline import experiments
+
+    run = tmp_path / "artifacts" / exp_run.name
+    shutil.copytree(exp_run, run)
+    older = run / experiments.EXPERIMENTS_DIR / "crossdataset" / "k0" / "done.json"
+    os.utime(older, (time.time() - 60, time.time() - 60))
+    cells = pd.DataFrame([{"model": "faces140k_mobilenet", "train_on": a, "test_on": b, "in_domain": a == b, "n": 80,
+                           "roc_auc": 0.77, "accuracy": 0.7, "balanced_accuracy": 0.7, "threshold": 0.5,
+                           "n_train": 600, "train_seconds": 40.0}
+                          for a in ("faces140k", "lfw_faceswap") for b in ("faces140k", "lfw_faceswap")])
+    folder = run / experiments.EXPERIMENTS_DIR / "crossdataset" / "k1"
+    folder.mkdir(parents=True)
+    cells.to_csv(folder / experiments.TABLES["crossdataset"], index=False)
+    (folder / "settings.json").write_text(json.dumps({"model": "faces140k_mobilenet",
+                                                      "spec": {"image_size": 144, "epochs": 1, "fine_tune_epochs": 2}}))
+    experiments.mark_done(folder)
+    at = _app(monkeypatch, run, "app_pages/generalisation.py")
+    box = at.selectbox(key="generalisation_model")
+    assert list(box.options) == ["faces140k_mobilenet", "baseline_cnn"]  # the newest first, the older one kept
+    assert "`faces140k_mobilenet` at 144 px, 1 epoch(s) + 2 fine-tuning" in _texts(at)
+    box.set_value("baseline_cnn").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe[0].value.iloc[0, 1] == pytest.approx(0.9)  # the config's matrix, its own numbers

@@ -13,25 +13,23 @@ st.title("Generalisation")
 st.caption(common.run_caption(run))
 
 try:
-    matrix = run.experiment("crossdataset")
+    by_model = run.crossdataset_by_model()
 except ExperimentNotRun:
     common.stop_with(f"Run `{run.run_id}` has no generalisation matrix yet. "
                      + on_demand.training_command("crossdataset", run.run_id), "info")
 except ArtifactError as exc:
     common.stop_with(str(exc), "warning")
 
-settings = run.experiment_settings("crossdataset")
+chosen = next(iter(by_model))
+if len(by_model) > 1:
+    chosen = st.selectbox("Model", list(by_model), key="generalisation_model")
+matrix, settings = by_model[chosen]
 spec = settings.get("spec") or {}
-matrix_models = list(dict.fromkeys(matrix["model"].astype(str))) if "model" in matrix.columns else []
-chosen = settings.get("model", "?")
-if len(matrix_models) > 1:
-    chosen = st.selectbox("Model", matrix_models, key="generalisation_model")
-if matrix_models:
-    matrix = matrix[matrix["model"].astype(str) == chosen].reset_index(drop=True)
 if chosen == settings.get("model"):
-    st.caption(f"`{chosen}` at {spec.get('image_size', '?')} px, {spec.get('epochs', '?')} epoch(s), "
-               "trained on the training split of one dataset (threshold from its validation split), tested on the "
-               "test split of every dataset. A detector that only works on its own data set is of little use.")
+    st.caption(f"`{chosen}` at {spec.get('image_size', '?')} px, {spec.get('epochs', '?')} epoch(s)"
+               + (f" + {spec['fine_tune_epochs']} fine-tuning" if spec.get("fine_tune_epochs") else "")
+               + ", trained on the training split of one dataset (threshold from its validation split), tested on "
+               "the test split of every dataset. A detector that only works on its own data set is of little use.")
 else:
     st.caption(f"`{chosen}`: the frozen CLIP encoder with a linear head fitted on one data set's share of its "
                "training sample (threshold from that data set's validation split), tested on the test split of "

@@ -59,15 +59,19 @@ def mark_done(folder: Path, **extra) -> None:
     artifacts.write_json(Path(folder) / store.DONE, {"finished": now(), **extra})
 
 
-def latest_dir(run_dir: Path, name: str) -> Path | None:
-    """The most recently finished result folder of experiment ``name`` (None if it never finished)."""
+def finished_dirs(run_dir: Path, name: str) -> list[Path]:
+    """Every finished result folder of experiment ``name``, the most recently finished first."""
     base = Path(run_dir) / EXPERIMENTS_DIR / name
     if not base.is_dir():
-        return None
+        return []
     done = [d for d in base.iterdir() if d.is_dir() and is_done(d)]
-    if not done:
-        return None
-    return max(done, key=lambda d: ((d / store.DONE).stat().st_mtime, d.name))
+    return sorted(done, key=lambda d: ((d / store.DONE).stat().st_mtime, d.name), reverse=True)
+
+
+def latest_dir(run_dir: Path, name: str) -> Path | None:
+    """The most recently finished result folder of experiment ``name`` (None if it never finished)."""
+    done = finished_dirs(run_dir, name)
+    return done[0] if done else None
 
 
 def subsample(idx: np.ndarray, manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
