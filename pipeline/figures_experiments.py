@@ -21,6 +21,14 @@ PERTURBATION_SHORT = {"jpeg": "JPEG quality", "scale": "Shrink factor", "blur": 
 CLEAN_LEVEL = {"jpeg": 100.0, "scale": 1.0, "blur": 0.0, "noise": 0.0}  # where the clean image sits on each axis
 
 
+
+def _empty_figure(note: str, title: str) -> go.Figure:
+    """A figure with only ``title`` and a grey ``note`` saying what is missing."""
+    fig = go.Figure()
+    _empty_note(fig, note)
+    fig.update_layout(title=title, margin=_MARGIN)
+    return fig
+
 def search_parallel_figure(trials: pd.DataFrame, objective: str = "val_auc") -> go.Figure:
     """Parallel coordinates of the search trials: one line per trial, coloured by ``objective``.
     Categorical hyper-parameters (pooling) get one tick per value; learning rate is on a log10 axis."""
@@ -31,9 +39,7 @@ def search_parallel_figure(trials: pd.DataFrame, objective: str = "val_auc") -> 
     if objective in df.columns:
         df = df[pd.to_numeric(df[objective], errors="coerce").notna()]
     if df.empty or objective not in df.columns:
-        _empty_note(fig, "no completed trial")
-        fig.update_layout(title="Search trials", margin=_MARGIN)
-        return fig
+        return _empty_figure("no completed trial", "Search trials")
     dims = []
     for col in [c for c in SEARCH_DIMENSIONS if c in df.columns] + [objective]:
         values = df[col]
@@ -62,9 +68,7 @@ def ablation_heatmap_figure(grid: pd.DataFrame, metric: str = "best_val_auc") ->
     """Optimizer (rows) x learning rate (columns) heat map of ``metric``, every cell annotated."""
     fig = go.Figure()
     if grid.empty or metric not in grid.columns:
-        _empty_note(fig, "no ablation results")
-        fig.update_layout(title="Optimizer x learning rate", margin=_MARGIN)
-        return fig
+        return _empty_figure("no ablation results", "Optimizer x learning rate")
     optimizers = list(dict.fromkeys(grid["optimizer"]))
     rates = sorted(pd.to_numeric(grid["learning_rate"]).unique(), reverse=True)
     cell = grid.set_index(["optimizer", "learning_rate"])[metric]
@@ -97,10 +101,7 @@ def robustness_figure(table: pd.DataFrame, dataset: str = "all", metric: str = "
     df = table[table["dataset"].astype(str) == str(dataset)] if "dataset" in table.columns else table.iloc[:0]
     perts = [p for p in PERTURBATION_TITLES if p in set(df.get("perturbation", []))]
     if df.empty or not perts:
-        fig = go.Figure()
-        _empty_note(fig, f"no robustness results for {dataset}")
-        fig.update_layout(title="Robustness", margin=_MARGIN)
-        return fig
+        return _empty_figure(f"no robustness results for {dataset}", "Robustness")
     fig = make_subplots(rows=1, cols=len(perts), subplot_titles=[PERTURBATION_SHORT.get(p, PERTURBATION_TITLES[p])
                                                                  for p in perts],
                         shared_yaxes=True, horizontal_spacing=0.04)
@@ -141,9 +142,7 @@ def generalisation_figure(matrix: pd.DataFrame, metric: str = "roc_auc") -> go.F
     """Train-on (rows) x test-on (columns) heat map of ``metric``, annotated; the diagonal is in-domain."""
     fig = go.Figure()
     if matrix.empty or metric not in matrix.columns:
-        _empty_note(fig, "no generalisation matrix")
-        fig.update_layout(title="Generalisation", margin=_MARGIN)
-        return fig
+        return _empty_figure("no generalisation matrix", "Generalisation")
     train = sorted(matrix["train_on"].astype(str).unique())
     test = sorted(matrix["test_on"].astype(str).unique())
     cell = matrix.assign(train_on=matrix["train_on"].astype(str), test_on=matrix["test_on"].astype(str)) \
@@ -176,9 +175,7 @@ def routing_confusion_figure(confusion: pd.DataFrame, title: str = "Router: true
     accuracy per dataset (``pipeline.routing.RoutingReport.confusion``)."""
     fig = go.Figure()
     if confusion.empty:
-        _empty_note(fig, "no routed test images")
-        fig.update_layout(title=title, margin=_MARGIN)
-        return fig
+        return _empty_figure("no routed test images", title)
     rows, cols = [str(r) for r in confusion.index], [str(c) for c in confusion.columns]
     counts = confusion.to_numpy(dtype=int)
     totals = counts.sum(axis=1, keepdims=True)
