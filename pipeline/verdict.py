@@ -36,7 +36,6 @@ model changes.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -178,30 +177,13 @@ def _flat(calibrator: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------- stability check
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def _scale(rgb: np.ndarray, factor: float) -> np.ndarray:
-    from PIL import Image
-
-    h, w = rgb.shape[:2]
-    size = (max(8, round(w * factor)), max(8, round(h * factor)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
-
-
 def perturbations(rgb: np.ndarray) -> list[np.ndarray]:
     """The stability check's variants of an (H, W, 3) uint8 face crop, in :data:`PERTURBATIONS` order."""
+    from pipeline import degrade
+
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    dy, dx = max(1, round(h * 0.05)), max(1, round(w * 0.05))
-    cropped = rgb[dy:h - dy, dx:w - dx] if h > 2 * dy + 8 and w > 2 * dx + 8 else rgb
-    return [_jpeg(rgb, 75), _jpeg(rgb, 95), _scale(rgb, 0.5), _scale(rgb, 2.0), np.ascontiguousarray(cropped)]
+    return [degrade.jpeg(rgb, 75), degrade.jpeg(rgb, 95), degrade.resize(rgb, 0.5), degrade.resize(rgb, 2.0),
+            degrade.crop(rgb, 0.05, 0.05, 0.05, 0.05)]
 
 
 def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distribution: bool = False,

@@ -57,41 +57,8 @@ def _image(seed: int = 0, size: int = 96) -> np.ndarray:
     return face_like("fake", np.random.default_rng(seed), size)
 
 
-def _high_freq_energy(img: np.ndarray) -> float:
-    g = img.astype(np.float64).mean(axis=2)
-    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
-    return float((lap ** 2).mean())
-
-
-def test_jpeg_quality_lowers_encoded_size_and_changes_pixels():
-    img = _image()
-    sizes = [len(rb.jpeg_bytes(img, q)) for q in (95, 75, 50, 30)]
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0] * 0.7
-    errs = [np.abs(rb.jpeg(img, q).astype(int) - img).mean() for q in (95, 30)]
-    assert 0 < errs[0] < errs[1]
-    assert rb.jpeg(img, 50).shape == img.shape and rb.jpeg(img, 50).dtype == np.uint8
-
-
-def test_blur_lowers_high_frequency_energy():
-    img = _image(1)
-    e = [_high_freq_energy(x) for x in (img, rb.blur(img, 1.0), rb.blur(img, 2.0))]
-    assert e[0] > e[1] > e[2] and e[2] < 0.2 * e[0]
-    assert abs(rb.blur(img, 2.0).astype(float).mean() - img.mean()) < 2  # brightness kept
-
-
-def test_scaling_loses_detail():
-    img = _image(2)
-    half, quarter = rb.rescale(img, 0.5), rb.rescale(img, 0.25)
-    assert half.shape == img.shape == quarter.shape
-    assert _high_freq_energy(img) > _high_freq_energy(half) > _high_freq_energy(quarter)
-    assert np.abs(quarter.astype(int) - img).mean() > np.abs(half.astype(int) - img).mean() > 0
-
-
-def test_noise_adds_variance_deterministically():
+def test_perturb_noise_is_deterministic_and_unknown_perturbations_are_refused():
     img = np.full((64, 64, 3), 128, np.uint8)
-    for sigma in (5.0, 10.0):
-        out = rb.noise(img, sigma, np.random.default_rng(0))
-        assert (out.astype(float) - 128).std() == pytest.approx(sigma, rel=0.05)
     a = rb.perturb(img, "noise", 5.0, np.random.default_rng(3))
     b = rb.perturb(img, "noise", 5.0, np.random.default_rng(3))
     assert np.array_equal(a, b)

@@ -33,14 +33,12 @@ Its partial result is recomputed when it or one of its members is refitted
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from pipeline import artifacts, evaluation, images
+from pipeline import artifacts, degrade, evaluation, images
 from pipeline.experiments import Log, experiment_dir, is_done, mark_done, subsample
 from pipeline import store
 from pipeline.store import model_stamp
@@ -59,43 +57,9 @@ CHUNK = 64
 # --------------------------------------------------------------------------- perturbations
 
 
-def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """Re-encode as JPEG at ``quality`` and decode again."""
-    with Image.open(io.BytesIO(jpeg_bytes(rgb, quality))) as im:
-        return np.array(im.convert("RGB"), dtype=np.uint8)
-
-
-def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """Down to ``factor`` of the size (antialiased bilinear), then back up to the original size."""
-    h, w = rgb.shape[:2]
-    im = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
-    small = im.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.BILINEAR)
-    return np.array(small.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-
-def blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur with standard deviation ``sigma`` pixels (each channel separately)."""
-    from scipy.ndimage import gaussian_filter
-
-    out = gaussian_filter(rgb.astype(np.float32), sigma=(float(sigma), float(sigma), 0), mode="reflect")
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Additive Gaussian noise, standard deviation ``sigma`` on 0..255, clipped and rounded."""
-    out = rgb.astype(np.float32) + rng.normal(0.0, float(sigma), rgb.shape).astype(np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
 def normalise(rgb: np.ndarray, quality: int, size: int = NORMALISE_SIZE) -> np.ndarray:
     """Resize to ``size`` x ``size`` (antialiased bicubic) and re-encode as JPEG at ``quality``."""
-    return jpeg(images.resize_square(rgb, int(size)), quality)
+    return degrade.jpeg(images.resize_square(rgb, int(size)), quality)
 
 
 def perturb(rgb: np.ndarray, perturbation: str, level: float, rng: np.random.Generator | None = None,
@@ -103,13 +67,13 @@ def perturb(rgb: np.ndarray, perturbation: str, level: float, rng: np.random.Gen
     if perturbation == "none":
         return rgb
     if perturbation == "jpeg":
-        return jpeg(rgb, int(level))
+        return degrade.jpeg(rgb, int(level))
     if perturbation == "scale":
-        return rescale(rgb, float(level))
+        return degrade.rescale(rgb, float(level))
     if perturbation == "blur":
-        return blur(rgb, float(level))
+        return degrade.blur(rgb, float(level))
     if perturbation == "noise":
-        return noise(rgb, float(level), rng if rng is not None else np.random.default_rng(0))
+        return degrade.noise(rgb, float(level), rng if rng is not None else np.random.default_rng(0))
     if perturbation == "normalise":
         return normalise(rgb, int(level), normalise_size)
     raise ValueError(f"unknown perturbation {perturbation!r}; choose one of {', '.join(PERTURBATIONS)}")
