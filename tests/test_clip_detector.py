@@ -25,7 +25,9 @@ def clip_run(tmp_path_factory):
     cfg = config_load.from_dict({
         "name": "clipkind", "data": [str(root)], "seed": 2, "artifacts_dir": str(tmp_path_factory.mktemp("artifacts")),
         "training": {"batch_size": 8, "epochs": 1, "early_stopping_patience": 0},
-        "models": [{"name": "baseline_cnn", "image_size": 16}, {"name": "clip", "kind": "clip_linear"}],
+        "models": [{"name": "baseline_cnn", "image_size": 16},
+                   {"name": "clip", "kind": "clip_linear", "params": {"C": 0.1, "augmented_copies": 1},
+                    "augmentation": {"zoom": 0.1, "downscale": 0.5, "degrade_probability": 0.5}}],
         "embeddings": {"enabled": False}, "verdict": {"members": ["baseline_cnn", "clip"], "stability": False},
         "experiments": {"crossdataset_models": ["clip"]},
     })
@@ -37,6 +39,7 @@ def test_clip_is_a_detector_of_the_run_and_a_member_of_the_verdict_model(clip_ru
     metrics = store.read_metrics(run_dir, "clip")
     assert metrics["kind"] == "clip_linear" and metrics["encoder"]["sha256"] == clip.MODEL_SHA256
     assert store.model_file(run_dir, "clip", "head.skops").is_file()
+    assert metrics["augmented_copies"] == 1 and metrics["n_train"] > 0
     det = detectors.load(run_dir, "clip")
     preds = store.read_predictions(run_dir, "clip")
     assert len(preds) == len(store.read_manifest(run_dir).query("split != 'train'"))  # every val and test row
@@ -75,3 +78,33 @@ def test_the_cross_dataset_matrix_has_a_clip_row_per_data_set(clip_run):
     assert sorted(set(part["train_on"])) == ["one", "two"] and len(part) == 4
     assert part["roc_auc"].between(0, 1).all() and (part["n"] > 0).all()
     assert set(matrix["model"]) == {"clip", cfg.experiments.model}
+
+
+def test_augmented_copies_are_new_pixels_embedded_once_and_cached(clip_run, tmp_path):
+    """Each training image's augmented copy is its own embedding (not the clean one), the same on a second call
+    (the draws depend on seed, path and copy number only), and comes from the cache the second time."""
+    import numpy as np
+
+    from pipeline.config import Augmentation
+    from pipeline.detectors import clip_linear
+
+    _, run_dir = clip_run
+    manifest = store.read_manifest(run_dir)
+    rows = np.arange(3)
+    cache = clip.EmbeddingCache(tmp_path / "cache")
+    aug = Augmentation(zoom=0.1, downscale=0.5, degrade_probability=1.0, jpeg_quality=(70, 90))
+    clean = clip_linear.embed_rows(manifest, rows, cache, 10_000_000)
+    first = clip_linear.embed_augmented_rows(manifest, rows, cache, 10_000_000, aug, copies=2, seed=7)
+    assert first.shape == (6, clip.EMBED_DIM) and len(cache) == 3 + 6
+    assert not np.allclose(first[:3], clean) and not np.allclose(first[:3], first[3:])
+    again = clip_linear.embed_augmented_rows(manifest, rows, cache, 10_000_000, aug, copies=2, seed=7)
+    assert np.array_equal(first, again) and len(cache) == 9
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
+def test_augmented_copies_must_be_a_whole_number(bad):
+    from pipeline.config import ModelSpec
+    from pipeline.detectors import clip_linear
+
+    with pytest.raises(ValueError, match="augmented_copies"):
+        clip_linear.augmented_copies(ModelSpec(name="clip", kind="clip_linear", params={"augmented_copies": bad}))

@@ -11,10 +11,15 @@ Config::
     name = "clip"
     kind = "clip_linear"
     max_train_images = 2000      # a stratified (dataset, label) sample of the training split; 0 = all
-    params = { C = 0.1 }         # the logistic regression's inverse L2 strength
+    params = { C = 0.1, augmented_copies = 1 }  # C: the logistic regression's inverse L2 strength;
+                                 # augmented_copies: random copies of each training image (below)
+    augmentation = { zoom = 0.1, downscale = 0.5, blur_sigma = 1.0, degrade_probability = 0.5 }  # + the run's
 
 Pixels: the decoded image at its own resolution; CLIP's preprocessing (bicubic resize of the short side to
-224 px, centre crop) is the same at training and at serving. Every validation and test row is scored, so the
+224 px, centre crop) is the same at training and at serving. With ``augmented_copies = k`` the head also
+trains on k random copies of each training image (:func:`pipeline.degrade.augmented_copy`: flipped, cropped,
+blurred, downscaled and JPEG re-encoded as the model's augmentation says), each embedded once and cached: the
+head learns what survives re-saving, resizing and re-framing, which the verdict's stability check asks of it. Every validation and test row is scored, so the
 detector can be a member of the run's combined model. Folder: ``head.skops`` (loaded with an explicit
 trusted-types list, :func:`pipeline.clip_head.load_head`) plus the files of every model folder.
 """
@@ -76,12 +81,49 @@ def embed_rows(manifest, rows: np.ndarray, cache, max_pixels: int, progress=None
     return out
 
 
+def augmented_copies(spec) -> int:
+    """The spec's ``params.augmented_copies`` (0 when absent); ``ValueError`` for anything but an integer >= 0."""
+    k = spec.params.get("augmented_copies", 0)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"model {spec.name!r}: params.augmented_copies must be an integer >= 0, not {k!r}")
+    return k
+
+
+def embed_augmented_rows(manifest, rows: np.ndarray, cache, max_pixels: int, aug, copies: int, seed: int,
+                         progress=None, stage: str = "CLIP augmented copies") -> np.ndarray:
+    """(copies * len(rows), 512) embeddings of ``copies`` random augmented copies
+    (:func:`pipeline.degrade.augmented_copy`, ``aug`` a :class:`~pipeline.config.Augmentation`) of each manifest
+    row, copy-major (copy 0 of every row, then copy 1, ...). Each copy's draws come from (``seed``, the file's path,
+    copy number) alone, so every head of a run sees the same copy of an image and the cache embeds it once."""
+    import zlib
+
+    from pipeline import clip, degrade, images
+    from pipeline.progress import report
+
+    out = np.zeros((copies * len(rows), clip.EMBED_DIM), dtype=np.float32)
+    paths = manifest["path"].to_numpy()
+    total, done = copies * len(rows), 0
+    for c in range(copies):
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start:start + CHUNK]
+            batch = [degrade.augmented_copy(images.load_rgb(paths[i], max_pixels=max_pixels), aug,
+                                            np.random.default_rng([seed, zlib.crc32(str(paths[i]).encode()), c]))
+                     for i in chunk]
+            at = c * len(rows) + start
+            out[at:at + len(chunk)] = clip.embed(batch, cache=cache)
+            done += len(chunk)
+            report(progress, stage, done, total)
+    return out
+
+
 def train(ctx: TrainContext) -> dict:
-    """Embed a capped stratified sample of the training split and every validation and test row, fit the head
-    on the training sample, choose the threshold on validation, write ``models/<name>/``."""
+    """Embed a capped stratified sample of the training split (and ``augmented_copies`` random copies of each of
+    its images) and every validation and test row, fit the head on the training sample and its copies, choose the threshold on validation, write ``models/<name>/``."""
     from pipeline import clip, clip_head
+    from pipeline.config import model_augmentation
 
     spec, cfg, manifest = ctx.spec, ctx.cfg, ctx.manifest
+    copies = augmented_copies(spec)
     split = manifest["split"].to_numpy()
     y = manifest["y"].to_numpy().astype(int)
     own = splits.specialist_rows(manifest, spec)
@@ -92,10 +134,15 @@ def train(ctx: TrainContext) -> dict:
     t0 = time.perf_counter()
     rows = np.concatenate([train_idx, val_idx, test_idx])
     emb = embed_rows(manifest, rows, cache, cfg.max_image_pixels, ctx.progress, f"{spec.name}: CLIP embeddings")
-    embed_seconds = time.perf_counter() - t0
     e_train, e_val, e_test = np.split(emb, [len(train_idx), len(train_idx) + len(val_idx)])
+    y_train = y[train_idx]
+    if copies:
+        e_aug = embed_augmented_rows(manifest, train_idx, cache, cfg.max_image_pixels, model_augmentation(cfg, spec),
+                                     copies, cfg.seed, ctx.progress, f"{spec.name}: CLIP embeddings of augmented copies")
+        e_train, y_train = np.concatenate([e_train, e_aug]), np.tile(y_train, copies + 1)
+    embed_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    head = clip_head.fit_head(e_train, y[train_idx], C=float(spec.params.get("C", clip_head.HEAD_C)))
+    head = clip_head.fit_head(e_train, y_train, C=float(spec.params.get("C", clip_head.HEAD_C)))
     fit_seconds = time.perf_counter() - t1
     p_val, p_test = head.predict_proba(e_val)[:, 1], head.predict_proba(e_test)[:, 1]
     own_val = own[val_idx]
@@ -114,7 +161,7 @@ def train(ctx: TrainContext) -> dict:
                                                               "the frozen encoder (ViT-B/16, ~86M) is not counted",
         "train_seconds": round(embed_seconds + fit_seconds, 2),
         "train_seconds_note": "embedding (cached per image: 0 on a rerun) + head fit",
-        "n_train": int(len(train_idx)), "epochs_run": 0, "kept_phase": "head",
+        "n_train": int(len(train_idx)), "augmented_copies": copies, "epochs_run": 0, "kept_phase": "head",
         "threshold": threshold, "threshold_rule": cfg.threshold_rule, "latency_ms": latency,
         "scopes": evaluation.evaluate_predictions(preds[preds["split"] == "test"], threshold),
         "validation": evaluation.scope_metrics(y[val_idx][own_val], p_val[own_val], threshold),
