@@ -108,7 +108,9 @@ def main() -> int:
     band_rows = [{"data set": r.scope, "n": r.n, "decided": f"{r.coverage:.0%}",
                   "real called fake (decided)": "n/a" if pd.isna(r.fpr_decided) else f"{r.fpr_decided:.1%}",
                   "fakes caught (decided)": "n/a" if pd.isna(r.recall_fake_decided) else f"{r.recall_fake_decided:.0%}",
-                  "ECE (calibrated)": f"{r.ece:.3f}"} for r in band.itertuples()]
+                  "ECE (calibrated)": f"{r.ece:.3f}",
+                  "ECE of exact probabilities at this n (mean, 95%)": f"{r.ece_floor:.3f}, {r.ece_floor_p95:.3f}"}
+                 for r in band.itertuples()]
 
     # 2. resampling must not flip reals
     flips, stable_rows = [], []

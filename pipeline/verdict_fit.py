@@ -132,7 +132,9 @@ def policy_table(policy: VerdictPolicy, preds: pd.DataFrame, labels: np.ndarray 
     """What the three-way verdict does on labelled predictions (``dataset``, ``y``, ``p_fake`` raw),
     pooled (scope ``all``) and per dataset: ``n``, ``coverage`` (share decided), ``fpr_decided``
     (real images called fake among the decided reals), ``recall_fake_decided``, ``accuracy_decided``,
-    ``n_real_called_fake``, and the calibrated probabilities' ``ece``/``brier``/``log_loss``.
+    ``n_real_called_fake``, the calibrated probabilities' ``ece``/``brier``/``log_loss``, and the ECE the
+    same number of perfectly calibrated probabilities would show (``ece_floor`` mean, ``ece_floor_p95``:
+    :func:`pipeline.calibration.ece_noise_floor`; an ``ece`` under ``ece_floor_p95`` is within sampling noise).
     ``labels``: the verdicts when already known (e.g. with the stability check); default the band rule.
     With a ``routed_to`` column each score is judged at its kind's operating point."""
     kinds = preds[KIND_COLUMN].astype(str).to_numpy() if KIND_COLUMN in preds.columns else None
@@ -154,6 +156,7 @@ def policy_table(policy: VerdictPolicy, preds: pd.DataFrame, labels: np.ndarray 
             "recall_fake_decided": float((fakes["label"] == FAKE).mean()) if len(fakes) else None,
             "accuracy_decided": float(((decided["label"] == FAKE) == (decided["y"] == 1)).mean()) if len(decided) else None,
             **calibration.calibration_metrics(part["y"], part["p"]),
+            **dict(zip(("ece_floor", "ece_floor_p95"), calibration.ece_noise_floor(part["p"]))),
         })
     return pd.DataFrame(rows)
 

@@ -328,3 +328,20 @@ def test_the_per_kind_option_at_its_default_keeps_the_run_id_and_turned_off_chan
     off = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, per_kind=False))
     assert config.config_fingerprint(off) != fp
     assert verdict.settings_of(off) != verdict.settings_of(cfg)  # the policy is refitted
+
+
+def test_ece_noise_floor_is_the_ece_of_exact_probabilities_and_shrinks_with_n():
+    """Binned ECE is positive even for exact probabilities; the floor says how much at a given n, so an ECE is
+    read against it (a perfectly calibrated set stays under its 95th percentile about 19 times in 20)."""
+    from pipeline import calibration
+
+    rng = np.random.default_rng(0)
+    small, large = rng.random(150), rng.random(3000)
+    mean_small, p95_small = calibration.ece_noise_floor(small)
+    mean_large, _ = calibration.ece_noise_floor(large)
+    assert 0.03 < mean_small < p95_small < 0.12 and mean_large < mean_small / 2
+    under = [calibration.expected_calibration_error(rng.random(150) < small, small) <= p95_small for _ in range(200)]
+    assert 0.88 <= np.mean(under) <= 0.99
+    biased = np.clip(small + 0.25, 0, 1)  # claims 25 points more fake than the labels are
+    assert calibration.expected_calibration_error(rng.random(150) < small, biased) > p95_small
+    assert all(np.isnan(calibration.ece_noise_floor([])))

@@ -177,7 +177,7 @@ else:
         shown_v.assign(scope=shown_v["scope"].replace({"all": "all datasets"})),
         hide_index=True, width="stretch",
         column_order=["scope", "n", "coverage", "n_real_called_fake", "fpr_decided", "recall_fake_decided",
-                      "accuracy_decided", "ece", "brier"],
+                      "accuracy_decided", "ece", "ece_floor_p95", "brier"],
         column_config={
             "scope": "Data set", "n": st.column_config.NumberColumn("Test images", format="%d"),
             "coverage": st.column_config.NumberColumn("Decided", format="percent",
@@ -190,6 +190,10 @@ else:
             "accuracy_decided": st.column_config.NumberColumn("Accuracy (decided)", format="percent"),
             "ece": st.column_config.NumberColumn("ECE", format="%.3f",
                                                  help="Expected calibration error, 10 bins, calibrated"),
+            "ece_floor_p95": st.column_config.NumberColumn(
+                "ECE noise (95%)", format="%.3f",
+                help="The ECE that exactly right probabilities would still show on this many photos, 95 times in "
+                     "100: a smaller ECE is within sampling noise"),
             "brier": st.column_config.NumberColumn("Brier", format="%.3f", help="Mean squared error of p(fake)"),
         })
     if policy is not None:

@@ -165,7 +165,8 @@ def calibration_section(rd: RunData) -> dict[str, Any]:
         verdict_words = (f"Verdict model {policy.model}, {verdict.threshold_words(policy)}. "
                          + verdict.error_rate_words(policy))
         verdict_table = render.table(table[["scope", "n", "coverage", "n_real_called_fake", "fpr_decided",
-                                            "recall_fake_decided", "accuracy_decided", "ece", "brier"]], "verdict")
+                                            "recall_fake_decided", "accuracy_decided", "ece", "ece_floor_p95", "brier"]],
+                                     "verdict")
     except (ValueError, LookupError, OSError, KeyError):
         pass
     return {"items": {r.model: r for r in items}, "verdict_table": verdict_table, "verdict_words": verdict_words,
