@@ -216,7 +216,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
     steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: robustness, cross-dataset
     from pipeline import verdict_fit  # the calibrated three-way verdict over the run's verdict model
 
-    verdict_fit.build_for_run(cfg, run_dir, force=force, log=log)
+    verdict_fit.build_for_run(cfg, run_dir, force=force, progress=progress, log=log)
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "complete", created)
     return run_dir
 

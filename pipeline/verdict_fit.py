@@ -89,16 +89,16 @@ def fit_ood_clip(cfg, manifest: pd.DataFrame, max_train: int = 2000, progress=No
     return ood.fit(emb[:len(idx)], emb[len(idx):])
 
 
-def fit_ood(cfg, manifest: pd.DataFrame, max_train: int = 2000) -> tuple[np.ndarray, float]:
+def fit_ood(cfg, manifest: pd.DataFrame, max_train: int = 2000, progress=None) -> tuple[np.ndarray, float]:
     """:func:`pipeline.ood.fit` on the router features of (at most ``max_train``, stratified) training
-    images, thresholded on the validation images."""
+    images, thresholded on the validation images. ``progress(stage, done, total)`` as images are decoded."""
     from pipeline import ood
     from pipeline.detectors.combined import router_inputs
 
     idx = np.flatnonzero((manifest["split"] == "train").to_numpy())
     idx = splits.stratified_subsample(idx, manifest, max_train, cfg.seed)
     val = np.flatnonzero((manifest["split"] == "val").to_numpy())
-    feats = router_inputs(manifest.iloc[np.concatenate([idx, val])].reset_index(drop=True), cfg)
+    feats = router_inputs(manifest.iloc[np.concatenate([idx, val])].reset_index(drop=True), cfg, progress)
     return ood.fit(feats[:len(idx)], feats[len(idx):])
 
 
@@ -161,9 +161,10 @@ def policy_table(policy: VerdictPolicy, preds: pd.DataFrame, labels: np.ndarray 
     return pd.DataFrame(rows)
 
 
-def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> VerdictPolicy | None:
+def build_for_run(cfg, run_dir: Path, *, force: bool = False, progress=None, log=print) -> VerdictPolicy | None:
     """Fit (or keep, when current) the run's verdict policy and write ``verdict.json``; None when the
-    run has no finished model with validation predictions."""
+    run has no finished model with validation predictions. ``progress(stage, done, total)``: the
+    out-of-distribution scores' images (decoded, and CLIP-embedded where not cached)."""
     run_dir = Path(run_dir)
     model = verdict_model_name(run_dir)
     if model is None:
@@ -187,9 +188,9 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, log=print) -> Verd
                         stability=settings["stability"], key=key, per_kind=settings["per_kind"])
     manifest = pd.read_parquet(run_dir / store.MANIFEST)
     policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
-    policy.ood, policy.ood_threshold = fit_ood(cfg, manifest)
+    policy.ood, policy.ood_threshold = fit_ood(cfg, manifest, progress=progress)
     artifacts.write_npy(path.parent / OOD_FILE, policy.ood)
-    policy.ood_clip, policy.ood_clip_threshold = fit_ood_clip(cfg, manifest)
+    policy.ood_clip, policy.ood_clip_threshold = fit_ood_clip(cfg, manifest, progress=progress)
     if policy.ood_clip is not None:
         artifacts.write_npy(path.parent / OOD_CLIP_FILE, policy.ood_clip)
     artifacts.write_json(path, policy.to_json())

@@ -257,3 +257,20 @@ def test_each_face_is_judged_at_the_operating_point_of_the_kind_the_router_takes
         else:
             assert v["kind"] is None and v["threshold"] == pytest.approx(policy.threshold, abs=1e-6)
     assert kinds == {"big", "small"}, kinds  # both kinds were exercised
+
+
+def test_fitting_the_verdict_shows_progress(routed_run, tmp_path):
+    """The verdict step decodes training and validation images for its out-of-distribution score: it reports
+    progress like every long step of a run."""
+    from pipeline import config_load, results, verdict_fit
+
+    import dataclasses
+
+    cfg = config_load.from_json_dict(results.load_run(str(routed_run)).config)
+    cfg = dataclasses.replace(cfg, artifacts_dir=str(tmp_path))  # an empty image cache: every image is decoded
+    seen = []
+    policy = verdict_fit.build_for_run(cfg, routed_run, force=True, progress=lambda *a: seen.append(a),
+                                       log=lambda _: None)
+    assert policy is not None and seen
+    stage, done, total = seen[-1]
+    assert done == total > 0 and isinstance(stage, str)
