@@ -112,6 +112,7 @@ class VerdictConfig:
     per_kind: bool = True  # routed verdict model: calibrator, threshold and band per kind of image the router picks
     members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
     routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
+    router: str = "auto"  # the router's input: auto (clip when a member is a CLIP detector) | pixels | clip
 
 
 LR_SCHEDULES = ("constant", "cosine")  # ModelSpec.lr_schedule
@@ -250,7 +251,7 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     return d
 
 
-LATER_VERDICT_OPTIONS = {"per_kind": True}  # [verdict] options added after run ids hashed the section: at their
+LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto"}  # [verdict] options added after run ids hashed the section: at their
 # default they stay out of the id, so runs made before them keep theirs
 
 

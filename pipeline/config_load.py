@@ -154,6 +154,11 @@ def validate(cfg: RunConfig) -> None:
     v = cfg.verdict
     if v.calibration not in METHODS:
         raise ConfigError(f"[verdict] calibration must be one of {', '.join(METHODS)}, got {v.calibration!r}")
+    if v.router not in ("auto", "pixels", "clip"):
+        raise ConfigError(f"[verdict] router must be auto, pixels or clip, got {v.router!r}")
+    if v.router == "clip" and not any(m.kind == "clip_linear" for m in cfg.models):
+        raise ConfigError("[verdict] router = \"clip\" needs a CLIP detector (kind = \"clip_linear\") among the "
+                          "models: the router reads its embeddings")
     if not 0.0 <= v.max_false_positive_rate < 1.0 or not 0.0 <= v.unsure_share < 1.0:
         raise ConfigError("[verdict] max_false_positive_rate and unsure_share must be fractions in [0, 1), got "
                           f"{v.max_false_positive_rate} and {v.unsure_share}")

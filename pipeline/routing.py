@@ -11,12 +11,19 @@ name or file, and the routed ensemble mixes one stacker per kind::
 where the stacker of kind ``k`` (a logistic regression over every member's log-odds) is fitted on
 the validation images of kind ``k`` only. So each kind gets the members that work on it.
 
-The router is a multinomial logistic regression on a coarse look at the image: a 16 x 16 colour
-thumbnail, the per-channel mean and spread, and a histogram of oriented gradients of the grey image
-at 64 px (scikit-image's HOG: where the edges of the face, hair and background run). That is enough
-to tell an FFHQ-aligned portrait from an LFW news photo or a tight ciplab crop (97% of validation
-images), and far too coarse to see the fine traces of fakery. It is fitted on the training split's
-images with their data set as the target. Everything is stored as JSON (``routing.json``), no pickle.
+The router is a multinomial logistic regression fitted on the training split's images with their data
+set as the target, on one of two inputs (``router["input"]``):
+
+* ``"pixels"``: a coarse look at the image: a 16 x 16 colour thumbnail, the per-channel mean and
+  spread, and a histogram of oriented gradients of the grey image at 64 px (scikit-image's HOG: where
+  the edges of the face, hair and background run). That is enough to tell an FFHQ-aligned portrait
+  from an LFW news photo or a tight ciplab crop, and far too coarse to see the fine traces of fakery.
+* ``"clip"``: the image's frozen CLIP ViT-B/16 embedding (:mod:`pipeline.clip`), when the run has a
+  CLIP detector: it already encodes every checked face, so routing on it costs nothing more, and it
+  tells the two GAN-face sets and the DFDC frames apart where the coarse look confuses them
+  (EXPERIMENTS.md, C6).
+
+Everything is stored as JSON (``routing.json``), no pickle.
 """
 from __future__ import annotations
 
@@ -30,6 +37,11 @@ ROUTER_SIZE = 64  # px: the images the router looks at
 FEATURES_VERSION = 2  # bump when router_features changes: routers fitted on the old features are stale
 THUMB = 16  # px: side of the thumbnail feature
 HOG = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+PIXELS, CLIP = "pixels", "clip"  # the router's inputs
+ROUTER_INPUTS = (PIXELS, CLIP)
+ROUTER_C = {PIXELS: 0.01, CLIP: 1.0}  # inverse L2 strength of the router's logistic regression, per input
+INPUT_WORDS = {PIXELS: f"{THUMB}x{THUMB} colour thumbnail, channel mean/std and HOG of the image at {ROUTER_SIZE} px",
+               CLIP: "frozen CLIP ViT-B/16 image embedding (512-d, unit length)"}
 
 
 def router_features(x: np.ndarray) -> np.ndarray:
@@ -47,8 +59,14 @@ def router_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate([thumb, x.mean(axis=(1, 2)), x.std(axis=(1, 2)), edges], axis=1)
 
 
-def fit_router(features: np.ndarray, kinds: np.ndarray, C: float = 0.01, seed: int = 0) -> dict[str, Any]:
-    """Standardise, then a multinomial logistic regression from features to kind; JSON-ready."""
+def fit_router(features: np.ndarray, kinds: np.ndarray, C: float | None = None, seed: int = 0,
+               input: str = PIXELS) -> dict[str, Any]:
+    """Standardise, then a multinomial logistic regression from ``features`` (n, d) float to kind (n,) str;
+    JSON-ready. ``input``: what the features are (:data:`ROUTER_INPUTS`; :func:`router_input` reads it back);
+    ``C`` default :data:`ROUTER_C` of that input. ValueError for fewer than two kinds or an unknown input."""
+    if input not in ROUTER_INPUTS:
+        raise ValueError(f"unknown router input {input!r}; choose one of {', '.join(ROUTER_INPUTS)}")
+    C = ROUTER_C[input] if C is None else C
     from sklearn.linear_model import LogisticRegression
 
     features = np.asarray(features, dtype=np.float64)
@@ -63,8 +81,12 @@ def fit_router(features: np.ndarray, kinds: np.ndarray, C: float = 0.01, seed: i
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
     return {"classes": [str(c) for c in lr.classes_], "mean": mean.tolist(), "scale": scale.tolist(),
             "coef": np.asarray(coef).tolist(), "intercept": np.asarray(intercept).tolist(), "C": C,
-            "features": f"{THUMB}x{THUMB} colour thumbnail, channel mean/std and HOG of the image at {ROUTER_SIZE} px",
-            "size": ROUTER_SIZE}
+            "features": INPUT_WORDS[input], "input": input, **({"size": ROUTER_SIZE} if input == PIXELS else {})}
+
+
+def router_input(router: dict[str, Any]) -> str:
+    """What a fitted router reads: ``"pixels"`` (also every router stored before the choice existed) or ``"clip"``."""
+    return str(router.get("input", PIXELS))
 
 
 def route(router: dict[str, Any], features: np.ndarray) -> np.ndarray:

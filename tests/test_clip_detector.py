@@ -108,3 +108,45 @@ def test_augmented_copies_must_be_a_whole_number(bad):
 
     with pytest.raises(ValueError, match="augmented_copies"):
         clip_linear.augmented_copies(ModelSpec(name="clip", kind="clip_linear", params={"augmented_copies": bad}))
+
+
+def test_with_a_clip_member_the_router_reads_clip_embeddings_and_uploads_score_as_in_training(clip_run):
+    """``[verdict] router = "auto"``: a run whose combined model has a CLIP member routes on CLIP embeddings; the
+    check path routes an upload on the same embedding and reproduces the stored test prediction."""
+    import numpy as np
+
+    from pipeline import artifacts, images, routing
+    from pipeline.detectors import combined
+
+    _, run_dir = clip_run
+    spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
+    assert routing.router_input(spec["router"]) == "clip" and len(spec["router"]["mean"]) == clip.EMBED_DIM
+    preds = store.read_predictions(run_dir, combined.ROUTED).query("split == 'test'").head(4)
+    combiner = combined.load_combiner(run_dir, combined.ROUTED)
+    clip.forget_recent()
+    p, _, route_p = combined.combined_probabilities(combiner, [images.load_rgb(x) for x in preds["path"]])
+    assert np.allclose(p, preds["p_fake"].to_numpy(), atol=1e-4)
+    assert list(np.asarray(spec["router"]["classes"])[route_p.argmax(axis=1)]) == list(preds["routed_to"])
+
+
+def test_the_router_input_follows_the_config_and_a_change_refits_the_routed_model(clip_run):
+    from pipeline import artifacts, routing
+    from pipeline.detectors import combined
+
+    cfg, run_dir = clip_run
+    pixels = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, router="pixels"))
+    combined.run_ensemble(pixels, run_dir, log=lambda _: None)
+    spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
+    assert routing.router_input(spec["router"]) == "pixels"
+    combined.run_ensemble(cfg, run_dir, log=lambda _: None)  # back to auto: clip
+    spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
+    assert routing.router_input(spec["router"]) == "clip"
+
+
+def test_a_clip_router_needs_a_clip_detector():
+    with pytest.raises(config_load.ConfigError, match="router"):
+        config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}],
+                               "verdict": {"router": "clip"}})
+    with pytest.raises(config_load.ConfigError, match="router must be"):
+        config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}],
+                               "verdict": {"router": "hog"}})

@@ -39,6 +39,18 @@ def test_router_tells_kinds_apart_and_gives_probabilities():
     json.dumps(router)  # stored as JSON, never pickled
 
 
+def test_a_router_records_its_input_and_older_routers_read_pixels():
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(0.3, 0.1, (30, 8)), rng.normal(-0.3, 0.1, (30, 8))])
+    router = routing.fit_router(emb, np.array(["a"] * 30 + ["b"] * 30), input=routing.CLIP)
+    assert routing.router_input(router) == "clip" and router["C"] == routing.ROUTER_C["clip"] and "size" not in router
+    assert (np.asarray(router["classes"])[routing.route(router, emb).argmax(axis=1)] == ["a"] * 30 + ["b"] * 30).all()
+    old = {k: v for k, v in router.items() if k != "input"}  # a routing.json written before the choice existed
+    assert routing.router_input(old) == "pixels"
+    with pytest.raises(ValueError, match="unknown router input"):
+        routing.fit_router(emb, np.array(["a"] * 30 + ["b"] * 30), input="hog")
+
+
 def test_router_features_refuse_the_wrong_size():
     with pytest.raises(ValueError, match="router features need"):
         routing.router_features(np.zeros((2, 32, 32, 3), dtype=np.uint8))

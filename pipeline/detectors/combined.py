@@ -48,7 +48,8 @@ SPEC_FILES = {ROUTED: "routing.json", STACKED: "stacking.json"}
 
 def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, seed: int | None) -> str:
     """Identifies one fit of the ensembles: the members and their trainings, the threshold rule, the
-    seed and the router's feature format. An ensemble whose stored key differs is stale.
+    seed and the router's feature format. An ensemble whose stored key differs is stale (and one whose
+    router reads another input than the config asks for is refitted: :func:`run_ensemble`).
     ``v``: the format of what the step writes (2: ensemble_routed's predictions carry ``routed_to``
     and ``route_confidence``), so ensembles written before a change are refitted."""
     from pipeline import routing
@@ -129,7 +130,7 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
     routed_wanted = cfg.verdict.routing and manifest["dataset"].nunique() >= 2
     outputs = (MEAN, STACKED, ROUTED) if routed_wanted else (MEAN, STACKED)
     cached = all(store.is_model_done(run_dir, n) and store.read_metrics(run_dir, n).get("ensemble_key") == key
-                 for n in outputs)
+                 for n in outputs) and (not routed_wanted or _router_input_of(run_dir) == router_input_for(cfg, members))
     if cached and not force:
         log(f"ensemble of {', '.join(members)}: cached")
     else:
@@ -161,12 +162,41 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
     return store.model_dir(run_dir, STACKED)
 
 
-def router_inputs(manifest: pd.DataFrame, cfg, progress=None) -> np.ndarray:
-    """The router's features of every manifest row (images decoded at the router's size, cached)."""
+def router_inputs(manifest: pd.DataFrame, cfg, progress=None, input: str = "pixels") -> np.ndarray:
+    """The router's features of every manifest row: ``"pixels"`` (images decoded at the router's size,
+    cached) or ``"clip"`` (CLIP embeddings from the run's content-keyed cache; its CLIP detectors computed them)."""
     from pipeline import data, routing
 
+    if input == routing.CLIP:
+        from pipeline import clip
+        from pipeline.detectors import clip_linear
+
+        return clip_linear.embed_rows(manifest, np.arange(len(manifest)), clip.default_cache(cfg.artifacts_dir),
+                                      cfg.max_image_pixels, progress, "router: CLIP embeddings")
     x = data.load_arrays(manifest, routing.ROUTER_SIZE, artifacts.cache_dir(cfg.artifacts_dir), progress)
     return routing.router_features(x)
+
+
+def _router_input_of(run_dir: Path) -> str | None:
+    """The input of the run's fitted router (None: no readable routing.json)."""
+    from pipeline import routing
+
+    try:
+        return routing.router_input(artifacts.read_json(store.model_file(run_dir, ROUTED, SPEC_FILES[ROUTED]))["router"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def router_input_for(cfg, members: list[str]) -> str:
+    """The router's input a run gets: ``[verdict] router``, where ``"auto"`` is ``"clip"`` when a member of the
+    combined model is a CLIP detector (its embedding of each face is already computed) and ``"pixels"`` else."""
+    from pipeline import routing
+    from pipeline.detectors import clip_linear
+
+    if cfg.verdict.router != "auto":
+        return cfg.verdict.router
+    kinds = {spec.name: spec.kind for spec in cfg.models}
+    return routing.CLIP if any(kinds.get(m) == clip_linear.KIND for m in members) else routing.PIXELS
 
 
 def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame, p: np.ndarray,
@@ -176,11 +206,12 @@ def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame
     the router's probability of it (``route_confidence``)."""
     from pipeline import routing
 
-    features = router_inputs(manifest, cfg)
+    router_input = router_input_for(cfg, members)
+    features = router_inputs(manifest, cfg, input=router_input)
     by_path = pd.Series(np.arange(len(manifest)), index=manifest["path"])
     is_train = (manifest["split"] == "train").to_numpy()
     router = routing.fit_router(features[is_train], manifest.loc[is_train, "dataset"].astype(str).to_numpy(),
-                                seed=cfg.seed)
+                                seed=cfg.seed, input=router_input)
     route_p = routing.route(router, features[by_path.loc[rows["path"]].to_numpy()])
     kinds = rows["dataset"].astype(str).to_numpy()
     is_val = (rows["split"] == "val").to_numpy()
@@ -350,13 +381,19 @@ def member_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
     return np.column_stack([np.asarray(c, dtype=np.float64) for c in cols])
 
 
-def route_images(router: dict, rgb_images: list[np.ndarray]) -> np.ndarray:
+def route_images(router: dict, rgb_images: list[np.ndarray], clip_cache=None) -> np.ndarray:
     """(n, kinds) router probabilities of (H, W, 3) uint8 images: the router's input is made like
     training made it (:func:`router_inputs`: ``images.load_for_model(path, ROUTER_SIZE)`` is
-    ``resize_square`` of the decoded image)."""
+    ``resize_square`` of the decoded image; a CLIP router reads :func:`pipeline.clip.embed`, which
+    remembers the embeddings the run's CLIP detectors just computed; ``clip_cache``: an
+    :class:`pipeline.clip.EmbeddingCache` to read them from as well, e.g. the one a CLIP member uses)."""
     from pipeline import routing
     from pipeline.images import resize_square
 
+    if routing.router_input(router) == routing.CLIP:
+        from pipeline import clip
+
+        return routing.route(router, clip.embed(list(rgb_images), cache=clip_cache))
     x = np.stack([resize_square(im, routing.ROUTER_SIZE) for im in rgb_images])
     return routing.route(router, routing.router_features(x))
 
@@ -378,7 +415,8 @@ def combined_probabilities(combiner: Combiner, rgb_images: list[np.ndarray],
     if not combiner.routed:
         return apply_stacker(combiner.spec, p_members), p_members, None
     router = combiner.spec["router"]
-    route_p = route_images(router, rgb_images)
+    clip_cache = next((d.cache for d in combiner.detectors.values() if getattr(d, "cache", None) is not None), None)
+    route_p = route_images(router, rgb_images, clip_cache)
     return routing.apply_routed(combiner.spec, p_members, route_p, router["classes"]), p_members, route_p
 
 
