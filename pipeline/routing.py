@@ -39,7 +39,7 @@ THUMB = 16  # px: side of the thumbnail feature
 HOG = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
 PIXELS, CLIP = "pixels", "clip"  # the router's inputs
 ROUTER_INPUTS = (PIXELS, CLIP)
-ROUTER_C = {PIXELS: 0.01, CLIP: 1.0}  # inverse L2 strength of the router's logistic regression, per input
+ROUTER_C = {PIXELS: 0.01, CLIP: 0.1}  # inverse L2 strength of the router's logistic regression, per input (C6)
 INPUT_WORDS = {PIXELS: f"{THUMB}x{THUMB} colour thumbnail, channel mean/std and HOG of the image at {ROUTER_SIZE} px",
                CLIP: "frozen CLIP ViT-B/16 image embedding (512-d, unit length)"}
 
