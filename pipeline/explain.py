@@ -115,9 +115,11 @@ class _Visualizers:
     """The compiled gradient passes of one model, on ONE linearised clone (tf-keras-vis' ``ReplaceToLinear``:
     the output sigmoid becomes the identity, so scores are logits, as tf-keras-vis computes them).
 
-    ``cam_pass(x)`` -> (logits (n,), activations A (n, h, w, c), dlogit/dA (n, h, w, c)) at Grad-CAM's layer
-    (found by tf-keras-vis' ``ExtractIntermediateLayerForGradcam``: the convolution at or before
-    :func:`pipeline.models.last_conv_layer_name`); ``input_pass(x)`` -> dlogit/dx (n, size, size, 3).
+    ``cam_pass(x)`` -> (activations A (n, h, w, c), dlogit/dA (n, h, w, c), dlogit/dx (n, size, size, 3)) at
+    Grad-CAM's layer (found by tf-keras-vis' ``ExtractIntermediateLayerForGradcam``: the convolution at or
+    before :func:`pipeline.models.last_conv_layer_name`), None for a model without one; ``input_pass(x)`` ->
+    dlogit/dx alone (traced only for such a model). One traced graph per model: Grad-CAM, Grad-CAM++ and
+    SmoothGrad of an image come from ONE batch (the image and its noisy copies).
     ``x``: (n, size, size, 3) float32 pixels 0-255. Both are ``tf.function`` graphs with a free batch
     dimension, traced once per model: tf-keras-vis' own calls run eagerly and rebuild the layer model on
     every call, 5-7x slower on this machine (BENCHMARKS.md, "Third pass")."""
@@ -151,13 +153,19 @@ class _Visualizers:
             cam_model = ExtractIntermediateLayerForGradcam(self.layer, True)(clone)
 
             def cam_pass(x):
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
                     tape.watch(x)
                     out = cam_model(x, training=False)
                     logits, acts = tf.reshape(out[0], [-1]), out[-1]
-                return logits, acts, tape.gradient(logits, acts)
+                return acts, tape.gradient(logits, acts), tape.gradient(logits, x)
 
             self.cam_pass = tf.function(cam_pass, input_signature=spec)
+
+    def input_gradients(self, x: np.ndarray) -> np.ndarray:
+        """dlogit/dx, (n, size, size, 3) float32, through the model's one traced pass."""
+        if self.cam_pass is not None:
+            return self.cam_pass(x)[2].numpy()
+        return self.input_pass(x).numpy()
 
 
 _VIS: "weakref.WeakKeyDictionary[Any, _Visualizers]" = weakref.WeakKeyDictionary()
@@ -205,13 +213,20 @@ def _smoothgrad(vis: _Visualizers, x: np.ndarray, samples: int, noise: float) ->
     The absolute value makes the map the same for both targets."""
     n = len(x)
     if samples <= 0:
-        return np.abs(vis.input_pass(x).numpy()).max(axis=-1)
+        return np.abs(vis.input_gradients(x)).max(axis=-1)
+    grads = np.abs(vis.input_gradients(_noisy_copies(x, samples, noise)))
+    return grads.reshape(n, samples, *grads.shape[1:]).mean(axis=1).max(axis=-1)
+
+
+def _noisy_copies(x: np.ndarray, samples: int, noise: float) -> np.ndarray:
+    """``samples`` copies of each image of ``x`` (n, size, size, 3) with Gaussian noise of sigma ``noise`` x
+    that image's value range (fixed seed 0): (n * samples, size, size, 3) float32, image by image."""
+    n = len(x)
     span = x.reshape(n, -1).max(axis=1) - x.reshape(n, -1).min(axis=1)
     rng = np.random.default_rng(0)
     noisy = np.repeat(x, samples, axis=0)
     noisy += rng.normal(0.0, 1.0, noisy.shape).astype(np.float32) * np.repeat(noise * span, samples)[:, None, None, None]
-    grads = np.abs(vis.input_pass(noisy).numpy())
-    return grads.reshape(n, samples, *grads.shape[1:]).mean(axis=1).max(axis=-1)
+    return noisy
 
 
 def _maps(model, rgbs: list[np.ndarray], methods: tuple[str, ...], target: str, smooth_samples: int,
@@ -231,16 +246,26 @@ def _maps(model, rgbs: list[np.ndarray], methods: tuple[str, ...], target: str, 
     x = np.concatenate([_to_input(im, size) for im in rgbs])
     sign = 1.0 if target == "fake" else -1.0
     raw: dict[str, tuple[np.ndarray, float]] = {}  # method actually used -> (maps, seconds per image)
+    want_cam = vis.cam_pass is not None and any(m != "saliency" for m in methods)
+    want_sal = "saliency" in methods or vis.cam_pass is None
+    n = len(x)
     with vis.lock:
-        if vis.cam_pass is not None and any(m != "saliency" for m in methods):
-            t0 = time.perf_counter()
-            _, acts, grads = vis.cam_pass(x)
-            cam, cam_pp = gradcam_maps(acts.numpy(), sign * grads.numpy())
-            seconds = (time.perf_counter() - t0) / len(rgbs) / 2
-            raw["gradcam"], raw["gradcam++"] = (cam, seconds), (cam_pp, seconds)
-        if "saliency" in methods or vis.cam_pass is None:
-            t0 = time.perf_counter()
-            raw["saliency"] = (_smoothgrad(vis, x, smooth_samples, smooth_noise), (time.perf_counter() - t0) / len(rgbs))
+        t0 = time.perf_counter()
+        if want_cam:
+            # the image(s) and, for SmoothGrad, their noisy copies go through the model as ONE batch
+            noisy = _noisy_copies(x, smooth_samples, smooth_noise) if want_sal and smooth_samples > 0 else x[:0]
+            acts, grads, dx = (t.numpy() for t in vis.cam_pass(np.concatenate([x, noisy])))
+            cam, cam_pp = gradcam_maps(acts[:n], sign * grads[:n])
+            raw["gradcam"], raw["gradcam++"] = (cam, 0.0), (cam_pp, 0.0)
+            if want_sal:
+                sal = np.abs(dx[n:] if smooth_samples > 0 else dx[:n])
+                if smooth_samples > 0:
+                    sal = sal.reshape(n, smooth_samples, *sal.shape[1:]).mean(axis=1)
+                raw["saliency"] = (sal.max(axis=-1), 0.0)
+        elif want_sal:
+            raw["saliency"] = (_smoothgrad(vis, x, smooth_samples, smooth_noise), 0.0)
+        seconds = (time.perf_counter() - t0) / n / len(raw)  # the shared pass, split over the maps it gave
+    raw = {m: (maps, seconds) for m, (maps, _) in raw.items()}
     out: dict[str, list[Explanation]] = {}
     for method in methods:
         used = method if method in raw else "saliency"

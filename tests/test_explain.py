@@ -214,7 +214,7 @@ def test_compiled_maps_equal_tf_keras_vis(loaded, photos):
                 score, x, penultimate_layer=vis.layer, expand_cam=False, normalize_cam=False)
             lib_sal = Saliency(lm.model, model_modifier=ReplaceToLinear(), clone=True)(
                 score, x, keepdims=False, normalize_map=False)
-            _, acts, grads = vis.cam_pass(x)
+            acts, grads, _ = vis.cam_pass(x)
             cam, cam_pp = explain.gradcam_maps(acts.numpy(), sign * grads.numpy())
             np.testing.assert_allclose(norm(cam), norm(lib_cam), atol=1e-3, err_msg=f"{name} {target} Grad-CAM")
             np.testing.assert_allclose(norm(cam_pp), norm(lib_pp), atol=1e-3, err_msg=f"{name} {target} Grad-CAM++")
