@@ -130,12 +130,22 @@ def _first_time(key: str, seen: set[str]) -> bool:
         return True
 
 
+_PAGE_RUNS: dict[str, int] = {}
+PRELOAD_AFTER = 1  # page runs of a run in this process before the preload starts
+
+
 def preload(run: Run) -> None:
-    """After a session's first page has run: import scikit-learn and SciPy's statistics (2-3 s on 2
-    busy cores) and compute the run's trust table (*Compare models*, 3 s: a calibrator per model and
-    data set) in a background thread, once per process and run, while the browser draws that page.
-    The next pages then find both ready. Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
+    """Called after every page run. From the process's second page run of ``run`` on (once per process
+    and run): import scikit-learn and SciPy's statistics (2-3 s on 2 busy cores) and compute the run's
+    trust table (*Compare models*, 3 s: a calibrator per model and data set) in a background thread, so
+    that later pages find both ready. Not after the first page run: that page is still being drawn by
+    a browser that has just loaded the app, and the thread slowed it by 3-4 s on 2 busy cores
+    (BENCHMARKS.md, "Third pass"). Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
     key = str(run.path)
+    with _WARM_LOCK:
+        _PAGE_RUNS[key] = _PAGE_RUNS.get(key, 0) + 1
+        if _PAGE_RUNS[key] <= PRELOAD_AFTER:
+            return
     if not _first_time(key, _PRELOADED):
         return
 

@@ -166,7 +166,7 @@ MISROUTED_SHOWN = 16  # thumbnails of the surest misroutes
 
 
 def _trust() -> None:
-    """The verdict's test figures, the per-model trust table and reliability diagrams."""
+    """The verdict's test figures (coverage, real photos called fake, calibration)."""
     st.caption("How to read this: the run's verdict answers real, fake or can't tell. 'Real photos called fake' is "
                "the harm to avoid: the share of real test photos the verdict called fake, among those it gave an "
                "answer. 'Decided' is the share that got an answer at all. Calibration error (ECE) says how far "
@@ -201,6 +201,13 @@ def _trust() -> None:
             st.caption(f"Verdict model **{policy.model}**, {threshold_words(policy)}. {error_rate_words(policy)} "
                        "The stability check (re-saved, resized, cropped copies) runs on every photo checked on the "
                        "Check page; this table is without it.")
+
+
+def _calibration() -> None:
+    """Per model: error rates at its threshold, EER, calibration before/after, reliability diagrams."""
+    st.caption("How to read this: each model alone, on the test images of the scope above: how many reals and "
+               "fakes it gets right at its threshold, its equal error rate, how many fakes it catches at 1% or 5% "
+               "false alarms, and how well its p(fake) is calibrated before and after Platt scaling.")
     tt = common.trust_table(run)
     if len(tt):
         part = tt[tt["scope"] == scope]
@@ -343,7 +350,8 @@ def _router() -> None:
 # Only the open tab is computed and drawn (st.tabs with on_change="rerun"): the sections below the curves
 # held a dozen charts, tables and thumbnails that cost the browser seconds on every first visit
 # (BENCHMARKS.md, "Third pass").
-SECTIONS = {"Can the verdict be trusted?": _trust, "Confusion matrices": _confusion_matrices,
+SECTIONS = {"Can the verdict be trusted?": _trust, "Calibration per model": _calibration,
+            "Confusion matrices": _confusion_matrices,
             "One metric, every scope": _one_metric, "Training curves": _training_curves}
 if ROUTED in models:
     SECTIONS["Router"] = _router
