@@ -91,7 +91,8 @@ _WARM_LOCK = threading.Lock()
 
 def warm_up(run: Run) -> None:
     """Load the run's Keras models and combined model into this process' caches in a background
-    thread, once per process and run. Called by the pages that score uploads (*Check an image*,
+    thread, once per process and run: the best model first, with its Grad-CAM pass traced
+    (:func:`pipeline.explain.warm_up`), then the others. Called by the pages that score uploads (*Check an image*,
     *Check a video*) while they wait for a file: the page renders at once and the user's first upload
     does not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). Not started
     on the first page of every session: on 2 cores the load slowed whatever page it ran beside by
@@ -107,6 +108,7 @@ def warm_up(run: Run) -> None:
 
     def load() -> None:
         try:
+            _warm_up_best(run, names)
             stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
             _run_models(key, tuple(names), stamp)
             run_combiner(run, names)
@@ -114,6 +116,19 @@ def warm_up(run: Run) -> None:
             logging.getLogger(__name__).warning("warm-up of %s failed: %s", run.run_id, exc)
 
     threading.Thread(target=load, name="deepfake-lens-warm-up", daemon=True).start()
+
+
+def _warm_up_best(run: Run, names: list[str]) -> None:
+    """Load the run's best Keras model and trace its Grad-CAM pass: the map every checked face and the
+    Explain page start with. A problem here only logs: the full load goes on."""
+    from pipeline import checking, explain
+
+    try:
+        best = checking.best_model(run.summary(), names)
+        if best in names:
+            explain.warm_up(_run_model(str(run.path), best, _model_mtime(run, best, "model.keras")).model)
+    except Exception as exc:  # noqa: BLE001 - a page that needs the map reports the problem
+        logging.getLogger(__name__).warning("Grad-CAM warm-up of %s failed: %s", run.run_id, exc)
 
 
 _PRELOADED: set[str] = set()

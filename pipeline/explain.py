@@ -23,7 +23,6 @@ import hashlib
 import logging
 import threading
 import time
-import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -299,6 +298,14 @@ def heatmaps(model, rgbs: list[np.ndarray], method: str = "gradcam", target: str
 def heatmap(model, rgb: np.ndarray, method: str = "gradcam", target: str = "fake", **kwargs) -> Explanation:
     """Grad-CAM / Grad-CAM++ / saliency of one (H, W, 3) uint8 image; the map is (H, W) in 0..1."""
     return heatmaps(model, [rgb], method, target, **kwargs)[0]
+
+
+def warm_up(model) -> None:
+    """Build ``model``'s gradient passes and trace them once, on a blank image, so that the first map a
+    user asks for does not pay the trace (0.3-1 s per model on this machine). The trace has a free
+    batch dimension: every later map of any method reuses it."""
+    size = model_input_size(model)
+    heatmaps(model, [np.zeros((size, size, 3), np.uint8)], "gradcam")
 
 
 def display_size(hw: tuple[int, int], longest: int = 640) -> tuple[int, int]:

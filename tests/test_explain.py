@@ -233,3 +233,26 @@ def test_explain_all_shares_passes_and_matches_single_maps(loaded, photo):
         alone = explain.heatmap(lm.model, photo, method, target="real")
         np.testing.assert_allclose(together[method].heatmap, alone.heatmap, atol=1e-6)
         assert together[method].method == alone.method
+
+
+def test_warm_up_traces_the_pass_that_every_later_map_reuses(loaded, photo):
+    lm = next(lm for lm in loaded.values() if explain.visualizers(lm.model).cam_pass is not None)
+    explain.warm_up(lm.model)
+    vis = explain.visualizers(lm.model)
+    traced = vis.cam_pass.experimental_get_tracing_count()
+    assert traced >= 1
+    explain.explain_all({"m": lm.model}, photo)  # all three methods, image + noisy copies in one batch
+    explain.heatmaps(lm.model, [photo, photo], "gradcam")
+    assert vis.cam_pass.experimental_get_tracing_count() == traced  # no new trace
+
+
+def test_dashboard_warm_up_traces_the_best_models_map(tiny_run):
+    from dashboard import common
+    from pipeline import checking, results
+
+    run = results.load_run(tiny_run)
+    names = common.keras_model_names(run)
+    common._warm_up_best(run, names)
+    best = checking.best_model(run.summary(), names)
+    model = common._run_model(str(run.path), best, common._model_mtime(run, best, "model.keras")).model
+    assert explain.visualizers(model).cam_pass.experimental_get_tracing_count() == 1  # traced, ready for a map
