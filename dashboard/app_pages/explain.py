@@ -140,7 +140,7 @@ def _gradient_maps(run_path: str, names: tuple[str, ...], stamp: str, sha: str, 
 disp_hw = explain.display_size(rgb.shape[:2])
 disp = explain.display_image(rgb, disp_hw)
 map_models = st.multiselect("Maps of", model_names, default=[best], key="explain_map_models",
-                            help="Each model's maps cost about 0.1 s on this server (the first time a model is "
+                            help="Each model's three maps cost 0.02-0.4 s on this server (the first time a model is "
                                  "explained, its explainer is built too); add the others to compare where they look.")
 map_models = [m for m in model_names if m in map_models]  # the run's order
 models = common.run_models(run, map_models) if map_models else {}
