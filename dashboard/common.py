@@ -91,7 +91,8 @@ _WARM_LOCK = threading.Lock()
 
 def warm_up(run: Run) -> None:
     """Load the run's Keras models and combined model into this process' caches in a background
-    thread, once per process and run. Called by the pages that score uploads (*Check an image*,
+    thread, once per process and run: the best model first, with its Grad-CAM pass traced
+    (:func:`pipeline.explain.warm_up`), then the others. Called by the pages that score uploads (*Check an image*,
     *Check a video*) while they wait for a file: the page renders at once and the user's first upload
     does not wait for TensorFlow's start-up and the model files (10-15 s on 2 busy cores). Not started
     on the first page of every session: on 2 cores the load slowed whatever page it ran beside by
@@ -107,6 +108,7 @@ def warm_up(run: Run) -> None:
 
     def load() -> None:
         try:
+            _warm_up_best(run, names)
             stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
             _run_models(key, tuple(names), stamp)
             run_combiner(run, names)
@@ -114,6 +116,19 @@ def warm_up(run: Run) -> None:
             logging.getLogger(__name__).warning("warm-up of %s failed: %s", run.run_id, exc)
 
     threading.Thread(target=load, name="deepfake-lens-warm-up", daemon=True).start()
+
+
+def _warm_up_best(run: Run, names: list[str]) -> None:
+    """Load the run's best Keras model and trace its Grad-CAM pass: the map every checked face and the
+    Explain page start with. A problem here only logs: the full load goes on."""
+    from pipeline import checking, explain
+
+    try:
+        best = checking.best_model(run.summary(), names)
+        if best in names:
+            explain.warm_up(_run_model(str(run.path), best, _model_mtime(run, best, "model.keras")).model)
+    except Exception as exc:  # noqa: BLE001 - a page that needs the map reports the problem
+        logging.getLogger(__name__).warning("Grad-CAM warm-up of %s failed: %s", run.run_id, exc)
 
 
 _PRELOADED: set[str] = set()
@@ -130,12 +145,22 @@ def _first_time(key: str, seen: set[str]) -> bool:
         return True
 
 
+_PAGE_RUNS: dict[str, int] = {}
+PRELOAD_AFTER = 1  # page runs of a run in this process before the preload starts
+
+
 def preload(run: Run) -> None:
-    """After a session's first page has run: import scikit-learn and SciPy's statistics (2-3 s on 2
-    busy cores) and compute the run's trust table (*Compare models*, 3 s: a calibrator per model and
-    data set) in a background thread, once per process and run, while the browser draws that page.
-    The next pages then find both ready. Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
+    """Called after every page run. From the process's second page run of ``run`` on (once per process
+    and run): import scikit-learn and SciPy's statistics (2-3 s on 2 busy cores) and compute the run's
+    trust table (*Compare models*, 3 s: a calibrator per model and data set) in a background thread, so
+    that later pages find both ready. Not after the first page run: that page is still being drawn by
+    a browser that has just loaded the app, and the thread slowed it by 3-4 s on 2 busy cores
+    (BENCHMARKS.md, "Third pass"). Set ``DEEPFAKE_LENS_WARM_UP=0`` to compute on first use."""
     key = str(run.path)
+    with _WARM_LOCK:
+        _PAGE_RUNS[key] = _PAGE_RUNS.get(key, 0) + 1
+        if _PAGE_RUNS[key] <= PRELOAD_AFTER:
+            return
     if not _first_time(key, _PRELOADED):
         return
 

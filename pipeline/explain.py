@@ -13,8 +13,9 @@ Shared by the CLI (``python -m pipeline predict --explain ...``) and the dashboa
   convolutional layer as a grid image.
 * :func:`overlay`, :func:`with_colorbar`, :func:`plotly_colorscale` - drawing.
 
-The tf-keras-vis objects (whose construction clones the model) are built once per Keras model and
-kept while the model lives (:func:`visualizers`).
+The gradient passes (a linearised clone of the model, through tf-keras-vis' model modifiers, compiled
+with ``tf.function``) are built once per Keras model and kept while the model lives
+(:func:`visualizers`); the map formulas follow tf-keras-vis 0.8 (tested against it).
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import hashlib
 import logging
 import threading
 import time
-import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -111,26 +111,60 @@ def _score(target: str):
 
 
 class _Visualizers:
-    """Grad-CAM, Grad-CAM++ and Saliency sharing ONE linearised clone of a model."""
+    """The compiled gradient passes of one model, on ONE linearised clone (tf-keras-vis' ``ReplaceToLinear``:
+    the output sigmoid becomes the identity, so scores are logits, as tf-keras-vis computes them).
+
+    ``cam_pass(x)`` -> (activations A (n, h, w, c), dlogit/dA (n, h, w, c), dlogit/dx (n, size, size, 3)) at
+    Grad-CAM's layer (found by tf-keras-vis' ``ExtractIntermediateLayerForGradcam``: the convolution at or
+    before :func:`pipeline.models.last_conv_layer_name`), None for a model without one; ``input_pass(x)`` ->
+    dlogit/dx alone (traced only for such a model). One traced graph per model: Grad-CAM, Grad-CAM++ and
+    SmoothGrad of an image come from ONE batch (the image and its noisy copies).
+    ``x``: (n, size, size, 3) float32 pixels 0-255. Both are ``tf.function`` graphs with a free batch
+    dimension, traced once per model: tf-keras-vis' own calls run eagerly and rebuild the layer model on
+    every call, 5-7x slower on this machine (BENCHMARKS.md, "Third pass")."""
 
     def __init__(self, model):
+        import tensorflow as tf
         from tf_keras_vis.gradcam import Gradcam
-        from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-        from tf_keras_vis.saliency import Saliency
-        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradcam, ReplaceToLinear
 
         from pipeline.models import last_conv_layer_name
 
         self.name = model.name
         self.lock = threading.Lock()
-        self.gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
-        clone = self.gradcam.model  # already linear: the others reuse it without cloning again
-        self.gradcam_pp = GradcamPlusPlus(clone, clone=False)
-        self.saliency = Saliency(clone, clone=False)
+        clone = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True).model
+        size = model_input_size(model)
+        spec = [tf.TensorSpec([None, size, size, 3], tf.float32)]
         try:
             self.layer: str | None = last_conv_layer_name(model)
         except ValueError:
             self.layer = None
+
+        def input_pass(x):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                logits = tf.reshape(clone(x, training=False), [-1])
+            return tape.gradient(logits, x)  # rows are independent: d(sum of logits)/dx_i = dlogit_i/dx_i
+
+        self.input_pass = tf.function(input_pass, input_signature=spec)
+        self.cam_pass = None
+        if self.layer is not None:
+            cam_model = ExtractIntermediateLayerForGradcam(self.layer, True)(clone)
+
+            def cam_pass(x):
+                with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+                    tape.watch(x)
+                    out = cam_model(x, training=False)
+                    logits, acts = tf.reshape(out[0], [-1]), out[-1]
+                return acts, tape.gradient(logits, acts), tape.gradient(logits, x)
+
+            self.cam_pass = tf.function(cam_pass, input_signature=spec)
+
+    def input_gradients(self, x: np.ndarray) -> np.ndarray:
+        """dlogit/dx, (n, size, size, 3) float32, through the model's one traced pass."""
+        if self.cam_pass is not None:
+            return self.cam_pass(x)[2].numpy()
+        return self.input_pass(x).numpy()
 
 
 _VIS: "weakref.WeakKeyDictionary[Any, _Visualizers]" = weakref.WeakKeyDictionary()
@@ -138,7 +172,7 @@ _VIS_LOCK = threading.Lock()
 
 
 def visualizers(model) -> _Visualizers:
-    """The cached tf-keras-vis objects of ``model`` (built on first use: clones the model once)."""
+    """The cached gradient passes of ``model`` (built on first use: clones the model once)."""
     with _VIS_LOCK:
         vis = _VIS.get(model)
         if vis is None:
@@ -149,68 +183,129 @@ def visualizers(model) -> _Visualizers:
 # --------------------------------------------------------------------------- gradient maps
 
 
-def heatmaps(model, rgbs: list[np.ndarray], method: str = "gradcam", target: str = "fake",
-             smooth_samples: int = 10, smooth_noise: float = 0.2,
-             out_hw: tuple[int, int] | None = None) -> list[Explanation]:
-    """One :class:`Explanation` per image (batched through the model once). Each map is resized to
-    its image's (H, W), or to ``out_hw`` (H, W) pixels when given (a display size: a map the size
-    of a 12-megapixel upload is 48 MB of float32)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not rgbs:
-        return []
-    vis = visualizers(model)
-    size = model_input_size(model)
-    x = np.concatenate([_to_input(im, size) for im in rgbs])
-    score = _score(target)
-    used, note = method, None
-    if method != "saliency" and vis.layer is None:
-        used = "saliency"
-        note = (f"{model.name} has no convolutional layer, so {METHOD_LABELS[method]} cannot be computed; "
-                f"showing a gradient saliency map (SmoothGrad) instead.")
-    t0 = time.perf_counter()
-    with vis.lock, warnings.catch_warnings():
-        # tf-keras-vis calls the model with a list of inputs: Keras 3 warns about the structure
-        warnings.filterwarnings("ignore", message=r"(?s).*structure of `inputs` doesn't match")
-        if used == "gradcam":
-            maps = vis.gradcam(score, x, penultimate_layer=vis.layer)
-        elif used == "gradcam++":
-            maps = vis.gradcam_pp(score, x, penultimate_layer=vis.layer)
-        else:
-            maps = _smoothgrad(vis, score, x, smooth_samples, smooth_noise)
-    maps = np.asarray(maps, dtype=np.float32).reshape(len(rgbs), size, size)
-    seconds = (time.perf_counter() - t0) / len(rgbs)
-    out = []
-    for m, im in zip(maps, rgbs):
-        heat = np.clip(_normalise(_resize_map(m, tuple(out_hw) if out_hw else np.shape(im)[:2])), 0.0, 1.0)
-        why = note
-        if why is None and not heat.any():
-            why = (f"{METHOD_LABELS[used]} is empty: no region of layer {vis.layer if used != 'saliency' else 'input'} "
-                   f"raises P({target}) for this image (the gradients point the other way everywhere). "
-                   f"Try the other target or the saliency map.")
-        out.append(Explanation(model=model.name, method=used, target=target, heatmap=heat,
-                               layer=vis.layer if used != "saliency" else None, note=why, seconds=seconds))
-    return out
+def gradcam_maps(acts: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM and Grad-CAM++ class activation maps from one gradient pass.
+
+    ``acts``: (n, h, w, c) activations A of the layer; ``grads``: (n, h, w, c) dS/dA of the score S
+    (the logit for "fake", minus it for "real"). Returns two (n, h, w) float arrays >= 0, not normalised.
+    Grad-CAM (Selvaraju et al., ICCV 2017): ReLU(sum_c mean_hw(dS/dA_c) A_c). Grad-CAM++ (Chattopadhay
+    et al., WACV 2018) with the alphas of tf-keras-vis 0.8 (``GradcamPlusPlus``); its exp(S) factor
+    multiplies every weight of an image by the same number, so it is left out (it does not change the
+    normalised map and overflows float32 for confident logits)."""
+    a = np.asarray(acts, dtype=np.float64)
+    g = np.asarray(grads, dtype=np.float64)
+    cam = np.maximum((a * g.mean(axis=(1, 2), keepdims=True)).sum(axis=-1), 0.0)
+    g2 = g * g
+    denom = 2.0 * g2 + g2 * g * a.sum(axis=(1, 2), keepdims=True)
+    alphas = g2 / (denom + (g2 == 0.0))
+    norm = alphas.sum(axis=(1, 2), keepdims=True)
+    alphas /= norm + (norm == 0.0)
+    weights = (np.maximum(g, 0.0) * alphas).sum(axis=(1, 2), keepdims=True)
+    cam_pp = np.maximum((weights * a).sum(axis=-1), 0.0)
+    return cam.astype(np.float32), cam_pp.astype(np.float32)
 
 
-def _smoothgrad(vis, score, x: np.ndarray, samples: int, noise: float) -> np.ndarray:
-    """SmoothGrad with tf-keras-vis' Saliency, all noisy copies in ONE batch (its own ``smooth_samples``
-    loop makes one eager pass per copy: about 10x slower). Same result: mean over the copies of
-    |gradient|, then the max over colour channels."""
+def _smoothgrad(vis: _Visualizers, x: np.ndarray, samples: int, noise: float) -> np.ndarray:
+    """SmoothGrad (Smilkov et al. 2017) as tf-keras-vis' ``Saliency(smooth_samples=...)`` computes it: mean
+    over ``samples`` noisy copies (Gaussian, sigma = ``noise`` x the image's value range, fixed seed) of
+    |dS/dx|, then the max over colour channels; all copies in ONE batch. (n, size, size) float32.
+    The absolute value makes the map the same for both targets."""
+    n = len(x)
     if samples <= 0:
-        return np.asarray(vis.saliency(score, x))
+        return np.abs(vis.input_gradients(x)).max(axis=-1)
+    grads = np.abs(vis.input_gradients(_noisy_copies(x, samples, noise)))
+    return grads.reshape(n, samples, *grads.shape[1:]).mean(axis=1).max(axis=-1)
+
+
+def _noisy_copies(x: np.ndarray, samples: int, noise: float) -> np.ndarray:
+    """``samples`` copies of each image of ``x`` (n, size, size, 3) with Gaussian noise of sigma ``noise`` x
+    that image's value range (fixed seed 0): (n * samples, size, size, 3) float32, image by image."""
     n = len(x)
     span = x.reshape(n, -1).max(axis=1) - x.reshape(n, -1).min(axis=1)
     rng = np.random.default_rng(0)
     noisy = np.repeat(x, samples, axis=0)
     noisy += rng.normal(0.0, 1.0, noisy.shape).astype(np.float32) * np.repeat(noise * span, samples)[:, None, None, None]
-    grads = np.asarray(vis.saliency(score, noisy, keepdims=True, normalize_map=False))
-    return grads.reshape(n, samples, *grads.shape[1:]).mean(axis=1).max(axis=-1)
+    return noisy
+
+
+def _maps(model, rgbs: list[np.ndarray], methods: tuple[str, ...], target: str, smooth_samples: int,
+          smooth_noise: float, out_hw: tuple[int, int] | None) -> dict[str, list[Explanation]]:
+    """Every asked gradient method for a batch of images, sharing the passes: Grad-CAM and Grad-CAM++
+    come from one gradient pass, and a model without a convolutional layer computes its saliency map
+    once for all methods."""
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if not rgbs:
+        return {m: [] for m in methods}
+    vis = visualizers(model)
+    size = model_input_size(model)
+    x = np.concatenate([_to_input(im, size) for im in rgbs])
+    sign = 1.0 if target == "fake" else -1.0
+    raw: dict[str, tuple[np.ndarray, float]] = {}  # method actually used -> (maps, seconds per image)
+    want_cam = vis.cam_pass is not None and any(m != "saliency" for m in methods)
+    want_sal = "saliency" in methods or vis.cam_pass is None
+    n = len(x)
+    with vis.lock:
+        t0 = time.perf_counter()
+        if want_cam:
+            # the image(s) and, for SmoothGrad, their noisy copies go through the model as ONE batch
+            noisy = _noisy_copies(x, smooth_samples, smooth_noise) if want_sal and smooth_samples > 0 else x[:0]
+            acts, grads, dx = (t.numpy() for t in vis.cam_pass(np.concatenate([x, noisy])))
+            cam, cam_pp = gradcam_maps(acts[:n], sign * grads[:n])
+            raw["gradcam"], raw["gradcam++"] = (cam, 0.0), (cam_pp, 0.0)
+            if want_sal:
+                sal = np.abs(dx[n:] if smooth_samples > 0 else dx[:n])
+                if smooth_samples > 0:
+                    sal = sal.reshape(n, smooth_samples, *sal.shape[1:]).mean(axis=1)
+                raw["saliency"] = (sal.max(axis=-1), 0.0)
+        elif want_sal:
+            raw["saliency"] = (_smoothgrad(vis, x, smooth_samples, smooth_noise), 0.0)
+        seconds = (time.perf_counter() - t0) / n / len(raw)  # the shared pass, split over the maps it gave
+    raw = {m: (maps, seconds) for m, (maps, _) in raw.items()}
+    out: dict[str, list[Explanation]] = {}
+    for method in methods:
+        used = method if method in raw else "saliency"
+        note = None if used == method else (
+            f"{model.name} has no convolutional layer, so {METHOD_LABELS[method]} cannot be computed; "
+            f"showing a gradient saliency map (SmoothGrad) instead.")
+        maps, seconds = raw[used]
+        out[method] = []
+        for m, im in zip(maps, rgbs):
+            heat = np.clip(_normalise(_resize_map(m, tuple(out_hw) if out_hw else np.shape(im)[:2])), 0.0, 1.0)
+            why = note
+            if why is None and not heat.any():
+                why = (f"{METHOD_LABELS[used]} is empty: no region of layer {vis.layer if used != 'saliency' else 'input'} "
+                       f"raises P({target}) for this image (the gradients point the other way everywhere). "
+                       f"Try the other target or the saliency map.")
+            out[method].append(Explanation(model=model.name, method=used, target=target, heatmap=heat,
+                                           layer=vis.layer if used != "saliency" else None, note=why, seconds=seconds))
+    return out
+
+
+def heatmaps(model, rgbs: list[np.ndarray], method: str = "gradcam", target: str = "fake",
+             smooth_samples: int = 10, smooth_noise: float = 0.2,
+             out_hw: tuple[int, int] | None = None) -> list[Explanation]:
+    """One :class:`Explanation` per (H, W, 3) uint8 image (batched through the model once). Each map
+    is (H, W) float32 in 0..1 at its image's size, or ``out_hw`` (H, W) pixels when given (a display
+    size: a map the size of a 12-megapixel upload is 48 MB of float32). Raises ``ValueError`` for an
+    unknown method or target."""
+    return _maps(model, rgbs, (method,), target, smooth_samples, smooth_noise, out_hw)[method]
 
 
 def heatmap(model, rgb: np.ndarray, method: str = "gradcam", target: str = "fake", **kwargs) -> Explanation:
     """Grad-CAM / Grad-CAM++ / saliency of one (H, W, 3) uint8 image; the map is (H, W) in 0..1."""
     return heatmaps(model, [rgb], method, target, **kwargs)[0]
+
+
+def warm_up(model) -> None:
+    """Build ``model``'s gradient passes and trace them once, on a blank image, so that the first map a
+    user asks for does not pay the trace (0.3-1 s per model on this machine). The trace has a free
+    batch dimension: every later map of any method reuses it."""
+    size = model_input_size(model)
+    heatmaps(model, [np.zeros((size, size, 3), np.uint8)], "gradcam")
 
 
 def display_size(hw: tuple[int, int], longest: int = 640) -> tuple[int, int]:
@@ -236,16 +331,19 @@ def explain_all(models: dict[str, Any], rgb: np.ndarray, target: str = "fake", m
     Explanation}}``, in the order given (``models``: name -> Keras model, loaded once by the
     caller). A method that fails for one model gives its exception in place of the Explanation,
     so one model cannot hide the others. Maps are (H, W) in 0..1, or ``out_hw`` (see :func:`heatmaps`).
-    The image is resized to each model's input size once, and each model's visualizers are built
-    once per model (:func:`visualizers`)."""
+    The image is resized to each model's input size once, each model's gradient passes are built
+    once per model (:func:`visualizers`), and Grad-CAM and Grad-CAM++ share one pass."""
     out: dict[str, dict[str, Explanation | Exception]] = {}
     for name, model in models.items():
-        out[name] = {}
-        for method in methods:
-            try:
-                out[name][method] = heatmaps(model, [rgb], method, target, out_hw=out_hw)[0]
-            except Exception as exc:  # noqa: BLE001 - reported per map by the caller
-                out[name][method] = exc
+        try:
+            out[name] = {m: e[0] for m, e in _maps(model, [rgb], methods, target, 10, 0.2, out_hw).items()}
+        except Exception:  # noqa: BLE001 - retried method by method, so one failing method keeps the others
+            out[name] = {}
+            for method in methods:
+                try:
+                    out[name][method] = _maps(model, [rgb], (method,), target, 10, 0.2, out_hw)[method][0]
+                except Exception as exc:  # noqa: BLE001 - reported per map by the caller
+                    out[name][method] = exc
     return out
 
 

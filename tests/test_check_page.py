@@ -123,6 +123,14 @@ def test_explain_page_renders_a_test_image(monkeypatch, tiny_run):
     assert at.title[0].value == "Explain"
     assert _headings(at) == ["Explain", "Where each model looks", "LIME", "Feature maps"]
     assert not at.warning, [w.value for w in at.warning]
+    # the feature maps are a lazy expander: computed once opened
+    assert not [w for w in at.selectbox if w.key == "explain_fm_layer"]
+    n_images = len(at.get("image"))
+    at.session_state["explain_fm_open"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="explain_fm_layer").value
+    assert len(at.get("image")) > n_images  # the channel grid
     at.selectbox(key="explain_outcome").select("wrong").run()
     assert not at.exception
     if not at.number_input:  # the tiny model made no mistakes: the page says so and stops

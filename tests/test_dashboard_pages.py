@@ -73,8 +73,18 @@ def test_overview_shows_counts(monkeypatch, artifacts):
     assert "**2** file(s) could not be used" in _texts(at)
 
 
+def _open_samples(at: AppTest) -> AppTest:
+    """Overview's sections below the first screen are lazy tabs: the sample images run once opened."""
+    assert [t.label for t in at.tabs] == ["File shortcut audit", "Sample images"]
+    assert not [w for w in at.selectbox if w.key == "overview_dataset"]
+    at.session_state["overview_section"] = "Sample images"
+    at.run()
+    assert not [w for w in at.selectbox if w.key == "overview_audit_fact"]
+    return at
+
+
 def test_overview_samples_and_shuffle(monkeypatch, artifacts):
-    at = _app(monkeypatch, artifacts)
+    at = _open_samples(_app(monkeypatch, artifacts))
     at.selectbox(key="overview_dataset").set_value("lfw_faceswap").run()
     _ok(at)
     assert "**real** · 28 images" in _texts(at)
@@ -93,7 +103,7 @@ def test_overview_missing_image_shows_warning(monkeypatch, tmp_path):
     man = results.load_run(str(path)).manifest()
     for p in man[(man["dataset"] == "faces140k") & (man["label"] == "fake")]["path"]:
         Path(p).unlink()
-    at = _app(monkeypatch, tmp_path)
+    at = _open_samples(_app(monkeypatch, tmp_path))
     _ok(at)
     assert "missing or unreadable" in _texts(at)
 
@@ -143,10 +153,28 @@ def test_compare_scope_and_threshold_toggle(monkeypatch, artifacts):
     for m in MODELS:
         assert table.loc[m, "f1"] == pytest.approx(half.loc[m, "f1"])
     assert at.selectbox(key="compare_scope").value == "faces140k"
+    # the sections below the curves are lazy tabs: only the open one runs
+    assert [t.label for t in at.tabs] == ["Can the verdict be trusted?", "Calibration per model", "Confusion matrices",
+                                          "One metric, every scope", "Training curves"]
+    assert not [w for w in at.toggle if w.key == "compare_reliability_calibrated"]
+    assert not [w for w in at.selectbox if w.key == "compare_bar_metric"]
+    at.session_state["compare_section"] = "Calibration per model"
+    at.run()
+    _ok(at)
+    assert at.toggle(key="compare_reliability_calibrated").value is True
+    at.session_state["compare_section"] = "Training curves"
+    at.run()
+    assert not [w for w in at.toggle if w.key == "compare_reliability_calibrated"]
     at.segmented_control(key="compare_curve_metric").set_value("auc").run()
     _ok(at)
+    at.session_state["compare_section"] = "One metric, every scope"
+    at.run()
     at.selectbox(key="compare_bar_metric").set_value("f1").run()
     _ok(at)
+    at.session_state["compare_section"] = "Confusion matrices"
+    at.run()
+    _ok(at)
+    assert at.multiselect(key="compare_cm_models").value  # the best models' matrices by default
 
 
 def test_compare_router_section(monkeypatch, tmp_path):
@@ -155,7 +183,10 @@ def test_compare_router_section(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path)
     at.switch_page("app_pages/compare.py").run()
     _ok(at)
-    assert "Router" in [s.value for s in at.subheader]
+    assert "Router" in [t.label for t in at.tabs]
+    at.session_state["compare_section"] = "Router"
+    at.run()
+    _ok(at)
     assert not at.info
     test = preds[preds["split"] == "test"]
     wrong = test[test["routed_to"] != test["dataset"]]
@@ -181,7 +212,9 @@ def test_compare_router_section_of_an_older_run_says_how_to_refresh(monkeypatch,
     at = _app(monkeypatch, tmp_path)
     at.switch_page("app_pages/compare.py").run()
     _ok(at)
-    assert "Router" in [s.value for s in at.subheader]
+    at.session_state["compare_section"] = "Router"
+    at.run()
+    _ok(at)
     assert at.info and "python -m pipeline train --force" in at.info[0].value
     assert "ensemble_routed" in at.dataframe[0].value["model"].tolist()  # the rest of the page is unchanged
 

@@ -221,7 +221,14 @@ def test_embeddings_page(monkeypatch, tiny_run):
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Embeddings"
     assert at.selectbox(key="emb_model").options == ["baseline_cnn", "custom_cnn"]
+    # lazy tabs: the 2-D map is open first and the 3-D view (WebGL) is not computed until it is opened
+    assert [t.label for t in at.tabs] == ["2-D map: click a face to explore it", "3-D view"]
+    assert at.selectbox(key="emb_color_2d") is not None
+    assert not [w for w in at.selectbox if w.key == "emb_color"]
     at.selectbox(key="emb_model").set_value("custom_cnn").run()
+    at.session_state["emb_view"] = "3-D view"
+    at.run()
+    assert not [w for w in at.selectbox if w.key == "emb_color_2d"]
     at.selectbox(key="emb_color").set_value("correct").run()
     at.multiselect(key="emb_splits").set_value(["train", "test"]).run()
     at.radio(key="emb_projection").set_value("PCA").run()

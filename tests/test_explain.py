@@ -183,3 +183,76 @@ def test_lime_sample_budget_scales_with_the_budget(loaded):
     assert samples == explain_lime.LIME_DEFAULT_SAMPLES
     samples, _ = explain_lime.lime_sample_budget(lm.model, budget_seconds=1e9, max_samples=725, min_samples=100)
     assert samples == 725
+
+
+def test_compiled_maps_equal_tf_keras_vis(loaded, photos):
+    """The compiled passes give tf-keras-vis' own Grad-CAM, Grad-CAM++ and saliency (at the layer's
+    resolution, normalised to 0..1), for both targets."""
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.saliency import Saliency
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import BinaryScore
+
+    def norm(m):
+        m = np.asarray(m, dtype=np.float64)
+        lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
+        return (m - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+    checked = 0
+    for name, lm in loaded.items():
+        vis = explain.visualizers(lm.model)
+        if vis.cam_pass is None:
+            continue
+        size = explain.model_input_size(lm.model)
+        x = np.concatenate([explain._to_input(im, size) for im in photos[:3]])
+        for target, sign in (("fake", 1.0), ("real", -1.0)):
+            score = BinaryScore(1.0 if target == "fake" else 0.0)
+            lib_cam = Gradcam(lm.model, model_modifier=ReplaceToLinear(), clone=True)(
+                score, x, penultimate_layer=vis.layer, expand_cam=False, normalize_cam=False)
+            lib_pp = GradcamPlusPlus(lm.model, model_modifier=ReplaceToLinear(), clone=True)(
+                score, x, penultimate_layer=vis.layer, expand_cam=False, normalize_cam=False)
+            lib_sal = Saliency(lm.model, model_modifier=ReplaceToLinear(), clone=True)(
+                score, x, keepdims=False, normalize_map=False)
+            acts, grads, _ = vis.cam_pass(x)
+            cam, cam_pp = explain.gradcam_maps(acts.numpy(), sign * grads.numpy())
+            np.testing.assert_allclose(norm(cam), norm(lib_cam), atol=1e-3, err_msg=f"{name} {target} Grad-CAM")
+            np.testing.assert_allclose(norm(cam_pp), norm(lib_pp), atol=1e-3, err_msg=f"{name} {target} Grad-CAM++")
+            np.testing.assert_allclose(norm(explain._smoothgrad(vis, x, 0, 0.2)), norm(lib_sal), atol=1e-3,
+                                       err_msg=f"{name} {target} saliency")
+            checked += 1
+    assert checked >= 2
+
+
+def test_explain_all_shares_passes_and_matches_single_maps(loaded, photo):
+    """explain_all (one pass for both CAMs, one saliency for a model without convolutions) gives the
+    same maps as asking for each method alone."""
+    name, lm = next(iter(loaded.items()))
+    together = explain.explain_all({name: lm.model}, photo, "real")[name]
+    for method in explain.METHODS:
+        alone = explain.heatmap(lm.model, photo, method, target="real")
+        np.testing.assert_allclose(together[method].heatmap, alone.heatmap, atol=1e-6)
+        assert together[method].method == alone.method
+
+
+def test_warm_up_traces_the_pass_that_every_later_map_reuses(loaded, photo):
+    lm = next(lm for lm in loaded.values() if explain.visualizers(lm.model).cam_pass is not None)
+    explain.warm_up(lm.model)
+    vis = explain.visualizers(lm.model)
+    traced = vis.cam_pass.experimental_get_tracing_count()
+    assert traced >= 1
+    explain.explain_all({"m": lm.model}, photo)  # all three methods, image + noisy copies in one batch
+    explain.heatmaps(lm.model, [photo, photo], "gradcam")
+    assert vis.cam_pass.experimental_get_tracing_count() == traced  # no new trace
+
+
+def test_dashboard_warm_up_traces_the_best_models_map(tiny_run):
+    from dashboard import common
+    from pipeline import checking, results
+
+    run = results.load_run(tiny_run)
+    names = common.keras_model_names(run)
+    common._warm_up_best(run, names)
+    best = checking.best_model(run.summary(), names)
+    model = common._run_model(str(run.path), best, common._model_mtime(run, best, "model.keras")).model
+    assert explain.visualizers(model).cam_pass.experimental_get_tracing_count() == 1  # traced, ready for a map

@@ -70,6 +70,12 @@ def test_render_panel_for_good_signed_and_bad_files(tmp_path):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [e.label for e in at.expander] == [f"Forensic bench: {n}" for n in ("a_signed.jpg", "b_thumb.jpg", "c_broken.jpg")]
+    # lazy expanders: nothing is inspected or drawn until one is opened
+    assert forensics.MAGNIFYING_GLASS not in _texts(at) and not at.error
+    for i in range(3):
+        at.session_state[f"panel{i}_open"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
     text = _texts(at)
     assert "validation: Valid" in text and "Declared AI generation" in text
     assert "**disagrees** with the image" in text

@@ -112,7 +112,7 @@ def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=1800)
 def _gradcam(run_path: str, model_name: str, stamp: tuple, crop, _model):
     """Grad-CAM overlay of one face crop, kept for 30 minutes: every upload reruns the page for all of the
-    session's photos, and the map (0.2-0.3 s, one model at a time) is the same each time."""
+    session's photos, and the map (about 0.03 s once traced, one model at a time) is the same each time."""
     from pipeline import explain
 
     exp = explain.heatmap(_model, crop, "gradcam")

@@ -43,6 +43,7 @@ HELP = {
 }
 BEST_OF = ["roc_auc", "f1", "accuracy", "latency_ms_batch1"]
 CM_DEFAULT = 3  # confusion matrices drawn at first (one plotly chart each)
+SECTION_KEY = "compare_section"  # the open tab below the curves
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -160,131 +161,144 @@ st.caption("How to read this: a ROC curve that bends up and to the left ranks fa
            "really are fake. Curves do not depend on the threshold; the toggle above changes the table and the "
            "confusion matrices.")
 
-# --------------------------------------------------------------------------- trust
-st.subheader("Can the verdict be trusted?")
-st.caption("How to read this: the run's verdict answers real, fake or can't tell. 'Real photos called fake' is "
-           "the harm to avoid: the share of real test photos the verdict called fake, among those it gave an "
-           "answer. 'Decided' is the share that got an answer at all. Calibration error (ECE) says how far "
-           "'80% fake' is from 8 in 10 such photos being fake (0 = exact).")
-try:
-    vt = common.verdict_table(run)
-except (ValueError, LookupError, OSError) as exc:
-    st.caption(f":material/info: No three-way verdict in this run: {exc}")
-else:
-    policy, _ = common.run_policy(run)
-    shown_v = vt if scope == "all" else vt[vt["scope"].isin(["all", scope])]
-    st.dataframe(
-        shown_v.assign(scope=shown_v["scope"].replace({"all": "all datasets"})),
-        hide_index=True, width="stretch",
-        column_order=["scope", "n", "coverage", "n_real_called_fake", "fpr_decided", "recall_fake_decided",
-                      "accuracy_decided", "ece", "ece_floor_p95", "brier"],
-        column_config={
-            "scope": "Data set", "n": st.column_config.NumberColumn("Test images", format="%d"),
-            "coverage": st.column_config.NumberColumn("Decided", format="percent",
-                                                      help="Share of test images that got real or fake"),
-            "n_real_called_fake": st.column_config.NumberColumn("Real called fake (n)", format="%d"),
-            "fpr_decided": st.column_config.NumberColumn("Real photos called fake", format="percent",
-                                                         help="Among the decided real test photos"),
-            "recall_fake_decided": st.column_config.NumberColumn("Fakes caught", format="percent",
-                                                                 help="Among the decided fake test photos"),
-            "accuracy_decided": st.column_config.NumberColumn("Accuracy (decided)", format="percent"),
-            "ece": st.column_config.NumberColumn("ECE", format="%.3f",
-                                                 help="Expected calibration error, 10 bins, calibrated"),
-            "ece_floor_p95": st.column_config.NumberColumn(
-                "ECE noise (95%)", format="%.3f",
-                help="The ECE that exactly right probabilities would still show on this many photos, 95 times in "
-                     "100: a smaller ECE is within sampling noise"),
-            "brier": st.column_config.NumberColumn("Brier", format="%.3f", help="Mean squared error of p(fake)"),
-        })
-    if policy is not None:
-        st.caption(f"Verdict model **{policy.model}**, {threshold_words(policy)}. {error_rate_words(policy)} "
-                   "The stability check (re-saved, resized, cropped copies) runs on every photo checked on the "
-                   "Check page; this table is without it.")
-tt = common.trust_table(run)
-if len(tt):
-    part = tt[tt["scope"] == scope]
-    st.dataframe(part, hide_index=True, width="stretch",
-                 column_order=["model", "n", "recall_real", "recall_fake", "balanced_accuracy", "eer",
-                               "tpr_at_fpr_1pct", "tpr_at_fpr_5pct", "ece_raw", "ece", "brier", "log_loss"],
-                 column_config={
-                     "model": "Model", "n": st.column_config.NumberColumn("n", format="%d"),
-                     "recall_real": st.column_config.NumberColumn("Reals called real", format="percent"),
-                     "recall_fake": st.column_config.NumberColumn("Fakes called fake", format="percent"),
-                     "balanced_accuracy": st.column_config.NumberColumn(
-                         "Balanced accuracy", format="%.3f", help="Mean of the two: 0.5 = a coin, whatever the mix"),
-                     "eer": st.column_config.NumberColumn("EER", format="%.3f",
-                                                          help="Equal error rate: where both error rates meet"),
-                     "tpr_at_fpr_1pct": st.column_config.NumberColumn(
-                         "Fakes caught at 1% false alarms", format="percent"),
-                     "tpr_at_fpr_5pct": st.column_config.NumberColumn(
-                         "Fakes caught at 5% false alarms", format="percent"),
-                     "ece_raw": st.column_config.NumberColumn("ECE raw", format="%.3f",
-                                                              help="Calibration error of the model's own scores"),
-                     "ece": st.column_config.NumberColumn("ECE calibrated", format="%.3f",
-                                                          help="After Platt scaling fitted on validation"),
-                     "brier": st.column_config.NumberColumn("Brier", format="%.3f"),
-                     "log_loss": st.column_config.NumberColumn("Log loss", format="%.3f"),
-                 })
-    pick = st.multiselect("Reliability diagram of", shown, default=shown[: min(3, len(shown))],
-                          key="compare_reliability")
-    calibrated = st.toggle("After calibration", value=True, key="compare_reliability_calibrated")
-    curves = {}
-    for m in pick:
-        try:
-            curves[m] = run.reliability(m, scope)["calibrated" if calibrated else "raw"]
-        except (LookupError, ValueError, OSError, KeyError):
-            continue
-    if curves:
-        st.plotly_chart(figures.reliability_figure(curves, colors), width="stretch")
-        st.caption("How to read this: a point on the diagonal means 'p(fake) = x' was right x of the time; "
-                   "above it the model under-states fakery, below it over-states it. Bigger dots hold more images.")
-
-# --------------------------------------------------------------------------- confusion matrices
-st.subheader("Confusion matrices")
-by_auc = [r["model"] for r in sorted(rows, key=lambda r: -1.0 if pd.isna(r["roc_auc"]) else -float(r["roc_auc"]))]
-cm_models = st.multiselect("Confusion matrices of", [r["model"] for r in rows], default=by_auc[:CM_DEFAULT],
-                           key="compare_cm_models",
-                           help=f"The {CM_DEFAULT} best by ROC-AUC at first: one chart per model (every chart "
-                                "costs the browser time to draw).")
-cm_rows = [r for r in rows if r["model"] in cm_models]
-per_row = max(1, min(3, len(cm_rows)))
-for start in range(0, len(cm_rows), per_row):
-    cols = st.columns(per_row)
-    for col, r in zip(cols, cm_rows[start:start + per_row]):
-        if any(pd.isna(r[k]) for k in ("tn", "fp", "fn", "tp")):
-            col.caption(f"{r['model']}: no confusion counts recorded")
-            continue
-        title = f"{r['model']} · threshold {r['threshold']:.2f}" if r["threshold"] is not None else r["model"]
-        col.plotly_chart(figures.confusion_matrix_figure(r["tn"], r["fp"], r["fn"], r["tp"], title=title),
-                         key=f"compare_cm_{r['model']}", width="stretch", config={"displayModeBar": False})
-st.caption("How to read this: rows are the truth, columns the model's answer; the dark diagonal cells are right. "
-           "Top right = real photos called fake (the harmful error), bottom left = fakes missed. Cells: image count "
-           "and share of the row.")
-
-# --------------------------------------------------------------------------- one metric across scopes
-st.subheader("One metric, every scope")
-metric = st.columns([1, 3])[0].selectbox("Metric", [c for c, _, _, h in TABLE if h is True],
-                                        key="compare_bar_metric", format_func=figures.metric_label)
-per_scope = pd.DataFrame([r for m in models for s in scopes
-                          if (r := comparison_row(m, metrics[m], s, at_half)) is not None])
-st.plotly_chart(figures.metric_bar_figure(per_scope, metric, colors), key="compare_bars", width="stretch")
-st.caption("How to read this: one group of bars per model, one bar per data set. A model can score well pooled "
-           "while failing one kind of fake: compare the bars within a group.")
-
-# --------------------------------------------------------------------------- training curves
-st.subheader("Training curves")
-curve = st.segmented_control("Metric", ["loss", "accuracy", "auc"], default="loss", key="compare_curve_metric",
-                             format_func=figures.metric_label, required=True)
-histories = {m: common.history(run, m) for m in models}
-st.plotly_chart(figures.training_curves_figure(histories, curve or "loss", colors), key="compare_history",
-                width="stretch")
-st.caption("Training and validation splits of all datasets (histories are not split by scope). "
-           "Dotted lines: start of fine-tuning (backbone unfrozen).")
-
-# --------------------------------------------------------------------------- the router of ensemble_routed
+# --------------------------------------------------------------------------- below the curves: lazy tabs
 MISROUTED_SHOWN = 16  # thumbnails of the surest misroutes
-if ROUTED in models:
-    st.subheader("Router")
+
+
+def _trust() -> None:
+    """The verdict's test figures (coverage, real photos called fake, calibration)."""
+    st.caption("How to read this: the run's verdict answers real, fake or can't tell. 'Real photos called fake' is "
+               "the harm to avoid: the share of real test photos the verdict called fake, among those it gave an "
+               "answer. 'Decided' is the share that got an answer at all. Calibration error (ECE) says how far "
+               "'80% fake' is from 8 in 10 such photos being fake (0 = exact).")
+    try:
+        vt = common.verdict_table(run)
+    except (ValueError, LookupError, OSError) as exc:
+        st.caption(f":material/info: No three-way verdict in this run: {exc}")
+    else:
+        policy, _ = common.run_policy(run)
+        shown_v = vt if scope == "all" else vt[vt["scope"].isin(["all", scope])]
+        st.dataframe(
+            shown_v.assign(scope=shown_v["scope"].replace({"all": "all datasets"})),
+            hide_index=True, width="stretch",
+            column_order=["scope", "n", "coverage", "n_real_called_fake", "fpr_decided", "recall_fake_decided",
+                          "accuracy_decided", "ece", "ece_floor_p95", "brier"],
+            column_config={
+                "scope": "Data set", "n": st.column_config.NumberColumn("Test images", format="%d"),
+                "coverage": st.column_config.NumberColumn("Decided", format="percent",
+                                                          help="Share of test images that got real or fake"),
+                "n_real_called_fake": st.column_config.NumberColumn("Real called fake (n)", format="%d"),
+                "fpr_decided": st.column_config.NumberColumn("Real photos called fake", format="percent",
+                                                             help="Among the decided real test photos"),
+                "recall_fake_decided": st.column_config.NumberColumn("Fakes caught", format="percent",
+                                                                     help="Among the decided fake test photos"),
+                "accuracy_decided": st.column_config.NumberColumn("Accuracy (decided)", format="percent"),
+                "ece": st.column_config.NumberColumn("ECE", format="%.3f",
+                                                     help="Expected calibration error, 10 bins, calibrated"),
+                "ece_floor_p95": st.column_config.NumberColumn(
+                    "ECE noise (95%)", format="%.3f",
+                    help="The ECE that exactly right probabilities would still show on this many photos, 95 times "
+                         "in 100: a smaller ECE is within sampling noise"),
+                "brier": st.column_config.NumberColumn("Brier", format="%.3f", help="Mean squared error of p(fake)"),
+            })
+        if policy is not None:
+            st.caption(f"Verdict model **{policy.model}**, {threshold_words(policy)}. {error_rate_words(policy)} "
+                       "The stability check (re-saved, resized, cropped copies) runs on every photo checked on the "
+                       "Check page; this table is without it.")
+
+
+def _calibration() -> None:
+    """Per model: error rates at its threshold, EER, calibration before/after, reliability diagrams."""
+    st.caption("How to read this: each model alone, on the test images of the scope above: how many reals and "
+               "fakes it gets right at its threshold, its equal error rate, how many fakes it catches at 1% or 5% "
+               "false alarms, and how well its p(fake) is calibrated before and after Platt scaling.")
+    tt = common.trust_table(run)
+    if len(tt):
+        part = tt[tt["scope"] == scope]
+        st.dataframe(part, hide_index=True, width="stretch",
+                     column_order=["model", "n", "recall_real", "recall_fake", "balanced_accuracy", "eer",
+                                   "tpr_at_fpr_1pct", "tpr_at_fpr_5pct", "ece_raw", "ece", "brier", "log_loss"],
+                     column_config={
+                         "model": "Model", "n": st.column_config.NumberColumn("n", format="%d"),
+                         "recall_real": st.column_config.NumberColumn("Reals called real", format="percent"),
+                         "recall_fake": st.column_config.NumberColumn("Fakes called fake", format="percent"),
+                         "balanced_accuracy": st.column_config.NumberColumn(
+                             "Balanced accuracy", format="%.3f", help="Mean of the two: 0.5 = a coin, whatever the mix"),
+                         "eer": st.column_config.NumberColumn("EER", format="%.3f",
+                                                              help="Equal error rate: where both error rates meet"),
+                         "tpr_at_fpr_1pct": st.column_config.NumberColumn(
+                             "Fakes caught at 1% false alarms", format="percent"),
+                         "tpr_at_fpr_5pct": st.column_config.NumberColumn(
+                             "Fakes caught at 5% false alarms", format="percent"),
+                         "ece_raw": st.column_config.NumberColumn("ECE raw", format="%.3f",
+                                                                  help="Calibration error of the model's own scores"),
+                         "ece": st.column_config.NumberColumn("ECE calibrated", format="%.3f",
+                                                              help="After Platt scaling fitted on validation"),
+                         "brier": st.column_config.NumberColumn("Brier", format="%.3f"),
+                         "log_loss": st.column_config.NumberColumn("Log loss", format="%.3f"),
+                     })
+        pick = st.multiselect("Reliability diagram of", shown, default=shown[: min(3, len(shown))],
+                              key="compare_reliability")
+        calibrated = st.toggle("After calibration", value=True, key="compare_reliability_calibrated")
+        curves = {}
+        for m in pick:
+            try:
+                curves[m] = run.reliability(m, scope)["calibrated" if calibrated else "raw"]
+            except (LookupError, ValueError, OSError, KeyError):
+                continue
+        if curves:
+            st.plotly_chart(figures.reliability_figure(curves, colors), width="stretch")
+            st.caption("How to read this: a point on the diagonal means 'p(fake) = x' was right x of the time; "
+                       "above it the model under-states fakery, below it over-states it. Bigger dots hold more images.")
+
+
+def _confusion_matrices() -> None:
+    """One confusion matrix per chosen model (the best by ROC-AUC at first)."""
+    by_auc = [r["model"] for r in sorted(rows, key=lambda r: -1.0 if pd.isna(r["roc_auc"]) else -float(r["roc_auc"]))]
+    cm_models = st.multiselect("Confusion matrices of", [r["model"] for r in rows], default=by_auc[:CM_DEFAULT],
+                               key="compare_cm_models",
+                               help=f"The {CM_DEFAULT} best by ROC-AUC at first: one chart per model (every chart "
+                                    "costs the browser time to draw).")
+    cm_rows = [r for r in rows if r["model"] in cm_models]
+    per_row = max(1, min(3, len(cm_rows)))
+    for start in range(0, len(cm_rows), per_row):
+        cols = st.columns(per_row)
+        for col, r in zip(cols, cm_rows[start:start + per_row]):
+            if any(pd.isna(r[k]) for k in ("tn", "fp", "fn", "tp")):
+                col.caption(f"{r['model']}: no confusion counts recorded")
+                continue
+            title = f"{r['model']} · threshold {r['threshold']:.2f}" if r["threshold"] is not None else r["model"]
+            col.plotly_chart(figures.confusion_matrix_figure(r["tn"], r["fp"], r["fn"], r["tp"], title=title),
+                             key=f"compare_cm_{r['model']}", width="stretch", config={"displayModeBar": False})
+    st.caption("How to read this: rows are the truth, columns the model's answer; the dark diagonal cells are right. "
+               "Top right = real photos called fake (the harmful error), bottom left = fakes missed. Cells: image count "
+               "and share of the row.")
+
+
+def _one_metric() -> None:
+    """One metric of every model on every scope."""
+    metric = st.columns([1, 3])[0].selectbox("Metric", [c for c, _, _, h in TABLE if h is True],
+                                            key="compare_bar_metric", format_func=figures.metric_label)
+    per_scope = pd.DataFrame([r for m in models for s in scopes
+                              if (r := comparison_row(m, metrics[m], s, at_half)) is not None])
+    st.plotly_chart(figures.metric_bar_figure(per_scope, metric, colors), key="compare_bars", width="stretch")
+    st.caption("How to read this: one group of bars per model, one bar per data set. A model can score well pooled "
+               "while failing one kind of fake: compare the bars within a group.")
+
+
+def _training_curves() -> None:
+    """Every model's training history."""
+    curve = st.segmented_control("Metric", ["loss", "accuracy", "auc"], default="loss", key="compare_curve_metric",
+                                 format_func=figures.metric_label, required=True)
+    histories = {m: common.history(run, m) for m in models}
+    st.plotly_chart(figures.training_curves_figure(histories, curve or "loss", colors), key="compare_history",
+                    width="stretch")
+    st.caption("Training and validation splits of all datasets (histories are not split by scope). "
+               "Dotted lines: start of fine-tuning (backbone unfrozen).")
+
+
+def _router() -> None:
+    """The router of the routed combined model: its accuracy, confusions and misroutes."""
     st.caption(f"`{ROUTED}` sends each image to the stacker of the dataset its router takes it for (a linear model "
                "on a thumbnail and HOG of the image): a routing error makes the wrong specialist speak.")
     router = _routing_report(str(run.path), common._model_mtime(run, ROUTED, store.PREDICTIONS),
@@ -335,3 +349,17 @@ if ROUTED in models:
             common.thumbnail_grid([(r.path, f"{r.dataset} → {getattr(r, ROUTED_TO)} "
                                             f"({getattr(r, ROUTE_CONFIDENCE):.2f}) · {r.label} · {r.p_fake:.2f}")
                                    for r in surest.itertuples(index=False)])
+
+
+# Only the open tab is computed and drawn (st.tabs with on_change="rerun"): the sections below the curves
+# held a dozen charts, tables and thumbnails that cost the browser seconds on every first visit
+# (BENCHMARKS.md, "Third pass").
+SECTIONS = {"Can the verdict be trusted?": _trust, "Calibration per model": _calibration,
+            "Confusion matrices": _confusion_matrices,
+            "One metric, every scope": _one_metric, "Training curves": _training_curves}
+if ROUTED in models:
+    SECTIONS["Router"] = _router
+for tab, section in zip(st.tabs(list(SECTIONS), key=SECTION_KEY, on_change="rerun"), SECTIONS.values()):
+    if tab.open:
+        with tab:
+            section()

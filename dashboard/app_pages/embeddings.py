@@ -17,6 +17,8 @@ from pipeline import figures, figures_embeddings, images, results, run_embedding
 PROJECTIONS = {"PCA": ("pca_1", "pca_2", "pca_3"), "UMAP": ("umap_1", "umap_2", "umap_3")}
 PROJECTIONS_2D = {"PCA": ("pca2d_1", "pca2d_2"), "UMAP": ("umap2d_1", "umap2d_2")}
 SPLIT_LABELS = {"test": "test", "val": "validation", "train": "train"}
+VIEWS = ["2-D map: click a face to explore it", "3-D view"]
+VIEW_KEY = "emb_view"
 PICK_KEY, PICK_SOURCE_KEY = "emb_pick", "emb_pick_source"  # manifest row of the opened image; what set it
 WHAT_TO_RUN = (f"Embeddings are built by the pipeline after training:\n\n```\n{results.TRAIN_COMMAND}\n```\n\n"
                "(with `[embeddings] enabled = true`, the default). A rerun with the same config trains "
@@ -89,7 +91,7 @@ def explorer_3d() -> None:
     st.caption("How to read this: each dot is one face, placed so that faces the model represents alike sit close "
                "together; if the colours form separate clouds, the model tells real from fake. Drag to rotate, scroll "
                "to zoom, click a legend entry to hide a group; hover a dot to name it. To open a face, click it in "
-               "the 2-D view below.")
+               "the 2-D map (the other tab).")
 
 
 def _open(row: int) -> None:
@@ -227,10 +229,15 @@ def image_details(row: int, splits: list[str]) -> None:
         st.plotly_chart(figures_explore.neighbour_distance_figure(nn, labels), width="stretch", key="emb_nn_fig")
 
 
-st.subheader("3-D view")
-explorer_3d()
-st.subheader("2-D view: click a face to explore it")
-explorer_2d()
+# Only the open view is computed and drawn (lazy tabs): the 3-D chart needs WebGL, which costs a
+# browser without a GPU about 2 s to draw (BENCHMARKS.md, "Third pass"); the 2-D map opens faces.
+tab_2d, tab_3d = st.tabs(VIEWS, key=VIEW_KEY, on_change="rerun")
+if tab_2d.open:
+    with tab_2d:
+        explorer_2d()
+if tab_3d.open:
+    with tab_3d:
+        explorer_3d()
 
 st.subheader("Do real and fake cluster?")
 c1, c2 = st.columns([3, 2], gap="large")

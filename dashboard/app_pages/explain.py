@@ -140,7 +140,7 @@ def _gradient_maps(run_path: str, names: tuple[str, ...], stamp: str, sha: str, 
 disp_hw = explain.display_size(rgb.shape[:2])
 disp = explain.display_image(rgb, disp_hw)
 map_models = st.multiselect("Maps of", model_names, default=[best], key="explain_map_models",
-                            help="Each model's maps cost about 0.4 s on this server (the first time a model is "
+                            help="Each model's three maps cost 0.02-0.4 s on this server (the first time a model is "
                                  "explained, its explainer is built too); add the others to compare where they look.")
 map_models = [m for m in model_names if m in map_models]  # the run's order
 models = common.run_models(run, map_models) if map_models else {}
@@ -213,21 +213,26 @@ else:
 
 # --------------------------------------------------------------------------- feature maps
 st.subheader("Feature maps")
-c1, c2, c3 = st.columns(3)
-fm_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_fm_model")
-fm_keras = common.run_models(run, [fm_model])[fm_model].model
-layers = explain.conv_layers(fm_keras)
-if not layers:
-    st.info(f"{fm_model} has no convolutional layer.")
-else:
-    layer = c2.selectbox("Layer", layers, index=len(layers) - 1, key="explain_fm_layer",
-                         help="Convolutional layers (and the activations after them), input side first.")
-    n_ch = c3.slider("Channels", 4, 64, 32, 4, key="explain_fm_channels")
-    try:
-        maps, order = explain.feature_maps(fm_keras, rgb, layer, max_channels=n_ch)
-        cell = max(24, min(96, 768 // 8))
-        st.image(explain.feature_grid(maps, cols=8, cell=cell), width="stretch",
-                 caption=f"{len(maps)} most active channels of `{layer}` ({maps.shape[1]}×{maps.shape[2]} each), "
-                         "each scaled to its own range (dark = low, yellow = high)")
-    except Exception as exc:  # noqa: BLE001
-        st.warning(f"Feature maps of {layer} could not be computed: {exc}")
+# lazy (on_change="rerun"): the layer model and its activations are computed only once the user opens it
+fm_panel = st.expander("What one layer of a model computes: its most active channels", key="explain_fm_open",
+                       on_change="rerun", icon=":material/grid_view:")
+if fm_panel.open:
+    with fm_panel:
+        c1, c2, c3 = st.columns(3)
+        fm_model = c1.selectbox("Model", model_names, index=model_names.index(best), key="explain_fm_model")
+        fm_keras = common.run_models(run, [fm_model])[fm_model].model
+        layers = explain.conv_layers(fm_keras)
+        if not layers:
+            st.info(f"{fm_model} has no convolutional layer.")
+        else:
+            layer = c2.selectbox("Layer", layers, index=len(layers) - 1, key="explain_fm_layer",
+                                 help="Convolutional layers (and the activations after them), input side first.")
+            n_ch = c3.slider("Channels", 4, 64, 32, 4, key="explain_fm_channels")
+            try:
+                maps, order = explain.feature_maps(fm_keras, rgb, layer, max_channels=n_ch)
+                cell = max(24, min(96, 768 // 8))
+                st.image(explain.feature_grid(maps, cols=8, cell=cell), width="stretch",
+                         caption=f"{len(maps)} most active channels of `{layer}` ({maps.shape[1]}×{maps.shape[2]} each), "
+                                 "each scaled to its own range (dark = low, yellow = high)")
+            except Exception as exc:  # noqa: BLE001
+                st.warning(f"Feature maps of {layer} could not be computed: {exc}")

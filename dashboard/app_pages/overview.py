@@ -12,6 +12,7 @@ from pipeline import figures
 from pipeline.results import LABELS, SPLITS
 
 SEED_KEY = "overview_sample_seed"
+SECTION_KEY = "overview_section"  # the open tab: shortcut audit or sample images
 PER_ROW = 8
 
 run = common.selected_run()
@@ -85,38 +86,45 @@ else:
                      hide_index=True, width="stretch",
                      column_config={"path": st.column_config.TextColumn("path (in its data folder)", width="large")})
 
-# --------------------------------------------------------------------------- file shortcut audit
-audit_panel.render_audit(run)
 
-# --------------------------------------------------------------------------- samples
-st.subheader("Sample images")
-if SEED_KEY not in st.session_state:
-    st.session_state[SEED_KEY] = 0
-datasets = sorted(man["dataset"].astype(str).unique())
-c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-dataset = c1.selectbox("Dataset", datasets, key="overview_dataset")
-split = c2.selectbox("Split", ["any", *split_order], key="overview_split")
-per_class = c3.slider("Images per class", 2, 16, 8, step=2, key="overview_per_class")
-
-
+# --------------------------------------------------------------------------- audit and samples: lazy tabs
 def _shuffle() -> None:  # a callback, so the click survives a rerun
     st.session_state[SEED_KEY] = int(st.session_state.get(SEED_KEY, 0)) + 1
 
 
-c4.button("Shuffle", icon=":material/shuffle:", help="Draw other images", key="overview_shuffle", on_click=_shuffle)
-seed = int(st.session_state[SEED_KEY])
+def _samples() -> None:
+    """A few images of each class of one dataset and split, redrawn with *Shuffle*."""
+    if SEED_KEY not in st.session_state:
+        st.session_state[SEED_KEY] = 0
+    datasets = sorted(man["dataset"].astype(str).unique())
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    dataset = c1.selectbox("Dataset", datasets, key="overview_dataset")
+    split = c2.selectbox("Split", ["any", *split_order], key="overview_split")
+    per_class = c3.slider("Images per class", 2, 16, 8, step=2, key="overview_per_class")
+    c4.button("Shuffle", icon=":material/shuffle:", help="Draw other images", key="overview_shuffle", on_click=_shuffle)
+    seed = int(st.session_state[SEED_KEY])
 
-pool = man[man["dataset"] == dataset]
-if split != "any":
-    pool = pool[pool["split"] == split]
-for label in label_order:
-    sub = pool[pool["label"] == label]
-    st.markdown(f"**{label}** · {len(sub):,} images")
-    if sub.empty:
-        st.caption("none in this selection")
-        continue
-    sample = sub.sample(n=min(per_class, len(sub)), random_state=np.random.RandomState(seed))
-    common.thumbnail_grid([(str(row.path), f"{Path(str(row.relpath or row.path)).name} · {row.split}")
-                           for row in sample.itertuples(index=False)], PER_ROW)
-st.caption("Images are shown as stored on disk; models see them resized to their input size. "
-           "File names can give the label away: models never see them.")
+    pool = man[man["dataset"] == dataset]
+    if split != "any":
+        pool = pool[pool["split"] == split]
+    for label in label_order:
+        sub = pool[pool["label"] == label]
+        st.markdown(f"**{label}** · {len(sub):,} images")
+        if sub.empty:
+            st.caption("none in this selection")
+            continue
+        sample = sub.sample(n=min(per_class, len(sub)), random_state=np.random.RandomState(seed))
+        common.thumbnail_grid([(str(row.path), f"{Path(str(row.relpath or row.path)).name} · {row.split}")
+                               for row in sample.itertuples(index=False)], PER_ROW)
+    st.caption("Images are shown as stored on disk; models see them resized to their input size. "
+               "File names can give the label away: models never see them.")
+
+
+# Only the open tab is computed and drawn (st.tabs with on_change="rerun"): Overview is the first page a
+# session opens, and every chart, table and thumbnail below the first screen cost its first visit time
+# in the browser (BENCHMARKS.md, "Third pass").
+SECTIONS = {"File shortcut audit": lambda: audit_panel.render_audit(run), "Sample images": _samples}
+for tab, section in zip(st.tabs(list(SECTIONS), key=SECTION_KEY, on_change="rerun"), SECTIONS.values()):
+    if tab.open:
+        with tab:
+            section()
