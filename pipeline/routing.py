@@ -21,7 +21,9 @@ set as the target, on one of two inputs (``router["input"]``):
 * ``"clip"``: the image's frozen CLIP ViT-B/16 embedding (:mod:`pipeline.clip`), when the run has a
   CLIP detector: it already encodes every checked face, so routing on it costs nothing more, and it
   tells the two GAN-face sets and the DFDC frames apart where the coarse look confuses them
-  (EXPERIMENTS.md, C6).
+  (EXPERIMENTS.md, C6). It also trains on the CLIP heads' augmented copies of the training images
+  (re-saved, downscaled, cropped: ``router["augmented_copies"]``), so that a re-saved photo keeps its
+  kind and is judged at its kind's operating point (C7).
 
 Everything is stored as JSON (``routing.json``), no pickle.
 """

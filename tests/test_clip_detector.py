@@ -121,6 +121,7 @@ def test_with_a_clip_member_the_router_reads_clip_embeddings_and_uploads_score_a
     _, run_dir = clip_run
     spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
     assert routing.router_input(spec["router"]) == "clip" and len(spec["router"]["mean"]) == clip.EMBED_DIM
+    assert spec["router"]["augmented_copies"] == 1  # the CLIP head's augmented copies, from the cache
     preds = store.read_predictions(run_dir, combined.ROUTED).query("split == 'test'").head(4)
     combiner = combined.load_combiner(run_dir, combined.ROUTED)
     clip.forget_recent()
@@ -137,7 +138,7 @@ def test_the_router_input_follows_the_config_and_a_change_refits_the_routed_mode
     pixels = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, router="pixels"))
     combined.run_ensemble(pixels, run_dir, log=lambda _: None)
     spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
-    assert routing.router_input(spec["router"]) == "pixels"
+    assert routing.router_input(spec["router"]) == "pixels" and spec["router"]["augmented_copies"] == 0
     combined.run_ensemble(cfg, run_dir, log=lambda _: None)  # back to auto: clip
     spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
     assert routing.router_input(spec["router"]) == "clip"

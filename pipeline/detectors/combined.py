@@ -130,7 +130,7 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
     routed_wanted = cfg.verdict.routing and manifest["dataset"].nunique() >= 2
     outputs = (MEAN, STACKED, ROUTED) if routed_wanted else (MEAN, STACKED)
     cached = all(store.is_model_done(run_dir, n) and store.read_metrics(run_dir, n).get("ensemble_key") == key
-                 for n in outputs) and (not routed_wanted or _router_input_of(run_dir) == router_input_for(cfg, members))
+                 for n in outputs) and (not routed_wanted or _router_of(run_dir) == _router_wanted(cfg, members))
     if cached and not force:
         log(f"ensemble of {', '.join(members)}: cached")
     else:
@@ -152,7 +152,7 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         report(progress, "ensemble", 2, len(outputs))
         written = [mean, stacked]
         if routed_wanted:
-            written.append(_write_routed(cfg, run_dir, manifest, rows, p, members, member_metrics, key))
+            written.append(_write_routed(cfg, run_dir, manifest, rows, p, members, member_metrics, key, progress))
             report(progress, "ensemble", 3, len(outputs))
         for m in written:
             auc = m["scopes"]["all"]["roc_auc"]
@@ -177,14 +177,23 @@ def router_inputs(manifest: pd.DataFrame, cfg, progress=None, input: str = "pixe
     return routing.router_features(x)
 
 
-def _router_input_of(run_dir: Path) -> str | None:
-    """The input of the run's fitted router (None: no readable routing.json)."""
+def _router_of(run_dir: Path) -> tuple[str, int] | None:
+    """The input and augmented copies per training image of the run's fitted router (None: no readable routing.json)."""
     from pipeline import routing
 
     try:
-        return routing.router_input(artifacts.read_json(store.model_file(run_dir, ROUTED, SPEC_FILES[ROUTED]))["router"])
+        router = artifacts.read_json(store.model_file(run_dir, ROUTED, SPEC_FILES[ROUTED]))["router"]
+        return routing.router_input(router), int(router.get("augmented_copies", 0))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _router_wanted(cfg, members: list[str]) -> tuple[str, int]:
+    """The input and augmented copies the config asks of the router (copies only for a CLIP router)."""
+    from pipeline import routing
+
+    router_input = router_input_for(cfg, members)
+    return router_input, _router_copies(cfg, members)[1] if router_input == routing.CLIP else 0
 
 
 def router_input_for(cfg, members: list[str]) -> str:
@@ -199,19 +208,41 @@ def router_input_for(cfg, members: list[str]) -> str:
     return routing.CLIP if any(kinds.get(m) == clip_linear.KIND for m in members) else routing.PIXELS
 
 
+def _router_copies(cfg, members: list[str]):
+    """``(augmentation, copies)`` of the CLIP members' augmented training copies (the first member with
+    ``params.augmented_copies``), or ``(None, 0)``: a CLIP router trains on the same copies, already cached."""
+    from pipeline.config import model_augmentation
+    from pipeline.detectors import clip_linear
+
+    for spec in cfg.models:
+        if spec.name in members and spec.kind == clip_linear.KIND and clip_linear.augmented_copies(spec):
+            return model_augmentation(cfg, spec), clip_linear.augmented_copies(spec)
+    return None, 0
+
+
 def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame, p: np.ndarray,
-                  members: list[str], member_metrics: list[dict], key: str) -> dict:
+                  members: list[str], member_metrics: list[dict], key: str, progress=None) -> dict:
     """Fit the router on the training split, the per-dataset stackers on validation; write the model.
     Its predictions.parquet also holds, per row, the dataset the router picked (``routed_to``) and
     the router's probability of it (``route_confidence``)."""
     from pipeline import routing
 
     router_input = router_input_for(cfg, members)
-    features = router_inputs(manifest, cfg, input=router_input)
+    features = router_inputs(manifest, cfg, progress, input=router_input)
     by_path = pd.Series(np.arange(len(manifest)), index=manifest["path"])
     is_train = (manifest["split"] == "train").to_numpy()
-    router = routing.fit_router(features[is_train], manifest.loc[is_train, "dataset"].astype(str).to_numpy(),
-                                seed=cfg.seed, input=router_input)
+    x_train, kinds_train = features[is_train], manifest.loc[is_train, "dataset"].astype(str).to_numpy()
+    aug, copies = _router_copies(cfg, members) if router_input == routing.CLIP else (None, 0)
+    if copies:  # a re-saved or resized photo is still the same kind of image: the router learns that too
+        from pipeline import clip
+        from pipeline.detectors import clip_linear
+
+        x_aug = clip_linear.embed_augmented_rows(manifest, np.flatnonzero(is_train), clip.default_cache(cfg.artifacts_dir),
+                                                 cfg.max_image_pixels, aug, copies, cfg.seed, progress,
+                                                 "router: CLIP embeddings of augmented copies")
+        x_train, kinds_train = np.concatenate([x_train, x_aug]), np.tile(kinds_train, copies + 1)
+    router = routing.fit_router(x_train, kinds_train, seed=cfg.seed, input=router_input)
+    router["augmented_copies"] = copies
     route_p = routing.route(router, features[by_path.loc[rows["path"]].to_numpy()])
     kinds = rows["dataset"].astype(str).to_numpy()
     is_val = (rows["split"] == "val").to_numpy()
