@@ -136,6 +136,13 @@ def validate(cfg: RunConfig) -> None:
             if spec.kind not in KINDS or KINDS[spec.kind].train is None:
                 trainable = sorted(k for k, v in KINDS.items() if v.train is not None)
                 raise ConfigError(f"model {spec.name!r}: unknown detector kind {spec.kind!r}; kinds: {', '.join(trainable)}")
+            if spec.kind == "clip_linear":  # checked here, not after the run's other models have trained
+                from pipeline.detectors.clip_linear import augmented_copies
+
+                try:
+                    augmented_copies(spec)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
             continue
         if spec.registry_name not in REGISTRY:
             what = f"architecture {spec.architecture!r} of model {spec.name!r}" if spec.architecture else f"model {spec.name!r}"

@@ -151,3 +151,9 @@ def test_a_clip_router_needs_a_clip_detector():
     with pytest.raises(config_load.ConfigError, match="router must be"):
         config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}],
                                "verdict": {"router": "hog"}})
+
+
+def test_a_bad_augmented_copies_is_refused_when_the_config_is_read():
+    with pytest.raises(config_load.ConfigError, match="augmented_copies"):
+        config_load.from_dict({"name": "x", "data": ["/nowhere"],
+                               "models": [{"name": "clip", "kind": "clip_linear", "params": {"augmented_copies": -1}}]})
