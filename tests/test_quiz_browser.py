@@ -144,10 +144,12 @@ def test_teacher_and_two_phones_play_one_round(server):
             p.switch_to.window(handle)
             right = vote.upper() == truth
             expect = "You were right!" if right else "Not this time"
-            phones.wait_for(lambda: expect in phones.main_text(), 60, f"{nick}'s result")
+            score = f"Your score: {int(right)} of 1"  # drawn after the result line: wait for both
+            phones.wait_for(lambda: expect in phones.main_text() and score in phones.main_text(), 60,
+                            f"{nick}'s result and score")
             text = phones.main_text()
             assert f"It was {truth}" in text
-            assert f"Your score: {int(right)} of 1" in text, text
+            assert score in text, text
             assert not phones.problems(), phones.problems()
             _shot(phones, f"phone-reveal-{nick.lower()}")
         assert not server.tracebacks(), server.tracebacks()
