@@ -113,6 +113,8 @@ class VerdictConfig:
     members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
     routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
     router: str = "auto"  # the router's input: auto (clip when a member is a CLIP detector) | pixels | clip
+    stacker_copies: int = 0  # the combined models' stackers also fit on this many augmented copies of each validation image
+    stacker_augmentation: dict[str, Any] = field(default_factory=dict)  # those copies: changes to the run's [augmentation]
 
 
 LR_SCHEDULES = ("constant", "cosine")  # ModelSpec.lr_schedule
@@ -215,6 +217,16 @@ def model_augmentation(cfg: RunConfig, spec: ModelSpec) -> Augmentation:
                                **augmentation_settings(spec.augmentation, f"model {spec.name!r}: augmentation"))
 
 
+def stacker_augmentation(cfg: RunConfig | dict[str, Any]) -> Augmentation:
+    """How the augmented validation copies the stackers fit on are drawn (``[verdict] stacker_copies``): the run's
+    ``[augmentation]`` with ``[verdict] stacker_augmentation = {...}`` changes applied. ``cfg``: a RunConfig or its
+    JSON form (run.json's ``config``)."""
+    d = to_dict(cfg) if isinstance(cfg, RunConfig) else cfg
+    base = Augmentation(**augmentation_settings(d.get("augmentation") or {}, "[augmentation]"))
+    return dataclasses.replace(base, **augmentation_settings((d.get("verdict") or {}).get("stacker_augmentation") or {},
+                                                             "[verdict] stacker_augmentation"))
+
+
 def augmentation_settings(table: Any, where: str) -> dict[str, Any]:
     """Keyword arguments of :class:`Augmentation` from a TOML/JSON table (the run's
     ``[augmentation]`` or a model's ``augmentation = {...}``); ConfigError naming ``where``."""
@@ -251,7 +263,7 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     return d
 
 
-LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto"}  # [verdict] options added after run ids hashed the section: at their
+LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto", "stacker_copies": 0, "stacker_augmentation": {}}  # [verdict] options added after run ids hashed the section: at their
 # default they stay out of the id, so runs made before them keep theirs
 
 

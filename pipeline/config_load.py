@@ -17,7 +17,8 @@ from typing import Any
 
 from pipeline.config import (ARTIFACTS_ENV, CONFIG_DIR, DEFAULT_CONFIG, LR_SCHEDULES, REPO_ROOT, Augmentation,
                              ConfigError, DataSource, EmbeddingConfig, ExperimentConfig, ModelSpec, RunConfig,
-                             VerdictConfig, augmentation_settings, model_augmentation)
+                             VerdictConfig, augmentation_settings, model_augmentation,
+                             stacker_augmentation)
 
 
 def _section(cls, raw: dict[str, Any], name: str):
@@ -169,6 +170,9 @@ def validate(cfg: RunConfig) -> None:
     if not 0.0 <= v.max_false_positive_rate < 1.0 or not 0.0 <= v.unsure_share < 1.0:
         raise ConfigError("[verdict] max_false_positive_rate and unsure_share must be fractions in [0, 1), got "
                           f"{v.max_false_positive_rate} and {v.unsure_share}")
+    if isinstance(v.stacker_copies, bool) or not isinstance(v.stacker_copies, int) or not 0 <= v.stacker_copies <= 5:
+        raise ConfigError(f"[verdict] stacker_copies must be a whole number from 0 to 5 (augmented copies of each "
+                          f"validation image the stackers also fit on), got {v.stacker_copies!r}")
     if cfg.strategy not in {"default", "mirrored", "multi_worker"}:
         raise ConfigError(f"strategy must be default, mirrored or multi_worker, got {cfg.strategy!r}")
     keras_names = [m.name for m in cfg.models if m.kind == "keras"]
@@ -184,6 +188,7 @@ def validate(cfg: RunConfig) -> None:
     _validate_augmentation(cfg.augmentation, "[augmentation]")
     for spec in cfg.models:
         _validate_augmentation(model_augmentation(cfg, spec), f"model {spec.name!r}: augmentation")
+    _validate_augmentation(stacker_augmentation(cfg), "[verdict] stacker_augmentation")
 
 
 def _validate_augmentation(aug: Augmentation, where: str) -> None:

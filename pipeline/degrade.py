@@ -79,6 +79,15 @@ def noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def copy_rng(seed: int, path: str, copy: int) -> np.random.Generator:
+    """The random draws of augmented copy number ``copy`` of the image file ``path``: from (``seed``, a CRC-32 of the
+    path, ``copy``) alone, so that every model of a run sees the same copy and a cache keyed by content embeds it
+    once."""
+    import zlib
+
+    return np.random.default_rng([seed, zlib.crc32(str(path).encode()), copy])
+
+
 def augmented_copy(rgb: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
     """One random training copy of an image for a head on a frozen encoder (e.g. CLIP's), drawn from the
     model's :class:`~pipeline.config.Augmentation` as the Keras input pipeline reads it

@@ -113,18 +113,20 @@ STACKER_C = 1.0  # inverse L2 strength of each kind's stacker
 
 
 def fit_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarray, members: list[str],
-               seed: int = 0, C: float = STACKER_C) -> dict[str, Any]:
+               seed: int = 0, C: float = STACKER_C, copies=None) -> dict[str, Any]:
     """One stacker per kind, fitted on that kind's validation rows (kinds without both classes get
-    the stacker of all rows). JSON-ready."""
+    the stacker of all rows); ``copies``: a :class:`pipeline.stacking.Copies` of augmented copies of those rows,
+    each fitted on with its original's label and kind. JSON-ready."""
     from pipeline.stacking import fit_stacker
 
     y_val, kinds_val = np.asarray(y_val).astype(int), np.asarray(kinds_val).astype(str)
-    pooled = fit_stacker(p_val, y_val, members, seed, C)
+    pooled = fit_stacker(p_val, y_val, members, seed, C, copies=copies)
     stackers = {}
     for kind in sorted(set(kinds_val)):
         rows = kinds_val == kind
         ok = np.bincount(y_val[rows], minlength=2).min() >= 2
-        stackers[kind] = fit_stacker(p_val[rows], y_val[rows], members, seed, C) if ok else pooled
+        stackers[kind] = fit_stacker(p_val[rows], y_val[rows], members, seed, C,
+                                     copies=None if copies is None else copies.subset(rows)) if ok else pooled
     return {"members": list(members), "stackers": stackers, "pooled": pooled}
 
 
@@ -140,18 +142,20 @@ def apply_routed(routed: dict[str, Any], p: np.ndarray, route_p: np.ndarray, cla
 
 def out_of_fold_routed(p_val: np.ndarray, y_val: np.ndarray, kinds_val: np.ndarray, route_p: np.ndarray,
                        classes: list[str], members: list[str], seed: int = 0, n_splits: int = 5,
-                       C: float = STACKER_C) -> np.ndarray:
-    """Routed validation predictions, each from stackers that did not see that row."""
+                       C: float = STACKER_C, copies=None) -> np.ndarray:
+    """Routed validation predictions, each from stackers that did not see that row nor its ``copies``
+    (:func:`fit_routed`)."""
     from sklearn.model_selection import StratifiedKFold
 
     y_val, kinds_val = np.asarray(y_val).astype(int), np.asarray(kinds_val).astype(str)
     strata = np.char.add(kinds_val, y_val.astype(str))
     n_splits = int(min(n_splits, np.unique(strata, return_counts=True)[1].min()))
     if n_splits < 2:
-        return apply_routed(fit_routed(p_val, y_val, kinds_val, members, seed, C), p_val, route_p, classes)
+        return apply_routed(fit_routed(p_val, y_val, kinds_val, members, seed, C, copies), p_val, route_p, classes)
     out = np.empty(len(y_val))
     for fit_idx, pred_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(p_val, strata):
-        routed = fit_routed(p_val[fit_idx], y_val[fit_idx], kinds_val[fit_idx], members, seed, C)
+        routed = fit_routed(p_val[fit_idx], y_val[fit_idx], kinds_val[fit_idx], members, seed, C,
+                            None if copies is None else copies.subset(fit_idx))
         out[pred_idx] = apply_routed(routed, p_val[pred_idx], route_p[pred_idx], classes)
     return out
 

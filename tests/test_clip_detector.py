@@ -28,7 +28,7 @@ def clip_run(tmp_path_factory):
         "models": [{"name": "baseline_cnn", "image_size": 16},
                    {"name": "clip", "kind": "clip_linear", "params": {"C": 0.1, "augmented_copies": 1},
                     "augmentation": {"zoom": 0.1, "downscale": 0.5, "degrade_probability": 0.5}}],
-        "embeddings": {"enabled": False}, "verdict": {"members": ["baseline_cnn", "clip"], "stability": False},
+        "embeddings": {"enabled": False}, "verdict": {"members": ["baseline_cnn", "clip"], "stability": False, "stacker_copies": 1},
         "experiments": {"crossdataset_models": ["clip"]},
     })
     return cfg, runner.train_run(cfg, log=lambda _: None)
@@ -142,6 +142,27 @@ def test_the_router_input_follows_the_config_and_a_change_refits_the_routed_mode
     combined.run_ensemble(cfg, run_dir, log=lambda _: None)  # back to auto: clip
     spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
     assert routing.router_input(spec["router"]) == "clip"
+
+
+def test_the_stackers_fit_on_augmented_copies_of_the_validation_images(clip_run):
+    from pipeline import artifacts
+    from pipeline.detectors import combined
+
+    cfg, run_dir = clip_run
+    n_val = int((store.read_manifest(run_dir)["split"] == "val").sum())
+    spec = artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))
+    assert spec["pooled"]["n_fit"] == n_val and spec["pooled"]["n_copies"] == n_val
+    assert artifacts.read_json(store.model_file(run_dir, combined.STACKED, "stacking.json"))["n_copies"] == n_val
+    assert combined.load_combiner(run_dir) is not None  # the run's config asks for the copies: not stale
+    key = store.read_metrics(run_dir, combined.ROUTED)["ensemble_key"]
+    plain = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, stacker_copies=0))
+    combined.run_ensemble(plain, run_dir, log=lambda _: None)  # a change of the setting refits the stackers
+    assert store.read_metrics(run_dir, combined.ROUTED)["ensemble_key"] != key
+    assert artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))["pooled"]["n_copies"] == 0
+    with pytest.raises(ValueError, match="stale"):  # and a combiner that disagrees with the run's config says so
+        combined.load_combiner(run_dir)
+    combined.run_ensemble(cfg, run_dir, log=lambda _: None)
+    assert store.read_metrics(run_dir, combined.ROUTED)["ensemble_key"] == key
 
 
 def test_a_clip_router_needs_a_clip_detector():

@@ -95,8 +95,6 @@ def embed_augmented_rows(manifest, rows: np.ndarray, cache, max_pixels: int, aug
     (:func:`pipeline.degrade.augmented_copy`, ``aug`` a :class:`~pipeline.config.Augmentation`) of each manifest
     row, copy-major (copy 0 of every row, then copy 1, ...). Each copy's draws come from (``seed``, the file's path,
     copy number) alone, so every head of a run sees the same copy of an image and the cache embeds it once."""
-    import zlib
-
     from pipeline import clip, degrade, images
     from pipeline.progress import report
 
@@ -107,7 +105,7 @@ def embed_augmented_rows(manifest, rows: np.ndarray, cache, max_pixels: int, aug
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
             batch = [degrade.augmented_copy(images.load_rgb(paths[i], max_pixels=max_pixels), aug,
-                                            np.random.default_rng([seed, zlib.crc32(str(paths[i]).encode()), c]))
+                                            degrade.copy_rng(seed, paths[i], c))
                      for i in chunk]
             at = c * len(rows) + start
             out[at:at + len(chunk)] = clip.embed(batch, cache=cache)

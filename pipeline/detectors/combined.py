@@ -36,7 +36,7 @@ import pandas as pd
 
 from pipeline import artifacts, evaluation, store
 from pipeline.detectors import register_kind
-from pipeline.stacking import apply_stacker, fit_stacker, mean_probability, out_of_fold
+from pipeline.stacking import Copies, apply_stacker, fit_stacker, mean_probability, out_of_fold
 from pipeline.progress import report
 
 Log = Callable[[str], None]
@@ -46,17 +46,74 @@ MEAN, STACKED, ROUTED = "ensemble_mean", "ensemble_stacked", "ensemble_routed"
 NAMES = (MEAN, STACKED, ROUTED)
 SPEC_FILES = {ROUTED: "routing.json", STACKED: "stacking.json"}
 
-def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, seed: int | None) -> str:
+def ensemble_key(run_dir: Path, members: list[str], threshold_rule: str | None, seed: int | None,
+                 copies: dict | None = None) -> str:
     """Identifies one fit of the ensembles: the members and their trainings, the threshold rule, the
-    seed and the router's feature format. An ensemble whose stored key differs is stale (and one whose
-    router reads another input than the config asks for is refitted: :func:`run_ensemble`).
-    ``v``: the format of what the step writes (2: ensemble_routed's predictions carry ``routed_to``
-    and ``route_confidence``), so ensembles written before a change are refitted."""
+    seed, the router's feature format and the stackers' augmented validation copies (``copies``:
+    :func:`copies_setting`; None or no copies leaves the key as it was before copies existed). An ensemble whose
+    stored key differs is stale (and one whose router reads another input than the config asks for is
+    refitted: :func:`run_ensemble`). ``v``: the format of what the step writes (2: ensemble_routed's
+    predictions carry ``routed_to`` and ``route_confidence``), so ensembles written before a change are refitted."""
     from pipeline import routing
 
-    return artifacts.stable_hash({"members": members, "stamps": [store.model_stamp(run_dir, m) for m in members],
-                                  "rule": threshold_rule, "seed": seed, "router": routing.FEATURES_VERSION,
-                                  "v": 2})[:12]
+    fields = {"members": members, "stamps": [store.model_stamp(run_dir, m) for m in members],
+              "rule": threshold_rule, "seed": seed, "router": routing.FEATURES_VERSION, "v": 2}
+    if copies and copies.get("copies"):
+        fields["stacker_copies"] = copies
+    return artifacts.stable_hash(fields)[:12]
+
+
+def copies_setting(cfg) -> dict:
+    """``[verdict] stacker_copies`` and the augmentation they are drawn with, as the ensemble key records them.
+    ``cfg``: a RunConfig or its JSON form (run.json's ``config``)."""
+    from pipeline.config import RunConfig, augmentation_fingerprint, stacker_augmentation
+
+    verdict = cfg.verdict.stacker_copies if isinstance(cfg, RunConfig) else (cfg.get("verdict") or {}).get("stacker_copies")
+    n = int(verdict or 0)
+    return {"copies": n, "augmentation": augmentation_fingerprint(stacker_augmentation(cfg)) if n else None}
+
+
+COPIES_CHUNK = 32  # augmented copies scored per batch
+
+
+def validation_copies(cfg, run_dir: Path, rows: pd.DataFrame, members: list[str], progress=None) -> Copies | None:
+    """The members' p_fake on ``[verdict] stacker_copies`` augmented copies of each validation row of ``rows``
+    (None when the config asks for none). Each copy is :func:`pipeline.degrade.augmented_copy` of the decoded
+    file, drawn with :func:`pipeline.config.stacker_augmentation` from (seed, path, copy number), and scored by
+    every member through its own detector, as a checked photo is (CLIP members through the run's content-keyed
+    embedding cache). A photo that is shared gets cropped, blurred, downscaled and re-saved; a stacker that has
+    seen such copies of its validation images learns not to lean on members whose scores drift under them
+    (the verdict's stability check flips less: EXPERIMENTS.md C10). Costs one pass of every member over the
+    copies (CLIP: about 0.2 s per copy once, then cached)."""
+    from pipeline import clip, degrade, images
+    from pipeline.config import stacker_augmentation
+    from pipeline.detectors import load_many
+    from pipeline.stacking import Copies
+
+    n = int(cfg.verdict.stacker_copies)
+    if not n:
+        return None
+    aug = stacker_augmentation(cfg)
+    val = np.flatnonzero((rows["split"] == "val").to_numpy())
+    paths = rows["path"].to_numpy()[val]
+    detectors = load_many(run_dir, members)
+    cache = clip.default_cache(cfg.artifacts_dir)
+    for det in detectors.values():
+        if hasattr(det, "cache") and det.cache is None:
+            det.cache = cache
+    p = np.zeros((n * len(val), len(members)))
+    total = n * len(val)
+    report(progress, "ensemble: augmented validation copies", 0, total)
+    for c in range(n):
+        for start in range(0, len(val), COPIES_CHUNK):
+            chunk = paths[start:start + COPIES_CHUNK]
+            batch = [degrade.augmented_copy(images.load_rgb(path, max_pixels=cfg.max_image_pixels), aug,
+                                            degrade.copy_rng(cfg.seed, path, c)) for path in chunk]
+            at = c * len(val) + start
+            for j, m in enumerate(members):
+                p[at:at + len(chunk), j] = detectors[m].predict_proba(batch)
+            report(progress, "ensemble: augmented validation copies", at + len(chunk), total)
+    return Copies(p, np.tile(np.arange(len(val)), n))
 
 
 def resolve_members(cfg, run_dir: Path) -> list[str]:
@@ -125,7 +182,7 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         log(f"ensemble: needs at least 2 finished members, found {members or 'none'} "
             f"(configured: {list(cfg.verdict.members) or 'none'}); skipped")
         return None
-    key = ensemble_key(run_dir, members, cfg.threshold_rule, cfg.seed)
+    key = ensemble_key(run_dir, members, cfg.threshold_rule, cfg.seed, copies_setting(cfg))
     manifest = store.read_manifest(run_dir)
     routed_wanted = cfg.verdict.routing and manifest["dataset"].nunique() >= 2
     outputs = (MEAN, STACKED, ROUTED) if routed_wanted else (MEAN, STACKED)
@@ -142,17 +199,20 @@ def run_ensemble(cfg, run_dir: Path, *, force: bool = False, progress=None, log:
         mean = _write_model(run_dir, MEAN, rows, mean_probability(p), members, member_metrics, cfg.threshold_rule,
                             key, {"combination": "mean of p_fake"})
         report(progress, "ensemble", 1, 2)
-        stacker = fit_stacker(p[is_val], y_val, members, cfg.seed)
+        copies = validation_copies(cfg, run_dir, rows, members, progress)
+        stacker = fit_stacker(p[is_val], y_val, members, cfg.seed, copies=copies)
         p_stacked = apply_stacker(stacker, p)
-        p_stacked[is_val] = out_of_fold(p[is_val], y_val, members, cfg.seed)
+        p_stacked[is_val] = out_of_fold(p[is_val], y_val, members, cfg.seed, copies=copies)
+        fitted_on = "validation" + (f" and {cfg.verdict.stacker_copies} augmented copies of each image" if copies else "")
         stacked = _write_model(run_dir, STACKED, rows, p_stacked, members, member_metrics, cfg.threshold_rule, key,
-                               {"combination": "logistic regression on logit(p_fake), fitted on validation",
+                               {"combination": f"logistic regression on logit(p_fake), fitted on {fitted_on}",
                                 "stacking": stacker},
                                files={SPEC_FILES[STACKED]: lambda path: artifacts.write_json(path, stacker)})
         report(progress, "ensemble", 2, len(outputs))
         written = [mean, stacked]
         if routed_wanted:
-            written.append(_write_routed(cfg, run_dir, manifest, rows, p, members, member_metrics, key, progress))
+            written.append(_write_routed(cfg, run_dir, manifest, rows, p, members, member_metrics, key, progress,
+                                         copies))
             report(progress, "ensemble", 3, len(outputs))
         for m in written:
             auc = m["scopes"]["all"]["roc_auc"]
@@ -221,8 +281,10 @@ def _router_copies(cfg, members: list[str]):
 
 
 def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame, p: np.ndarray,
-                  members: list[str], member_metrics: list[dict], key: str, progress=None) -> dict:
-    """Fit the router on the training split, the per-dataset stackers on validation; write the model.
+                  members: list[str], member_metrics: list[dict], key: str, progress=None,
+                  copies: Copies | None = None) -> dict:
+    """Fit the router on the training split, the per-dataset stackers on validation (and ``copies``, augmented
+    copies of the validation rows: :func:`validation_copies`); write the model.
     Its predictions.parquet also holds, per row, the dataset the router picked (``routed_to``) and
     the router's probability of it (``route_confidence``)."""
     from pipeline import routing
@@ -232,31 +294,34 @@ def _write_routed(cfg, run_dir: Path, manifest: pd.DataFrame, rows: pd.DataFrame
     by_path = pd.Series(np.arange(len(manifest)), index=manifest["path"])
     is_train = (manifest["split"] == "train").to_numpy()
     x_train, kinds_train = features[is_train], manifest.loc[is_train, "dataset"].astype(str).to_numpy()
-    aug, copies = _router_copies(cfg, members) if router_input == routing.CLIP else (None, 0)
-    if copies:  # a re-saved or resized photo is still the same kind of image: the router learns that too
+    aug, router_copies = _router_copies(cfg, members) if router_input == routing.CLIP else (None, 0)
+    if router_copies:  # a re-saved or resized photo is still the same kind of image: the router learns that too
         from pipeline import clip
         from pipeline.detectors import clip_linear
 
         x_aug = clip_linear.embed_augmented_rows(manifest, np.flatnonzero(is_train), clip.default_cache(cfg.artifacts_dir),
-                                                 cfg.max_image_pixels, aug, copies, cfg.seed, progress,
+                                                 cfg.max_image_pixels, aug, router_copies, cfg.seed, progress,
                                                  "router: CLIP embeddings of augmented copies")
-        x_train, kinds_train = np.concatenate([x_train, x_aug]), np.tile(kinds_train, copies + 1)
+        x_train, kinds_train = np.concatenate([x_train, x_aug]), np.tile(kinds_train, router_copies + 1)
     router = routing.fit_router(x_train, kinds_train, seed=cfg.seed, input=router_input)
-    router["augmented_copies"] = copies
+    router["augmented_copies"] = router_copies
     route_p = routing.route(router, features[by_path.loc[rows["path"]].to_numpy()])
     kinds = rows["dataset"].astype(str).to_numpy()
     is_val = (rows["split"] == "val").to_numpy()
-    routed = routing.fit_routed(p[is_val], rows.loc[is_val, "y"].to_numpy(), kinds[is_val], members, cfg.seed)
+    routed = routing.fit_routed(p[is_val], rows.loc[is_val, "y"].to_numpy(), kinds[is_val], members, cfg.seed,
+                                copies=copies)
     p_routed = routing.apply_routed(routed, p, route_p, router["classes"])
     p_routed[is_val] = routing.out_of_fold_routed(p[is_val], rows.loc[is_val, "y"].to_numpy(), kinds[is_val],
-                                                  route_p[is_val], router["classes"], members, cfg.seed)
+                                                  route_p[is_val], router["classes"], members, cfg.seed,
+                                                  copies=copies)
     routed_to, confidence = routing.routed_choice(route_p, router["classes"])
     router_accuracy = float((routed_to[~is_val] == kinds[~is_val]).mean())
     spec = {"router": router, **routed, "router_test_accuracy": router_accuracy}
     rows = rows.assign(**{routing.ROUTED_TO: routed_to, routing.ROUTE_CONFIDENCE: confidence.astype(np.float32)})
     return _write_model(run_dir, ROUTED, rows, p_routed, members, member_metrics, cfg.threshold_rule, key,
-                        {"combination": "per-dataset logistic regressions on logit(p_fake), fitted on validation, "
-                                        "mixed by a router's P(dataset | image)",
+                        {"combination": "per-dataset logistic regressions on logit(p_fake), fitted on validation"
+                                        + (f" and {cfg.verdict.stacker_copies} augmented copies of each image"
+                                           if copies else "") + ", mixed by a router's P(dataset | image)",
                          "router_test_accuracy": router_accuracy},
                         files={SPEC_FILES[ROUTED]: lambda path: artifacts.write_json(path, spec)})
 
@@ -339,7 +404,7 @@ def check_combiner(run_dir: Path, name: str) -> dict:
     spec = artifacts.read_json(spec_file)
     members = list(spec["members"])
     run_cfg = store.read_run_json(run_dir).get("config", {})
-    key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"))
+    key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"), copies_setting(run_cfg))
     if metrics.get("ensemble_key") != key:
         raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
                          f"was retrained after it was fitted, or it was fitted by an older version of the "
