@@ -8,11 +8,12 @@ it is tested directly. Titles sit above a top margin tall enough for the chart t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
+from plotly.colors import get_colorscale, sample_colorscale
 
 TOP_MARGIN = 70  # px: the title on the first line, Streamlit's chart toolbar above the plot, not on it
 DARK_TEXT, LIGHT_TEXT = "#1a1a1a", "#ffffff"
@@ -29,6 +30,13 @@ def relative_luminance(rgb: str) -> float:
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
 
+@lru_cache(maxsize=32)
+def _named_colorscale(name: str) -> tuple[tuple[float, str], ...]:
+    """A named plotly colour scale as (position, colour) pairs, looked up once: plotly's own lookup
+    inspects every scale module on each call (about 1 ms, 0.4 s for a 19 x 19 annotated heat map)."""
+    return tuple((float(pos), str(color)) for pos, color in get_colorscale(name))
+
+
 def text_color_on(colorscale: str | list, value: float | None, zmin: float, zmax: float) -> str:
     """The readable text colour (near-black or white) on a heat-map cell of ``value`` drawn with
     ``colorscale`` between ``zmin`` and ``zmax`` (values outside are clipped, as plotly draws them):
@@ -36,6 +44,8 @@ def text_color_on(colorscale: str | list, value: float | None, zmin: float, zmax
     if value is None or not np.isfinite(value) or zmax <= zmin:
         return DARK_TEXT
     t = float(np.clip((value - zmin) / (zmax - zmin), 0.0, 1.0))
+    if isinstance(colorscale, str):
+        colorscale = [list(pair) for pair in _named_colorscale(colorscale)]
     lum = relative_luminance(sample_colorscale(colorscale, [t])[0])
     contrast_dark = (lum + 0.05) / (relative_luminance(DARK_TEXT) + 0.05)
     contrast_light = 1.05 / (lum + 0.05)
