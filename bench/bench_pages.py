@@ -6,7 +6,8 @@ Starts ``streamlit run dashboard/app.py`` on 127.0.0.1 (``tests/server.py``), op
 chromium (Debian's /usr/bin/chromium through selenium) at 1280x800 and loads every page of the
 sidebar once, in sidebar order, by its URL (a new Streamlit session per load, like a user who opens
 a link). Time to first render = from the page request until the script has finished and no spinner
-or skeleton is left (``Browser.wait_idle``). After the last page the resident memory (VmRSS) and
+or skeleton is left (``Browser.wait_idle``); ``load`` is the 1-minute load average as the page was
+requested (the cores may be shared). After the last page the resident memory (VmRSS) and
 the peak (VmHWM) of the server process are read from /proc.
 
 It also lists every resource the browser fetched (``performance.getEntriesByType('resource')``,
@@ -42,6 +43,7 @@ def visit_pages(url: str, width: int = 1280, height: int = 800, timeout: float =
     """Load every sidebar page once; rows of (page, seconds, problems) and the external resources seen."""
     rows, external = [], []
     with Browser(width, height) as b:
+        load_first = os.getloadavg()[0]
         t0 = time.perf_counter()
         b.driver.get(url)
         b.wait_idle(timeout)
@@ -50,8 +52,9 @@ def visit_pages(url: str, width: int = 1280, height: int = 800, timeout: float =
         external += b.driver.execute_script(EXTERNAL_JS)
         for i, (title, href) in enumerate(pages):
             if i == 0:
-                seconds = first  # the default page was just loaded as the server's first visit
+                seconds, load = first, load_first  # the default page was just loaded as the server's first visit
             else:
+                load = os.getloadavg()[0]
                 t0 = time.perf_counter()
                 b.driver.get(href)
                 try:
@@ -60,7 +63,7 @@ def visit_pages(url: str, width: int = 1280, height: int = 800, timeout: float =
                 except TimeoutError:
                     seconds = float("nan")
             external += b.driver.execute_script(EXTERNAL_JS)
-            rows.append({"page": title, "first render s": round(seconds, 2),
+            rows.append({"page": title, "first render s": round(seconds, 2), "load": round(load, 2),
                          "problems": "; ".join(p[:120] for p in b.problems()) or ""})
     return rows, sorted(set(external))
 
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_after, peak = server.rss_mb(), server.peak_rss_mb()
         tracebacks = server.tracebacks()
     load_after = os.getloadavg()
-    print(markdown_table(rows, ["page", "first render s", "problems"]))
+    print(markdown_table(rows, ["page", "first render s", "load", "problems"]))
     worst = max(rows, key=lambda r: r["first render s"] if r["first render s"] == r["first render s"] else 1e9)
     print(f"\nslowest first visit: {worst['page']} {worst['first render s']} s; server RSS at start "
           f"{rss_start:.0f} MB, after every page {rss_after:.0f} MB (peak {peak:.0f} MB); tracebacks in the log: "

@@ -129,8 +129,10 @@ def calibration_metrics(y, p) -> dict[str, float | None]:
     y, p = np.asarray(y).ravel().astype(int), np.clip(np.asarray(p, dtype=np.float64).ravel(), EPS, 1 - EPS)
     if len(y) == 0:
         return {"ece": None, "brier": None, "log_loss": None}
-    return {"ece": expected_calibration_error(y, p), "brier": float(_skm().brier_score_loss(y, p)),
-            "log_loss": float(_skm().log_loss(y, p, labels=[0, 1]))}
+    # Brier score and log loss (scikit-learn's brier_score_loss and log_loss, the same numbers) written out:
+    # importing sklearn.metrics costs the Compare page's first visit 1-3 s (tests/test_calibration_formulas.py)
+    return {"ece": expected_calibration_error(y, p), "brier": float(np.mean((p - y) ** 2)),
+            "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))}
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:

@@ -139,9 +139,10 @@ def verdict_scores(pixels: list[np.ndarray], policy, models: dict[str, Detector]
 
 
 def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stability: bool,
-              route_p: np.ndarray | None = None) -> list[dict]:
+              route_p: np.ndarray | None = None, perturbed: list[np.ndarray] | None = None) -> list[dict]:
     """The three-way verdict (:func:`pipeline.verdict.decide`) of each crop, each at its router kind's
     operating point when the verdict model is routed; with ``stability`` every crop's perturbed copies
+    (``perturbed``: :func:`pipeline.verdict.perturbations` of each crop in turn, made here when None)
     are scored too (one more batch), each routed on its own."""
     from pipeline import verdict as verdict_mod
 
@@ -149,8 +150,9 @@ def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stabili
     k = len(verdict_mod.PERTURBATIONS)
     p_perturbed = kinds_perturbed = None
     if stability:
-        p_perturbed, kinds_perturbed = verdict_scores([v for px in pixels for v in verdict_mod.perturbations(px)],
-                                                      policy, models, combiner)
+        if perturbed is None:
+            perturbed = [v for px in pixels for v in verdict_mod.perturbations(px)]
+        p_perturbed, kinds_perturbed = verdict_scores(perturbed, policy, models, combiner)
     unlike = policy.out_of_distribution(pixels)
     out = []
     for i in range(len(pixels)):
@@ -160,6 +162,33 @@ def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stabili
             kind=None if kinds is None else str(kinds[i]),
             perturbed_kinds=None if kinds_perturbed is None else kinds_perturbed[window])})
     return out
+
+
+def _uses_clip(detector) -> bool:
+    from pipeline.detectors import clip_linear
+
+    return getattr(detector, "kind", None) == clip_linear.KIND
+
+
+def _embed_ahead(pixels: list[np.ndarray], perturbed: list[np.ndarray] | None, models: dict[str, Detector],
+                 combiner, policy) -> None:
+    """Encode with CLIP, in one :func:`pipeline.clip.embed` call, every crop (and perturbed copy) that the
+    check will embed anyway: the CLIP detectors, a CLIP router and the CLIP look-alike score then find
+    them in the encoder's memory of recent images, and the encoder works on several images at once
+    (:data:`pipeline.clip.WORKERS`) instead of one crop first and its copies later. The same numbers:
+    each image is still encoded alone."""
+    from pipeline import clip, routing
+
+    members = list(combiner.detectors.values()) if combiner is not None else []
+    crops_use = any(_uses_clip(d) for d in [*models.values(), *members]) or (
+        policy is not None and getattr(policy, "ood_clip", None) is not None)
+    verdict_uses = policy is not None and (
+        _uses_clip(models.get(policy.model)) or (combiner is not None and policy.model == combiner.name and (
+            any(_uses_clip(d) for d in members)
+            or (combiner.routed and routing.router_input(combiner.spec["router"]) == routing.CLIP))))
+    todo = [*(pixels if crops_use else []), *(perturbed if perturbed and verdict_uses else [])]
+    if len(todo) > 1:
+        clip.embed(todo)
 
 
 def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_faces: bool = True,
@@ -194,6 +223,13 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
         crops = [(0, None, None, rgb)]
     if crops and (models or combiner is not None):
         pixels = [c[3] for c in crops]
+        stable = policy is not None and (policy.stability if stability is None else stability)
+        perturbed = None
+        if stable:
+            from pipeline import verdict as verdict_mod
+
+            perturbed = [v for px in pixels for v in verdict_mod.perturbations(px)]
+        _embed_ahead(pixels, perturbed, models, combiner, policy)
         arrays = score_arrays(pixels, models)
         per_face = score_records(pixels, models, arrays)
         combined: list = [None] * len(crops)
@@ -206,8 +242,7 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
             arrays = {**{m: p_members[:, j] for j, m in enumerate(combiner.members)}, **arrays, combiner.name: p}
         verdicts: list = [None] * len(crops)
         if policy is not None:
-            verdicts = _verdicts(pixels, policy, models, combiner, arrays,
-                                 policy.stability if stability is None else stability, route_p)
+            verdicts = _verdicts(pixels, policy, models, combiner, arrays, stable, route_p, perturbed)
         result.faces = [FaceCheck(i, box, conf, crop, recs, ensemble(recs), comb, ver)
                         for (i, box, conf, crop), recs, comb, ver in zip(crops, per_face, combined, verdicts)]
     return result

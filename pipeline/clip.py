@@ -52,7 +52,8 @@ EMBED_DIM = 512
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 PREPROCESS_VERSION = 1  # bump when preprocess() changes: the cache moves to a new folder
-THREADS = 2
+THREADS = 1  # onnxruntime intra-op threads per image: 1 costs 5-12% less CPU per image than 2 (BENCHMARKS.md, fourth pass)
+WORKERS = max(1, min(os.cpu_count() or 1, 4))  # images the default encoder encodes at once (one thread each)
 
 Encoder = Callable[[np.ndarray], np.ndarray]  # (1, 3, 224, 224) float32 -> (512,) float32, raw
 
@@ -141,7 +142,9 @@ def load_encoder(path: str | Path | None = None, threads: int = THREADS) -> Enco
     """An onnxruntime CPU session on the verified encoder file, as a function of ONE preprocessed image.
 
     The returned callable maps (1, 3, 224, 224) float32 (from :func:`preprocess`) to the raw (512,) float32
-    ``image_embeds`` (not normalised). One image per call on purpose: the weights are int8 *dynamically*
+    ``image_embeds`` (not normalised); it may be called from several threads at once (onnxruntime sessions are
+    thread-safe; :func:`embed` encodes :data:`WORKERS` images at once, each on ``threads`` intra-op threads:
+    the output does not depend on either number). One image per call on purpose: the weights are int8 *dynamically*
     quantised, so activations are quantised with a range computed over the whole batch and an image's
     embedding changes with whatever else is in its batch (measured here: up to 1.2 in a coordinate of
     a norm-10 vector). Raises :class:`ClipWeightsError` when the file is missing or different.
@@ -308,13 +311,30 @@ def _remember(key: str, raw: np.ndarray) -> None:
             _RECENT.popitem(last=False)
 
 
+def _encode_each(enc: Encoder, rgb_images: Sequence[np.ndarray], order: list[int], workers: int):
+    """The raw encoder outputs of ``rgb_images[i]`` for ``i`` in ``order``, yielded in that order; with
+    ``workers`` > 1 that many images are encoded at once on threads (one image per encoder call either way,
+    so every output is what a lone call gives)."""
+    def one(i: int) -> np.ndarray:
+        return enc(preprocess(rgb_images[i]))
+
+    if workers <= 1 or len(order) <= 1:
+        yield from (one(i) for i in order)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(order)), thread_name_prefix="clip-encode") as pool:
+        yield from pool.map(one, order)
+
+
 def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cache: EmbeddingCache | None = None,
           encoder: Encoder | None = None, flush_every: int = 32) -> np.ndarray:
     """CLIP ViT-B/16 image embeddings, L2-normalised: (n, 512) float32, rows of unit length.
 
     ``rgb_images``: (H, W, 3) uint8 RGB arrays (0-255), any size (see :func:`preprocess`). Each image is
     encoded alone (one image per call: the int8 model's output depends on the batch's composition, see
-    :func:`load_encoder`), about 0.2-0.4 s per image on 2 shared cores.
+    :func:`load_encoder`), about 0.1-0.2 s of CPU per image on this machine's cores; the default encoder
+    encodes :data:`WORKERS` images at once.
 
     Normalised because CLIP was trained on the cosine similarity of unit vectors: the direction carries the
     content, while the raw norm (about 10 here) varies with the int8 quantisation; the package's own head
@@ -347,11 +367,15 @@ def embed(rgb_images: Sequence[np.ndarray], progress: ProgressFn = None, *, cach
     if todo:
         enc = encoder or default_encoder()
         report(progress, stage, 0, len(todo))
+        first: dict[str, int] = {}  # the first image of each new content, in the order the loop below meets them
+        for i in todo:
+            first.setdefault(keys[i], i)
+        encoded = _encode_each(enc, rgb_images, list(first.values()), WORKERS if encoder is None else 1)
         for j, i in enumerate(todo):
             if keys[i] in done_keys:
                 out[i] = out[done_keys[keys[i]]]
             else:
-                out[i] = enc(preprocess(rgb_images[i]))
+                out[i] = next(encoded)
                 done_keys[keys[i]] = i
                 if encoder is None:
                     _remember(keys[i], out[i].copy())

@@ -309,3 +309,34 @@ def test_real_embedding_of_a_shared_face_is_finite_and_deterministic(shared_data
     np.testing.assert_array_equal(a, b)
     p = clip_head.load_package_head().predict_proba(a)
     assert p.shape == (1,) and 0.0 < p[0] < 1.0
+
+
+def test_the_default_encoder_encodes_several_images_at_once_with_the_same_outputs_in_order(monkeypatch, tmp_path):
+    """Several new images are encoded on WORKERS threads (one image per call): the same rows, in order, as one
+    image at a time; a duplicate costs no second call; progress and the cache see every image."""
+    import threading
+
+    enc = FakeEncoder()
+    both_in_flight = threading.Barrier(2, timeout=10)  # the first two calls must run at the same time
+    lock = threading.Lock()
+
+    def tracking(x):
+        with lock:
+            first_two = enc.calls < 2
+            out = enc(x)
+        if first_two:
+            both_in_flight.wait()
+        return out
+
+    monkeypatch.setattr(clip, "default_encoder", lambda: tracking)
+    monkeypatch.setattr(clip, "_RECENT", type(clip._RECENT)())
+    imgs = _images(7)
+    imgs.insert(3, imgs[1].copy())  # a duplicate within the call
+    alone = np.stack([clip.embed([im], encoder=FakeEncoder())[0] for im in imgs])
+    monkeypatch.setattr(clip, "WORKERS", 3)
+    seen = []
+    cache = clip.EmbeddingCache(tmp_path / "c")
+    together = clip.embed(imgs, lambda stage, done, total: seen.append((done, total)), cache=cache, flush_every=2)
+    np.testing.assert_array_equal(together, alone)
+    assert enc.calls == 7
+    assert seen == [(k, 8) for k in range(9)] and len(cache) == 7

@@ -178,3 +178,36 @@ def test_a_bad_augmented_copies_is_refused_when_the_config_is_read():
     with pytest.raises(config_load.ConfigError, match="augmented_copies"):
         config_load.from_dict({"name": "x", "data": ["/nowhere"],
                                "models": [{"name": "clip", "kind": "clip_linear", "params": {"augmented_copies": -1}}]})
+
+
+def test_a_check_encodes_each_crop_and_perturbed_copy_once_with_the_numbers_of_one_image_at_a_time(clip_run,
+                                                                                                  monkeypatch):
+    """The Check path embeds a face and its stability-check copies together (several at once) before the
+    detectors, the router and the look-alike score read them: every image is encoded once, and every number
+    of the check is what encoding one image at a time, where each is needed, gives."""
+    from pipeline import checking, images, verdict_fit
+
+    cfg, run_dir = clip_run
+    verdict_fit.build_for_run(cfg, run_dir, log=lambda _: None)  # current after another test refitted the router
+    setup = checking.load_check_setup(run_dir)
+    assert setup.policy is not None and setup.combiner is not None
+    paths = store.read_predictions(run_dir, "clip").query("split == 'test'")["path"].head(2).tolist()
+    files = [(f"face{i}.png", images.load_rgb(p)) for i, p in enumerate(paths)]
+    calls = []
+    encoder = clip.default_encoder()
+    monkeypatch.setattr(clip, "default_encoder", lambda: lambda x: calls.append(1) or encoder(x))
+
+    def check():
+        clip.forget_recent()
+        return [checking.check_image(name, rgb, setup.models, crop_faces=False, combiner=setup.combiner,
+                                     policy=setup.policy, stability=True) for name, rgb in files]
+
+    together = check()
+    assert len(calls) == 2 * 6  # each face and its five copies, once each
+    monkeypatch.setattr(checking, "_embed_ahead", lambda *a, **k: None)
+    monkeypatch.setattr(clip, "WORKERS", 1)
+    alone = check()
+    for a, b in zip(together, alone):
+        (fa,), (fb,) = a.faces, b.faces
+        assert fa.scores == fb.scores and fa.combined == fb.combined and fa.ensemble == fb.ensemble
+        assert fa.verdict == fb.verdict and fa.verdict["verdict"] in {"fake", "real", "unsure"}

@@ -140,10 +140,13 @@ def test_text_color_on_dark_red_cells_is_white():
 def test_correlation_figure_annotates_every_cell_readably():
     corr = pd.DataFrame([[1.0, -0.9], [-0.9, 1.0]], index=["a", "b"], columns=["a", "b"])
     fig = figures_explore.correlation_figure(corr)
-    texts = [a.text for a in fig.layout.annotations]
-    assert texts == ["1.00", "-0.90", "-0.90", "1.00"]
+    (heat,) = fig.data
+    assert [list(row) for row in heat.text] == [["1.00", "-0.90"], ["-0.90", "1.00"]]
+    assert heat.texttemplate == "%{text}" and not fig.layout.annotations  # drawn by the heat map, not 4 annotations
+    assert heat.textfont.color is None  # plotly.js then picks black or white per cell, whichever is readable
     assert fig.layout.margin.t >= figures_explore.TOP_MARGIN
-    assert all(a.font.color == "#ffffff" for a in fig.layout.annotations)  # saturated ends: white
+    corr.iloc[0, 1] = float("nan")
+    assert figures_explore.correlation_figure(corr).data[0].text[0][1] == "–"
 
 
 def test_disagreement_and_leakage_and_neighbour_figures():
