@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import REPO, make_labelled_folder, write_images
 
 from pipeline import artifacts, store
@@ -57,16 +58,47 @@ def test_a_changed_config_is_another_run(tmp_path):
                                        epochs=1, artifacts_dir=str(tmp_path / "art"))
     same = runner.prepare(base)[0]
     assert runner.prepare(base)[0] == same
-    for changed in (config_load.apply_overrides(base, epochs=2), config_load.apply_overrides(base, image_size=20)):
+    for changed in (config_load.apply_overrides(base, epochs=2), config_load.apply_overrides(base, image_size=20),
+                    config_load.apply_overrides(base, max_images_per_class=3)):
         run_id, run_dir, _, _ = runner.prepare(changed)
         assert run_id != same and not store.is_model_done(run_dir, "baseline_cnn")
+    assert len(runner.prepare(config_load.apply_overrides(base, max_images_per_class=3))[2]) == 6  # 3 real + 3 fake
+
+
+def test_the_train_command_takes_a_cap_per_class_and_refuses_a_bad_one():
+    from pipeline import config_load
+    from pipeline.__main__ import build_parser
+
+    args = build_parser().parse_args(["train", "--max-images-per-class", "100"])
+    assert args.max_images_per_class == 100
+    assert config_load.apply_overrides(config_load.load("smoke"), max_images_per_class=100).max_images_per_class == 100
+    with pytest.raises(config_load.ConfigError, match="max_images_per_class"):
+        config_load.apply_overrides(config_load.load("smoke"), max_images_per_class=-1)
 
 
 def test_registry_names_without_keras_match_the_registry():
-    from pipeline.model_names import registered_names
-    from pipeline.models import REGISTRY
+    """Read from the source in an interpreter that never imported the registry (where validating a config reads
+    them), they are the registry's names: a model registered by a helper call, not a decorator, counts too."""
+    code = ("import json, sys; from pipeline.model_names import registered_names; "
+            "assert 'pipeline.models' not in sys.modules; print(json.dumps(sorted(registered_names())))")
+    source = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert source.returncode == 0, source.stderr[-2000:]
+    live = subprocess.run([sys.executable, "-c", "import json; from pipeline.models import REGISTRY; "
+                                                 "print(json.dumps(sorted(REGISTRY)))"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert live.returncode == 0, live.stderr[-2000:]
+    assert source.stdout.strip().splitlines()[-1] == live.stdout.strip().splitlines()[-1]
 
-    assert set(registered_names()) == set(REGISTRY)
+
+def test_every_shipped_config_loads_without_keras():
+    """`train --config NAME` must not refuse a config this repository ships (configs/*.toml), in a fresh
+    interpreter as the command line reads it."""
+    code = ("import sys; from pipeline import config; from pipeline.config_load import load; "
+            "[print(p.stem, len(load(p).models)) for p in sorted(config.CONFIG_DIR.glob('*.toml'))]; "
+            "assert 'pipeline.models' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert {"default", "smoke", "best", "effnet"} <= {line.split()[0] for line in out.stdout.splitlines()}
 
 
 def _old_manifest_hash(manifest: pd.DataFrame) -> str:
