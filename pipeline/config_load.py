@@ -155,6 +155,10 @@ def validate(cfg: RunConfig) -> None:
     names = cfg.model_names
     if len(set(names)) != len(names):
         raise ConfigError(f"a model is listed twice: {names}")
+    if isinstance(cfg.max_images_per_class, bool) or not isinstance(cfg.max_images_per_class, int) \
+            or cfg.max_images_per_class < 0:
+        raise ConfigError(f"max_images_per_class must be a whole number >= 0 (0 = all images), "
+                          f"got {cfg.max_images_per_class!r}")
     if cfg.threshold_rule not in {"youden", "f1", "fixed"}:
         raise ConfigError(f"threshold_rule must be youden, f1 or fixed, got {cfg.threshold_rule!r}")
     from pipeline.calibration import METHODS
@@ -203,8 +207,9 @@ def _validate_augmentation(aug: Augmentation, where: str) -> None:
 
 def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: list[str] | None = None,
                     image_size: int | None = None, epochs: int | None = None,
-                    artifacts_dir: str | None = None) -> RunConfig:
-    """Command-line flags win over the file. ``models`` may name registry models not in the file."""
+                    artifacts_dir: str | None = None, max_images_per_class: int | None = None) -> RunConfig:
+    """Command-line flags win over the file. ``models`` may name registry models not in the file. Raises
+    :class:`ConfigError` for a combination that cannot define a run."""
     if data:
         cfg = dataclasses.replace(cfg, data=tuple(_data_source(d, Path.cwd()) for d in data))
     if models:
@@ -217,6 +222,8 @@ def apply_overrides(cfg: RunConfig, *, data: list[str] | None = None, models: li
             dataclasses.replace(m, epochs=epochs, fine_tune_epochs=min(m.fine_tune_epochs, epochs)) for m in cfg.models))
     if artifacts_dir:
         cfg = dataclasses.replace(cfg, artifacts_dir=str(Path(artifacts_dir).resolve()))
+    if max_images_per_class is not None:
+        cfg = dataclasses.replace(cfg, max_images_per_class=max_images_per_class)
     validate(cfg)
     return cfg
 

@@ -14,7 +14,8 @@ def cmd_train(args) -> int:
 
     cfg = config_load.load(args.config)
     cfg = config_load.apply_overrides(cfg, data=args.data, models=args.models.split(",") if args.models else None,
-                                      image_size=args.image_size, epochs=args.epochs, artifacts_dir=args.out)
+                                      image_size=args.image_size, epochs=args.epochs, artifacts_dir=args.out,
+                                      max_images_per_class=getattr(args, "max_images_per_class", None))
     progress = TqdmProgress(disable=args.quiet)
     status = run_progress.ProgressFile(cfg.artifacts_dir)  # progress.json: the dashboard's progress bar
 
