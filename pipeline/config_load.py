@@ -138,10 +138,11 @@ def validate(cfg: RunConfig) -> None:
                 trainable = sorted(k for k, v in KINDS.items() if v.train is not None)
                 raise ConfigError(f"model {spec.name!r}: unknown detector kind {spec.kind!r}; kinds: {', '.join(trainable)}")
             if spec.kind == "clip_linear":  # checked here, not after the run's other models have trained
-                from pipeline.detectors.clip_linear import augmented_copies
+                from pipeline.detectors.clip_linear import augmented_copies, head_kind
 
                 try:
                     augmented_copies(spec)
+                    head_kind(spec)
                 except ValueError as exc:
                     raise ConfigError(str(exc)) from None
             continue

@@ -267,6 +267,56 @@ def test_head_round_trips_through_skops(tmp_path):
         clip_head.fit_head(emb, np.zeros(len(emb)))
 
 
+def _ring(n=120, d=16, seed=0):
+    """Fakes on a shell around the reals: no line separates them, a kernel does."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    emb = rng.normal(0, 1, (n, d))
+    emb[y == 1] *= 2.2
+    return emb.astype(np.float32), y
+
+
+def test_the_svm_head_draws_a_boundary_a_line_cannot_and_round_trips(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    emb, y = _ring()
+    new, y_new = _ring(seed=1)
+    linear = clip_head.fit_head(emb, y)
+    svm = clip_head.fit_head(emb, y, head="svm")
+    assert svm.named_steps["svm"].estimator.C == clip_head.SVM_C
+    assert roc_auc_score(y_new, linear.predict_proba(new)[:, 1]) < 0.7
+    p = svm.predict_proba(new)[:, 1]
+    assert roc_auc_score(y_new, p) > 0.9 and ((0 < p) & (p < 1)).all()
+    clip_head.save_head(svm, tmp_path / "svm.skops")
+    np.testing.assert_array_equal(clip_head.load_head(tmp_path / "svm.skops").predict_proba(new), svm.predict_proba(new))
+    assert clip_head.head_parameters(linear) == 2 * 16 + 16 + 1  # scaler, weights, bias
+    assert clip_head.head_parameters(svm) > clip_head.head_parameters(linear)
+    with pytest.raises(ValueError, match="svm"):
+        clip_head.fit_head(emb, y, head="forest")
+
+
+def test_the_svm_heads_sigmoid_never_sees_copies_of_images_its_svm_fitted():
+    """Platt's sigmoid is fitted on the SVM's scores of held-out folds; an image and its copies (a group) stay in
+    one fold, else the sigmoid is fitted on duplicates of training images and comes out overconfident."""
+    from sklearn.metrics import log_loss
+
+    def overlapping(n, seed):
+        rng = np.random.default_rng(seed)
+        y = np.repeat([0, 1], n // 2)
+        emb = rng.normal(0, 1, (n, 16))
+        emb[y == 1] *= 1.3  # the classes overlap: an honest sigmoid is shallow
+        return emb.astype(np.float32), y
+
+    emb, y = overlapping(80, 3)
+    both, y2, groups = np.vstack([emb, emb]), np.tile(y, 2), np.tile(np.arange(len(y)), 2)  # each image + a copy
+    grouped = clip_head.fit_head(both, y2, head="svm", groups=groups)
+    mixed = clip_head.fit_head(both, y2, head="svm")
+    slope = lambda h: abs(h.named_steps["svm"].calibrated_classifiers_[0].calibrators[0].a_)  # noqa: E731
+    assert slope(mixed) > 1.5 * slope(grouped)
+    new, y_new = overlapping(400, 9)
+    assert log_loss(y_new, grouped.predict_proba(new)[:, 1]) < log_loss(y_new, mixed.predict_proba(new)[:, 1])
+
+
 def untrusted_function(x):  # saved by reference: loading it would import and run code named by the file
     return x
 

