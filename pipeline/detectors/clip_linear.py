@@ -211,8 +211,8 @@ def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.n
     for d in sorted(set(ds)):
         t = time.perf_counter()
         own = ds[sample] == d
-        if len(np.unique(y[sample][own])) < 2:
-            continue
+        if np.bincount(y[sample][own], minlength=2).min() < (2 if head_kind(spec) == "svm" else 1):
+            continue  # a head needs both classes; the SVM's out-of-fold sigmoid two images of each
         head = clip_head.fit_head(e_sample[own], y[sample][own], C=head_C(spec), head=head_kind(spec), seed=cfg.seed)
         own_val = ds[val_idx] == d
         threshold = evaluation.choose_threshold(y[val_idx][own_val], head.predict_proba(e_val[own_val])[:, 1],
