@@ -42,3 +42,19 @@ def test_latency_encodes_the_image_even_when_the_memory_of_recent_images_holds_i
     latency = clip_linear._latency_ms([str(path)] * 3, max_pixels=10_000_000, head=head)
     assert enc.calls == 7 and head.rows == 3  # and the head's own cost (an RBF SVM's is not nil) is inside the time
     assert latency["batch1_p50"] > 0 and latency["batch64_p50"] == round(latency["batch1_p50"] * 64, 3)
+    assert 0 < latency["clip_encoder_p50"] <= latency["batch1_p50"]
+
+
+def test_a_combined_model_counts_the_shared_clip_encoder_once():
+    from pipeline.detectors.combined import member_latency
+
+    clip_member = {"latency_ms": {"batch1_p50": 150.0, "per_image_batch64": 150.0, "batch64_p50": 9600.0,
+                                  "clip_encoder_p50": 140.0}}
+    keras_member = {"latency_ms": {"batch1_p50": 16.0, "per_image_batch64": 2.0, "batch64_p50": 128.0}}
+    got = member_latency([clip_member, clip_member, keras_member])
+    assert got == {"batch1_p50": 176.0, "batch64_p50": 9600 * 2 + 128 - 64 * 140, "per_image_batch64": 162.0}
+    # members written before the encoder's share was recorded: the plain sum, as the run's stored numbers
+    old = {"latency_ms": {k: v for k, v in clip_member["latency_ms"].items() if k != "clip_encoder_p50"}}
+    assert member_latency([old, old, keras_member]) == {"batch1_p50": 316.0, "batch64_p50": 19328.0,
+                                                        "per_image_batch64": 302.0}
+    assert member_latency([old, {"latency_ms": {}}]) == {}

@@ -223,23 +223,27 @@ def per_dataset_rows(cfg, spec, manifest, progress=None) -> list[tuple[str, np.n
 
 def _latency_ms(paths: list[str], max_pixels: int, head=None) -> dict:
     """Batch-1 latency of a new (uncached) image through encoder and ``head`` (when given), median of up to 3,
-    milliseconds. The encoder is passed explicitly, so :func:`pipeline.clip.embed` encodes the image even when
-    another head of the run has just encoded it (its memory of recent images would answer in 0.2 ms)."""
+    milliseconds; ``clip_encoder_p50``: the encoder's share, which every CLIP detector of a run shares (a combined
+    model counts it once: :func:`pipeline.detectors.combined.member_latency`). The encoder is passed explicitly,
+    so :func:`pipeline.clip.embed` encodes the image even when another head of the run has just encoded it (its
+    memory of recent images would answer in 0.2 ms)."""
     from pipeline import clip, images
 
     encoder = clip.default_encoder()
-    times = []
+    times, encoding = [], []
     for path in paths:
         rgb = images.load_rgb(path, max_pixels=max_pixels)
         t = time.perf_counter()
         emb = clip.embed([rgb], encoder=encoder)
+        encoding.append((time.perf_counter() - t) * 1000)
         if head is not None:
             head.predict_proba(emb)
         times.append((time.perf_counter() - t) * 1000)
     if not times:
         return {}
     p50 = round(float(np.median(times)), 3)
-    return {"batch1_p50": p50, "per_image_batch64": p50, "batch64_p50": round(p50 * 64, 3)}
+    return {"batch1_p50": p50, "per_image_batch64": p50, "batch64_p50": round(p50 * 64, 3),
+            "clip_encoder_p50": round(float(np.median(encoding)), 3)}
 
 
 def load(run_dir: Path, name: str) -> ClipDetector:
