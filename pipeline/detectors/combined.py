@@ -417,9 +417,14 @@ def check_combiner(run_dir: Path, name: str) -> dict:
     run_cfg = store.read_run_json(run_dir).get("config", {})
     key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"), copies_setting(run_cfg))
     if metrics.get("ensemble_key") != key:
-        raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
-                         f"was retrained after it was fitted, or it was fitted by an older version of the "
-                         f"pipeline; refit it with `python -m pipeline train --force`")
+        copies = copies_setting(run_cfg)["copies"]
+        fitted = int(spec.get("n_copies", (spec.get("pooled") or {}).get("n_copies", 0)) or 0)
+        why = (f"it was fitted {'with' if fitted else 'without'} augmented validation copies and the run's config asks "
+               f"for [verdict] stacker_copies = {copies}" if bool(fitted) != bool(copies) else
+               f"one of its members ({', '.join(members)}) was retrained after it was fitted, or it was fitted by an "
+               f"older version of the pipeline")
+        raise ValueError(f"{name} of run {run_dir.name} is stale: {why}; refit it with "
+                         f"`python -m pipeline train --force`")
     return spec
 
 
