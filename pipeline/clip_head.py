@@ -67,7 +67,7 @@ def fit_head(emb: np.ndarray, y: np.ndarray, C: float | None = None, head: str =
     ``groups`` (n,): rows of one group (an image and its augmented copies) stay on one side of the SVM head's
     calibration folds (``StratifiedGroupKFold``, shuffled with ``seed``), so the sigmoid is not fitted on copies of
     images the SVM saw. ``head.predict_proba(emb)[:, 1]`` is then the probability of "fake". Raises ValueError for
-    one class or an unknown head."""
+    one class, an unknown head, or an SVM head with fewer than 2 images (groups) of a class."""
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) != 2:
         raise ValueError("a head needs real (0) and fake (1) examples")
@@ -76,7 +76,13 @@ def fit_head(emb: np.ndarray, y: np.ndarray, C: float | None = None, head: str =
     if head == "svm":
         from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-        n_splits = int(min(5, np.bincount(y).min()))
+        per_class = [int(len(np.unique(np.asarray(groups)[y == c])) if groups is not None else (y == c).sum())
+                     for c in (0, 1)]  # images, not rows: an image's copies share its fold
+        n_splits = int(min(5, *per_class))
+        if n_splits < 2:
+            raise ValueError(f"an SVM head fits its sigmoid out of fold and needs at least 2 real and 2 fake images "
+                             f"(got {per_class[0]} real, {per_class[1]} fake): use more images, or "
+                             f"params.head = \"logistic\"")
         folds = (StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(emb, y) if groups is None else
                  StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(emb, y, groups))
         calibration = model.named_steps["svm"]

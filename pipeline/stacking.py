@@ -66,7 +66,8 @@ def fit_stacker(p_val: np.ndarray, y_val: np.ndarray, members: list[str], seed: 
         x, y = np.vstack([x, logit(copies.p)]), np.concatenate([y, y_val[copies.of]])
     lr = _regression(seed, C).fit(x, y)
     return {"members": list(members), "features": "logit(p_fake) of each member", "intercept": float(lr.intercept_[0]),
-            "coef": [float(c) for c in lr.coef_[0]], "C": C, "fitted_on": "validation split",
+            "coef": [float(c) for c in lr.coef_[0]], "C": C,
+            "fitted_on": "validation split" + (f" and {n_copies} augmented copies of its rows" if n_copies else ""),
             "n_fit": int(len(y_val)), "n_copies": int(n_copies)}
 
 

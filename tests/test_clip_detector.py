@@ -160,8 +160,9 @@ def test_the_stackers_fit_on_augmented_copies_of_the_validation_images(clip_run)
     combined.run_ensemble(plain, run_dir, log=lambda _: None)  # a change of the setting refits the stackers
     assert store.read_metrics(run_dir, combined.ROUTED)["ensemble_key"] != key
     assert artifacts.read_json(store.model_file(run_dir, combined.ROUTED, "routing.json"))["pooled"]["n_copies"] == 0
-    with pytest.raises(ValueError, match="stale"):  # and a combiner that disagrees with the run's config says so
-        combined.load_combiner(run_dir)
+    with pytest.raises(ValueError, match=r"stale: it was fitted without augmented validation copies and the run's "
+                                         r"config asks for \[verdict\] stacker_copies = 1"):
+        combined.load_combiner(run_dir)  # a combiner that disagrees with the run's config says so, and why
     combined.run_ensemble(cfg, run_dir, log=lambda _: None)
     assert store.read_metrics(run_dir, combined.ROUTED)["ensemble_key"] == key
 

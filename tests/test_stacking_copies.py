@@ -109,3 +109,11 @@ def test_without_copies_run_ids_stay_as_they_were_and_with_copies_they_change():
         cfg, verdict=dataclasses.replace(cfg.verdict, stacker_augmentation={"downscale": 0.5, "blur_sigma": 1.0})))
     assert aug.downscale == 0.5 and aug.blur_sigma == 1.0 and aug.flip == cfg.augmentation.flip
     assert config.stacker_augmentation(config.to_dict(copied)) == config.stacker_augmentation(copied)
+
+
+def test_a_stacker_says_it_was_fitted_on_copies_too():
+    """stacking.json's ``fitted_on`` is what a reader sees first: it names the copies when there were some (review6)."""
+    y, p, p_copy = _scores(40, 4)
+    assert fit_stacker(p, y, MEMBERS)["fitted_on"] == "validation split"
+    assert fit_stacker(p, y, MEMBERS, copies=Copies(p_copy, np.arange(40)))["fitted_on"] == \
+        "validation split and 40 augmented copies of its rows"

@@ -35,8 +35,10 @@ HELP = {
                "holds one class only.",
     "average_precision": "Area under the precision-recall curve.",
     "threshold": "p_fake at or above which an image is called fake; chosen on the validation split.",
-    "params": "Trainable and frozen parameters.",
-    "file_size_mb": "Size of model.keras on disk.",
+    "params": "Numbers the model holds: a Keras model's trainable and frozen weights; a CLIP model's fitted head "
+              "only (scaler and logistic weights, or an SVM head's support vectors), not the frozen ~86M-parameter "
+              "encoder; a combined model, the sum of its members'.",
+    "file_size_mb": "Size of the model's file on disk (model.keras; a CLIP model's head.skops).",
     "train_seconds": "Wall-clock training time on this machine.",
     "latency_ms_batch1": "Median CPU time to classify one image (batch of 1).",
     "latency_ms_per_image_batch64": "Median CPU time per image when classifying batches of 64.",

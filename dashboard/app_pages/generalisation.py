@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard import common
 from pipeline import figures, figures_experiments, on_demand
 from pipeline.experiments import crossdataset
-from pipeline.results import ArtifactError, ExperimentNotRun
+from pipeline.results import ArtifactError, ExperimentNotRun, ModelNotFound
 
 run = common.selected_run()
 st.title("Generalisation")
@@ -30,8 +30,13 @@ if chosen == settings.get("model"):
                + (f" + {spec['fine_tune_epochs']} fine-tuning" if spec.get("fine_tune_epochs") else "")
                + ", trained on the training split of one dataset (threshold from its validation split), tested on "
                "the test split of every dataset. A detector that only works on its own data set is of little use.")
-else:
-    st.caption(f"`{chosen}`: the frozen CLIP encoder with a linear head fitted on one data set's share of its "
+else:  # a clip_linear model: its head is a logistic regression or an RBF SVM (params.head)
+    try:
+        head = run.metrics(chosen).get("head", "logistic")
+    except (ArtifactError, ModelNotFound):  # the model's files are gone: say nothing about its head
+        head = None
+    head_words = {"logistic": "a linear head (logistic regression)", "svm": "an RBF-kernel SVM head"}.get(head, "a head")
+    st.caption(f"`{chosen}`: the frozen CLIP encoder with {head_words} fitted on one data set's share of its "
                "training sample (threshold from that data set's validation split), tested on the test split of "
                "every data set.")
 metric = st.selectbox("Metric", ["roc_auc", "accuracy", "balanced_accuracy"], key="generalisation_metric",

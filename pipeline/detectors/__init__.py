@@ -9,7 +9,7 @@ kind          what it is                                                        
 keras         a Keras model of the zoo (:mod:`pipeline.models`), end to end      ``detectors/keras.py``
 pca_svm       a PCA + SVM probe on a Keras model's embedding                     ``detectors/pca_svm.py``
 combined      the run's combined models (mean, stacked, routed) over members     ``detectors/combined.py``
-clip_linear   frozen CLIP ViT-B/16 (ONNX) + a scikit-learn linear head (UnivFD)  ``detectors/clip_linear.py``
+clip_linear   frozen CLIP ViT-B/16 (ONNX) + a linear or RBF-SVM head (UnivFD)   ``detectors/clip_linear.py``
 ============  ================================================================  ==========================
 
 Adding a detector of a new kind is one module in this package that calls :func:`register_kind` with its

@@ -147,17 +147,28 @@ def _sum(metrics: list[dict], key: str):
     return None if any(v is None for v in vals) else float(np.sum(vals))
 
 
+def member_latency(member_metrics: list[dict]) -> dict[str, float]:
+    """A combined model's latency (ms) from its members' ``latency_ms``: their sum, with the CLIP encoder, which
+    every CLIP member shares (a face is encoded once for all of them), counted once (members that record its share,
+    ``clip_encoder_p50``). A key some member lacks is left out."""
+    per_member = [m.get("latency_ms") or {} for m in member_metrics]
+    encoders = [float(lat["clip_encoder_p50"]) for lat in per_member if lat.get("clip_encoder_p50") is not None]
+    shared = sum(encoders) - max(encoders) if encoders else 0.0  # per image: all but one encoding are not run
+    latency = {}
+    for k, images in (("batch1_p50", 1), ("batch64_p50", 64), ("per_image_batch64", 1)):
+        vals = [lat.get(k) for lat in per_member]
+        if all(v is not None for v in vals):
+            latency[k] = round(float(np.sum(vals)) - images * shared, 3)
+    return latency
+
+
 def _write_model(run_dir: Path, name: str, rows: pd.DataFrame, p: np.ndarray, members: list[str],
                  member_metrics: list[dict], threshold_rule: str, key: str, extra: dict,
                  files: dict | None = None) -> dict:
     preds = rows.assign(p_fake=p.astype(np.float32))
     val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
     threshold = evaluation.choose_threshold(val["y"], val["p_fake"], threshold_rule)
-    latency = {}
-    for k in ("batch1_p50", "batch64_p50", "per_image_batch64"):
-        vals = [(m.get("latency_ms") or {}).get(k) for m in member_metrics]
-        if all(v is not None for v in vals):
-            latency[k] = round(float(np.sum(vals)), 3)
+    latency = member_latency(member_metrics)
     metrics = {
         "kind": KIND, "members": members,
         "image_size": max(int(m.get("image_size") or 0) for m in member_metrics),
@@ -406,9 +417,14 @@ def check_combiner(run_dir: Path, name: str) -> dict:
     run_cfg = store.read_run_json(run_dir).get("config", {})
     key = ensemble_key(run_dir, members, metrics.get("threshold_rule"), run_cfg.get("seed"), copies_setting(run_cfg))
     if metrics.get("ensemble_key") != key:
-        raise ValueError(f"{name} of run {run_dir.name} is stale: one of its members ({', '.join(members)}) "
-                         f"was retrained after it was fitted, or it was fitted by an older version of the "
-                         f"pipeline; refit it with `python -m pipeline train --force`")
+        copies = copies_setting(run_cfg)["copies"]
+        fitted = int(spec.get("n_copies", (spec.get("pooled") or {}).get("n_copies", 0)) or 0)
+        why = (f"it was fitted {'with' if fitted else 'without'} augmented validation copies and the run's config asks "
+               f"for [verdict] stacker_copies = {copies}" if bool(fitted) != bool(copies) else
+               f"one of its members ({', '.join(members)}) was retrained after it was fitted, or it was fitted by an "
+               f"older version of the pipeline")
+        raise ValueError(f"{name} of run {run_dir.name} is stale: {why}; refit it with "
+                         f"`python -m pipeline train --force`")
     return spec
 
 
