@@ -217,9 +217,10 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
             reasons.append(FLIP_REASON.format(what=_join(flips)))
     verdict = UNSURE if reasons else side
     point = kind if kind is not None and kind in policy.by_kind else None
+    threshold = float(policy.thresholds(np.array([p_raw]), kinds)[0])
     return {"verdict": verdict, "p_fake": round(p, 6), "p_raw": round(float(p_raw), 6),
-            "threshold": round(float(policy.thresholds(np.array([p_raw]), kinds)[0]), 6), "kind": point,
-            "reasons": reasons, "unstable_under": flips, "headline": headline(verdict, p, reasons)}
+            "threshold": round(threshold, 6), "kind": point,
+            "reasons": reasons, "unstable_under": flips, "headline": headline(verdict, p, reasons, threshold)}
 
 
 def _join(items: list[str]) -> str:
@@ -229,11 +230,15 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def headline(verdict: str, p_fake: float, reasons: list[str] | None = None) -> str:
-    """"Likely fake — 91%", "Likely real — 8% fake" or "Can't tell: <reasons>"."""
+def headline(verdict: str, p_fake: float, reasons: list[str] | None = None, threshold: float | None = None) -> str:
+    """"Likely fake — 91%", "Likely real — 8% fake" or "Can't tell: <reasons>". A face called real although its
+    calibrated probability of "fake" is 50% or more (the operating point keeps real photos from being called fake,
+    so its line can sit above 50%) says so: "Likely real — 80% fake, under the 88% needed to call it fake"."""
     if verdict == FAKE:
         return f"Likely fake — {p_fake:.0%}"
     if verdict == REAL:
+        if threshold is not None and p_fake >= 0.5:
+            return f"Likely real — {p_fake:.0%} fake, under the {threshold:.0%} needed to call it fake"
         return f"Likely real — {p_fake:.0%} fake"
     return "Can't tell: " + "; ".join(reasons or [BAND_REASON])
 

@@ -345,3 +345,14 @@ def test_ece_noise_floor_is_the_ece_of_exact_probabilities_and_shrinks_with_n():
     biased = np.clip(small + 0.25, 0, 1)  # claims 25 points more fake than the labels are
     assert calibration.expected_calibration_error(rng.random(150) < small, biased) > p95_small
     assert all(np.isnan(calibration.ece_noise_floor([])))
+
+
+def test_a_face_called_real_above_even_odds_says_why():
+    """A strict operating point (few real photos called fake) can call a face real at 80% "fake": the headline
+    must not read as a contradiction ("Likely real — 80% fake") but name the line it stayed under."""
+    from pipeline.verdict import headline
+
+    assert headline("real", 0.8, threshold=0.883) == "Likely real — 80% fake, under the 88% needed to call it fake"
+    assert headline("real", 0.08, threshold=0.883) == "Likely real — 8% fake"
+    assert headline("fake", 0.91, threshold=0.883) == "Likely fake — 91%"
+
