@@ -235,3 +235,22 @@ def test_a_check_encodes_each_crop_and_perturbed_copy_once_with_the_numbers_of_o
         (fa,), (fb,) = a.faces, b.faces
         assert fa.scores == fb.scores and fa.combined == fb.combined and fa.ensemble == fb.ensemble
         assert fa.verdict == fb.verdict and fa.verdict["verdict"] in {"fake", "real", "unsure"}
+
+
+def test_the_check_page_names_the_members_its_verdict_also_asks(clip_run, monkeypatch):
+    """The upload prompt lists the Keras models the page scores each face with and the CLIP detectors the verdict
+    model asks as members (it said "every finished model" and listed the Keras ones only)."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO
+    from pipeline import results
+
+    _, run_dir = clip_run
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(run_dir.parent))
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/check.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    prompt = " ".join(i.value for i in at.info)
+    assert "Keras models (baseline_cnn)" in prompt and "verdict model, which also asks clip" in prompt, prompt
