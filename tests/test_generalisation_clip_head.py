@@ -32,11 +32,8 @@ def clip_matrix_run(tmp_path_factory) -> Path:
     return run
 
 
-def _caption(monkeypatch, run: Path, head: str | None) -> str:
-    metrics = store.model_dir(run, "clip") / store.METRICS
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps({"model": "clip", "kind": "clip_linear", "scopes": {}, **({"head": head} if head else {})}))
-    (metrics.parent / store.DONE).write_text(json.dumps({"model": "clip"}))
+def _clip_caption(monkeypatch, run: Path) -> str:
+    """The Generalisation page's caption of the `clip` matrix."""
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(run.parent))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -44,6 +41,14 @@ def _caption(monkeypatch, run: Path, head: str | None) -> str:
     at.selectbox(key="generalisation_model").set_value("clip").run()
     assert not at.exception, [e.value for e in at.exception]
     return next(c.value for c in at.caption if c.value.startswith("`clip`"))
+
+
+def _caption(monkeypatch, run: Path, head: str | None) -> str:
+    metrics = store.model_dir(run, "clip") / store.METRICS
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps({"model": "clip", "kind": "clip_linear", "scopes": {}, **({"head": head} if head else {})}))
+    (metrics.parent / store.DONE).write_text(json.dumps({"model": "clip"}))
+    return _clip_caption(monkeypatch, run)
 
 
 def test_an_svm_head_is_not_called_linear(monkeypatch, clip_matrix_run):
@@ -60,10 +65,4 @@ def test_a_clip_model_whose_files_are_gone_still_shows_its_matrix(monkeypatch, c
     import shutil
 
     shutil.rmtree(store.model_dir(clip_matrix_run, "clip"), ignore_errors=True)
-    monkeypatch.setenv(results.ARTIFACTS_ENV, str(clip_matrix_run.parent))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/generalisation.py").run()
-    at.selectbox(key="generalisation_model").set_value("clip").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert "CLIP encoder with a head fitted" in next(c.value for c in at.caption if c.value.startswith("`clip`"))
+    assert "CLIP encoder with a head fitted" in _clip_caption(monkeypatch, clip_matrix_run)
