@@ -291,6 +291,24 @@ def _deduplicate(files: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return first.reset_index(drop=True), pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
 
 
+def augmented_batches(paths, aug, copies: int, seed: int, max_pixels: int, chunk: int = 64):
+    """Yield ``(at, batch)``: ``copies`` random augmented copies of each image file in ``paths``, decoded with
+    :func:`pipeline.images.load_rgb` and drawn by :func:`pipeline.degrade.augmented_copy` from ``aug`` (an
+    :class:`~pipeline.config.Augmentation`) and (``seed``, the path, the copy number) alone
+    (:func:`pipeline.degrade.copy_rng`), in batches of at most ``chunk`` (H, W, 3) uint8 arrays. Copy-major:
+    ``at`` is the position of the batch's first copy in the order copy 0 of every path, then copy 1, ...
+    Every model of a run that asks for copy ``c`` of an image gets the same pixels (and a cache keyed by
+    content embeds it once). Raises :class:`pipeline.images.ImageError` for a file that cannot be decoded."""
+    from pipeline import degrade
+
+    paths = list(paths)
+    for c in range(copies):
+        for start in range(0, len(paths), chunk):
+            batch = [degrade.augmented_copy(images.load_rgb(path, max_pixels=max_pixels), aug,
+                                            degrade.copy_rng(seed, path, c)) for path in paths[start:start + chunk]]
+            yield c * len(paths) + start, batch
+
+
 def _cap_per_class(files: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
     if not cap:
         return files

@@ -89,3 +89,29 @@ def test_augmented_copy_without_changes_is_the_image():
     img = _image(5, 64)
     none = Augmentation(flip=False, shift=0.0, zoom=0.0, brightness=0.0)
     assert np.array_equal(degrade.augmented_copy(img, none, np.random.default_rng(0)), img)
+
+
+def test_augmented_batches_are_copy_major_and_the_same_copy_for_every_caller(tmp_path):
+    """Copy c of an image is the same pixels whoever asks (a CLIP head, the router, the stackers), whatever the
+    batch size, so a content-keyed cache embeds it once."""
+    from PIL import Image
+
+    from pipeline import data, images
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"face{i}.png"
+        Image.fromarray(_image(i, 48)).save(path)
+        paths.append(str(path))
+    aug = Augmentation(flip=True, zoom=0.1, downscale=0.5, blur_sigma=1.0, degrade_probability=1.0,
+                       jpeg_quality=(70, 90))
+    got = {at: batch for at, batch in data.augmented_batches(paths, aug, copies=2, seed=7, max_pixels=10**7, chunk=2)}
+    assert sorted(got) == [0, 2, 3, 5]  # copy 0 of the 3 images (batches of 2 and 1), then copy 1
+    flat = [img for at in sorted(got) for img in got[at]]
+    for k, img in enumerate(flat):
+        copy, i = divmod(k, 3)
+        expected = degrade.augmented_copy(images.load_rgb(paths[i]), aug, degrade.copy_rng(7, paths[i], copy))
+        np.testing.assert_array_equal(img, expected)
+    assert not np.array_equal(flat[0], flat[3])  # two copies of one image differ
+    one_batch = [img for _, batch in data.augmented_batches(paths, aug, 2, 7, 10**7, chunk=64) for img in batch]
+    assert all(np.array_equal(a, b) for a, b in zip(one_batch, flat))

@@ -113,22 +113,14 @@ def embed_augmented_rows(manifest, rows: np.ndarray, cache, max_pixels: int, aug
     (:func:`pipeline.degrade.augmented_copy`, ``aug`` a :class:`~pipeline.config.Augmentation`) of each manifest
     row, copy-major (copy 0 of every row, then copy 1, ...). Each copy's draws come from (``seed``, the file's path,
     copy number) alone, so every head of a run sees the same copy of an image and the cache embeds it once."""
-    from pipeline import clip, degrade, images
+    from pipeline import clip, data
     from pipeline.progress import report
 
     out = np.zeros((copies * len(rows), clip.EMBED_DIM), dtype=np.float32)
-    paths = manifest["path"].to_numpy()
-    total, done = copies * len(rows), 0
-    for c in range(copies):
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start:start + CHUNK]
-            batch = [degrade.augmented_copy(images.load_rgb(paths[i], max_pixels=max_pixels), aug,
-                                            degrade.copy_rng(seed, paths[i], c))
-                     for i in chunk]
-            at = c * len(rows) + start
-            out[at:at + len(chunk)] = clip.embed(batch, cache=cache)
-            done += len(chunk)
-            report(progress, stage, done, total)
+    paths = manifest["path"].to_numpy()[np.asarray(rows, dtype=int)]
+    for at, batch in data.augmented_batches(paths, aug, copies, seed, max_pixels, CHUNK):
+        out[at:at + len(batch)] = clip.embed(batch, cache=cache)
+        report(progress, stage, at + len(batch), len(out))
     return out
 
 

@@ -85,7 +85,7 @@ def validation_copies(cfg, run_dir: Path, rows: pd.DataFrame, members: list[str]
     seen such copies of its validation images learns not to lean on members whose scores drift under them
     (the verdict's stability check flips less: EXPERIMENTS.md C10). Costs one pass of every member over the
     copies (CLIP: about 0.2 s per copy once, then cached)."""
-    from pipeline import clip, degrade, images
+    from pipeline import clip, data
     from pipeline.config import stacker_augmentation
     from pipeline.detectors import load_many
     from pipeline.stacking import Copies
@@ -104,15 +104,10 @@ def validation_copies(cfg, run_dir: Path, rows: pd.DataFrame, members: list[str]
     p = np.zeros((n * len(val), len(members)))
     total = n * len(val)
     report(progress, "ensemble: augmented validation copies", 0, total)
-    for c in range(n):
-        for start in range(0, len(val), COPIES_CHUNK):
-            chunk = paths[start:start + COPIES_CHUNK]
-            batch = [degrade.augmented_copy(images.load_rgb(path, max_pixels=cfg.max_image_pixels), aug,
-                                            degrade.copy_rng(cfg.seed, path, c)) for path in chunk]
-            at = c * len(val) + start
-            for j, m in enumerate(members):
-                p[at:at + len(chunk), j] = detectors[m].predict_proba(batch)
-            report(progress, "ensemble: augmented validation copies", at + len(chunk), total)
+    for at, batch in data.augmented_batches(paths, aug, n, cfg.seed, cfg.max_image_pixels, COPIES_CHUNK):
+        for j, m in enumerate(members):
+            p[at:at + len(batch), j] = detectors[m].predict_proba(batch)
+        report(progress, "ensemble: augmented validation copies", at + len(batch), total)
     return Copies(p, np.tile(np.arange(len(val)), n))
 
 
