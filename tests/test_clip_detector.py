@@ -247,6 +247,7 @@ def test_the_check_page_names_the_members_its_verdict_also_asks(clip_run, monkey
 
     _, run_dir = clip_run
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(run_dir.parent))
+    monkeypatch.setenv("DEEPFAKE_LENS_WARM_UP", "0")  # no background model loading left running when pytest exits
     at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("app_pages/check.py")
