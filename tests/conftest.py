@@ -46,6 +46,25 @@ def write_images(folder: Path, kind: str, n: int, seed: int, fmt: str = "PNG", s
     return paths
 
 
+def assert_same_scores(a, b, abs_tol: float = 1e-5, where: str = "record") -> None:
+    """Assert two score records (dicts, lists, strings, numbers, nested) are the same, numbers within
+    ``abs_tol``. A model scoring a batch of 3 and a batch of 1 can differ in the 7th digit (the
+    convolution kernels sum in another order), so a rounded probability may round the other way;
+    labels, keys and names must still match exactly."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), f"{where}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            assert_same_scores(a[k], b[k], abs_tol, f"{where}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), f"{where}: {len(a)} items != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_scores(x, y, abs_tol, f"{where}[{i}]")
+    elif isinstance(a, (float, np.floating)) and isinstance(b, (int, float, np.integer, np.floating)):
+        assert b == pytest.approx(a, abs=abs_tol), f"{where}: {a} != {b}"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 def make_labelled_folder(root: Path, n_per_class: int = 30, seed: int = 0, fmt: str = "PNG",
                          real_name: str = "real", fake_name: str = "fake") -> Path:
     write_images(root / real_name, "real", n_per_class, seed, fmt)

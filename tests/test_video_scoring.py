@@ -166,7 +166,7 @@ def test_shared_videos_each_get_a_verdict(run_models):
 def test_score_faces_gives_the_check_pages_verdict_with_a_combined_model(tmp_path_factory):
     """On a run with ensemble_routed, the video's per-face verdict is the very record the Check an image
     path gives for the same crop (pipeline.checking.check_image with the run's combiner)."""
-    from conftest import write_images
+    from conftest import assert_same_scores, write_images
     from pipeline import checking, config_load, detectors, runner
     from pipeline.detectors import combined as ensemble
 
@@ -190,5 +190,6 @@ def test_score_faces_gives_the_check_pages_verdict_with_a_combined_model(tmp_pat
     records = scoring.score_faces(crops, models, combiner)
     for crop, rec in zip(crops, records):
         check = checking.check_image("crop.png", crop, models, crop_faces=False, combiner=combiner)
-        assert rec["verdict"] == check.faces[0].combined
-        assert rec["models"] == check.faces[0].scores
+        # the same record; a batch of 3 and a batch of 1 may differ in the 7th digit
+        assert_same_scores(rec["verdict"], check.faces[0].combined, where="verdict")
+        assert_same_scores(rec["models"], check.faces[0].scores, where="models")
