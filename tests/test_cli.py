@@ -71,3 +71,29 @@ def test_train_info_predict_evaluate(tmp_path, capsys):
 def test_predict_with_unknown_model_or_no_run(tmp_path, capsys):
     assert main(["predict", "x.jpg", "--artifacts", str(tmp_path)]) == 2
     assert "python -m pipeline train" in capsys.readouterr().err
+
+
+def test_info_lists_every_run_when_one_folder_is_stale(tiny_run, tmp_path, capsys):
+    """A run folder written by an older version (or with a damaged run.json) is listed with its reason and
+    what to do; the other runs are still listed (it used to stop `info` with the first stale folder)."""
+    import shutil
+
+    art = tmp_path / "art"
+    good = shutil.copytree(tiny_run, art / tiny_run.name)
+    old = shutil.copytree(tiny_run, art / "old-000000000000")
+    meta = json.loads((old / "run.json").read_text())
+    meta.pop("format", None)  # folders from before the layout was versioned read as format 1
+    meta["run_id"] = old.name
+    (old / "run.json").write_text(json.dumps(meta))
+
+    assert main(["info", "--artifacts", str(art), "--json"]) == 0
+    runs = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(runs) == {good.name, old.name}
+    assert runs[good.name]["complete_models"] and "problem" not in runs[good.name]
+    assert runs[old.name]["status"] == "unreadable" and "older version" in runs[old.name]["problem"]
+    assert "--force" in runs[old.name]["problem"]
+
+    assert main(["info", "--artifacts", str(art)]) == 0
+    text = capsys.readouterr().out
+    assert good.name in text and "best (pooled test AUC)" in text
+    assert f"{old.name}  [unreadable]" in text and "cannot be opened: " in text

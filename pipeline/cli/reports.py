@@ -10,8 +10,10 @@ from pipeline.cli.common import fail
 
 
 def cmd_info(args) -> int:
-    """``info``: the runs with their config, data, best model and file shortcut audit."""
-    from pipeline.results import list_runs, load_run
+    """``info``: the runs with their config, data, best model and file shortcut audit. A run folder that
+    cannot be opened (written by an older version, a damaged ``run.json``) is listed with the reason and
+    what to do; it never hides the other runs."""
+    from pipeline.results import ArtifactError, RunNotFound, list_runs, load_run
 
     runs = list_runs(Path(args.artifacts) if args.artifacts else None)
     if not runs:
@@ -19,7 +21,12 @@ def cmd_info(args) -> int:
         return 0
     records = []
     for info in runs:
-        run = load_run(info)
+        try:
+            run = load_run(info)
+        except (ArtifactError, RunNotFound) as exc:
+            records.append({"run_id": info.run_id, "config": info.config_name, "created": info.created,
+                            "status": "unreadable", "path": str(info.path), "problem": str(exc)})
+            continue
         summary = run.summary()
         pooled = summary[summary["scope"] == "all"].sort_values("roc_auc", ascending=False)
         best = pooled.iloc[0].to_dict() if len(pooled) else {}
@@ -36,6 +43,10 @@ def cmd_info(args) -> int:
         return 0
     for r in records:
         print(f"{r['run_id']}  [{r['status']}]  config={r['config']}  created={r['created']}")
+        if r.get("problem"):
+            print(f"  cannot be opened: {r['problem']}")
+            print(f"  {r['path']}")
+            continue
         print(f"  data: {r['images']} images, datasets {', '.join(r['datasets'] or [])}, {r['skipped']} skipped")
         print(f"  models ({len(r['complete_models'])}/{len(r['models'])} trained): {', '.join(r['models'])}")
         if r["best_model"]:
