@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("files", nargs="+", help="image files (JPEG, PNG, WebP, BMP, HEIC, AVIF) or video files (one "
                                             "JSON object per face track and one per video: README, Video)")
     r.add_argument("--run", help="run id, unique prefix or folder (default: latest)")
-    r.add_argument("--model", help="one Keras model of the run, or ensemble_routed / ensemble_stacked (default: "
-                                   "every Keras model and the run's combined model)")
+    r.add_argument("--model", help="one detector of the run (a Keras model, a CLIP head, a PCA-SVM: e.g. clip, "
+                                   "spectrum+pca_svm), or ensemble_routed / ensemble_stacked (default: every detector "
+                                   "of the config and the run's combined model)")
     r.add_argument("--artifacts", help="artifacts folder (default: artifacts/)")
     r.add_argument("--explain", choices=["gradcam", "gradcam++", "saliency", "lime", "occlusion"],
                    help="also write an overlay PNG per image and model showing what the model looked at: gradient "

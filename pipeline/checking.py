@@ -289,8 +289,9 @@ class CheckSetup:
 
 
 def load_check_setup(run_dir: Path, model: str | None = None, keras_models: dict | None = None) -> CheckSetup:
-    """Load what :func:`check_files` needs from a run. ``model``: only that model (a Keras model of the
-    run, or a combined model); default every Keras model, the combined model and the verdict policy.
+    """Load what :func:`check_files` needs from a run. ``model``: only that model (any detector of the
+    run: Keras, CLIP head, PCA-SVM; or a combined model); default the config's detectors
+    (:func:`pipeline.detectors.config_detectors`), the combined model and the verdict policy.
     ``keras_models``: models already loaded (reused). Raises ``ValueError``/``KeyError`` for an
     unknown or unfinished ``model``."""
     from pipeline import verdict as verdict_mod
