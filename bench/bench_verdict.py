@@ -1,6 +1,6 @@
 """Benchmark the run's three-way verdict on its test split, per dataset, through the one check path
 (faces found and framed as in training, every model, the calibrated verdict, the stability check):
-writes the "verdict" section of BENCHMARKS.md.
+writes the "verdict-<config name>" section of BENCHMARKS.md (one per config: default, best).
 
     .venv/bin/python bench/bench_verdict.py [--run RUN] [--per-class 40] [--stable-reals 20]
                                             [--datasets dfdc ...] [--csv per_image.csv]
@@ -243,7 +243,8 @@ def main() -> int:
         body += "\nFlips: " + "; ".join(f"{d}/{n} {c}: {a} -> {b}" for d, n, c, a, b in flips) + "\n"
     print(body)
     if write:
-        write_section("verdict", "Verdict: calibrated, three-way, stable (bench/bench_verdict.py)", body)
+        name = run.info.config_name or "run"
+        write_section(f"verdict-{name}", f"Verdict of `{name}` runs: calibrated, three-way, stable (bench/bench_verdict.py)", body)
     return 0
 
 
