@@ -189,8 +189,13 @@ def main() -> int:
         clips = pd.read_csv(videos / "manifest.csv")
         tally = {}
         for c in clips.itertuples():
-            sampled = decode.sample_video(videos / c.label / c.file, decode.Sampling(n_frames=args.video_frames))
             got = {"faces": 0, "decided": 0, "called fake": 0}
+            try:  # the manifest's file column is relative to the videos folder ("fake/<hash>.mp4")
+                sampled = decode.sample_video(videos / c.file, decode.Sampling(n_frames=args.video_frames))
+            except decode.VideoError as exc:
+                video_rows.append({"clip": c.file, "source": c.source, "pair": c.pair, "frames": 0, **got,
+                                   "error": str(exc)})
+                continue
             for fr in sampled.frames:
                 res = checking.check_image(f"{c.file}@{fr.time:.1f}s", fr.rgb, setup.models, combiner=setup.combiner,
                                            policy=policy)
@@ -201,12 +206,14 @@ def main() -> int:
                     got["decided"] += f.verdict["verdict"] != "unsure"
                     got["called fake"] += f.verdict["verdict"] == "fake"
             source = str(c.source).split(" (")[0]
-            video_rows.append({"clip": f"{c.label}/{c.file}", "source": source, "pair": c.pair,
+            video_rows.append({"clip": c.file, "source": source, "pair": c.pair,
                                "frames": len(sampled.frames), **got})
             t = tally.setdefault(c.label, {"clips": 0, "faces": 0, "decided": 0, "called fake": 0})
             for k in ("faces", "decided", "called fake"):
                 t[k] += got[k]
             t["clips"] += 1
+        if any("error" in r for r in video_rows):
+            video_rows = [{**r, "error": r.get("error", "")} for r in video_rows]
     elif args.video_frames > 0:
         print(f"part 4 skipped: {videos} is absent")
 

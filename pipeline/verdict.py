@@ -272,11 +272,18 @@ def threshold_words(policy: VerdictPolicy) -> str:
 
 
 def fakes_missed_words(policy: VerdictPolicy) -> str:
+    """What a "real" answer is worth, in words: the share of validation fakes caught among those decided,
+    and the data sets the verdict learnt its fakes from (its validation rows' scopes): fakes made another
+    way can pass as real (bench_verdict part 4: faces from Celeb-DF and FaceForensics++ clips, which no
+    model saw, were decided "real" whether genuine or fake). "" without validation rows."""
     pooled = policy.validation_row("all")
     if pooled is None or pooled.get("recall_fake_decided") is None:
         return ""
+    sets = sorted(r["scope"] for r in policy.validation if r["scope"] != "all")
+    learnt = (f" It learnt fakes only from {', '.join(sets)}: fakes made another way (other generators or "
+              f"face-swap tools) can pass as real." if sets else "")
     return (f"Of the fakes it decides on, it catches {pooled['recall_fake_decided']:.0%} on validation; a "
-            f"'real' answer is not proof that a photo is genuine.")
+            f"'real' answer is not proof that a photo is genuine.{learnt}")
 
 
 # --------------------------------------------------------------------------- the run's policy

@@ -81,6 +81,8 @@ def test_policy_states_and_keeps_its_false_accusation_rate_on_held_out_scores():
     assert (table["coverage"] >= 0.8).all() and table.loc["all", "ece"] < 0.05
     words = verdict.error_rate_words(policy)
     assert "in 1,000 real photos are wrongly called fake" in words and "validation" in words
+    missed = verdict.fakes_missed_words(policy)  # what "real" is worth: the sets it learnt fakes from, by name
+    assert "not proof" in missed and "It learnt fakes only from a, b, c:" in missed and "can pass as real" in missed
 
 
 def test_three_way_decision_and_its_reasons():
