@@ -255,3 +255,30 @@ def test_the_check_page_names_the_members_its_verdict_also_asks(clip_run, monkey
     assert not at.exception, [e.value for e in at.exception]
     prompt = " ".join(i.value for i in at.info)
     assert "Keras models (baseline_cnn)" in prompt and "verdict model, which also asks clip" in prompt, prompt
+
+
+def test_the_check_prompt_with_every_model_as_verdict_member(clip_run, monkeypatch, tmp_path):
+    """``[verdict] members = ["all"]`` means the models the prompt already lists: it names no extra member
+    (it used to say "which also asks all")."""
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO
+    from pipeline import results
+
+    _, run_dir = clip_run
+    copy = shutil.copytree(run_dir, tmp_path / "art" / run_dir.name)
+    meta = json.loads((copy / "run.json").read_text())
+    meta["config"].setdefault("verdict", {})["members"] = ["all"]
+    (copy / "run.json").write_text(json.dumps(meta))
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(copy.parent))
+    monkeypatch.setenv("DEEPFAKE_LENS_WARM_UP", "0")
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/check.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    prompt = " ".join(i.value for i in at.info)
+    assert "Keras models (baseline_cnn)" in prompt and "also asks" not in prompt, prompt

@@ -94,7 +94,8 @@ if policy_problem:
     st.warning(f"No real / fake / can't-tell verdict for this run: {policy_problem}", icon=":material/warning:")
 
 if not files:
-    members = [m for m in (run.config.get("verdict") or {}).get("members", []) if m not in model_names]
+    members = [m for m in (run.config.get("verdict") or {}).get("members", [])  # "all": the models listed already
+               if m != "all" and m not in model_names]
     answer.info("Upload one or more photos to check them. Each face found is scored by this run's Keras models "
                 f"({', '.join(model_names)})" + (f" and by its verdict model, which also asks {', '.join(members)}"
                                                   if members else "") + ".", icon=":material/upload:")
