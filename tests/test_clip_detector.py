@@ -240,45 +240,37 @@ def test_a_check_encodes_each_crop_and_perturbed_copy_once_with_the_numbers_of_o
 def test_the_check_page_names_the_members_its_verdict_also_asks(clip_run, monkeypatch):
     """The upload prompt lists the Keras models the page scores each face with and the CLIP detectors the verdict
     model asks as members (it said "every finished model" and listed the Keras ones only)."""
+    _, run_dir = clip_run
+    prompt = _check_prompt(run_dir.parent, monkeypatch)
+    assert "Keras models (baseline_cnn)" in prompt and "verdict model, which also asks clip" in prompt, prompt
+
+
+def _check_prompt(artifacts, monkeypatch) -> str:
+    """The Check page's upload prompt (its info boxes) with the runs of ``artifacts``, through AppTest."""
     from streamlit.testing.v1 import AppTest
 
     from conftest import REPO
     from pipeline import results
 
-    _, run_dir = clip_run
-    monkeypatch.setenv(results.ARTIFACTS_ENV, str(run_dir.parent))
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(artifacts))
     monkeypatch.setenv("DEEPFAKE_LENS_WARM_UP", "0")  # no background model loading left running when pytest exits
     at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("app_pages/check.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    prompt = " ".join(i.value for i in at.info)
-    assert "Keras models (baseline_cnn)" in prompt and "verdict model, which also asks clip" in prompt, prompt
+    return " ".join(i.value for i in at.info)
 
 
 def test_the_check_prompt_with_every_model_as_verdict_member(clip_run, monkeypatch, tmp_path):
     """``[verdict] members = ["all"]`` means the models the prompt already lists: it names no extra member
     (it used to say "which also asks all")."""
-    import json
     import shutil
-
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import REPO
-    from pipeline import results
 
     _, run_dir = clip_run
     copy = shutil.copytree(run_dir, tmp_path / "art" / run_dir.name)
     meta = json.loads((copy / "run.json").read_text())
     meta["config"].setdefault("verdict", {})["members"] = ["all"]
     (copy / "run.json").write_text(json.dumps(meta))
-    monkeypatch.setenv(results.ARTIFACTS_ENV, str(copy.parent))
-    monkeypatch.setenv("DEEPFAKE_LENS_WARM_UP", "0")
-    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/check.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    prompt = " ".join(i.value for i in at.info)
+    prompt = _check_prompt(copy.parent, monkeypatch)
     assert "Keras models (baseline_cnn)" in prompt and "also asks" not in prompt, prompt
