@@ -85,6 +85,22 @@ def test_probability_and_image_figures():
     assert len(img.data) == 2 and img.data[1].showscale
 
 
+def test_image_figure_sends_the_picture_as_a_lossless_png():
+    """The browser gets one PNG, not a pixel array it must paint (most of its work per checked photo)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    fig = figures.image_figure(rgb, "Where it looked", colorscale=[[0, "rgb(0,0,0)"], [1, "rgb(1,1,1)"]])
+    picture = fig.data[0]
+    assert picture.z is None and picture.source.startswith("data:image/png;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(picture.source.split(",", 1)[1]))).convert("RGB"))
+    np.testing.assert_array_equal(decoded, rgb)
+    assert list(fig.layout.xaxis.range) == [-0.5, 22.5] and list(fig.layout.yaxis.range) == [16.5, -0.5]
+
+
 def _app(monkeypatch, tiny_run, page: str) -> AppTest:
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(tiny_run.parent))
     at = AppTest.from_file(APP, default_timeout=120)
