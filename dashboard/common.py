@@ -110,12 +110,36 @@ def warm_up(run: Run) -> None:
         try:
             _warm_up_best(run, names)
             stamp = tuple(_model_mtime(run, m, "model.keras") for m in names)
-            _run_models(key, tuple(names), stamp)
-            run_combiner(run, names)
+            models = _run_models(key, tuple(names), stamp)
+            combiner, _ = run_combiner(run, names)
+            _dry_run_check(models, combiner, run_policy(run)[0])
         except Exception as exc:  # noqa: BLE001 - the page that needs the models reports the problem
             logging.getLogger(__name__).warning("warm-up of %s failed: %s", run.run_id, exc)
 
     threading.Thread(target=load, name="deepfake-lens-warm-up", daemon=True).start()
+
+
+# At most this many photos are scored at once in this process (one per core); the others wait their
+# turn. Eight sessions uploading together on 2 cores then get their verdicts one after another instead
+# of all at the end, with no time lost to eight scoring threads fighting over two cores.
+CHECK_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
+def _dry_run_check(models: dict, combiner, policy) -> None:
+    """Check one synthetic 256 px picture, with and without face finding, through the check path: builds the
+    face detector and traces every model's prediction (and the stability check's batch) before the first
+    upload, which otherwise pays about 2 s for it. The result is thrown away."""
+    import numpy as np
+
+    from pipeline import checking
+
+    ramp = np.linspace(0, 255, 256, dtype=np.float32)
+    picture = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, -ramp) / 2 + 128,
+                        np.full((256, 256), 128.0)], axis=-1).clip(0, 255).astype(np.uint8)
+    with CHECK_SLOTS:
+        checking.check_image("warm-up", picture, models, crop_faces=True, combiner=combiner, policy=policy)
+        checking.check_image("warm-up", picture, models, crop_faces=False, combiner=combiner, policy=policy,
+                             stability=True)
 
 
 def _warm_up_best(run: Run, names: list[str]) -> None:

@@ -278,3 +278,24 @@ def test_fitting_the_verdict_shows_progress(routed_run, tmp_path):
     assert policy is not None and seen
     stage, done, total = seen[-1]
     assert done == total > 0 and isinstance(stage, str)
+
+
+def test_the_warm_up_dry_run_builds_the_face_detector_and_scores_through_the_verdict(routed_run, monkeypatch):
+    """The Check page's warm-up checks a synthetic picture through the whole check path (face finding,
+    every model, the combined model, the verdict with its stability copies) so the first upload finds
+    everything built and traced; the result is thrown away and nothing may raise."""
+    from dashboard import common
+    from pipeline import faces
+
+    monkeypatch.setattr(faces, "_DETECTOR", None)
+    calls = []
+    real = checking.check_image
+    monkeypatch.setattr(checking, "check_image", lambda *a, **k: calls.append(k) or real(*a, **k))
+    setup = checking.load_check_setup(routed_run)
+    assert setup.combiner is not None and setup.policy is not None
+    common._dry_run_check(setup.models, setup.combiner, setup.policy)
+    assert faces._DETECTOR is not None
+    assert [(k["crop_faces"], k.get("stability")) for k in calls] == [(True, None), (False, True)]
+    whole = real("warm-up", np.full((64, 64, 3), 128, np.uint8), setup.models, crop_faces=False,
+                 combiner=setup.combiner, policy=setup.policy, stability=True)
+    assert whole.faces[0].verdict["verdict"] in ("real", "fake", "unsure")

@@ -108,8 +108,9 @@ def _check(run_path: str, names: tuple, stamp: tuple, combined_key: str | None, 
     models = common._run_models(run_path, names, stamp)
     comb = common._run_combiner(run_path, names, stamp, combined_key) if combined_key is not None else None
     pol = verdict_mod.load_policy(Path(run_path)) if policy_key is not None else None
-    return checking.check_files([(name, data)], models, crop_faces=crop, whole_image_if_no_face=whole_image,
-                                min_confidence=conf, combiner=comb, policy=pol, stability=stable)[0]
+    with common.CHECK_SLOTS:  # one photo per core at a time: under load, verdicts come one after another
+        return checking.check_files([(name, data)], models, crop_faces=crop, whole_image_if_no_face=whole_image,
+                                    min_confidence=conf, combiner=comb, policy=pol, stability=stable)[0]
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=1800)
@@ -204,7 +205,7 @@ with answer:
                             if face.combined is not None else []) + face.scores
                     st.plotly_chart(figures.probability_bars_figure(bars, colors, ens,
                                                                     title="Each model's answer"),
-                                    width="stretch", key=f"check_bars_{res.name}_{face.index}_{id(res)}")
+                                    width="stretch", key=f"check_bars_{i}_{face.index}")
                 if show_cam:
                     with cols[2]:
                         try:
@@ -215,7 +216,7 @@ with answer:
                             st.plotly_chart(figures.image_figure(
                                 over, title="Where it looked", colorscale=explain.plotly_colorscale(),
                                 tick_labels=explain.colorbar_labels(), height=260),
-                                width="stretch", key=f"check_cam_{res.name}_{face.index}_{id(res)}",
+                                width="stretch", key=f"check_cam_{i}_{face.index}",
                                 config={"displayModeBar": False})  # a picture: no zoom toolbar over its title
                             st.caption(f"{exp.label} of {best}, the best single model: red marks what raised its "
                                        "P(fake) most.")
