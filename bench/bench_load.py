@@ -3,7 +3,7 @@ photos and waiting for the verdicts, against a fresh ``streamlit run dashboard/a
 Writes the "load" section of BENCHMARKS.md.
 
     .venv/bin/python bench/bench_load.py [--sessions 8] [--per-session 3] [--tabs 1] [--time-limit 300]
-                                         [--artifacts DIR | --tiny] [--no-write]
+                                         [--artifacts DIR | --tiny] [--modes fresh in-use in-use-nice] [--no-write]
 
 Each session is a real headless chromium tab (Debian's /usr/bin/chromium through selenium; a
 Streamlit session is a websocket driven by the page's JavaScript). ``--tabs 2`` puts two sessions in
@@ -32,10 +32,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import REPO, markdown_table, write_section  # noqa: E402
-from server import StreamlitServer, browser_missing, load_images, run_load  # noqa: E402
+from server import StreamlitServer, browser_missing, load_images, machine_cpu_seconds, run_load  # noqa: E402
 
-COLUMNS = ["sessions", "browsers", "requests", "errors", "p50 s", "p95 s", "max s", "wall s",
-           "server CPU s", "server peak RSS MB", "model loads"]
+MODES = {
+    "fresh": "the sessions are the server's first visitors, so the first uploads include the cold start "
+             "(TensorFlow's import, loading and tracing the models)",
+    "in-use": "one other session checked one photo before the load (models loaded and traced)",
+    "in-use-nice": "as in-use, with the browsers at niceness 19: they yield the 2 cores to the server, as browsers "
+                   "on the users' own machines would (the server's own latency; the verdict must still be drawn)",
+}
+COLUMNS = ["server", "sessions", "browsers", "requests", "errors", "p50 s", "p95 s", "max s", "wall s",
+           "server CPU s", "other CPU s", "server peak RSS MB", "model loads", "load avg"]
 
 
 def tiny_artifacts(folder: Path) -> Path:
@@ -63,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
     ap.add_argument("--artifacts", type=Path, default=None)
     ap.add_argument("--tiny", action="store_true", help="train the tests' tiny run into a temp folder and use it")
+    ap.add_argument("--modes", nargs="+", choices=tuple(MODES), default=list(MODES),
+                    help="one fresh server per mode: " + "; ".join(f"'{k}' = {v}" for k, v in MODES.items()))
     ap.add_argument("--no-write", action="store_true", help="print only, do not update BENCHMARKS.md")
     args = ap.parse_args(argv)
 
@@ -87,45 +96,59 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no run with a finished model in {artifacts}: use --tiny or --artifacts", file=sys.stderr)
         return 2
 
-    images = load_images(args.sessions, args.per_session, tmp / "images")
+    images = load_images(args.sessions + 1, args.per_session, tmp / "images")
+    warm_image, images = images[-1][:1], images[:-1]
     log_path = REPO / "bench" / "out" / "streamlit-load.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    load_avg = os.getloadavg()[0]
-    with StreamlitServer(artifacts, count_loads=True, log_path=log_path) as server:
-        print(f"streamlit pid {server.pid} at {server.url} (healthy after {server.started_s:.1f} s); "
-              f"run {run.run_id}: {', '.join(run.complete_models)}; {args.sessions} sessions x "
-              f"{args.per_session} uploads, {args.tabs} tab(s) per browser; 1-min load average {load_avg:.1f}")
-        res = run_load(server.url, images, tabs_per_browser=args.tabs, time_limit=args.time_limit)
-        res.peak_rss_mb = server.peak_rss_mb()
-        res.server_cpu_s = server.cpu_seconds()
-        res.model_loads = server.model_loads()
-        healthy = server.alive() and server.healthy()
-        tracebacks = server.tracebacks()
-    row = res.row()
-    table = markdown_table([row], COLUMNS)
+    rows, failed, notes = [], False, []
+    for mode in args.modes:
+        load_avg = os.getloadavg()[0]
+        machine0 = machine_cpu_seconds()
+        with StreamlitServer(artifacts, count_loads=True, log_path=log_path) as server:
+            print(f"[{mode}] streamlit pid {server.pid} at {server.url} (healthy after {server.started_s:.1f} s); "
+                  f"run {run.run_id}: {', '.join(run.complete_models)}; {args.sessions} sessions x "
+                  f"{args.per_session} uploads, {args.tabs} tab(s) per browser; 1-min load average {load_avg:.1f}")
+            if mode != "fresh":
+                warm = run_load(server.url, [warm_image], time_limit=args.time_limit, log=lambda _: None)
+                print(f"one session checked {warm_image[0].name} first ({warm.wall_s:.1f} s, {warm.errors} error(s))")
+            res = run_load(server.url, images, tabs_per_browser=args.tabs, time_limit=args.time_limit,
+                           browser_nice=19 if mode == "in-use-nice" else 0)
+            res.peak_rss_mb = server.peak_rss_mb()
+            res.server_cpu_s = server.cpu_seconds()
+            machine1 = machine_cpu_seconds()
+            res.machine_cpu_s = machine1 - machine0 if machine0 is not None and machine1 is not None else None
+            res.model_loads = server.model_loads()
+            healthy = server.alive() and server.healthy()
+            tracebacks = server.tracebacks()
+        rows.append({"server": mode, **res.row(), "load avg": round(load_avg, 1)})
+        for err in [r for r in res.requests if r.error] + res.session_errors:
+            print(f"error: {err}")
+        print(f"server healthy after the load: {healthy}; tracebacks in its log: {len(tracebacks)}; "
+              f"model loads: {res.model_loads}")
+        notes.append(f"{mode}: models loaded {len(res.model_loads.get('run_models', []))} time(s) in the server "
+                     f"process (st.cache_resource), face detector built "
+                     f"{len(res.model_loads.get('face_detector', []))} time(s)")
+        failed |= res.errors > 0 or not healthy
+    table = markdown_table(rows, COLUMNS)
     print()
     print(table)
-    for err in [r for r in res.requests if r.error] + res.session_errors:
-        print(f"error: {err}")
-    print(f"server healthy after the load: {healthy}; tracebacks in its log: {len(tracebacks)}; "
-          f"model loads: {res.model_loads}")
 
     if not args.no_write:
         body = (f"{args.sessions} simultaneous dashboard sessions on *Check an image* (headless chromium, "
-                f"{args.tabs} session(s) per browser, {res.browsers} browser(s) on the same machine as the server), "
-                f"each uploading {args.per_session} different face photos one after another; run `{run.run_id}` "
-                f"({', '.join(run.complete_models)}); fresh server, so the first uploads include the cold start. "
-                f"Latency = file chosen in the browser -> its verdict on screen. Peak memory = VmHWM of the "
-                f"streamlit process; server CPU s = its user+system CPU time (start included), the demand "
-                f"independent of how busy the machine was. 1-min load average before the run: {load_avg:.1f} "
-                f"(the machine is shared).\n\n{table}\n\n"
-                f"Models loaded {len(res.model_loads.get('run_models', []))} time(s) in the server process "
-                f"(st.cache_resource); face detector built {len(res.model_loads.get('face_detector', []))} time(s). "
-                f"Command: `python bench/bench_load.py --sessions {args.sessions} --per-session {args.per_session} "
-                f"--tabs {args.tabs}`.")
+                f"{args.tabs} session(s) per browser, {rows[0]['browsers']} browser(s) on the same 2 cores as the "
+                f"server), each uploading {args.per_session} different face photos one after another; run "
+                f"`{run.run_id}` ({', '.join(run.complete_models)}). Each row is a fresh server: "
+                + "; ".join(f"*{m}* = {MODES[m]}" for m in args.modes) + ". "
+                f"Latency = file chosen in the browser -> its verdict on "
+                f"screen. Peak memory = VmHWM of the streamlit process; server CPU s = its user+system CPU time "
+                f"(start included), the demand independent of how busy the machine was; other CPU s = the CPU "
+                f"time of every other process over the same time (/proc/stat): the headless browsers, their "
+                f"drivers and anything else running. Load avg = the 1-minute load average before the row (the "
+                f"machine is shared).\n\n{table}\n\n{'; '.join(notes)}. Command: `python bench/bench_load.py "
+                f"--sessions {args.sessions} --per-session {args.per_session} --tabs {args.tabs}`.")
         write_section("load", "Dashboard under load (simultaneous check sessions)", body)
         print(f"wrote the 'load' section of {REPO / 'BENCHMARKS.md'}")
-    return 0 if res.errors == 0 and healthy else 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

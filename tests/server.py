@@ -53,6 +53,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def machine_cpu_seconds() -> float | None:
+    """CPU time all cores of this machine have spent busy since boot (user, nice, system, irq, softirq,
+    steal in /proc/stat), in seconds: the difference over a load gives everything that ran, the
+    browsers included."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
 def proc_status(pid: int, field: str) -> int | None:
     """A ``kB`` field of /proc/<pid>/status (VmHWM, VmRSS) in kB, or None."""
     try:
@@ -238,7 +250,9 @@ def browser_missing() -> str | None:
 class Browser:
     """One headless chromium driven by selenium, with a fresh profile that is deleted on quit."""
 
-    def __init__(self, width: int = 1400, height: int = 1000, page_load_timeout: float = 90):
+    def __init__(self, width: int = 1400, height: int = 1000, page_load_timeout: float = 90, nice: int = 0):
+        """``nice``: run chromedriver and the browser it starts at this niceness (0-19; higher yields the CPU
+        to other processes, as browsers on the users' own machines would)."""
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -250,7 +264,8 @@ class Browser:
         opts.add_argument(f"--user-data-dir={self.profile}")
         opts.add_argument(f"--window-size={width},{height}")
         self.size = (width, height)
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        popen = {"preexec_fn": (lambda: os.nice(nice))} if nice else {}
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER, popen_kw=popen), options=opts)
         self.driver.set_page_load_timeout(page_load_timeout)
 
     def quit(self) -> None:
@@ -452,6 +467,7 @@ class LoadResult:
     wall_s: float = 0.0
     peak_rss_mb: float | None = None
     server_cpu_s: float | None = None
+    machine_cpu_s: float | None = None  # every process of the machine over the same time: server + browsers
     model_loads: dict = field(default_factory=dict)
 
     @property
@@ -475,17 +491,20 @@ class LoadResult:
         return {"sessions": self.sessions, "browsers": self.browsers, "requests": len(self.requests),
                 "errors": self.errors, "p50 s": p50, "p95 s": p95,
                 "max s": max(self.latencies) if self.latencies else None,
-                "wall s": self.wall_s, "server CPU s": self.server_cpu_s, "server peak RSS MB": self.peak_rss_mb,
+                "wall s": self.wall_s, "server CPU s": self.server_cpu_s,
+                "other CPU s": (self.machine_cpu_s - self.server_cpu_s
+                                if self.machine_cpu_s is not None and self.server_cpu_s is not None else None),
+                "server peak RSS MB": self.peak_rss_mb,
                 "model loads": len(self.model_loads.get("run_models", []))}
 
 
 def run_load(url: str, images: list[list[Path]], *, tabs_per_browser: int = 1, time_limit: float = 150.0,
-             poll: float = 0.5, log=print, shots: Path | None = None) -> LoadResult:
+             poll: float = 0.5, log=print, shots: Path | None = None, browser_nice: int = 0) -> LoadResult:
     """Open ``len(images)`` dashboard sessions on the check page at once (one headless chromium per
     ``tabs_per_browser`` sessions, one thread per browser) and let session ``i`` upload the files of
     ``images[i]`` one after another, each time waiting for that file's verdict (or its error).
 
-    Bounded: exactly ``sum(map(len, images))`` uploads, and everything stops at ``time_limit``
+    ``browser_nice``: the browsers' niceness (:class:`Browser`). Bounded: exactly ``sum(map(len, images))`` uploads, and everything stops at ``time_limit``
     seconds (unanswered uploads count as errors). All sessions start uploading together (barrier
     after every page has loaded)."""
     import threading
@@ -527,7 +546,7 @@ def run_load(url: str, images: list[list[Path]], *, tabs_per_browser: int = 1, t
         b = None
         todo = {sid: list(images[sid]) for sid in sessions}
         try:
-            b = Browser()
+            b = Browser(nice=browser_nice)
             with lock:
                 browsers.append(b)
             d = b.driver
