@@ -365,6 +365,25 @@ def pooled_auc(summary, model: str) -> float | None:
         return None
 
 
+def verdict_bar(face: FaceCheck) -> dict | None:
+    """The top bar of the face's "Each model's answer" chart (:func:`pipeline.figures.probability_bars_figure`
+    record: model, p_fake, threshold, verdict), saying what the headline says. With a three-way verdict
+    (the bar is named "verdict (<its model>)", apart from that model's own bar when it is a detector):
+    the verdict model's calibrated P(fake) (0-1) against its calibrated threshold at the operating point
+    that judged the face (the router's kind's, when routed) and its answer ("real", "fake" or "can't
+    tell"). The combined model's raw score at its pooled threshold could read "0.980 · fake" above the
+    headline "Can't tell" (a face the router took for a kind whose line sits higher). Without a verdict,
+    the combined model's own record; None without either."""
+    v = face.verdict
+    if v is not None:
+        name = v.get("model") or (face.combined or {}).get("model")
+        return {"model": f"verdict ({name})" if name else "verdict", "p_fake": v["p_fake"],
+                "threshold": v["threshold"], "verdict": "can't tell" if v["verdict"] == "unsure" else v["verdict"]}
+    if face.combined is not None:
+        return {k: face.combined[k] for k in ("model", "p_fake", "threshold", "verdict")}
+    return None
+
+
 def combined_headline(combined: dict, summary=None) -> str:
     """The run's verdict on one face as a Markdown line, e.g. "Run verdict — **ensemble_routed** (the
     run's combined model; best pooled test ROC-AUC of the run, 0.951): **fake**, p 0.870 at threshold

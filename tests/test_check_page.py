@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 import bad_inputs
 from conftest import REPO, face_like
 from pipeline import figures
-from pipeline import checking, detectors, results
+from pipeline import checking, detectors, results, verdict
 
 APP = str(REPO / "dashboard" / "app.py")
 
@@ -188,3 +188,23 @@ def test_explain_maps_the_best_model_first_and_scores_test_images_from_their_sto
     at.multiselect(key="explain_map_models").set_value(["baseline_cnn", "custom_cnn"]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(c.value.startswith("6 maps computed in") for c in at.caption)
+
+
+def test_the_verdict_bar_says_what_the_headline_says():
+    """A face the router judged at a higher line: the combined model's raw 0.98 is over its pooled threshold,
+    but the verdict is "Can't tell". The chart's top bar must show the verdict (calibrated P(fake) against
+    the threshold that judged it), not "0.980 · fake"."""
+    face = checking.FaceCheck(
+        index=1, box=None, confidence=None, crop=np.zeros((4, 4, 3), np.uint8), scores=[], ensemble={},
+        combined={"model": "ensemble_routed", "p_fake": 0.98, "threshold": 0.4965, "verdict": "fake"},
+        verdict={"model": "ensemble_routed", "verdict": "unsure", "p_fake": 0.91, "threshold": 0.93,
+                 "reasons": [verdict.BAND_REASON]})
+    assert checking.verdict_bar(face) == {"model": "verdict (ensemble_routed)", "p_fake": 0.91, "threshold": 0.93,
+                                          "verdict": "can't tell"}
+    face.verdict = None
+    assert checking.verdict_bar(face)["verdict"] == "fake"  # no policy: the combined model's own answer
+    face.combined = None
+    assert checking.verdict_bar(face) is None
+    fig = figures.probability_bars_figure([{"model": "verdict (m)", "p_fake": 0.91, "threshold": 0.93,
+                                            "verdict": "can't tell"}])
+    assert fig.data[0].text[0] == "0.910 · can't tell"

@@ -201,8 +201,8 @@ with answer:
                         st.markdown(f"{_icon(ens['verdict'])} Ensemble: **{ens['verdict']}** (p {ens['p_fake']:.3f}; "
                                     f"{ens['votes_fake']}/{ens['n_models']} models say fake)")
                 with cols[1]:
-                    bars = ([{k: face.combined[k] for k in ("model", "p_fake", "threshold", "verdict")}]
-                            if face.combined is not None else []) + face.scores
+                    top = checking.verdict_bar(face)  # the verdict model's bar says what the headline says
+                    bars = ([top] if top is not None else []) + face.scores
                     st.plotly_chart(figures.probability_bars_figure(bars, colors, ens,
                                                                     title="Each model's answer"),
                                     width="stretch", key=f"check_bars_{i}_{face.index}")
