@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -125,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}")
         print(f"server healthy after the load: {healthy}; tracebacks in its log: {len(tracebacks)}; "
               f"model loads: {res.model_loads}")
-        notes.append(f"{mode}: models loaded {len(res.model_loads.get('run_models', []))} time(s) in the server "
-                     f"process (st.cache_resource), face detector built "
-                     f"{len(res.model_loads.get('face_detector', []))} time(s)")
+        loads = [m for line in res.model_loads.get("run_models", []) for m in re.findall(r"models=(\S+)", line)]
+        notes.append(f"{mode}: {len(loads)} model loads for {len(set(loads))} models"
+                     f"{' (each loaded once, st.cache_resource)' if len(loads) == len(set(loads)) else ''}, "
+                     f"face detector built {len(res.model_loads.get('face_detector', []))} time(s)")
         failed |= res.errors > 0 or not healthy
     table = markdown_table(rows, COLUMNS)
     print()
