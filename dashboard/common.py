@@ -122,7 +122,8 @@ def warm_up(run: Run) -> None:
 # At most this many photos are scored at once in this process (one per core); the others wait their
 # turn. Eight sessions uploading together on 2 cores then get their verdicts one after another instead
 # of all at the end, with no time lost to eight scoring threads fighting over two cores.
-CHECK_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+CHECK_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                             else os.cpu_count() or 1))
 
 
 def _dry_run_check(models: dict, combiner, policy) -> None:

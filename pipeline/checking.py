@@ -367,7 +367,7 @@ def pooled_auc(summary, model: str) -> float | None:
 
 def verdict_bar(face: FaceCheck) -> dict | None:
     """The top bar of the face's "Each model's answer" chart (:func:`pipeline.figures.probability_bars_figure`
-    record: model, p_fake, threshold, verdict), saying what the headline says. With a three-way verdict
+    record: model, p_fake, threshold, verdict, tick_hover), saying what the headline says. With a three-way verdict
     (the bar is named "verdict (<its model>)", apart from that model's own bar when it is a detector):
     the verdict model's calibrated P(fake) (0-1) against its calibrated threshold at the operating point
     that judged the face (the router's kind's, when routed) and its answer ("real", "fake" or "can't
@@ -378,7 +378,10 @@ def verdict_bar(face: FaceCheck) -> dict | None:
     if v is not None:
         name = v.get("model") or (face.combined or {}).get("model")
         return {"model": f"verdict ({name})" if name else "verdict", "p_fake": v["p_fake"],
-                "threshold": v["threshold"], "verdict": "can't tell" if v["verdict"] == "unsure" else v["verdict"]}
+                "threshold": v["threshold"], "verdict": "can't tell" if v["verdict"] == "unsure" else v["verdict"],
+                "tick_hover": "the verdict's line: calibrated P(fake) %{x:.3f}. Past it the face is called fake, "
+                              "unless it is within the can't-tell band around the line, looks unlike the training "
+                              "photos or its re-saved copies disagree: then it says can't tell"}
     if face.combined is not None:
         return {k: face.combined[k] for k in ("model", "p_fake", "threshold", "verdict")}
     return None

@@ -303,7 +303,8 @@ def metric_bar_figure(summary_df: pd.DataFrame, metric: str, colors: Mapping[str
 def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[str, str] | None = None,
                             ensemble: Mapping[str, Any] | None = None, title: str = "P(fake) per model") -> go.Figure:
     """Horizontal bars of P(fake) per model, each model's threshold marked by a black tick (a bar past
-    its tick is a "fake" verdict). ``records``: ``{"model", "p_fake", "threshold", "verdict"}``.
+    its tick is a "fake" verdict). ``records``: ``{"model", "p_fake", "threshold", "verdict"}`` and optionally
+    ``"tick_hover"`` (the hover text of that bar's tick, plotly template syntax).
     With ``ensemble`` (``{"p_fake", "verdict"}``) an extra grey bar "log-odds vote" (the Keras
     models' vote of :func:`pipeline.checking.ensemble`) with its 0.5 mark."""
     fig = go.Figure()
@@ -327,10 +328,12 @@ def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[st
     fig.add_trace(go.Bar(y=names, x=ps, orientation="h", marker_color=bar_colors, showlegend=False,
                          text=[f"{p:.3f} · {v}" for p, v in zip(ps, verdicts)], textposition="auto",
                          hovertemplate="%{y}: P(fake) %{x:.3f}<extra></extra>"))
+    generic = "%{y} says fake from P(fake) %{x:.3f} on (its own cut-off, chosen on the validation split)"
+    tick_hover = [str(r.get("tick_hover") or generic) for r in records] + [generic] * (len(names) - len(records))
     fig.add_trace(go.Scatter(y=names, x=ts, mode="markers", name="| = where this model starts saying fake",
                              marker=dict(symbol="line-ns-open", size=26, color="black", line=dict(width=3, color="black")),
-                             hovertemplate="%{y} says fake from P(fake) %{x:.3f} on (its own cut-off, chosen on the "
-                                           "validation split)<extra></extra>"))
+                             hovertemplate=([h + "<extra></extra>" for h in tick_hover]
+                                            if any(h != generic for h in tick_hover) else generic + "<extra></extra>")))
     fig.update_xaxes(range=[0, 1], title_text="P(fake) (0 = surely real, 1 = surely fake)")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title=title, margin=_MARGIN, height=150 + 38 * len(names),
@@ -339,15 +342,21 @@ def probability_bars_figure(records: list[Mapping[str, Any]], colors: Mapping[st
 
 
 def png_data_uri(rgb) -> str:
-    """``data:image/png;base64,...`` of an (H, W, 3) or (H, W) uint8 array (lossless; Pillow, fast compression)."""
+    """``data:image/png;base64,...`` of an (H, W, 3), (H, W, 1) or (H, W) image, 0-255 (another dtype is clipped
+    to 0-255 and cast to uint8), lossless (Pillow, fast compression)."""
     import base64
     import io
 
     import numpy as np
     from PIL import Image
 
+    arr = np.asarray(rgb)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

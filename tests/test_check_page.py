@@ -99,6 +99,10 @@ def test_image_figure_sends_the_picture_as_a_lossless_png():
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(picture.source.split(",", 1)[1]))).convert("RGB"))
     np.testing.assert_array_equal(decoded, rgb)
     assert list(fig.layout.xaxis.range) == [-0.5, 22.5] and list(fig.layout.yaxis.range) == [16.5, -0.5]
+    # one channel or floats over 255 (a heat map): a grey picture, clipped, not wrapped around
+    grey = figures.png_data_uri(np.array([[[300.0]], [[-5.0]]]))
+    back = np.asarray(Image.open(io.BytesIO(base64.b64decode(grey.split(",", 1)[1]))))
+    assert back.tolist() == [[255], [0]]
 
 
 def _app(monkeypatch, tiny_run, page: str) -> AppTest:
@@ -199,8 +203,13 @@ def test_the_verdict_bar_says_what_the_headline_says():
         combined={"model": "ensemble_routed", "p_fake": 0.98, "threshold": 0.4965, "verdict": "fake"},
         verdict={"model": "ensemble_routed", "verdict": "unsure", "p_fake": 0.91, "threshold": 0.93,
                  "reasons": [verdict.BAND_REASON]})
-    assert checking.verdict_bar(face) == {"model": "verdict (ensemble_routed)", "p_fake": 0.91, "threshold": 0.93,
-                                          "verdict": "can't tell"}
+    bar = checking.verdict_bar(face)
+    assert {k: bar[k] for k in ("model", "p_fake", "threshold", "verdict")} == {
+        "model": "verdict (ensemble_routed)", "p_fake": 0.91, "threshold": 0.93, "verdict": "can't tell"}
+    ticks = figures.probability_bars_figure([bar, {"model": "m", "p_fake": 0.2, "threshold": 0.5, "verdict": "real"}],
+                                            ensemble={"p_fake": 0.4, "verdict": "real"}).data[1].hovertemplate
+    assert "can't tell" in ticks[0] and "own cut-off" in ticks[1] and "own cut-off" in ticks[2]  # a bar past the line
+    # can still be "can't tell": its tick says so; the models' ticks and the vote's keep their own words
     face.verdict = None
     assert checking.verdict_bar(face)["verdict"] == "fake"  # no policy: the combined model's own answer
     face.combined = None

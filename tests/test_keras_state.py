@@ -40,6 +40,7 @@ def resets(monkeypatch) -> list:
 def test_the_dashboard_never_resets_keras_between_script_runs(monkeypatch, tmp_path, original_hook, resets):
     write_synthetic_run(tmp_path, seed=1, name="small", created=datetime(2025, 1, 1, tzinfo=timezone.utc))
     monkeypatch.setenv(results.ARTIFACTS_ENV, str(tmp_path))
+    monkeypatch.setenv("DEEPFAKE_LENS_WARM_UP", "0")  # no background model load outliving the test
     at = AppTest.from_file(APP, default_timeout=60)
     for page in (None, "app_pages/compare.py", "app_pages/check.py"):
         if page:

@@ -84,7 +84,9 @@ if not present:
                 f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
                 f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
                 f"image is scored whole.")
-        st.markdown(f"- **Each model's own answer** (the bars) uses its own threshold, chosen on the validation split. "
+        st.markdown(f"- **The top bar** is the verdict: its calibrated P(fake) against the line that judged this face "
+                    f"(a bar past the line can still be 'can't tell': see above).\n"
+                    f"- **Each model's own answer** (the other bars) uses its own threshold, chosen on the validation split. "
                     f"The **log-odds vote** of the Keras models: {checking.ENSEMBLE_RULE}.\n"
                     f"- **Where the model looked**: Grad-CAM of **{best}**, the single model with the best pooled test "
                     f"ROC-AUC.")
@@ -203,6 +205,8 @@ with answer:
                 with cols[1]:
                     top = checking.verdict_bar(face)  # the verdict model's bar says what the headline says
                     bars = ([top] if top is not None else []) + face.scores
+                    if top is not None and combiner is not None and top["model"] not in colors:
+                        colors[top["model"]] = colors.get(combiner.name)  # the verdict keeps its model's colour
                     st.plotly_chart(figures.probability_bars_figure(bars, colors, ens,
                                                                     title="Each model's answer"),
                                     width="stretch", key=f"check_bars_{i}_{face.index}")
