@@ -264,8 +264,12 @@ class Browser:
         opts.add_argument(f"--user-data-dir={self.profile}")
         opts.add_argument(f"--window-size={width},{height}")
         self.size = (width, height)
-        popen = {"preexec_fn": (lambda: os.nice(nice))} if nice else {}
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER, popen_kw=popen), options=opts)
+        driver = CHROMEDRIVER
+        if nice:  # through nice(1): the browser chromedriver starts inherits it (no preexec_fn in threads)
+            driver = str(Path(self.profile) / "chromedriver-nice")
+            Path(driver).write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMEDRIVER} "$@"\n')
+            os.chmod(driver, 0o755)
+        self.driver = webdriver.Chrome(service=Service(driver), options=opts)
         self.driver.set_page_load_timeout(page_load_timeout)
 
     def quit(self) -> None:
