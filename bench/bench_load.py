@@ -3,7 +3,7 @@ photos and waiting for the verdicts, against a fresh ``streamlit run dashboard/a
 Writes the "load" section of BENCHMARKS.md.
 
     .venv/bin/python bench/bench_load.py [--sessions 8] [--per-session 3] [--tabs 1] [--time-limit 300]
-                                         [--artifacts DIR | --tiny] [--modes fresh in-use in-use-nice] [--no-write]
+                                         [--artifacts DIR | --tiny] [--modes fresh in-use] [--no-write]
 
 Each session is a real headless chromium tab (Debian's /usr/bin/chromium through selenium; a
 Streamlit session is a websocket driven by the page's JavaScript). ``--tabs 2`` puts two sessions in
@@ -39,8 +39,6 @@ MODES = {
     "fresh": "the sessions are the server's first visitors, so the first uploads include the cold start "
              "(TensorFlow's import, loading and tracing the models)",
     "in-use": "one other session checked one photo before the load (models loaded and traced)",
-    "in-use-nice": "as in-use, with the browsers at niceness 19: they yield the 2 cores to the server, as browsers "
-                   "on the users' own machines would (the server's own latency; the verdict must still be drawn)",
 }
 COLUMNS = ["server", "sessions", "browsers", "requests", "errors", "p50 s", "p95 s", "max s", "wall s",
            "server CPU s", "other CPU s", "server peak RSS MB", "model loads", "load avg"]
@@ -112,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             if mode != "fresh":
                 warm = run_load(server.url, [warm_image], time_limit=args.time_limit, log=lambda _: None)
                 print(f"one session checked {warm_image[0].name} first ({warm.wall_s:.1f} s, {warm.errors} error(s))")
-            res = run_load(server.url, images, tabs_per_browser=args.tabs, time_limit=args.time_limit,
-                           browser_nice=19 if mode == "in-use-nice" else 0)
+            res = run_load(server.url, images, tabs_per_browser=args.tabs, time_limit=args.time_limit)
             res.peak_rss_mb = server.peak_rss_mb()
             res.server_cpu_s = server.cpu_seconds()
             machine1 = machine_cpu_seconds()

@@ -250,9 +250,7 @@ def browser_missing() -> str | None:
 class Browser:
     """One headless chromium driven by selenium, with a fresh profile that is deleted on quit."""
 
-    def __init__(self, width: int = 1400, height: int = 1000, page_load_timeout: float = 90, nice: int = 0):
-        """``nice``: run chromedriver and the browser it starts at this niceness (0-19; higher yields the CPU
-        to other processes, as browsers on the users' own machines would)."""
+    def __init__(self, width: int = 1400, height: int = 1000, page_load_timeout: float = 90):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -264,12 +262,7 @@ class Browser:
         opts.add_argument(f"--user-data-dir={self.profile}")
         opts.add_argument(f"--window-size={width},{height}")
         self.size = (width, height)
-        driver = CHROMEDRIVER
-        if nice:  # through nice(1): the browser chromedriver starts inherits it (no preexec_fn in threads)
-            driver = str(Path(self.profile) / "chromedriver-nice")
-            Path(driver).write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMEDRIVER} "$@"\n')
-            os.chmod(driver, 0o755)
-        self.driver = webdriver.Chrome(service=Service(driver), options=opts)
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
         self.driver.set_page_load_timeout(page_load_timeout)
 
     def quit(self) -> None:
@@ -503,12 +496,12 @@ class LoadResult:
 
 
 def run_load(url: str, images: list[list[Path]], *, tabs_per_browser: int = 1, time_limit: float = 150.0,
-             poll: float = 0.5, log=print, shots: Path | None = None, browser_nice: int = 0) -> LoadResult:
+             poll: float = 0.5, log=print, shots: Path | None = None) -> LoadResult:
     """Open ``len(images)`` dashboard sessions on the check page at once (one headless chromium per
     ``tabs_per_browser`` sessions, one thread per browser) and let session ``i`` upload the files of
     ``images[i]`` one after another, each time waiting for that file's verdict (or its error).
 
-    ``browser_nice``: the browsers' niceness (:class:`Browser`). Bounded: exactly ``sum(map(len, images))`` uploads, and everything stops at ``time_limit``
+    Bounded: exactly ``sum(map(len, images))`` uploads, and everything stops at ``time_limit``
     seconds (unanswered uploads count as errors). All sessions start uploading together (barrier
     after every page has loaded)."""
     import threading
@@ -550,7 +543,7 @@ def run_load(url: str, images: list[list[Path]], *, tabs_per_browser: int = 1, t
         b = None
         todo = {sid: list(images[sid]) for sid in sessions}
         try:
-            b = Browser(nice=browser_nice)
+            b = Browser()
             with lock:
                 browsers.append(b)
             d = b.driver
