@@ -15,10 +15,10 @@ if str(ROOT) not in sys.path:  # pages import dashboard.* and pipeline.*
 import streamlit as st  # noqa: E402
 
 from dashboard import common, presentation  # noqa: E402
-from dashboard.keras_state import keep_keras_state  # noqa: E402
+from dashboard import after_run  # noqa: E402
 from pipeline import results  # noqa: E402
 
-keep_keras_state()  # Streamlit would reset Keras (a full garbage collection) after every script run
+after_run.install()  # no Keras reset after every script run; a full garbage collection at most every 10 s
 
 st.set_page_config(page_title="Deepfake Lens", page_icon=common.favicon(), layout="wide")
 
