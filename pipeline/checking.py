@@ -211,7 +211,7 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
     if crop_faces:
         found = face_mod.detect_faces(
             rgb, min_confidence=face_mod.DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-            margin=face_mod.DEFAULT_MARGIN if margin is None else margin)
+            margin=face_mod.DEFAULT_MARGIN if margin is None else margin, retry_padded=True)  # tight crops too
         if found and policy is not None and policy.face_fraction and margin is None:
             found = face_mod.frame_faces(rgb, found, policy.face_fraction)
         found = sorted(found, key=lambda f: (f.box[0], f.box[1]))  # faces numbered left to right
