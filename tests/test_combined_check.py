@@ -180,6 +180,15 @@ def test_check_page_headline_is_the_run_verdict(monkeypatch, routed_run):
     assert expected.faces[0].verdict["headline"] in text, text
     assert setup.policy.model == "ensemble_routed" and "ensemble_routed" in text
     assert verdict.load_policy(routed_run).threshold == setup.policy.threshold
+    # the chart's top bar is that verdict (calibrated P(fake), its answer), not the combined model's raw score
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [bars] = [f for f in specs if "Each model's answer" in json.dumps(f.get("layout", {}).get("title", ""))]
+    ver = expected.faces[0].verdict
+    word = "can't tell" if ver["verdict"] == "unsure" else ver["verdict"]
+    assert bars["data"][0]["y"][0] == "verdict (ensemble_routed)"
+    assert bars["data"][0]["text"][0] == f"{ver['p_fake']:.3f} · {word}"
 
 
 def test_check_page_without_ensembles_keeps_the_log_odds_verdict(monkeypatch, tiny_run, tmp_path):
