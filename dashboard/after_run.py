@@ -18,6 +18,7 @@ hook's other job) and run a full collection at most every :data:`FULL_COLLECTION
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ FULL_COLLECTION_EVERY_S = 10.0  # seconds between two full garbage collections a
 
 _lock = threading.Lock()
 _last_collection = [float("-inf")]  # time.monotonic() of the last full collection
+_warned: list = []  # the missing-hook warning is logged once per process
 
 
 def after_script_run() -> None:
@@ -52,12 +54,19 @@ def after_script_run() -> None:
 def install() -> bool:
     """Make Streamlit call :func:`after_script_run` after each script run instead of its own clean-up
     (idempotent; call before pages run). Returns True when the hook was found and replaced (or already
-    replaced), False when this Streamlit version has no such hook (then nothing changed)."""
+    replaced), False when this Streamlit version has no such hook (then nothing changed and a warning is
+    logged once)."""
     try:
         from streamlit.runtime.scriptrunner import script_runner
     except ImportError:  # pragma: no cover - a Streamlit without the module
         return False
     if not hasattr(script_runner, "_clean_problem_modules"):
+        if not _warned:
+            _warned.append(True)
+            logging.getLogger(__name__).warning(
+                "Streamlit %s has no script_runner._clean_problem_modules: its after-run clean-up was not replaced "
+                "(dashboard/after_run.py); if it still resets Keras after every run, each rerun costs more CPU.",
+                getattr(sys.modules.get("streamlit"), "__version__", "?"))
         return False
     script_runner._clean_problem_modules = after_script_run
     return True

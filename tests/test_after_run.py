@@ -93,3 +93,13 @@ def test_a_full_collection_runs_at_most_every_few_seconds(monkeypatch):
     after_run.after_script_run()
     after_run.after_script_run()
     assert collections == [1000.0, clock[0]]
+
+
+def test_a_streamlit_without_the_hook_is_reported_once(monkeypatch, caplog):
+    monkeypatch.delattr(script_runner, "_clean_problem_modules")
+    monkeypatch.setattr(after_run, "_warned", [])
+    with caplog.at_level("WARNING", logger="dashboard.after_run"):
+        assert after_run.install() is False
+        assert after_run.install() is False
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "was not replaced" in caplog.records[0].getMessage()
