@@ -74,7 +74,7 @@ def detect_faces(rgb: np.ndarray, min_confidence: float = DEFAULT_MIN_CONFIDENCE
     ``retry_padded``: when nothing is found, search once more in the picture padded by
     :data:`PAD_RETRY` of its height and width on each side (its edge pixels repeated). MTCNN misses
     many faces that fill the frame and touch its border, as in tight face crops: of the 600 DFDC test
-    crops it found no face in 28, and 11 of those with the padding. Boxes are given in the original
+    crops it found no face in 28, and 13 of those with the padding (the check path asks for it). Boxes are given in the original
     picture, clipped to it; a face whose centre falls in the padding is dropped."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
