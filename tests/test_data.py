@@ -51,9 +51,9 @@ def test_root_of_several_datasets(synthetic_data, tmp_path):
 
 
 def test_formats_jpeg_webp_bmp_are_ingested(tmp_path):
-    for fmt in ("JPEG", "WEBP", "BMP"):
-        write_images(tmp_path / "d" / "real", "real", 3, seed=hash(fmt) % 100, fmt=fmt)
-        write_images(tmp_path / "d" / "fake", "fake", 3, seed=hash(fmt) % 100 + 1, fmt=fmt)
+    for seed, fmt in enumerate(("JPEG", "WEBP", "BMP")):
+        write_images(tmp_path / "d" / "real", "real", 3, seed=10 * seed, fmt=fmt)
+        write_images(tmp_path / "d" / "fake", "fake", 3, seed=10 * seed + 1, fmt=fmt)
     manifest, _ = data.build_manifest(cfg_for(tmp_path, tmp_path / "d"))
     assert len(manifest) == 18
     x = data.load_arrays(manifest, 24, None)
