@@ -306,6 +306,28 @@ def test_a_small_background_face_does_not_shrink_the_crop(real_face):
     assert faces.frame_faces(canvas, [main, big], face_fraction=0.3)[0].crop_box != alone
 
 
+def test_a_square_photo_framed_like_training_is_scored_whole_with_a_second_person_in_it(real_face):
+    """lfw_faceswap's training photos often show two people, and the detectors saw them whole: such a
+    photo is scored whole for its main face, not cropped to keep the other person out (that crop is a
+    picture the detectors never saw). A photo not framed like training is still cropped without its
+    neighbour."""
+    from pipeline import faces
+
+    [main] = faces.detect_faces(real_face)[:1]
+    x, y, w, h = main.box
+    H, W = real_face.shape[:2]
+    beside = faces.Face((min(W - w, x + w // 2), y, w, h), 0.99, real_face[:10, :10], (0, 0, 10, 10))
+    fraction = 0.9 * max(w, h) / min(H, W)  # the main face is framed like the training photos
+    framed = faces.frame_faces(real_face, [main, beside], face_fraction=fraction)
+    assert framed[0].crop.shape == real_face.shape
+    # the same photo on a wider canvas is not framed like training: cropped, the other face kept out
+    # (test_two_faces_side_by_side_get_separate_crops)
+    wide = np.concatenate([real_face, real_face], axis=1)
+    [left, right] = faces.frame_faces(wide, [main, faces.Face((x + W, y, w, h), 0.99, wide[:10, :10], (0, 0, 10, 10))],
+                                      face_fraction=fraction)
+    assert left.crop_box[0] + left.crop_box[2] <= x + W
+
+
 def test_a_square_photo_framed_like_training_keeps_its_own_bars_and_a_plain_wall_is_not_a_bar(real_face):
     """LFW's own photos (TV captures) carry black bars: a photo framed like them is scored whole, as in
     training. A plain grey stripe at the edge of a photo (a wall, the sky) is not a letterbox bar."""
