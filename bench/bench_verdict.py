@@ -116,8 +116,8 @@ def main() -> int:
         picked = pd.concat([g.sample(min(args.per_class, len(g)), random_state=0) for _, g in part.groupby("label")])
         for path, y in zip(picked["path"], picked["y"]):
             [res] = check([path])
-            verdicts = [f.verdict["verdict"] for f in res.faces if f.verdict is not None]
-            v = "fake" if "fake" in verdicts else ("unsure" if "unsure" in verdicts or not verdicts else "real")
+            answer = checking.photo_verdict(res)  # the Check page's one answer per photo: fake when any face is,
+            v = answer[0] if answer else "unsure"  # unsure when any face is (or none was found), else real
             why = []
             for f in res.faces:
                 for r in (f.verdict or {}).get("reasons", []):
