@@ -201,8 +201,8 @@ def framed_box(box, shape, *, face_fraction: float, content: tuple[int, int, int
     A square photo (sides within 10%) whose framed crop would take at least :data:`WHOLE_SHARE` of it
     is framed like the (square) training photos and is scored whole, bars and neighbours and all, as
     in training: lfw_faceswap's training photos often show a second person, and cropping such a photo
-    to keep the neighbour out left 5 of its 7 test faces of the kind "can't tell" (run best-288c733eb10c),
-    against 10% of the faces scored whole."""
+    to keep the neighbour out left 5 of the 7 such test photos "can't tell" (run best-288c733eb10c),
+    against 10% of the photos scored whole. Two faces both framed like training both get the whole photo."""
     x, y, w, h = (float(v) for v in box)
     H, W = int(shape[0]), int(shape[1])
     cx, cy = x + w / 2, y + h / 2
