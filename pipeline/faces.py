@@ -191,7 +191,7 @@ def _clearance(cx: float, cy: float, other: tuple[int, int, int, int]) -> float:
 
 
 def framed_box(box, shape, *, face_fraction: float, content: tuple[int, int, int, int] | None = None,
-               others: list | None = None) -> tuple[int, int, int, int]:
+               others: list | None = None, whole: bool = True) -> tuple[int, int, int, int]:
     """The square crop around a tight face ``box`` (x, y, w, h) that frames it as the training images
     framed their faces: the face's larger side is ``face_fraction`` of the crop's side (measured on
     the run's training images by :func:`face_fraction_of`). The square stays inside ``content`` (the
@@ -202,13 +202,14 @@ def framed_box(box, shape, *, face_fraction: float, content: tuple[int, int, int
     is framed like the (square) training photos and is scored whole, bars and neighbours and all, as
     in training: lfw_faceswap's training photos often show a second person, and cropping such a photo
     to keep the neighbour out left 5 of the 7 such test photos "can't tell" (run best-288c733eb10c),
-    against 10% of the photos scored whole. Two faces both framed like training both get the whole photo."""
+    against 10% of the photos scored whole. ``whole=False`` never gives the whole photo (for every face
+    but a photo's largest: :func:`frame_faces`)."""
     x, y, w, h = (float(v) for v in box)
     H, W = int(shape[0]), int(shape[1])
     cx, cy = x + w / 2, y + h / 2
     face_side = max(w, h)
     side = max(face_side / max(min(face_fraction, 1.0), 0.05), face_side)
-    if max(H, W) <= 1.1 * min(H, W) and side >= WHOLE_SHARE * min(H, W):
+    if whole and max(H, W) <= 1.1 * min(H, W) and side >= WHOLE_SHARE * min(H, W):
         return 0, 0, W, H  # the whole photo: pixel for pixel what the detectors saw in training
     for other in others or []:
         side = min(side, 2 * _clearance(cx, cy, other))
@@ -226,17 +227,21 @@ NEIGHBOUR_SIZE = 0.6  # a face at least this large (relative to the one cropped)
 
 def frame_faces(rgb: np.ndarray, faces: list[Face], face_fraction: float) -> list[Face]:
     """``faces`` re-cropped with :func:`framed_box` (training framing: a square photo framed like the
-    training photos is scored whole; a crop takes in no letterbox bars and no neighbouring face of
-    comparable size, one at least :data:`NEIGHBOUR_SIZE` of its side, while smaller faces in the
-    background are part of the scene, as in the training photos); ``box``, ``confidence`` and
-    ``keypoints`` are kept."""
+    training photos is scored whole for its largest face, the first of equals; a crop takes in no
+    letterbox bars and no neighbouring face of comparable size, one at least :data:`NEIGHBOUR_SIZE` of
+    its side, while smaller faces in the background are part of the scene, as in the training photos).
+    Two faces never get the same whole photo (two identical entries with one score). ``box``,
+    ``confidence`` and ``keypoints`` are kept."""
     content = content_box(rgb)
+    sides = [max(f.box[2], f.box[3]) for f in faces]
+    largest = int(np.argmax(sides)) if faces else -1
     out = []
     for i, face in enumerate(faces):
-        side = max(face.box[2], face.box[3])
+        side = sides[i]
         others = [f.box for j, f in enumerate(faces)  # a much smaller face in the background stays in the
-                  if j != i and max(f.box[2], f.box[3]) >= NEIGHBOUR_SIZE * side]  # crop, as in training photos
-        cb = framed_box(face.box, rgb.shape, face_fraction=face_fraction, content=content, others=others)
+                  if j != i and sides[j] >= NEIGHBOUR_SIZE * side]  # crop, as in training photos
+        cb = framed_box(face.box, rgb.shape, face_fraction=face_fraction, content=content, others=others,
+                        whole=i == largest)
         crop = np.ascontiguousarray(rgb[cb[1]:cb[1] + cb[3], cb[0]:cb[0] + cb[2]])
         out.append(Face(face.box, face.confidence, crop, cb, face.keypoints))
     return out

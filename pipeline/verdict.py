@@ -275,7 +275,7 @@ def fakes_missed_words(policy: VerdictPolicy) -> str:
     """What a "real" answer is worth, in words: the share of validation fakes caught among those decided,
     and the data sets the verdict learnt its fakes from (its validation rows' scopes): fakes made another
     way can pass as real (bench_verdict part 4: of the fake faces from Celeb-DF and FaceForensics++ clips,
-    which no model saw, `default` called 0 of 39 decided fake and `best` 2 of 29). "" without validation rows."""
+    which no model saw, `default` called 0 of 39 decided fake and `best` 2 of 30). "" without validation rows."""
     pooled = policy.validation_row("all")
     if pooled is None or pooled.get("recall_fake_decided") is None:
         return ""

@@ -320,6 +320,8 @@ def test_a_square_photo_framed_like_training_is_scored_whole_with_a_second_perso
     fraction = 0.9 * max(w, h) / min(H, W)  # the main face is framed like the training photos
     framed = faces.frame_faces(real_face, [main, beside], face_fraction=fraction)
     assert framed[0].crop.shape == real_face.shape
+    # the other face, as large, gets its own crop, not a second copy of the whole photo
+    assert framed[1].crop_box != (0, 0, W, H) and framed[1].crop.shape != real_face.shape
     # the same photo on a wider canvas is not framed like training: cropped, the other face kept out
     # (test_two_faces_side_by_side_get_separate_crops)
     wide = np.concatenate([real_face, real_face], axis=1)
