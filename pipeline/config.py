@@ -161,8 +161,8 @@ class RunConfig:
 
     Identity (what the run id hashes, :func:`config_fingerprint`): ``name``, ``data`` (by name; the manifest
     hash covers the files), ``models``, ``split``, ``seed``, ``max_images_per_class``, ``augmentation``,
-    ``embeddings``, ``threshold_rule``, ``max_image_pixels`` and ``verdict`` (the combined model's members and
-    the three-way verdict's settings). Environment (never in the id): ``artifacts_dir`` and ``strategy``.
+    ``embeddings``, ``threshold_rule``, ``max_image_pixels`` and ``verdict`` (the combined model's members, stackers
+    and router; not the three-way verdict's settings, :data:`POLICY_SETTINGS_IN_ID`). Environment (never in the id): ``artifacts_dir`` and ``strategy``.
     Analyses (cached under their own keys, never in the id): ``experiments``.
     """
 
@@ -254,14 +254,23 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d["data"] = [src["name"] for src in d["data"]]
     d["models"] = [spec_fingerprint(m) for m in cfg.models]
     d["augmentation"] = augmentation_fingerprint(cfg.augmentation)
-    if cfg.verdict == VerdictConfig():  # added later: runs with the default verdict keep their ids
-        d.pop("verdict", None)
+    verdict = dataclasses.replace(cfg.verdict, **POLICY_SETTINGS_IN_ID)
+    if verdict == dataclasses.replace(VerdictConfig(), **POLICY_SETTINGS_IN_ID):  # added later: runs with the
+        d.pop("verdict", None)                                                    # default verdict keep their ids
     else:
+        d["verdict"] = json.loads(json.dumps(dataclasses.asdict(verdict)))
         for key, default in LATER_VERDICT_OPTIONS.items():
             if d["verdict"].get(key) == default:
                 d["verdict"].pop(key)
     return d
 
+
+POLICY_SETTINGS_IN_ID = {"max_false_positive_rate": 0.03, "unsure_share": 0.10, "calibration": "platt",
+                         "stability": True, "per_kind": True}
+# The three-way verdict's settings (pipeline.verdict.settings_of) train nothing: they only refit verdict.json, which
+# has its own key (pipeline.verdict.policy_key). So they never change the run id: it hashes them at these fixed
+# values (their defaults when ids first hashed them, so runs made before keep their ids), and changing one
+# re-uses every trained model and refits only the verdict.
 
 LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto", "stacker_copies": 0, "stacker_augmentation": {}}  # [verdict] options added after run ids hashed the section: at their
 # default they stay out of the id, so runs made before them keep theirs

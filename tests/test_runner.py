@@ -81,6 +81,29 @@ def test_changed_config_gets_a_new_run_id(tiny_config):
     assert run_dir != other_dir
 
 
+def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_the_verdict(tmp_path):
+    """The three-way verdict's settings train nothing: a rerun with another band, false-accusation rate,
+    calibration or stability switch keeps the run (its id and models) and refits verdict.json alone."""
+    root = make_labelled_folder(tmp_path / "d", n_per_class=12)
+    base = {"name": "policy", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
+            "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
+            "models": [{"name": "baseline_cnn", "image_size": 16}]}
+    run_dir = runner.train_run(config_load.from_dict(base), log=lambda _: None)
+    model_file = run_dir / "models" / "baseline_cnn" / "model.keras"
+    keep = model_file.stat().st_mtime_ns
+    [policy_file] = run_dir.glob("models/*/verdict.json")
+    assert json.loads(policy_file.read_text())["unsure_share"] != 0.2
+    changed = {**base, "verdict": {"unsure_share": 0.2, "max_false_positive_rate": 0.01, "calibration": "isotonic",
+                                   "stability": False, "per_kind": False}}
+    logs = []
+    assert runner.train_run(config_load.from_dict(changed), log=logs.append) == run_dir
+    assert model_file.stat().st_mtime_ns == keep
+    assert "baseline_cnn: cached (pass --force to retrain)" in logs
+    assert not any(line.startswith("verdict (") and line.endswith("cached") for line in logs)
+    policy = json.loads(policy_file.read_text())
+    assert (policy["unsure_share"], policy["max_false_positive_rate"], policy["stability"]) == (0.2, 0.01, False)
+
+
 def test_incomplete_model_is_retrained_alone(tmp_path):
     root = make_labelled_folder(tmp_path / "d", n_per_class=12)
     cfg = config_load.from_dict({"name": "resume", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),

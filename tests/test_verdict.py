@@ -343,17 +343,22 @@ def test_a_square_photo_framed_like_training_keeps_its_own_bars_and_a_plain_wall
     assert faces.content_box(wall) == (0, 0, 256, 376)
 
 
-def test_the_per_kind_option_at_its_default_keeps_the_run_id_and_turned_off_changes_it():
+def test_the_verdict_settings_refit_the_policy_but_never_change_the_run_id():
+    """The band, false-accusation rate, calibration, stability and per-kind switches train nothing: they change
+    the policy's key (verdict.json is refitted), not the run id; the combined model's members do change it."""
     import dataclasses
 
     from pipeline import config, config_load
 
     cfg = config_load.load(config.DEFAULT_CONFIG)
     fp = config.config_fingerprint(cfg)
-    assert "per_kind" not in fp.get("verdict", {})  # runs made before the option keep their ids
-    off = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, per_kind=False))
-    assert config.config_fingerprint(off) != fp
-    assert verdict.settings_of(off) != verdict.settings_of(cfg)  # the policy is refitted
+    for change in [{"per_kind": False}, {"unsure_share": 0.2}, {"max_false_positive_rate": 0.01},
+                   {"calibration": "isotonic"}, {"stability": False}]:
+        other = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, **change))
+        assert config.config_fingerprint(other) == fp, change
+        assert verdict.settings_of(other) != verdict.settings_of(cfg), change  # the policy is refitted
+    fewer = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, members=cfg.verdict.members[:2]))
+    assert config.config_fingerprint(fewer) != fp
 
 
 def test_ece_noise_floor_is_the_ece_of_exact_probabilities_and_shrinks_with_n():
