@@ -137,6 +137,20 @@ def balancing_weights(spec: ModelSpec, manifest: pd.DataFrame, train_idx: np.nda
     return group_weights(groups)
 
 
+def seed_training(seed: int) -> None:
+    """Make the training that follows repeatable: seed Python, NumPy and TensorFlow
+    (``keras.utils.set_random_seed``) and switch on TensorFlow's op determinism
+    (``tf.config.experimental.enable_op_determinism``, process-wide). Without the switch, TensorFlow's
+    multi-threaded CPU kernels sum in a varying order: two trainings of `default`'s models with the same
+    config, data and seed gave different models (lfw_patch_mobilenet test AUC 0.478 and 0.498); with it they
+    give the same predictions bit for bit, at no cost beyond this machine's timing noise (BENCHMARKS.md,
+    "Deterministic training"). Same library versions and CPU assumed: other hardware may sum differently."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+
+
 def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 *, augmentation: Augmentation, seed: int = 42, progress: ProgressFn = None,
                 strategy: str = "default", sample_weight: np.ndarray | None = None) -> TrainResult:
@@ -145,7 +159,7 @@ def train_model(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, x_val
     ``sample_weight``: per training image loss weights (then no class weights are added)."""
     from pipeline.strategy import make_strategy
 
-    keras.utils.set_random_seed(seed)
+    seed_training(seed)
     start = time.perf_counter()
     # The default strategy enters no scope at all: single-device training stays exactly as before.
     with contextlib.nullcontext() if strategy == "default" else make_strategy(strategy).scope():

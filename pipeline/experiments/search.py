@@ -137,9 +137,9 @@ def run_search(cfg, run_dir: Path, *, force: bool = False, progress=None, log: L
     split, y = manifest["split"].to_numpy(), manifest["y"].to_numpy()
     train_idx = subsample(np.flatnonzero(split == "train"), manifest, exp.search_max_train_images, cfg.seed)
     val_idx = np.flatnonzero(split == "val")
-    import keras
+    from pipeline.training import seed_training
 
-    keras.utils.set_random_seed(cfg.seed)
+    seed_training(cfg.seed)
     train_ds = inputs.make_dataset(x[train_idx], y[train_idx], batch_size=batch_size, training=True,
                                    augmentation=cfg.augmentation, seed=cfg.seed)
     val_ds = inputs.make_dataset(x[val_idx], y[val_idx], batch_size=max(64, batch_size))
