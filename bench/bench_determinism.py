@@ -1,7 +1,7 @@
 """Benchmark deterministic training: does the same config train the same models, and at what cost?
 
-Trains the `default` config's Keras models (no embeddings, combined models, experiments or verdict: only the
-trainings) into fresh scratch folders, each training run in its own process, ``--repeats`` times with
+Trains the `default` config's Keras models (no embeddings, combined models or experiments; ``train`` still fits
+its verdict on the best of them, in the whole-run times) into fresh scratch folders, each training run in its own process, ``--repeats`` times with
 TensorFlow's op determinism on (``pipeline.training.seed_training``, what ``train`` does) and as many times
 with it off (the seeds alone, what ``train`` did before 2026-11-30). Prints, per model, the training seconds of
 every repeat, the test ROC-AUC and whether the repeats' test predictions are identical (a SHA-256 of the
@@ -40,6 +40,7 @@ def child(config: str, out: Path, deterministic: bool) -> None:
     from pipeline import config as config_mod, config_load, runner, training
 
     if not deterministic:  # the seeds alone, as before op determinism was switched on
+        os.environ.pop("TF_DETERMINISTIC_OPS", None)  # before TensorFlow is imported: it would switch it on
         import keras
 
         training.seed_training = keras.utils.set_random_seed

@@ -15,7 +15,8 @@ from pipeline.cli.predict import cmd_predict
 from pipeline.cli.reports import cmd_info, cmd_inspect, cmd_report
 from pipeline.cli.train import cmd_evaluate, cmd_experiment, cmd_train
 
-# Keep TensorFlow's C++ log lines out of the output. 3, not 2: with op determinism on (training.seed_training)
+# Keep TensorFlow's C++ log lines out of the output (3 hides its ERROR lines too; the start-up lines printed before
+# its logging is set up still show). 3, not 2: with op determinism on (training.seed_training)
 # tf.data runs a map with random Keras layers sequentially and logs one harmless ERROR-level line about it
 # ("NodeDef mentions attribute use_unbounded_threadpool ... Unknown attributes will be ignored"); TensorFlow's
 # real failures still reach Python as exceptions.

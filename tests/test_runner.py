@@ -102,6 +102,7 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     assert not any(line.startswith("verdict (") and line.endswith("cached") for line in logs)
     policy = json.loads(policy_file.read_text())
     assert (policy["unsure_share"], policy["max_false_positive_rate"], policy["stability"]) == (0.2, 0.01, False)
+    assert policy["calibrator"]["method"] == "isotonic"
 
 
 def test_incomplete_model_is_retrained_alone(tmp_path):

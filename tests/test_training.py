@@ -113,7 +113,7 @@ def test_the_same_training_twice_gives_the_same_model():
     """Training is reproducible (``seed_training`` turns on TensorFlow's op determinism): without it two
     identical trainings of the suite's shared fixture run gave a first test prediction of 0.15 and 0.997 (once
     the whole fixture run came out at chance and failed four tests that had nothing to do with it), and two
-    identical `default` runs gave different face-swap models."""
+    identical trainings of `default` gave different spectrum and custom_cnn models."""
     from conftest import face_like
 
     rng = np.random.default_rng(0)

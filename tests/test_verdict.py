@@ -361,6 +361,19 @@ def test_the_verdict_settings_refit_the_policy_but_never_change_the_run_id():
     assert config.config_fingerprint(fewer) != fp
 
 
+def test_a_run_with_a_combined_model_keeps_the_id_it_had_before_the_verdict_settings_left_it():
+    """Pinned: the fingerprint hash this config had when the policy settings were still hashed as they were
+    (their defaults then: 3%, 10%, platt, stability and per-kind on). A slip in the fixed values the id now
+    hashes them at would silently give every run with a combined model a new id and retrain nothing but
+    orphan its folder."""
+    from pipeline import artifacts, config, config_load
+
+    cfg = config_load.from_dict({"name": "x", "data": ["/nowhere"],
+                                 "models": [{"name": "baseline_cnn"}, {"name": "custom_cnn"}],
+                                 "verdict": {"members": ["baseline_cnn", "custom_cnn"], "unsure_share": 0.3}})
+    assert artifacts.stable_hash(config.config_fingerprint(cfg))[:16] == "a91c2cb0262c23be"
+
+
 def test_ece_noise_floor_is_the_ece_of_exact_probabilities_and_shrinks_with_n():
     """Binned ECE is positive even for exact probabilities; the floor says how much at a given n, so an ECE is
     read against it (a perfectly calibrated set stays under its 95th percentile about 19 times in 20)."""
