@@ -213,10 +213,12 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
         from pipeline.detectors import combined
 
         combined.run_ensemble(cfg, run_dir, force=force, progress=progress, log=log)
-    steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: robustness, cross-dataset
     from pipeline import verdict_fit  # the calibrated three-way verdict over the run's verdict model
 
+    # before the experiments, which never read it: the Check page gets its verdict minutes earlier on a cold run,
+    # and a changed [verdict] setting (run.json is rewritten above) is refitted before anything slow runs
     verdict_fit.build_for_run(cfg, run_dir, force=force, progress=progress, log=log)
+    steps.after_train(cfg, run_dir, progress=progress, log=log)  # [experiments]: robustness, cross-dataset
     _write_run_json(run_dir, run_id, cfg, manifest, skipped, "complete", created)
     return run_dir
 

@@ -105,6 +105,20 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     assert policy["calibrator"]["method"] == "isotonic"
 
 
+def test_the_verdict_is_there_before_the_experiments_start(tmp_path, monkeypatch):
+    """The experiments never read the verdict, so it is fitted first: on a cold run the Check page has its
+    verdict while the robustness sweep and cross-dataset matrices still run (minutes on `default`)."""
+    root = make_labelled_folder(tmp_path / "d", n_per_class=12)
+    cfg = config_load.from_dict({"name": "order", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
+                                 "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
+                                 "models": [{"name": "baseline_cnn", "image_size": 16}]})
+    seen = []
+    monkeypatch.setattr(runner.steps, "after_train",
+                        lambda cfg, run_dir, **_: seen.append(sorted(p.name for p in run_dir.glob("models/*/verdict.json"))))
+    runner.train_run(cfg, log=lambda _: None)
+    assert seen == [["verdict.json"]]
+
+
 def test_incomplete_model_is_retrained_alone(tmp_path):
     root = make_labelled_folder(tmp_path / "d", n_per_class=12)
     cfg = config_load.from_dict({"name": "resume", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
