@@ -1,8 +1,8 @@
 """Benchmark deterministic training: does the same config train the same models, and at what cost?
 
 Trains the `default` config's Keras models (no embeddings, combined models or experiments; ``train`` still fits
-its verdict on the best of them, in the whole-run times) into fresh scratch folders, each training run in its own process, ``--repeats`` times with
-TensorFlow's op determinism on (``pipeline.training.seed_training``, what ``train`` does) and as many times
+its verdict on the best of them, in the whole-run times) into fresh scratch folders, each training run in its own
+process, ``--repeats`` times with TensorFlow's op determinism on (``pipeline.training.seed_training``, what ``train`` does) and as many times
 with it off (the seeds alone, what ``train`` did before 2026-11-30). Prints, per model, the training seconds of
 every repeat, the test ROC-AUC and whether the repeats' test predictions are identical (a SHA-256 of the
 float32 scores), and writes the "determinism" section of BENCHMARKS.md.
@@ -101,12 +101,16 @@ def main() -> int:
     total = {mode: [sum(m["seconds"] for m in run) for run in results[mode]] for mode in ("off", "on")}
     rows.append({"model": "all (training seconds)", **{f"train s, determinism {mode}": ", ".join(
         f"{t:.0f}" for t in total[mode]) for mode in ("off", "on")}})
-    body = (f"`python bench/bench_determinism.py --config {args.config} --repeats {args.repeats}`: the config's Keras "
-            f"models trained {args.repeats} times with TensorFlow's op determinism on (`pipeline.training.seed_training`, "
-            f"what `train` does) and {args.repeats} times with the seeds alone (off, what `train` did before), each run "
-            f"in a fresh process from the same config, data, split and seed; runs alternate off/on.\n\n"
-            + markdown_table(rows) + "\n\nWhole runs (process start, data loading and evaluation included): off "
-            + ", ".join(f"{w:.0f} s" for w in walls["off"]) + "; on " + ", ".join(f"{w:.0f} s" for w in walls["on"]) + ".")
+    def seconds(mode: str) -> str:
+        return ", ".join(f"{w:.0f} s" for w in walls[mode])
+
+    body = (f"`python bench/bench_determinism.py --config {args.config} --repeats {args.repeats}`: the config's "
+            f"Keras models trained {args.repeats} times with TensorFlow's op determinism on "
+            f"(`pipeline.training.seed_training`, what `train` does) and {args.repeats} times with the seeds alone "
+            f"(off, what `train` did before), each run in a fresh process from the same config, data, split and "
+            f"seed; runs alternate off/on.\n\n" + markdown_table(rows)
+            + f"\n\nWhole runs (process start, data loading and evaluation included): off {seconds('off')}; "
+            f"on {seconds('on')}.")
     print(body)
     if not args.no_write:
         write_section("determinism", f"Deterministic training (`{args.config}`'s Keras models)", body)

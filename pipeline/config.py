@@ -161,8 +161,9 @@ class RunConfig:
 
     Identity (what the run id hashes, :func:`config_fingerprint`): ``name``, ``data`` (by name; the manifest
     hash covers the files), ``models``, ``split``, ``seed``, ``max_images_per_class``, ``augmentation``,
-    ``embeddings``, ``threshold_rule``, ``max_image_pixels`` and ``verdict`` (the combined model's members, stackers
-    and router; not the three-way verdict's settings, :data:`POLICY_SETTINGS_IN_ID`). Environment (never in the id): ``artifacts_dir`` and ``strategy``.
+    ``embeddings``, ``threshold_rule``, ``max_image_pixels`` and ``verdict`` (the combined model's members,
+    stackers and router; not the three-way verdict's settings, :data:`POLICY_SETTINGS_IN_ID`). Environment
+    (never in the id): ``artifacts_dir`` and ``strategy``.
     Analyses (cached under their own keys, never in the id): ``experiments``.
     """
 

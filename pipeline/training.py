@@ -142,10 +142,10 @@ def seed_training(seed: int) -> None:
     (``keras.utils.set_random_seed``) and switch on TensorFlow's op determinism
     (``tf.config.experimental.enable_op_determinism``, process-wide). Without the switch, TensorFlow's
     multi-threaded CPU kernels sum in a varying order: two trainings of `default`'s models with the same
-    config, data and seed gave different models (spectrum test AUC 0.540 and 0.534, custom_cnn 0.505 and 0.482); with it they
-    give the same predictions bit for bit, at little cost (within timing noise on `default`, 13% of the Keras
-    training time on `best`: BENCHMARKS.md, "Deterministic training"). Same library versions and CPU
-    assumed: other hardware may sum differently."""
+    config, data and seed gave different models (spectrum test AUC 0.540 and 0.534, custom_cnn 0.505 and
+    0.482); with it they give the same predictions bit for bit, at little cost (within timing noise on
+    `default`, 13% of the Keras training time on `best`: BENCHMARKS.md, "Deterministic training"). Same
+    library versions and CPU assumed: other hardware may sum differently."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()

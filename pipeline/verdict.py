@@ -356,7 +356,8 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
     cfg = from_json_dict(artifacts.read_json(run_dir / store.RUN_JSON)["config"])
     if raw.get("key") != policy_key(run_dir, model, settings_of(cfg)):
         raise PolicyError(f"the verdict policy of run {run_dir.name} is stale ({model} or one of its members was "
-                          f"refitted since, or the run's [verdict] settings changed): refit it with `python -m pipeline train`")
+                          f"refitted since, or the run's [verdict] settings changed): refit it with "
+                          f"`python -m pipeline train`")
     fields = {f for f in VerdictPolicy.__dataclass_fields__} - set(NOT_IN_JSON)
     policy = VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
     if policy.ood_threshold and (path.parent / OOD_FILE).is_file():

@@ -113,8 +113,8 @@ def test_the_verdict_is_there_before_the_experiments_start(tmp_path, monkeypatch
                                  "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
                                  "models": [{"name": "baseline_cnn", "image_size": 16}]})
     seen = []
-    monkeypatch.setattr(runner.steps, "after_train",
-                        lambda cfg, run_dir, **_: seen.append(sorted(p.name for p in run_dir.glob("models/*/verdict.json"))))
+    monkeypatch.setattr(runner.steps, "after_train", lambda cfg, run_dir, **_: seen.append(
+        sorted(p.name for p in run_dir.glob("models/*/verdict.json"))))
     runner.train_run(cfg, log=lambda _: None)
     assert seen == [["verdict.json"]]
 
