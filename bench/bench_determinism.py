@@ -2,8 +2,8 @@
 
 Trains the `default` config's Keras models (no embeddings, combined models or experiments; ``train`` still fits
 its verdict on the best of them, in the whole-run times) into fresh scratch folders, each training run in its own
-process, ``--repeats`` times with TensorFlow's op determinism on (``pipeline.training.seed_training``, what ``train`` does) and as many times
-with it off (the seeds alone, what ``train`` did before 2026-11-30). Prints, per model, the training seconds of
+process, ``--repeats`` times with TensorFlow's op determinism on (``pipeline.training.seed_training``, what
+``train`` does) and as many times with it off (the seeds alone, what ``train`` did before 2026-11-30). Prints, per model, the training seconds of
 every repeat, the test ROC-AUC and whether the repeats' test predictions are identical (a SHA-256 of the
 float32 scores), and writes the "determinism" section of BENCHMARKS.md.
 
