@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline import artifacts
+from pipeline.config import CLIP_EMBEDDINGS_VERSION
 from pipeline.images import check_rgb
 from pipeline.progress import ProgressFn, report
 
@@ -52,6 +53,7 @@ EMBED_DIM = 512
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 PREPROCESS_VERSION = 1  # bump when preprocess() changes: the cache moves to a new folder
+EXACT_INT8_SETTING = "session.x64quantprecision"  # onnxruntime: int8 GEMM without 16-bit saturation (see load_encoder)
 THREADS = 1  # onnxruntime intra-op threads per image: 1 costs 5-12% less CPU per image than 2 (BENCHMARKS.md, fourth pass)
 WORKERS = max(1, min(os.cpu_count() or 1, 4))  # images the default encoder encodes at once (one thread each)
 
@@ -148,6 +150,14 @@ def load_encoder(path: str | Path | None = None, threads: int = THREADS) -> Enco
     quantised, so activations are quantised with a range computed over the whole batch and an image's
     embedding changes with whatever else is in its batch (measured here: up to 1.2 in a coordinate of
     a norm-10 vector). Raises :class:`ClipWeightsError` when the file is missing or different.
+
+    Exact int8 arithmetic on every x86 CPU (:data:`EXACT_INT8_SETTING`): the file multiplies uint8 activations
+    by int8 weights. On CPUs without VNNI (AVX2 only, e.g. AMD Zen 3 or Intel before Cascade Lake)
+    onnxruntime's fast kernel for that sums pairs of products in 16 bits (``VPMADDUBSW``), which saturate: the
+    embeddings came out wrong without any error (cosine 0.43-0.59 to the exact ones; frozen-feature probes at
+    chance, lfw_faceswap AUC 0.49 against 0.95, measured on an AMD EPYC Zen 3 here). The setting makes it
+    widen to 16 bits before multiplying (onnxruntime PR #12088, issue #14642), at no measurable cost here
+    (0.24 s per image either way); on CPUs with VNNI the result was exact already.
     """
     import onnxruntime as ort
 
@@ -157,6 +167,7 @@ def load_encoder(path: str | Path | None = None, threads: int = THREADS) -> Enco
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on shared cores
+    opts.add_session_config_entry(EXACT_INT8_SETTING, "1")
     session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
     def encode(pixel_values: np.ndarray) -> np.ndarray:
@@ -274,7 +285,8 @@ class EmbeddingCache:
 
 def default_cache(artifacts_dir: str | Path) -> EmbeddingCache:
     """The cache of this encoder and preprocessing under ``artifacts.cache_dir(artifacts_dir)``."""
-    return EmbeddingCache(artifacts.cache_dir(artifacts_dir) / "clip" / f"{MODEL_SHA256[:12]}-p{PREPROCESS_VERSION}")
+    return EmbeddingCache(artifacts.cache_dir(artifacts_dir) / "clip"
+                          / f"{MODEL_SHA256[:12]}-p{PREPROCESS_VERSION}-e{CLIP_EMBEDDINGS_VERSION}")
 
 
 # --------------------------------------------------------------------------- embedding

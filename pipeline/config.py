@@ -255,6 +255,8 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     d["data"] = [src["name"] for src in d["data"]]
     d["models"] = [spec_fingerprint(m) for m in cfg.models]
     d["augmentation"] = augmentation_fingerprint(cfg.augmentation)
+    if any(spec.kind == "clip_linear" for spec in cfg.models):
+        d["clip_embeddings"] = CLIP_EMBEDDINGS_VERSION
     verdict = dataclasses.replace(cfg.verdict, **POLICY_SETTINGS_IN_ID)
     if verdict == dataclasses.replace(VerdictConfig(), **POLICY_SETTINGS_IN_ID):  # added later: runs with the
         d.pop("verdict", None)                                                    # default verdict keep their ids
@@ -265,6 +267,11 @@ def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
                 d["verdict"].pop(key)
     return d
 
+
+CLIP_EMBEDDINGS_VERSION = 2
+# What pipeline.clip's embeddings are: 2 = exact int8 arithmetic on every x86 CPU (pipeline.clip.load_encoder). Version
+# 1 was wrong on CPUs without VNNI (saturated sums, silently), so a run with a CLIP model hashes the version: its CLIP
+# heads, router and look-alike score are refitted rather than reused, and the embedding cache moves to a new folder.
 
 POLICY_SETTINGS_IN_ID = {"max_false_positive_rate": 0.03, "unsure_share": 0.10, "calibration": "platt",
                          "stability": True, "per_kind": True}

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline import artifacts, data, evaluation, splits, store
 from pipeline.config import (
+    CLIP_EMBEDDINGS_VERSION,
     DataSource,
     ModelSpec,
     RunConfig,
@@ -73,6 +74,7 @@ def _write_run_json(run_dir: Path, run_id: str, cfg: RunConfig, manifest, skippe
         "run_id": run_id, "config_name": cfg.name, "created": created, "updated": _now(), "status": status,
         "pid": os.getpid(), "host": platform.node(),  # a "running" run whose process is gone crashed (runs.RunInfo.state)
         "machine": _machine(), "pipeline_version": artifacts.PIPELINE_VERSION, "format": store.FORMAT,
+        "clip_embeddings": CLIP_EMBEDDINGS_VERSION,  # runs without it embedded with version 1 (find_trained_elsewhere)
         "models": cfg.model_names, "comparison_models": comparison_models(cfg),
         "config": to_dict(cfg), "data_summary": data.summarize(manifest, skipped),
     })
@@ -117,9 +119,12 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
                     reverse=True)
     for other in candidates:
         try:
-            other_cfg = from_json_dict(store.read_run_json(other)["config"])
+            other_json = store.read_run_json(other)
+            other_cfg = from_json_dict(other_json["config"])
             if training_settings(other_cfg, other_cfg.model(spec.name)) != wanted:
                 continue
+            if spec.kind == "clip_linear" and other_json.get("clip_embeddings", 1) != CLIP_EMBEDDINGS_VERSION:
+                continue  # fitted on another version of the CLIP embeddings (pipeline.config.CLIP_EMBEDDINGS_VERSION)
             data_hash = data_hash or artifacts.manifest_hash(manifest)
             if artifacts.manifest_hash(store.read_manifest(other)) == data_hash:
                 return store.model_dir(other, spec.name)

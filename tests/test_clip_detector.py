@@ -274,3 +274,33 @@ def test_the_check_prompt_with_every_model_as_verdict_member(clip_run, monkeypat
     (copy / "run.json").write_text(json.dumps(meta))
     prompt = _check_prompt(copy.parent, monkeypatch)
     assert "Keras models (baseline_cnn)" in prompt and "also asks" not in prompt, prompt
+
+
+def test_a_clip_head_fitted_on_an_older_version_of_the_embeddings_is_refitted_not_reused(clip_run, tmp_path):
+    """A CLIP head is reused from another run only when that run embedded with the same version of the CLIP
+    embeddings (pipeline.config.CLIP_EMBEDDINGS_VERSION, in run.json): version 1 was wrong on CPUs without
+    VNNI, so its heads must be refitted. Keras models of that run are still reused."""
+    import shutil
+
+    cfg, run_dir = clip_run
+    art = tmp_path / "art"
+    older = shutil.copytree(run_dir, art / run_dir.name)
+    meta = json.loads((older / "run.json").read_text())
+    assert meta["clip_embeddings"] == clip.CLIP_EMBEDDINGS_VERSION
+    shutil.copytree(clip.default_cache(cfg.artifacts_dir).folder, clip.default_cache(art).folder)  # no re-encoding
+    other = dataclasses.replace(cfg, name="again", artifacts_dir=str(art),
+                                models=tuple(m for m in cfg.models if m.name in ("baseline_cnn", "clip")),
+                                verdict=dataclasses.replace(cfg.verdict, members=()))
+    logs: list[str] = []
+    runner.train_run(other, log=logs.append)
+    assert any(line.startswith(f"clip: reused from run {older.name}") for line in logs), logs
+
+    del meta["clip_embeddings"]  # as written before the version existed
+    (older / "run.json").write_text(json.dumps(meta))
+    for run in art.glob("again-*"):
+        shutil.rmtree(run)
+    logs = []
+    runner.train_run(other, log=logs.append)
+    assert any(line.startswith(f"baseline_cnn: reused from run {older.name}") for line in logs), logs
+    assert not any(line.startswith("clip: reused") for line in logs) and any(
+        line.startswith("clip: test accuracy") for line in logs), logs
