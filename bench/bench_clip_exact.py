@@ -38,7 +38,8 @@ def _images(n: int) -> tuple[list[np.ndarray], str]:
         return [samples[i % len(samples)] for i in range(n)], "scikit-image's sample photos"
     files = [sorted((s / label).glob("*.jpg")) for s in sets for label in ("real", "fake")]
     picked = [path for rank in range(n) for f in files if rank < len(f) for path in [f[rank]]][:n]  # round robin
-    return [images.load_rgb(p) for p in picked], f"{len(picked)} photos of ../shared/data ({', '.join(s.name for s in sets)})"
+    names = ", ".join(s.name for s in sets)
+    return [images.load_rgb(p) for p in picked], f"{len(picked)} photos of ../shared/data ({names})"
 
 
 def _cpu_flags() -> set[str]:
@@ -95,8 +96,8 @@ def main() -> None:
               f"min {cos.min():.3f}, max {cos.max():.3f} (1.000 = the same embedding).")
     print(body)
     if not args.no_write:
-        write_section("clip-exact", "CLIP encoder: exact int8 arithmetic against the fast kernel (bench/bench_clip_exact.py)",
-                      body)
+        write_section("clip-exact",
+                      "CLIP encoder: exact int8 arithmetic against the fast kernel (bench/bench_clip_exact.py)", body)
 
 
 if __name__ == "__main__":
