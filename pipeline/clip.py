@@ -154,10 +154,10 @@ def load_encoder(path: str | Path | None = None, threads: int = THREADS) -> Enco
     Exact int8 arithmetic on every x86 CPU (:data:`EXACT_INT8_SETTING`): the file multiplies uint8 activations
     by int8 weights. On CPUs without VNNI (AVX2 only, e.g. AMD Zen 3 or Intel before Cascade Lake)
     onnxruntime's fast kernel for that sums pairs of products in 16 bits (``VPMADDUBSW``), which saturate: the
-    embeddings came out wrong without any error (cosine 0.43-0.59 to the exact ones; frozen-feature probes at
+    embeddings came out wrong without any error (cosine 0.30-0.59 to the exact ones; frozen-feature probes at
     chance, lfw_faceswap AUC 0.49 against 0.95, measured on an AMD EPYC Zen 3 here). The setting makes it
-    widen to 16 bits before multiplying (onnxruntime PR #12088, issue #14642), at no measurable cost here
-    (0.24 s per image either way); on CPUs with VNNI the result was exact already.
+    widen to 16 bits before multiplying (onnxruntime PR #12088, issue #14642), at 16% more CPU per image there
+    (0.384 s against 0.331: bench/bench_clip_exact.py); on CPUs with VNNI the result was exact already.
     """
     import onnxruntime as ort
 

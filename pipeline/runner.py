@@ -109,6 +109,7 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
     of one training (a reused folder keeps its done.json), the one with the most files, i.e. with the
     derived results (embeddings, probes) already computed, so that they are copied too."""
     from pipeline.config_load import from_json_dict
+    from pipeline.detectors import clip_linear
 
     wanted, data_hash = training_settings(cfg, spec), None
     candidates = [run_json.parent for run_json in Path(cfg.artifacts_dir).glob(f"*/{store.RUN_JSON}")
@@ -123,7 +124,7 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
             other_cfg = from_json_dict(other_json["config"])
             if training_settings(other_cfg, other_cfg.model(spec.name)) != wanted:
                 continue
-            if spec.kind == "clip_linear" and other_json.get("clip_embeddings", 1) != CLIP_EMBEDDINGS_VERSION:
+            if spec.kind == clip_linear.KIND and other_json.get("clip_embeddings", 1) != CLIP_EMBEDDINGS_VERSION:
                 continue  # fitted on another version of the CLIP embeddings (pipeline.config.CLIP_EMBEDDINGS_VERSION)
             data_hash = data_hash or artifacts.manifest_hash(manifest)
             if artifacts.manifest_hash(store.read_manifest(other)) == data_hash:
