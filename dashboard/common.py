@@ -71,7 +71,8 @@ def run_infos() -> list[RunInfo]:
 
 
 def selected_run() -> Run:
-    """The run picked in the sidebar (or the latest finished one); stops the page when there is none."""
+    """The run picked in the sidebar (or the latest finished one); stops the page when there is none. Shows
+    the run's :attr:`pipeline.runs.RunInfo.warnings` above the page."""
     ref = st.session_state.get(RUN_KEY)
     try:
         info = results.resolve_run(ref) if ref else results.latest_run()
@@ -82,6 +83,8 @@ def selected_run() -> Run:
         info = runs[0]  # runs exist but none finished: still show its data
     except ArtifactError as exc:
         stop_with(str(exc), "warning")
+    for warning in info.warnings:  # e.g. CLIP models fitted on embeddings of an old version
+        st.warning(f"Run `{info.run_id}`: {warning}.", icon=":material/warning:")
     return guarded(results.load_run, info)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import run_progress, store
+from pipeline.config import CLIP_EMBEDDINGS_VERSION
 
 ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,26 @@ class RunInfo:
     format: int = store.FORMAT  # the run folder's layout version (pipeline.store.FORMAT)
     pid: int | None = None  # process id and host of the train that wrote run.json last (None: older runs)
     host: str | None = None
+    clip_models: list[str] = field(default_factory=list)  # its models of kind clip_linear (frozen CLIP + a head)
+    clip_embeddings: int | None = None  # the CLIP embedding version it was made with (None: not recorded)
+
+    @property
+    def old_clip_embeddings(self) -> bool:
+        """True when the run has CLIP models fitted on embeddings of another version than today's
+        (:data:`pipeline.config.CLIP_EMBEDDINGS_VERSION`). Runs without a recorded version embedded with
+        version 1: onnxruntime's fast int8 kernel, whose 16-bit sums saturate on x86 CPUs without AVX-512
+        VNNI, so their CLIP scores may be near chance (README, "CLIP"). ``train`` refits their heads."""
+        return bool(self.clip_models) and (self.clip_embeddings or 1) != CLIP_EMBEDDINGS_VERSION
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a person should know before trusting the run's numbers, one sentence each (empty: nothing)."""
+        if not self.old_clip_embeddings:
+            return []
+        return [f"its CLIP models ({', '.join(self.clip_models)}) were fitted on CLIP embeddings made before the "
+                f"int8 fix (version {self.clip_embeddings or 1}, now {CLIP_EMBEDDINGS_VERSION}): on CPUs without "
+                "AVX-512 VNNI those embeddings are wrong and every CLIP score may be near chance. Retrain it with "
+                f"`{TRAIN_COMMAND} --config {self.config_name}`: its other models are reused"]
 
     @property
     def state(self) -> str:
@@ -102,6 +123,7 @@ class RunInfo:
         state = self.state
         return (f"{self.run_id} · {self.config_name} · {created} · "
                 f"{len(self.complete_models)}/{len(self.models)} models" + (" · older version" if self.stale else "")
+                + (" · old CLIP embeddings: retrain" if self.old_clip_embeddings else "")
                 + (f" · {STATE_WORDS[state]}" if state in ("running", "stopped") else ""))
 
 
@@ -152,10 +174,14 @@ def _info_from(path: Path) -> RunInfo | None:
     complete = _complete_models(path, listed)
     models = listed + [m for m in complete if m not in listed]
     pid = run_json.get("pid")
+    clip_models = [m.get("name") for m in config.get("models") or []
+                   if isinstance(m, dict) and m.get("kind") == "clip_linear" and isinstance(m.get("name"), str)]
+    version = run_json.get("clip_embeddings")
     return RunInfo(run_id=run_id, path=path.resolve(), created=created, config_name=config_name,
                    status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete,
                    format=store.run_format(run_json), pid=pid if isinstance(pid, int) and pid > 0 else None,
-                   host=str(run_json["host"]) if run_json.get("host") else None)
+                   host=str(run_json["host"]) if run_json.get("host") else None, clip_models=clip_models,
+                   clip_embeddings=version if isinstance(version, int) else None)
 
 
 def info_at(path: Path | str) -> RunInfo:

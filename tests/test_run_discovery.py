@@ -107,3 +107,53 @@ def test_train_records_its_process(tiny_run):
     data = json.loads((tiny_run / store.RUN_JSON).read_text())
     assert data["pid"] == os.getpid() and data["host"]
     assert results.info_at(tiny_run).state == "complete"
+
+
+def _with_clip_model(run_dir: Path, version: int | None) -> None:
+    """Give a synthetic run a CLIP model (kind clip_linear) in its config and record ``version`` (None: the
+    field absent, as in runs made before it was recorded)."""
+    data = json.loads((run_dir / store.RUN_JSON).read_text())
+    data["config"]["models"].append({"name": "clip", "kind": "clip_linear"})
+    data.pop("clip_embeddings", None)
+    if version is not None:
+        data["clip_embeddings"] = version
+    (run_dir / store.RUN_JSON).write_text(json.dumps(data))
+
+
+def test_runs_fitted_on_old_clip_embeddings_are_marked_in_info_and_on_every_page(monkeypatch, tmp_path, capsys):
+    """Runs made before the int8 fix (no clip_embeddings in run.json, or another version) hold CLIP heads
+    that may be at chance on CPUs without VNNI: `info`, the run selector and the pages say so and how to
+    retrain; a run made today and a run without CLIP models are not marked."""
+    from streamlit.testing.v1 import AppTest
+
+    from pipeline.__main__ import main
+    from pipeline.config import CLIP_EMBEDDINGS_VERSION
+
+    no_clip, unrecorded, older, today = _runs(tmp_path, 4)
+    _with_clip_model(unrecorded, None)
+    _with_clip_model(older, CLIP_EMBEDDINGS_VERSION - 1)
+    _with_clip_model(today, CLIP_EMBEDDINGS_VERSION)
+    by_id = {r.run_id: r for r in results.list_runs(tmp_path)}
+    marked = {rid for rid, info in by_id.items() if info.warnings}
+    assert marked == {unrecorded.name, older.name}
+    for rid in marked:
+        assert "old CLIP embeddings" in by_id[rid].label
+        assert "python -m pipeline train --config" in by_id[rid].warnings[0]
+    assert "CLIP" not in by_id[today.name].label + by_id[no_clip.name].label
+
+    assert main(["info", "--artifacts", str(tmp_path), "--json"]) == 0
+    listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {rid for rid, r in listed.items() if r.get("warnings")} == marked
+    assert main(["info", "--artifacts", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("WARNING: its CLIP models (clip)") == 2
+
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(tmp_path))
+    monkeypatch.setenv("DEEPFAKE_LENS_WARM_UP", "0")
+    at = AppTest.from_file(str(results.REPO_ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.selectbox(key="run_id").value == today.name
+    assert not any("CLIP embeddings" in w.value for w in at.warning)
+    at.sidebar.selectbox(key="run_id").set_value(unrecorded.name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("CLIP embeddings made before the int8 fix" in w.value for w in at.warning)

@@ -10,7 +10,8 @@ from pipeline.cli.common import fail
 
 
 def cmd_info(args) -> int:
-    """``info``: the runs with their config, data, best model and file shortcut audit. A run folder that
+    """``info``: the runs with their config, data, best model, file shortcut audit and warnings (e.g. CLIP
+    models fitted on embeddings of an old version: :attr:`pipeline.runs.RunInfo.warnings`). A run folder that
     cannot be opened (written by an older version, a damaged ``run.json``) is listed with the reason and
     what to do; it never hides the other runs."""
     from pipeline.results import ArtifactError, RunNotFound, list_runs, load_run
@@ -36,7 +37,7 @@ def cmd_info(args) -> int:
             "path": str(info.path), "models": info.models, "complete_models": info.complete_models,
             "images": ds.get("n_images"), "datasets": ds.get("datasets"), "skipped": ds.get("n_skipped"),
             "best_model": best.get("model"), "best_auc": best.get("roc_auc"), "best_accuracy": best.get("accuracy"),
-            "file_shortcut_audit": _shortcut_audit(run),
+            "file_shortcut_audit": _shortcut_audit(run), "warnings": info.warnings,
         })
     if args.json:
         print(json.dumps(records, indent=2, default=str))
@@ -47,6 +48,8 @@ def cmd_info(args) -> int:
             print(f"  cannot be opened: {r['problem']}")
             print(f"  {r['path']}")
             continue
+        for warning in r["warnings"]:
+            print(f"  WARNING: {warning}")
         print(f"  data: {r['images']} images, datasets {', '.join(r['datasets'] or [])}, {r['skipped']} skipped")
         print(f"  models ({len(r['complete_models'])}/{len(r['models'])} trained): {', '.join(r['models'])}")
         if r["best_model"]:
