@@ -347,3 +347,17 @@ def test_run_report_shows_the_three_way_verdict(run_dir, report_html):
     import html as html_mod
 
     assert verdict.error_rate_words(load_run(run_dir).verdict_policy()) in html_mod.unescape(report_html)
+
+
+def test_a_run_fitted_on_old_clip_embeddings_says_so_at_the_top(tmp_path, report_html):
+    """A run whose CLIP heads were fitted before the int8 fix (no clip_embeddings in run.json) carries the
+    same warning as `info` and the dashboard; a run without CLIP models carries none."""
+    run_dir = write_synthetic_run(tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["config"]["models"].append({"name": "clip", "kind": "clip_linear"})
+    meta.pop("clip_embeddings", None)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    text = run_report.build_run_report(load_run(run_dir))
+    assert "<strong>Warning:</strong> its CLIP models (clip) were fitted on CLIP embeddings made before" in text
+    assert "python -m pipeline train --config" in text
+    assert "<strong>Warning:</strong>" not in report_html
