@@ -74,11 +74,11 @@ class RunInfo:
 
     @property
     def old_clip_embeddings(self) -> bool:
-        """True when the run has CLIP models fitted on embeddings of another version than today's
+        """True when the run has CLIP models fitted on embeddings of an older version than today's
         (:data:`pipeline.config.CLIP_EMBEDDINGS_VERSION`). Runs without a recorded version embedded with
-        version 1: onnxruntime's fast int8 kernel, whose 16-bit sums saturate on x86 CPUs without AVX-512
-        VNNI, so their CLIP scores may be near chance (README, "CLIP"). ``train`` refits their heads."""
-        return bool(self.clip_models) and (self.clip_embeddings or 1) != CLIP_EMBEDDINGS_VERSION
+        version 1: onnxruntime's fast int8 kernel, whose 16-bit sums saturate on x86 CPUs without VNNI, so
+        their CLIP scores may be near chance (README, "CLIP"). ``train`` refits their heads."""
+        return bool(self.clip_models) and (self.clip_embeddings or 1) < CLIP_EMBEDDINGS_VERSION
 
     @property
     def warnings(self) -> list[str]:
@@ -87,7 +87,7 @@ class RunInfo:
             return []
         return [f"its CLIP models ({', '.join(self.clip_models)}) were fitted on CLIP embeddings made before the "
                 f"int8 fix (version {self.clip_embeddings or 1}, now {CLIP_EMBEDDINGS_VERSION}): on CPUs without "
-                "AVX-512 VNNI those embeddings are wrong and every CLIP score may be near chance. Retrain it with "
+                "VNNI those embeddings are wrong and every CLIP score may be near chance. Retrain it with "
                 f"`{TRAIN_COMMAND} --config {self.config_name}`: its other models are reused"]
 
     @property
