@@ -273,6 +273,15 @@ CLIP_EMBEDDINGS_VERSION = 2
 # 1 was wrong on CPUs without VNNI (saturated sums, silently), so a run with a CLIP model hashes the version: its CLIP
 # heads, router and look-alike score are refitted rather than reused, and the embedding cache moves to a new folder.
 
+
+def recorded_clip_embeddings(run_json: dict[str, Any]) -> int:
+    """The CLIP embedding version a run's ``run.json`` records (:data:`CLIP_EMBEDDINGS_VERSION` when it was
+    made); 1 when the field is absent or not an int: runs made before the version was recorded embedded
+    with version 1."""
+    version = run_json.get("clip_embeddings", 1)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 1
+
+
 POLICY_SETTINGS_IN_ID = {"max_false_positive_rate": 0.03, "unsure_share": 0.10, "calibration": "platt",
                          "stability": True, "per_kind": True}
 # The three-way verdict's settings (pipeline.verdict.settings_of) train nothing: they only refit verdict.json, which

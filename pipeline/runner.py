@@ -25,6 +25,7 @@ from pipeline.config import (
     augmentation_fingerprint,
     config_fingerprint,
     model_augmentation,
+    recorded_clip_embeddings,
     spec_fingerprint,
     to_dict,
 )
@@ -124,7 +125,7 @@ def find_trained_elsewhere(cfg: RunConfig, spec: ModelSpec, manifest: pd.DataFra
             other_cfg = from_json_dict(other_json["config"])
             if training_settings(other_cfg, other_cfg.model(spec.name)) != wanted:
                 continue
-            if spec.kind == clip_linear.KIND and other_json.get("clip_embeddings", 1) != CLIP_EMBEDDINGS_VERSION:
+            if spec.kind == clip_linear.KIND and recorded_clip_embeddings(other_json) != CLIP_EMBEDDINGS_VERSION:
                 continue  # fitted on another version of the CLIP embeddings (pipeline.config.CLIP_EMBEDDINGS_VERSION)
             data_hash = data_hash or artifacts.manifest_hash(manifest)
             if artifacts.manifest_hash(store.read_manifest(other)) == data_hash:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import run_progress, store
-from pipeline.config import CLIP_EMBEDDINGS_VERSION
+from pipeline.config import CLIP_EMBEDDINGS_VERSION, recorded_clip_embeddings
 
 ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ class RunInfo:
     pid: int | None = None  # process id and host of the train that wrote run.json last (None: older runs)
     host: str | None = None
     clip_models: list[str] = field(default_factory=list)  # its models of kind clip_linear (frozen CLIP + a head)
-    clip_embeddings: int | None = None  # the CLIP embedding version it was made with (None: not recorded)
+    clip_embeddings: int = CLIP_EMBEDDINGS_VERSION  # the CLIP embedding version it was made with
 
     @property
     def old_clip_embeddings(self) -> bool:
@@ -78,7 +78,7 @@ class RunInfo:
         (:data:`pipeline.config.CLIP_EMBEDDINGS_VERSION`). Runs without a recorded version embedded with
         version 1: onnxruntime's fast int8 kernel, whose 16-bit sums saturate on x86 CPUs without VNNI, so
         their CLIP scores may be near chance (README, "CLIP"). ``train`` refits their heads."""
-        return bool(self.clip_models) and (self.clip_embeddings or 1) < CLIP_EMBEDDINGS_VERSION
+        return bool(self.clip_models) and self.clip_embeddings < CLIP_EMBEDDINGS_VERSION
 
     @property
     def warnings(self) -> list[str]:
@@ -86,7 +86,7 @@ class RunInfo:
         if not self.old_clip_embeddings:
             return []
         return [f"its CLIP models ({', '.join(self.clip_models)}) were fitted on CLIP embeddings made before the "
-                f"int8 fix (version {self.clip_embeddings or 1}, now {CLIP_EMBEDDINGS_VERSION}): on CPUs without "
+                f"int8 fix (version {self.clip_embeddings}, now {CLIP_EMBEDDINGS_VERSION}): on CPUs without "
                 "VNNI those embeddings are wrong and every CLIP score may be near chance. Retrain it with "
                 f"`{TRAIN_COMMAND} --config {self.config_name}`: its other models are reused"]
 
@@ -176,12 +176,11 @@ def _info_from(path: Path) -> RunInfo | None:
     pid = run_json.get("pid")
     clip_models = [m.get("name") for m in config.get("models") or []
                    if isinstance(m, dict) and m.get("kind") == "clip_linear" and isinstance(m.get("name"), str)]
-    version = run_json.get("clip_embeddings")
     return RunInfo(run_id=run_id, path=path.resolve(), created=created, config_name=config_name,
                    status=str(run_json.get("status") or "unknown"), models=models, complete_models=complete,
                    format=store.run_format(run_json), pid=pid if isinstance(pid, int) and pid > 0 else None,
                    host=str(run_json["host"]) if run_json.get("host") else None, clip_models=clip_models,
-                   clip_embeddings=version if isinstance(version, int) else None)
+                   clip_embeddings=recorded_clip_embeddings(run_json))
 
 
 def info_at(path: Path | str) -> RunInfo:
