@@ -109,6 +109,7 @@ class VerdictConfig:
     unsure_share: float = 0.10  # the unsure band around the threshold holds this share of validation images
     calibration: str = "platt"  # platt | isotonic | none: fitted on the validation split
     stability: bool = True  # re-score every checked face re-encoded, rescaled and cropped; a flip means unsure
+    flip_margin: float = 1.0  # a copy flips the answer when it lands this many band half-widths on the other side
     per_kind: bool = True  # routed verdict model: calibrator, threshold and band per kind of image the router picks
     members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
     routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
@@ -283,13 +284,14 @@ def recorded_clip_embeddings(run_json: dict[str, Any]) -> int:
 
 
 POLICY_SETTINGS_IN_ID = {"max_false_positive_rate": 0.03, "unsure_share": 0.10, "calibration": "platt",
-                         "stability": True, "per_kind": True}
+                         "stability": True, "per_kind": True, "flip_margin": 1.0}
 # The three-way verdict's settings (pipeline.verdict.settings_of) train nothing: they only refit verdict.json, which
 # has its own key (pipeline.verdict.policy_key). So they never change the run id: it hashes them at these fixed
 # values (their defaults when ids first hashed them, so runs made before keep their ids), and changing one
 # re-uses every trained model and refits only the verdict.
 
-LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto", "stacker_copies": 0, "stacker_augmentation": {}}  # [verdict] options added after run ids hashed the section: at their
+LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto", "stacker_copies": 0, "stacker_augmentation": {},
+                         "flip_margin": 1.0}  # [verdict] options added after run ids hashed the section: at their
 # default they stay out of the id, so runs made before them keep theirs
 
 

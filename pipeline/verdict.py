@@ -22,9 +22,11 @@ How a face is judged (:func:`decide`):
    around the threshold (the band holds ``unsure_share`` of the validation images, default 10%), or
    (b) the answer flips under a quick stability check: the face re-encoded as JPEG at quality 75 and
    95, scaled to half and to double size, and cropped by 5% on every side (:func:`perturbations`), one
-   of these copies would get the opposite answer (a copy that lands in the unsure band is no flip: on
-   run default-36475360998e's test faces counting those as flips left dfdc 71% decided, not counting
-   them 82%, with no real face called fake and no resampled real flipping either way),
+   of these copies would get the opposite answer, landing at least ``flip_margin`` band half-widths past
+   the threshold on the other side (``[verdict] flip_margin``, default 1: past the band's edge; a copy
+   that lands in the unsure band is no flip: on run default-36475360998e's test faces counting those as
+   flips left dfdc 71% decided, not counting them 82%, with no real face called fake and no resampled
+   real flipping either way; ``configs/default.toml`` sets 3, chosen on validation faces: EXPERIMENTS.md V3),
    or (c) the face looks unlike the training photos (:mod:`pipeline.ood`: a probabilistic-PCA distance
    of its coarse look and, with a CLIP detector in the run, of its CLIP embedding, each thresholded so
    that about 1% of the validation photos exceed it), or (d) the verdict model ranked validation no
@@ -86,6 +88,7 @@ class VerdictPolicy:
     key: str = ""
     format: int = FORMAT
     ood_clip_threshold: float = 0.0  # the same on CLIP embeddings (0 = off: the run has no CLIP detector)
+    flip_margin: float = 1.0  # a stability-check copy flips the answer this many band half-widths past the threshold
     ood: Any = field(default=None, repr=False, compare=False)  # the ood.npy projection (not in the JSON)
     ood_clip: Any = field(default=None, repr=False, compare=False)  # the ood_clip.npy projection
 
@@ -194,7 +197,8 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
     ``kind``/``perturbed_kinds``: the router's kind of the face and of each variant (None: the pooled
     operating point). A flip is a variant that, judged on its own (at its kind's point, by the band
     rule), would get the opposite answer: real for a face on the fake side or fake for one on the real
-    side; a variant that lands in its unsure band is not a flip. Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``,
+    side, landing at least ``policy.flip_margin`` band half-widths (log-odds) past its threshold; a variant that
+    lands in its unsure band (or, with a margin above 1, short of that margin) is not a flip. Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``,
     ``threshold`` (calibrated), ``kind`` (whose operating point judged it, None: the pooled one),
     ``reasons`` (plain words, empty when decided), ``headline`` and ``unstable_under``."""
     kinds = None if kind is None else np.array([kind])
@@ -211,7 +215,7 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
     if p_perturbed is not None and len(p_perturbed):
         pp = np.asarray(p_perturbed, dtype=np.float64)
         zs, bands = policy.margin(pp, perturbed_kinds), policy.bands(pp, perturbed_kinds)
-        decided = (np.abs(zs) > bands) & ~policy.uninformative_at(pp, perturbed_kinds)
+        decided = (np.abs(zs) > policy.flip_margin * bands) & ~policy.uninformative_at(pp, perturbed_kinds)
         flips = [PERTURBATIONS[i] for i, zi in enumerate(zs) if decided[i] and (zi >= 0) != (z >= 0)]
         if flips:
             reasons.append(FLIP_REASON.format(what=_join(flips)))
@@ -327,8 +331,11 @@ def policy_key(run_dir: Path, model: str, settings: dict[str, Any]) -> str:
 def settings_of(cfg) -> dict[str, Any]:
     """The ``[verdict]`` settings of a run config that a policy (and its key) depend on."""
     v = cfg.verdict
-    return {"max_false_positive_rate": v.max_false_positive_rate, "unsure_share": v.unsure_share,
-            "calibration": v.calibration, "stability": v.stability, "per_kind": v.per_kind}
+    out = {"max_false_positive_rate": v.max_false_positive_rate, "unsure_share": v.unsure_share,
+           "calibration": v.calibration, "stability": v.stability, "per_kind": v.per_kind}
+    if v.flip_margin != 1.0:  # added later: at its default it stays out, so policies fitted before keep their key
+        out["flip_margin"] = v.flip_margin
+    return out
 
 
 class PolicyError(ValueError):

@@ -48,10 +48,12 @@ def operating_point(p_raw: np.ndarray, y: np.ndarray, datasets: np.ndarray, *, m
 
 def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float = 0.03,
                unsure_share: float = 0.10, method: str = "platt", stability: bool = True,
-               key: str = "", per_kind: bool = True) -> VerdictPolicy:
+               key: str = "", per_kind: bool = True, flip_margin: float = 1.0) -> VerdictPolicy:
     """Fit the policy on validation predictions ``val`` (columns ``dataset``, ``y`` 0 real / 1 fake,
     ``p_fake`` raw, out-of-fold for a stacked or routed model; optional ``routed_to``, the router's kind,
-    which with ``per_kind`` gives each kind with enough images its own operating point). Raises
+    which with ``per_kind`` gives each kind with enough images its own operating point). ``flip_margin``: how
+    far past the threshold, in band half-widths, a stability-check copy must land to flip the answer
+    (:func:`pipeline.verdict.decide`). Raises
     ``ValueError`` when the validation split has no real image or the settings are out of range."""
     if not 0.0 <= unsure_share < 1.0:
         raise ValueError(f"unsure_share must be in [0, 1), got {unsure_share}")
@@ -60,7 +62,7 @@ def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float 
     pooled = operating_point(p_raw, y, datasets, **settings)
     policy = VerdictPolicy(model=model, calibrator=pooled["calibrator"], threshold=pooled["threshold"],
                            band=pooled["band"], max_false_positive_rate=max_false_positive_rate,
-                           unsure_share=unsure_share, stability=stability, key=key)
+                           unsure_share=unsure_share, stability=stability, key=key, flip_margin=float(flip_margin))
     if per_kind and KIND_COLUMN in val.columns:
         kinds = val[KIND_COLUMN].astype(str).to_numpy()
         for kind in sorted(set(kinds)):
@@ -185,7 +187,8 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, progress=None, log
     val = preds[preds["split"] == "val"]
     policy = fit_policy(val, model, max_false_positive_rate=settings["max_false_positive_rate"],
                         unsure_share=settings["unsure_share"], method=settings["calibration"],
-                        stability=settings["stability"], key=key, per_kind=settings["per_kind"])
+                        stability=settings["stability"], key=key, per_kind=settings["per_kind"],
+                        flip_margin=settings.get("flip_margin", 1.0))
     manifest = pd.read_parquet(run_dir / store.MANIFEST)
     policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
     policy.ood, policy.ood_threshold = fit_ood(cfg, manifest, progress=progress)

@@ -106,6 +106,57 @@ def test_three_way_decision_and_its_reasons():
     assert wobble["verdict"] == "real" and wobble["unstable_under"] == []
 
 
+def _raw_at_margin(policy, q: float) -> float:
+    """The raw score whose calibrated probability lies ``q`` band half-widths past the threshold (log-odds;
+    q > 0 the fake side, q < 0 the real side)."""
+    z = calibration.logit(policy.threshold) + q * policy.band
+    return float(calibration.apply_calibrator(_inverse(policy), [calibration.sigmoid(z)])[0])
+
+
+@pytest.mark.parametrize("side", [-1, 1])
+def test_a_copy_flips_the_answer_only_when_it_lands_past_the_flip_margin(side):
+    """``flip_margin`` m: a stability-check copy on the other side counts as a flip only m band half-widths past
+    the threshold. At 1 (the default) any copy past the band flips; at 3 a copy 2 half-widths past does not, one
+    4 half-widths past does, on either side of the line."""
+    val = _scores(300, 22)
+    at_edge, wide = verdict_fit.fit_policy(val, "m"), verdict_fit.fit_policy(val, "m", flip_margin=3.0)
+    assert wide.flip_margin == 3.0 and (wide.threshold, wide.band) == (at_edge.threshold, at_edge.band)
+    face = _raw_at_margin(at_edge, 5 * side)  # clearly decided
+    near, far = _raw_at_margin(at_edge, -2 * side), _raw_at_margin(at_edge, -4 * side)  # copies on the other side
+    answer = verdict.FAKE if side > 0 else verdict.REAL
+    copies = [face, face, near, face, face]  # "half size" lands 2 half-widths across
+    assert verdict.decide(at_edge, face, p_perturbed=copies)["unstable_under"] == ["half size"]
+    kept = verdict.decide(wide, face, p_perturbed=copies)
+    assert kept["verdict"] == answer and kept["reasons"] == [] and kept["unstable_under"] == []
+    copies[4] = far  # "cropped 5%" lands 4 half-widths across
+    flipped = verdict.decide(wide, face, p_perturbed=copies)
+    assert flipped["verdict"] == verdict.UNSURE and flipped["unstable_under"] == ["cropped 5%"]
+    assert "cropped slightly" in flipped["headline"]
+
+
+@pytest.mark.parametrize("bad", [-0.5, "3", True, float("nan")])
+def test_flip_margin_must_be_a_number_not_below_zero(bad):
+    from pipeline import config_load
+
+    with pytest.raises(config_load.ConfigError, match="flip_margin"):
+        config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}],
+                               "verdict": {"flip_margin": bad}})
+
+
+def test_policies_fitted_before_flip_margin_existed_stay_current():
+    """At its default (1) the margin is not part of the policy's settings, so a verdict.json fitted before the
+    option existed keeps its key and is not called stale; any other margin refits the policy."""
+    import dataclasses
+
+    from pipeline import config_load
+
+    cfg = config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}]})
+    assert verdict.settings_of(cfg) == {"max_false_positive_rate": 0.03, "unsure_share": 0.10,
+                                        "calibration": "platt", "stability": True, "per_kind": True}
+    wide = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, flip_margin=3.0))
+    assert verdict.settings_of(wide)["flip_margin"] == 3.0
+
+
 def _routed_scores(n: int, seed: int) -> pd.DataFrame:
     """Scores of two kinds of image, each routed to its own kind: on "hard" the model barely separates
     real from fake and its reals score high, on "easy" it separates them well."""
@@ -353,7 +404,7 @@ def test_the_verdict_settings_refit_the_policy_but_never_change_the_run_id():
     cfg = config_load.load(config.DEFAULT_CONFIG)
     fp = config.config_fingerprint(cfg)
     for change in [{"per_kind": False}, {"unsure_share": 0.2}, {"max_false_positive_rate": 0.01},
-                   {"calibration": "isotonic"}, {"stability": False}]:
+                   {"calibration": "isotonic"}, {"stability": False}, {"flip_margin": 2.0}]:
         other = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, **change))
         assert config.config_fingerprint(other) == fp, change
         assert verdict.settings_of(other) != verdict.settings_of(cfg), change  # the policy is refitted

@@ -80,7 +80,10 @@ if not present:
                 f"split ({policy.calibrator.get('method')} scaling), so 80% means about 8 in 10 such faces were fake.\n"
                 f"- **Threshold**: {verdict_mod.threshold_words(policy)}.\n"
                 f"- **Can't tell** when the score is within the band around the threshold that holds "
-                f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer.\n"
+                f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer "
+                f"(a re-saved, resized or cropped copy of the face lands clearly on the other side"
+                + (f": {policy.flip_margin:g} times as far past the line as the band's edge" if policy.flip_margin != 1 else "")
+                + ").\n"
                 f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
                 f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
                 f"image is scored whole.")
