@@ -60,7 +60,8 @@ def capture(run, setup, splits: list[str], per_class: int, out: Path) -> None:
     for split in splits:
         part = manifest[manifest["split"] == split]
         if part.empty:
-            raise SystemExit(f"run {run.run_id} has no {split!r} photos; its splits: {sorted(manifest['split'].unique())}")
+            raise SystemExit(f"run {run.run_id} has no {split!r} photos; its splits: "
+                             f"{sorted(manifest['split'].unique())}")
         for ds, g in sorted(part.groupby("dataset")):
             sample = pd.concat([h.sample(min(per_class, len(h)), random_state=0) for _, h in g.groupby("label")])
             picked += [(split, ds, p, int(y)) for p, y in zip(sample["path"], sample["y"])]
@@ -75,7 +76,8 @@ def capture(run, setup, splits: list[str], per_class: int, out: Path) -> None:
                 judged = [f for f in res.faces if f.verdict is not None]
                 answer = checking.photo_verdict(res)
                 fh.write(json.dumps({"split": split, "dataset": ds, "path": str(path), "y": y,
-                                     "photo": answer[0] if answer else "unsure", "flip_margin": setup.policy.flip_margin,
+                                     "photo": answer[0] if answer else "unsure",
+                                     "flip_margin": setup.policy.flip_margin,
                                      "faces": [{"index": f.index, **c} for f, c in zip(judged, calls)]}) + "\n")
     finally:
         verdict.decide = decide
@@ -87,8 +89,8 @@ def photo_answer(policy, faces: list[dict]) -> str:
     ``policy``: fake when any face is, unsure when any is (or none was judged), else real."""
     from pipeline import verdict
 
-    answers = [verdict.decide(policy, f["p_raw"], f["p_perturbed"], f["ood"], f["kind"], f["perturbed_kinds"])["verdict"]
-               for f in faces]
+    answers = [verdict.decide(policy, f["p_raw"], f["p_perturbed"], f["ood"], f["kind"],
+                              f["perturbed_kinds"])["verdict"] for f in faces]
     if not answers:
         return verdict.UNSURE
     if verdict.FAKE in answers:

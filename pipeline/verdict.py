@@ -198,7 +198,8 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
     operating point). A flip is a variant that, judged on its own (at its kind's point, by the band
     rule), would get the opposite answer: real for a face on the fake side or fake for one on the real
     side, landing at least ``policy.flip_margin`` band half-widths (log-odds) past its threshold; a variant that
-    lands in its unsure band (or, with a margin above 1, short of that margin) is not a flip. Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``,
+    lands in its unsure band (or, with a margin above 1, short of that margin) is not a flip.
+    Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``,
     ``threshold`` (calibrated), ``kind`` (whose operating point judged it, None: the pooled one),
     ``reasons`` (plain words, empty when decided), ``headline`` and ``unstable_under``."""
     kinds = None if kind is None else np.array([kind])

@@ -82,7 +82,8 @@ if not present:
                 f"- **Can't tell** when the score is within the band around the threshold that holds "
                 f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer "
                 f"(a re-saved, resized or cropped copy of the face lands clearly on the other side"
-                + (f": {policy.flip_margin:g} times as far past the line as the band's edge" if policy.flip_margin != 1 else "")
+                + (f": {policy.flip_margin:g} times as far past the line as the band's edge"
+                   if policy.flip_margin != 1 else "")
                 + ").\n"
                 f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
                 f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
