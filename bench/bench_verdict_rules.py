@@ -18,7 +18,7 @@ check's flip margin move "decided", false accusations and fakes caught, per data
 
 Choose on the validation rows; the test rows are for reporting the choice once (EXPERIMENTS.md V3). Validation photos
 are scored by the run's combined model, whose stackers were fitted on validation predictions out of fold: their
-check-path scores are in-sample for the stackers, so validation is a little optimistic. Prints tables; writes nothing.
+check-path scores are in-sample for the stackers, so validation is a little optimistic. Prints tables; writes only the capture file.
 """
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ def capture(run, setup, splits: list[str], per_class: int, out: Path) -> None:
                 [res] = checking.check_files([path], setup.models, combiner=setup.combiner, policy=setup.policy,
                                              stability=True)
                 judged = [f for f in res.faces if f.verdict is not None]
+                assert len(judged) == len(calls), f"{path}: {len(judged)} faces judged, {len(calls)} decisions recorded"
                 answer = checking.photo_verdict(res)
                 fh.write(json.dumps({"split": split, "dataset": ds, "path": str(path), "y": y,
                                      "photo": answer[0] if answer else "unsure",
@@ -132,6 +133,10 @@ def main() -> int:
         capture(run, setup, args.splits, args.per_class, args.capture)
         print(f"captured in {time.perf_counter() - t:.0f} s: {args.capture}")
     rows = [json.loads(line) for line in args.capture.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["split"] in args.splits]  # a reused capture may hold more splits than asked for
+    if not rows:
+        print(f"{args.capture} holds no photos of the splits {args.splits}: delete it to re-capture")
+        return 2
     replayed = [photo_answer(dataclasses.replace(base, flip_margin=r["flip_margin"]), r["faces"]) == r["photo"]
                 for r in rows]
     if not all(replayed):

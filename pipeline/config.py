@@ -109,7 +109,8 @@ class VerdictConfig:
     unsure_share: float = 0.10  # the unsure band around the threshold holds this share of validation images
     calibration: str = "platt"  # platt | isotonic | none: fitted on the validation split
     stability: bool = True  # re-score every checked face re-encoded, rescaled and cropped; a flip means unsure
-    flip_margin: float = 1.0  # a copy flips the answer when it lands this many band half-widths on the other side
+    flip_margin: float = 1.0  # a copy flips the answer when it lands this many band half-widths past the threshold
+                              # on the other side (1: anywhere past the unsure band)
     per_kind: bool = True  # routed verdict model: calibrator, threshold and band per kind of image the router picks
     members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
     routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)

@@ -175,10 +175,10 @@ def validate(cfg: RunConfig) -> None:
     if not 0.0 <= v.max_false_positive_rate < 1.0 or not 0.0 <= v.unsure_share < 1.0:
         raise ConfigError("[verdict] max_false_positive_rate and unsure_share must be fractions in [0, 1), got "
                           f"{v.max_false_positive_rate} and {v.unsure_share}")
-    if isinstance(v.flip_margin, bool) or not isinstance(v.flip_margin, (int, float)) or not 0 <= v.flip_margin < 1e6:
-        raise ConfigError(f"[verdict] flip_margin must be a number >= 0 (how many band half-widths past the threshold "
-                          f"a stability-check copy must land to flip the answer; 1 = the band's edge), got "
-                          f"{v.flip_margin!r}")
+    if isinstance(v.flip_margin, bool) or not isinstance(v.flip_margin, (int, float)) or not 1 <= v.flip_margin < 1e6:
+        raise ConfigError(f"[verdict] flip_margin must be a number from 1 (a stability-check copy past the unsure "
+                          f"band flips the answer) to below 1e6 (how many band half-widths past the threshold a copy "
+                          f"must land), got {v.flip_margin!r}")
     if isinstance(v.stacker_copies, bool) or not isinstance(v.stacker_copies, int) or not 0 <= v.stacker_copies <= 5:
         raise ConfigError(f"[verdict] stacker_copies must be a whole number from 0 to 5 (augmented copies of each "
                           f"validation image the stackers also fit on), got {v.stacker_copies!r}")

@@ -22,7 +22,7 @@ How a face is judged (:func:`decide`):
    around the threshold (the band holds ``unsure_share`` of the validation images, default 10%), or
    (b) the answer flips under a quick stability check: the face re-encoded as JPEG at quality 75 and
    95, scaled to half and to double size, and cropped by 5% on every side (:func:`perturbations`), one
-   of these copies would get the opposite answer, landing at least ``flip_margin`` band half-widths past
+   of these copies would get the opposite answer, landing more than ``flip_margin`` band half-widths past
    the threshold on the other side (``[verdict] flip_margin``, default 1: past the band's edge; a copy
    that lands in the unsure band is no flip: on run default-36475360998e's test faces counting those as
    flips left dfdc 71% decided, not counting them 82%, with no real face called fake and no resampled
@@ -197,7 +197,7 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
     ``kind``/``perturbed_kinds``: the router's kind of the face and of each variant (None: the pooled
     operating point). A flip is a variant that, judged on its own (at its kind's point, by the band
     rule), would get the opposite answer: real for a face on the fake side or fake for one on the real
-    side, landing at least ``policy.flip_margin`` band half-widths (log-odds) past its threshold; a variant that
+    side, landing more than ``policy.flip_margin`` band half-widths (log-odds) past its threshold; a variant that
     lands in its unsure band (or, with a margin above 1, short of that margin) is not a flip.
     Returns ``verdict`` (fake / real / unsure), ``p_fake`` (calibrated), ``p_raw``,
     ``threshold`` (calibrated), ``kind`` (whose operating point judged it, None: the pooled one),
@@ -280,7 +280,8 @@ def fakes_missed_words(policy: VerdictPolicy) -> str:
     """What a "real" answer is worth, in words: the share of validation fakes caught among those decided,
     and the data sets the verdict learnt its fakes from (its validation rows' scopes): fakes made another
     way can pass as real (bench_verdict part 4: of the fake faces from Celeb-DF and FaceForensics++ clips,
-    which no model saw, `default` called 0 of 39 decided fake and `best` 2 of 30). "" without validation rows."""
+    which no model saw, `default-c413799581c2` called 2 of 39 decided fake and `best` 2 of 30). "" without
+    validation rows."""
     pooled = policy.validation_row("all")
     if pooled is None or pooled.get("recall_fake_decided") is None:
         return ""
@@ -334,8 +335,9 @@ def settings_of(cfg) -> dict[str, Any]:
     v = cfg.verdict
     out = {"max_false_positive_rate": v.max_false_positive_rate, "unsure_share": v.unsure_share,
            "calibration": v.calibration, "stability": v.stability, "per_kind": v.per_kind}
-    if v.flip_margin != 1.0:  # added later: at its default it stays out, so policies fitted before keep their key
-        out["flip_margin"] = v.flip_margin
+    margin = float(v.flip_margin)  # 3 and 3.0 in a config are one setting
+    if margin != 1.0:  # added later: at its default it stays out, so policies fitted before keep their key
+        out["flip_margin"] = margin
     return out
 
 

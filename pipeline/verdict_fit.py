@@ -57,6 +57,8 @@ def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float 
     ``ValueError`` when the validation split has no real image or the settings are out of range."""
     if not 0.0 <= unsure_share < 1.0:
         raise ValueError(f"unsure_share must be in [0, 1), got {unsure_share}")
+    if not 1.0 <= flip_margin < 1e6:
+        raise ValueError(f"flip_margin must be in [1, 1e6), got {flip_margin}")
     settings = dict(max_false_positive_rate=max_false_positive_rate, unsure_share=unsure_share, method=method)
     y, p_raw, datasets = val["y"].to_numpy().astype(int), val["p_fake"].to_numpy(dtype=np.float64), val["dataset"].to_numpy()
     pooled = operating_point(p_raw, y, datasets, **settings)

@@ -83,7 +83,7 @@ def test_changed_config_gets_a_new_run_id(tiny_config):
 
 def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_the_verdict(tmp_path):
     """The three-way verdict's settings train nothing: a rerun with another band, false-accusation rate,
-    calibration or stability switch keeps the run (its id and models) and refits verdict.json alone."""
+    calibration, stability switch or flip margin keeps the run (its id and models) and refits verdict.json alone."""
     root = make_labelled_folder(tmp_path / "d", n_per_class=12)
     base = {"name": "policy", "data": [str(root)], "artifacts_dir": str(tmp_path / "art"),
             "training": {"epochs": 1, "batch_size": 8, "early_stopping_patience": 0},
@@ -93,8 +93,13 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     keep = model_file.stat().st_mtime_ns
     [policy_file] = run_dir.glob("models/*/verdict.json")
     assert json.loads(policy_file.read_text())["unsure_share"] != 0.2
+    from pipeline import verdict
+
+    before = {k: v for k, v in json.loads(policy_file.read_text()).items() if k != "flip_margin"}
+    policy_file.write_text(json.dumps(before))  # a verdict.json written before flip_margin existed stays current
+    assert verdict.load_policy(run_dir).flip_margin == 1.0
     changed = {**base, "verdict": {"unsure_share": 0.2, "max_false_positive_rate": 0.01, "calibration": "isotonic",
-                                   "stability": False, "per_kind": False}}
+                                   "stability": False, "per_kind": False, "flip_margin": 3}}
     logs = []
     assert runner.train_run(config_load.from_dict(changed), log=logs.append) == run_dir
     assert model_file.stat().st_mtime_ns == keep
@@ -102,6 +107,7 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     assert not any(line.startswith("verdict (") and line.endswith("cached") for line in logs)
     policy = json.loads(policy_file.read_text())
     assert (policy["unsure_share"], policy["max_false_positive_rate"], policy["stability"]) == (0.2, 0.01, False)
+    assert policy["flip_margin"] == 3.0
     assert policy["calibrator"]["method"] == "isotonic"
 
 

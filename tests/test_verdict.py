@@ -134,8 +134,8 @@ def test_a_copy_flips_the_answer_only_when_it_lands_past_the_flip_margin(side):
     assert "cropped slightly" in flipped["headline"]
 
 
-@pytest.mark.parametrize("bad", [-0.5, "3", True, float("nan")])
-def test_flip_margin_must_be_a_number_not_below_zero(bad):
+@pytest.mark.parametrize("bad", [-0.5, 0, 0.5, "3", True, float("nan"), float("inf")])
+def test_flip_margin_must_be_a_number_from_one(bad):
     from pipeline import config_load
 
     with pytest.raises(config_load.ConfigError, match="flip_margin"):

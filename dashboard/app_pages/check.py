@@ -47,7 +47,8 @@ else:
                                 "letterbox bars, no neighbouring face). Off: score the whole picture as it is.")
     stability = c2.toggle("Stability check", value=True, key="check_stability",
                           help="Also score each face re-saved as JPEG (quality 75 and 95), at half and double size "
-                               "and slightly cropped: if the answer changes, the verdict is 'Can't tell'.")
+                               "and slightly cropped: if a copy lands clearly on the other side of the line, the "
+                               "verdict is 'Can't tell'.")
     show_cam = c3.toggle("Where it looked", value=True, key="check_cam",
                          help="Grad-CAM of the best single model: warm colours mark the pixels that pushed its "
                               "score most.")
