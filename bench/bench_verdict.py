@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.common import markdown_table, write_section  # noqa: E402
+from bench.common import check_setup, markdown_table, write_section  # noqa: E402
 
 
 def _variants(rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,13 +88,9 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
-    from pipeline import checking, clip, images, results
+    from pipeline import checking, clip, images
 
-    run = results.load_run(args.run)
-    setup = checking.load_check_setup(run.path)
-    if setup.policy is None:
-        print("the run has no verdict policy:", "; ".join(setup.problems))
-        return 2
+    run, setup = check_setup(args.run)
     policy = setup.policy
     test = run.manifest()
     test = test[test["split"] == "test"]

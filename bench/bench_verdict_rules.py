@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd  # noqa: E402
 
-from bench.common import markdown_table  # noqa: E402
+from bench.common import check_setup, markdown_table  # noqa: E402
 
 
 def capture(run, setup, splits: list[str], per_class: int, out: Path) -> None:
@@ -85,17 +85,13 @@ def capture(run, setup, splits: list[str], per_class: int, out: Path) -> None:
 
 
 def photo_answer(policy, faces: list[dict]) -> str:
-    """The photo's one answer from its recorded faces, judged again by :func:`pipeline.verdict.decide` under
-    ``policy``: fake when any face is, unsure when any is (or none was judged), else real."""
-    from pipeline import verdict
+    """The photo's one answer (:func:`pipeline.checking.photo_answer`, the Check page's rule) from its recorded
+    faces, each judged again by :func:`pipeline.verdict.decide` under ``policy``; "unsure" when none was judged."""
+    from pipeline import checking, verdict
 
     answers = [verdict.decide(policy, f["p_raw"], f["p_perturbed"], f["ood"], f["kind"],
                               f["perturbed_kinds"])["verdict"] for f in faces]
-    if not answers:
-        return verdict.UNSURE
-    if verdict.FAKE in answers:
-        return verdict.FAKE
-    return verdict.UNSURE if verdict.UNSURE in answers else verdict.REAL
+    return checking.photo_answer(answers) or verdict.UNSURE
 
 
 def summary(frame: pd.DataFrame) -> dict[str, str]:
@@ -119,13 +115,9 @@ def main() -> int:
     ap.add_argument("--margins", nargs="+", type=float, default=[1.0, 1.5, 2.0, 3.0])
     args = ap.parse_args()
 
-    from pipeline import checking, results, store, verdict_fit
+    from pipeline import store, verdict_fit
 
-    run = results.load_run(args.run)
-    setup = checking.load_check_setup(run.path)
-    if setup.policy is None:
-        print("the run has no verdict policy:", "; ".join(setup.problems))
-        return 2
+    run, setup = check_setup(args.run)
     base = setup.policy
     if not args.capture.is_file():
         t = time.perf_counter()

@@ -44,6 +44,20 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def check_setup(run: str | None):
+    """The run (``pipeline.results.load_run``: id, prefix, folder or None for the newest) and its loaded check
+    setup (``pipeline.checking.load_check_setup``); exits with status 2 and says why when it has no verdict
+    policy."""
+    from pipeline import checking, results
+
+    loaded = results.load_run(run)
+    setup = checking.load_check_setup(loaded.path)
+    if setup.policy is None:
+        print("the run has no verdict policy:", "; ".join(setup.problems))
+        raise SystemExit(2)
+    return loaded, setup
+
+
 def write_section(name: str, title: str, body: str) -> None:
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
     block = f"<!-- bench:{name} -->\n## {title}\n\n{stamp()}\n\n{body.strip()}\n<!-- /bench:{name} -->"

@@ -331,20 +331,31 @@ def verdict_record(v: dict) -> dict:
             "reasons": v["reasons"], "unstable_under": v["unstable_under"]}
 
 
+def photo_answer(face_verdicts: list[str]) -> str | None:
+    """One answer per photo from its faces' three-way verdicts ("fake" / "real" / "unsure"): "fake" when any
+    face is fake, "unsure" when none is but any face is unsure, "real" when every face is real; None when no
+    face was judged."""
+    if not face_verdicts:
+        return None
+    if "fake" in face_verdicts:
+        return "fake"
+    return "unsure" if "unsure" in face_verdicts else "real"
+
+
 def photo_verdict(check: FileCheck) -> tuple[str, str] | None:
-    """One answer per photo from its faces' three-way verdicts: ``("fake", "Likely fake: face 2")`` when
+    """One answer per photo (:func:`photo_answer`) and its words: ``("fake", "Likely fake: face 2")`` when
     any face is likely fake, ``("real", "Likely real")`` when every face is likely real, else
     ``("unsure", "Can't tell: face 1")``; None without verdicts."""
     judged = [f for f in check.faces if f.verdict is not None]
-    if not judged:
+    answer = photo_answer([f.verdict["verdict"] for f in judged])
+    if answer is None:
         return None
-    fakes = [f.label for f in judged if f.verdict["verdict"] == "fake"]
-    unsure = [f.label for f in judged if f.verdict["verdict"] == "unsure"]
+    which = [f.label for f in judged if f.verdict["verdict"] == answer]
     several = len(judged) > 1
-    if fakes:
-        return "fake", "Likely fake" + (f": {', '.join(fakes)}" if several else "")
-    if unsure:
-        return "unsure", "Can't tell" + (f": {', '.join(unsure)}" if several else "")
+    if answer == "fake":
+        return "fake", "Likely fake" + (f": {', '.join(which)}" if several else "")
+    if answer == "unsure":
+        return "unsure", "Can't tell" + (f": {', '.join(which)}" if several else "")
     return "real", "Likely real" + (" (every face)" if several else "")
 
 

@@ -134,6 +134,32 @@ def test_a_copy_flips_the_answer_only_when_it_lands_past_the_flip_margin(side):
     assert "cropped slightly" in flipped["headline"]
 
 
+def test_a_photo_is_fake_when_any_face_is_and_cant_tell_when_any_face_cant():
+    from pipeline import checking
+
+    assert checking.photo_answer(["real", "unsure", "fake"]) == "fake"
+    assert checking.photo_answer(["real", "unsure"]) == "unsure"
+    assert checking.photo_answer(["real", "real"]) == "real"
+    assert checking.photo_answer([]) is None
+
+
+def test_the_rules_bench_replays_recorded_faces_through_the_verdict():
+    """bench/bench_verdict_rules.py judges recorded check inputs again under another policy: the same face
+    with a copy 2 band half-widths across is "can't tell" at margin 1 and fake at margin 3."""
+    import dataclasses
+
+    from bench.bench_verdict_rules import photo_answer
+
+    policy = verdict_fit.fit_policy(_scores(300, 22), "m")
+    face, near = _raw_at_margin(policy, 5), _raw_at_margin(policy, -2)
+    recorded = {"p_raw": face, "p_perturbed": [face, face, near, face, face], "ood": False, "kind": None,
+                "perturbed_kinds": None}
+    assert photo_answer(policy, [recorded]) == verdict.UNSURE
+    assert photo_answer(dataclasses.replace(policy, flip_margin=3.0), [recorded]) == verdict.FAKE
+    assert photo_answer(policy, [{**recorded, "ood": True}]) == verdict.UNSURE
+    assert photo_answer(policy, []) == verdict.UNSURE
+
+
 @pytest.mark.parametrize("bad", [-0.5, 0, 0.5, "3", True, float("nan"), float("inf")])
 def test_flip_margin_must_be_a_number_from_one(bad):
     from pipeline import config_load
