@@ -1,6 +1,6 @@
 """First visit to every dashboard page and the server's memory afterwards, on a fresh server.
 
-    .venv/bin/python bench/bench_pages.py [--artifacts DIR] [--sessions-on-check 0] [--out FILE]
+    .venv/bin/python bench/bench_pages.py [--artifacts DIR] [--out FILE] [--floor]
 
 Starts ``streamlit run dashboard/app.py`` on 127.0.0.1 (``tests/server.py``), opens one headless
 chromium (Debian's /usr/bin/chromium through selenium) at 1280x800 and loads every page of the
@@ -12,6 +12,13 @@ the peak (VmHWM) of the server process are read from /proc.
 
 It also lists every resource the browser fetched (``performance.getEntriesByType('resource')``,
 fonts, images and scripts included): any that left 127.0.0.1 is printed as "external".
+
+The server is started as ``scripts/run.sh`` starts it (``python -m dashboard.serve``: a warm start
+first). The time includes the harness's own wait: the page must stay idle for 0.6 s and is polled
+every 0.15 s. ``--floor`` first measures the same first visit of three two-line Streamlit apps on a
+fresh server each (an empty page, one plotly bar chart, one dataframe): what Streamlit and the
+browser cost on this machine before any page of ours (plotly's and the data grid's front-end code is
+fetched and compiled by the browser on the first page that shows one).
 
 Prints a table (page, seconds, tracebacks) and a summary line; writes nothing to BENCHMARKS.md
 (the numbers go into its "Dashboard speed and memory, wave 2" section by hand, with the load
@@ -68,15 +75,49 @@ def visit_pages(url: str, width: int = 1280, height: int = 800, timeout: float =
     return rows, sorted(set(external))
 
 
+FLOOR_APPS = {
+    "empty page (title and text)": "import streamlit as st\nst.title('Floor')\nst.write('text')\n",
+    "one plotly bar chart": ("import plotly.graph_objects as go\nimport streamlit as st\nst.title('Floor')\n"
+                             "st.plotly_chart(go.Figure(go.Bar(x=[1, 2], y=[3, 4])))\n"),
+    "one dataframe": ("import pandas as pd\nimport streamlit as st\nst.title('Floor')\n"
+                      "st.dataframe(pd.DataFrame({'a': [1, 2], 'b': ['x', 'y']}))\n"),
+}
+
+
+def floor(folder: Path, repeats: int = 2, timeout: float = 120) -> list[dict]:
+    """First visit (s) of each :data:`FLOOR_APPS` app in a new browser on a fresh server, ``repeats`` times."""
+    rows = []
+    for name, source in FLOOR_APPS.items():
+        app = folder / f"floor_{len(rows)}.py"
+        app.write_text(source)
+        times = []
+        for _ in range(repeats):
+            with StreamlitServer(None, app=app) as server, Browser(1280, 800) as b:
+                t0 = time.perf_counter()
+                b.driver.get(server.url)
+                b.wait_idle(timeout)
+                times.append(round(time.perf_counter() - t0, 2))
+        rows.append({"reference app": name, "first visit s": ", ".join(map(str, times))})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--artifacts", type=Path, default=None, help="artifacts folder the server reads")
     ap.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
+    ap.add_argument("--floor", action="store_true", help="first measure three two-line Streamlit apps (the floor)")
     args = ap.parse_args(argv)
     why = browser_missing()
     if why:
         print(f"cannot run: {why}", file=sys.stderr)
         return 2
+    floor_rows = []
+    if args.floor:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
+            floor_rows = floor(Path(tmp))
+        print(markdown_table(floor_rows, ["reference app", "first visit s"]) + "\n")
     from pipeline import results
 
     artifacts = args.artifacts or results.artifacts_dir()
@@ -95,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(tracebacks)}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print("external requests:", external or "none")
     if args.out:
-        args.out.write_text(json.dumps({"pages": rows, "rss_start_mb": rss_start, "rss_after_mb": rss_after,
+        args.out.write_text(json.dumps({"pages": rows, "floor": floor_rows, "rss_start_mb": rss_start, "rss_after_mb": rss_after,
                                         "peak_rss_mb": peak, "external": external, "tracebacks": len(tracebacks),
                                         "load_before": load_before, "load_after": load_after}, indent=1))
     return 0 if not tracebacks and not external else 1

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PORT="${PORT:-8501}"
 
-.venv/bin/python -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port "$PORT" \
+.venv/bin/python -m dashboard.serve --server.address 127.0.0.1 --server.port "$PORT" \
   --server.headless true --browser.gatherUsageStats false &
 SERVER=$!
 TRAIN=""

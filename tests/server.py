@@ -1,4 +1,4 @@
-"""Start and stop the real dashboard server (``streamlit run dashboard/app.py``) for the browser,
+"""Start and stop the real dashboard server (``python -m dashboard.serve``) for the browser,
 load and security tests, and the load benchmark.
 
     with StreamlitServer(artifacts_dir) as server:
@@ -7,13 +7,14 @@ load and security tests, and the load benchmark.
         server.peak_rss_mb()  # VmHWM of that process
         server.log_text()     # everything it printed
 
-The server runs ``python -m streamlit run dashboard/app.py --server.headless true --server.address
-127.0.0.1 --server.port <free port> --browser.gatherUsageStats false`` from the repository root
+The server runs ``python -m dashboard.serve --server.headless true --server.address 127.0.0.1
+--server.port <free port> --browser.gatherUsageStats false`` (``streamlit run dashboard/app.py`` after a
+warm start, as ``scripts/run.sh`` serves it) from the repository root
 (so ``.streamlit/config.toml`` applies) with ``DEEPFAKE_LENS_ARTIFACTS`` pointing at the artifacts
 folder. ``flags=False`` starts it with no command-line flags at all (only the port, via the
 ``STREAMLIT_SERVER_PORT`` environment variable), to test what the config file alone gives.
 
-``count_loads=True`` runs the same server through this file (``python tests/server.py run ...``):
+``count_loads=True`` runs the same server through this file (``python tests/server.py ...``):
 the process is still the one Python process that runs Streamlit's own CLI, but before Streamlit
 starts it wraps ``pipeline.detectors.load`` (one model) and ``pipeline.faces.detector``'s builder
 so that every real model load prints a ``[deepfake-lens-load] ...`` line to the log;
@@ -38,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-APP = "dashboard/app.py"
 ARTIFACTS_ENV = "DEEPFAKE_LENS_ARTIFACTS"
 LOAD_MARK = "[deepfake-lens-load]"
 
@@ -80,7 +80,8 @@ def proc_status(pid: int, field: str) -> int | None:
 class StreamlitServer:
     def __init__(self, artifacts: Path | str | None, *, port: int | None = None, flags: bool = True,
                  count_loads: bool = False, log_path: Path | str | None = None, start_timeout: float = 120.0,
-                 extra_env: dict[str, str] | None = None):
+                 extra_env: dict[str, str] | None = None, app: Path | str | None = None):
+        self.app = app  # another Streamlit script instead of the dashboard (bench/bench_pages.py --floor)
         self.artifacts = Path(artifacts) if artifacts is not None else None
         self.port = port or free_port()
         self.flags = flags
@@ -107,13 +108,15 @@ class StreamlitServer:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        args = ["run", APP]
+        args = []
         if self.flags:
             args += ["--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),
                      "--browser.gatherUsageStats", "false"]
+        if self.app is not None:
+            return [sys.executable, "-m", "streamlit", "run", str(self.app), *args]
         if self.count_loads:
             return [sys.executable, str(Path(__file__).resolve()), *args]
-        return [sys.executable, "-m", "streamlit", *args]
+        return [sys.executable, "-m", "dashboard.serve", *args]  # scripts/run.sh's command
 
     def env(self) -> dict[str, str]:
         # Start from a clean Streamlit environment: no inherited STREAMLIT_* override may change
@@ -696,10 +699,9 @@ def _instrument() -> None:
 
 def main(argv: list[str]) -> None:
     _instrument()
-    from streamlit.web import cli
+    from dashboard import serve
 
-    sys.argv = ["streamlit", *argv]
-    cli.main()
+    serve.main(argv)
 
 
 if __name__ == "__main__":
