@@ -1,18 +1,22 @@
-"""Replay the three-way verdict's rules on recorded check inputs: how the unsure band's share and the stability
-check's flip margin move "decided", false accusations and fakes caught, per data set, on validation and test photos.
+"""Replay the three-way verdict's rules on recorded check inputs: how the unsure band's share, the stability
+check's flip margin and its copies move "decided", false accusations and fakes caught, per data set, on validation
+and test photos.
 
     .venv/bin/python bench/bench_verdict_rules.py [--run RUN] [--per-class 30] [--splits val test]
                                                   [--capture inputs.jsonl] [--shares 0.10 0.07 0.05]
                                                   [--margins 1 1.5 2 3]
+                                                  [--copies "all" "JPEG quality 75,half size" ...]
 
 1. **Capture** (the slow part, about 1.6 s a photo on 2 cores): ``--per-class`` real and fake photos of each data set
    and split (the same fixed-seed sample as ``bench/bench_verdict.py`` for test) go through the one check path
    (:func:`pipeline.checking.check_files`, stability check on), and every input of :func:`pipeline.verdict.decide`
-   per face is written to ``--capture`` as JSON lines: the verdict model's raw p(fake), the router's kind, the five
-   copies' raw scores and kinds, the look-alike flag, and the policy's flip margin then. An existing capture file
-   is reused (delete it to re-capture).
+   per face is written to ``--capture`` as JSON lines: the verdict model's raw p(fake), the router's kind, the
+   copies' raw scores and kinds, the look-alike flag, and the policy's flip margin and copies then. An existing
+   capture file is reused (delete it to re-capture).
 2. **Replay** (seconds): the run's policy is refitted on its stored validation predictions at each unsure share
-   (:func:`pipeline.verdict_fit.fit_policy`) and given each flip margin, and :func:`pipeline.verdict.decide` judges
+   (:func:`pipeline.verdict_fit.fit_policy`) and given each flip margin and each set of copies (``--copies``: comma-
+   separated names of :data:`pipeline.verdict.PERTURBATIONS`, "all" = the capture's; a set must be among the
+   captured copies: a face's other copies are left out of its decision), and :func:`pipeline.verdict.decide` judges
    every recorded face again; one answer per photo as on the Check page (:func:`pipeline.checking.photo_verdict`'s
    rule). The replay at the policy of the capture must give the recorded answers (checked: the script stops if not).
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -78,19 +83,28 @@ def capture(run, setup, splits: list[str], per_class: int, out: Path) -> None:
                 fh.write(json.dumps({"split": split, "dataset": ds, "path": str(path), "y": y,
                                      "photo": answer[0] if answer else "unsure",
                                      "flip_margin": setup.policy.flip_margin,
+                                     "stability_copies": list(setup.policy.stability_copies),
                                      "faces": [{"index": f.index, **c} for f, c in zip(judged, calls)]}) + "\n")
     finally:
         verdict.decide = decide
     tmp.replace(out)
 
 
-def photo_answer(policy, faces: list[dict]) -> str:
+def photo_answer(policy, faces: list[dict], captured: list[str] | None = None) -> str:
     """The photo's one answer (:func:`pipeline.checking.photo_answer`, the Check page's rule) from its recorded
-    faces, each judged again by :func:`pipeline.verdict.decide` under ``policy``; "unsure" when none was judged."""
+    faces, each judged again by :func:`pipeline.verdict.decide` under ``policy``; "unsure" when none was judged.
+    ``captured``: the copies the faces' recorded scores are of (default: all of
+    :data:`pipeline.verdict.PERTURBATIONS`); only the policy's ``stability_copies`` among them are judged."""
     from pipeline import checking, verdict
 
-    answers = [verdict.decide(policy, f["p_raw"], f["p_perturbed"], f["ood"], f["kind"],
-                              f["perturbed_kinds"])["verdict"] for f in faces]
+    captured = list(captured or verdict.PERTURBATIONS)
+    missing = [c for c in policy.stability_copies if c not in captured]
+    if missing:
+        raise ValueError(f"the capture has no scores of the copies {missing}: re-capture with a policy that makes them")
+    keep = [captured.index(c) for c in policy.stability_copies]
+    answers = [verdict.decide(policy, f["p_raw"], [f["p_perturbed"][i] for i in keep], f["ood"], f["kind"],
+                              None if f["perturbed_kinds"] is None else [f["perturbed_kinds"][i] for i in keep]
+                              )["verdict"] for f in faces]
     return checking.photo_answer(answers) or verdict.UNSURE
 
 
@@ -113,9 +127,13 @@ def main() -> int:
     ap.add_argument("--capture", type=Path, default=Path("verdict_inputs.jsonl"))
     ap.add_argument("--shares", nargs="+", type=float, default=[0.10, 0.07, 0.05])
     ap.add_argument("--margins", nargs="+", type=float, default=[1.0, 1.5, 2.0, 3.0])
+    ap.add_argument("--copies", nargs="+", default=["all"],
+                    help='sets of stability-check copies to replay, each comma-separated (e.g. "JPEG quality 75,half '
+                         'size"); "all" = every captured copy')
     args = ap.parse_args()
 
     from pipeline import store, verdict_fit
+    from pipeline.verdict import PERTURBATIONS, copies_of
 
     run, setup = check_setup(args.run)
     base = setup.policy
@@ -128,8 +146,13 @@ def main() -> int:
     if not rows:
         print(f"{args.capture} holds no photos of the splits {args.splits}: delete it to re-capture")
         return 2
-    replayed = [photo_answer(dataclasses.replace(base, flip_margin=r["flip_margin"]), r["faces"]) == r["photo"]
-                for r in rows]
+    captured = {tuple(r.get("stability_copies", PERTURBATIONS)) for r in rows}
+    if len(captured) != 1:
+        print(f"{args.capture} mixes photos captured with different stability-check copies: delete it to re-capture")
+        return 2
+    captured = list(captured.pop())
+    replayed = [photo_answer(dataclasses.replace(base, flip_margin=r["flip_margin"], stability_copies=captured),
+                             r["faces"], captured) == r["photo"] for r in rows]
     if not all(replayed):
         print(f"the replay at the run's own settings differs from the recorded answers on {replayed.count(False)} "
               f"photos: the capture is from another policy or code; delete {args.capture} and re-capture")
@@ -143,14 +166,17 @@ def main() -> int:
                                         per_kind=bool(base.by_kind))
         fitted = dataclasses.replace(base, calibrator=fitted.calibrator, threshold=fitted.threshold, band=fitted.band,
                                      by_kind=fitted.by_kind, unsure_share=share)
-        for margin in args.margins:
-            policy = dataclasses.replace(fitted, flip_margin=margin)
+        for margin, names in itertools.product(args.margins, args.copies):
+            copies = captured if names == "all" else copies_of(n.strip() for n in names.split(","))
+            policy = dataclasses.replace(fitted, flip_margin=margin, stability_copies=copies)
             for split in sorted({r["split"] for r in rows}, key=args.splits.index):
-                frame = pd.DataFrame([{"dataset": r["dataset"], "y": r["y"], "answer": photo_answer(policy, r["faces"])}
+                frame = pd.DataFrame([{"dataset": r["dataset"], "y": r["y"],
+                                       "answer": photo_answer(policy, r["faces"], captured)}
                                       for r in rows if r["split"] == split])
-                table.append({"split": split, "unsure share": share, "flip margin": margin, **summary(frame)})
+                table.append({"split": split, "unsure share": share, "flip margin": margin,
+                              "copies": ", ".join(copies) if copies != captured else "all captured", **summary(frame)})
     print(f"run {run.run_id}, {len(rows)} photos; its own settings: unsure share {base.unsure_share}, flip margin "
-          f"{base.flip_margin}. Each cell: decided · reals called fake (decided) · fakes caught (decided).")
+          f"{base.flip_margin}, copies {', '.join(base.stability_copies)}; captured copies {', '.join(captured)}. Each cell: decided · reals called fake (decided) · fakes caught (decided).")
     print(markdown_table(table))
     return 0
 

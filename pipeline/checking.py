@@ -142,16 +142,17 @@ def _verdicts(pixels: list[np.ndarray], policy, models, combiner, known, stabili
               route_p: np.ndarray | None = None, perturbed: list[np.ndarray] | None = None) -> list[dict]:
     """The three-way verdict (:func:`pipeline.verdict.decide`) of each crop, each at its router kind's
     operating point when the verdict model is routed; with ``stability`` every crop's perturbed copies
-    (``perturbed``: :func:`pipeline.verdict.perturbations` of each crop in turn, made here when None)
+    (``perturbed``: :func:`pipeline.verdict.perturbations` of each crop in turn, the policy's
+    ``stability_copies``, made here when None)
     are scored too (one more batch), each routed on its own."""
     from pipeline import verdict as verdict_mod
 
     p, kinds = verdict_scores(pixels, policy, models, combiner, known, route_p)
-    k = len(verdict_mod.PERTURBATIONS)
+    k = len(policy.stability_copies)
     p_perturbed = kinds_perturbed = None
     if stability:
         if perturbed is None:
-            perturbed = [v for px in pixels for v in verdict_mod.perturbations(px)]
+            perturbed = [v for px in pixels for v in verdict_mod.perturbations(px, policy.stability_copies)]
         p_perturbed, kinds_perturbed = verdict_scores(perturbed, policy, models, combiner)
     unlike = policy.out_of_distribution(pixels)
     out = []
@@ -228,7 +229,7 @@ def check_image(name: str, rgb: np.ndarray, models: dict[str, Detector], crop_fa
         if stable:
             from pipeline import verdict as verdict_mod
 
-            perturbed = [v for px in pixels for v in verdict_mod.perturbations(px)]
+            perturbed = [v for px in pixels for v in verdict_mod.perturbations(px, policy.stability_copies)]
         _embed_ahead(pixels, perturbed, models, combiner, policy)
         arrays = score_arrays(pixels, models)
         per_face = score_records(pixels, models, arrays)

@@ -101,6 +101,11 @@ class ExperimentConfig:
                                                # set (kind clip_linear: a head per data set on cached embeddings)
 
 
+STABILITY_COPIES = ("JPEG quality 75", "JPEG quality 95", "half size", "double size", "cropped 5%")
+# The stability check's copies of a face (pipeline.verdict.perturbations), in their order; [verdict] stability_copies
+# picks some of them.
+
+
 @dataclass(frozen=True)
 class VerdictConfig:
     """``[verdict]``: how the run's verdict model becomes a three-way answer (:mod:`pipeline.verdict`)."""
@@ -111,6 +116,8 @@ class VerdictConfig:
     stability: bool = True  # re-score every checked face re-encoded, rescaled and cropped; a flip means unsure
     flip_margin: float = 1.0  # a copy flips the answer when it lands this many band half-widths past the threshold
                               # on the other side (1: anywhere past the unsure band)
+    stability_copies: tuple[str, ...] = STABILITY_COPIES  # which copies the stability check scores (each costs one
+                                                          # more pass of every member, a CLIP encoding included)
     per_kind: bool = True  # routed verdict model: calibrator, threshold and band per kind of image the router picks
     members: tuple[str, ...] = ()  # the combined model's members (model names, or ["all"]); empty = no combined model
     routing: bool = True  # also ensemble_routed: per-dataset stackers mixed by a router (2+ datasets)
@@ -285,14 +292,16 @@ def recorded_clip_embeddings(run_json: dict[str, Any]) -> int:
 
 
 POLICY_SETTINGS_IN_ID = {"max_false_positive_rate": 0.03, "unsure_share": 0.10, "calibration": "platt",
-                         "stability": True, "per_kind": True, "flip_margin": 1.0}
+                         "stability": True, "per_kind": True, "flip_margin": 1.0,
+                         "stability_copies": STABILITY_COPIES}
 # The three-way verdict's settings (pipeline.verdict.settings_of) train nothing: they only refit verdict.json, which
 # has its own key (pipeline.verdict.policy_key). So they never change the run id: it hashes them at these fixed
 # values (their defaults when ids first hashed them, so runs made before keep their ids), and changing one
 # re-uses every trained model and refits only the verdict.
 
 LATER_VERDICT_OPTIONS = {"per_kind": True, "router": "auto", "stacker_copies": 0, "stacker_augmentation": {},
-                         "flip_margin": 1.0}  # [verdict] options added after run ids hashed the section: at their
+                         "flip_margin": 1.0, "stability_copies": list(STABILITY_COPIES)}  # [verdict] options added
+# after run ids hashed the section (values as in JSON, lists not tuples): at their
 # default they stay out of the id, so runs made before them keep theirs
 
 

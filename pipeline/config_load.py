@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.config import (ARTIFACTS_ENV, CONFIG_DIR, DEFAULT_CONFIG, LR_SCHEDULES, REPO_ROOT, Augmentation,
                              ConfigError, DataSource, EmbeddingConfig, ExperimentConfig, ModelSpec, RunConfig,
-                             VerdictConfig, augmentation_settings, model_augmentation,
+                             STABILITY_COPIES, VerdictConfig, augmentation_settings, model_augmentation,
                              stacker_augmentation)
 
 
@@ -179,6 +179,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[verdict] flip_margin must be a number from 1 (a stability-check copy past the unsure "
                           f"band flips the answer) to below 1e6 (how many band half-widths past the threshold a copy "
                           f"must land), got {v.flip_margin!r}")
+    copies = v.stability_copies
+    if (not isinstance(copies, tuple) or not copies or len(set(copies)) != len(copies)
+            or any(c not in STABILITY_COPIES for c in copies)):
+        raise ConfigError(f"[verdict] stability_copies must list one or more different copies of "
+                          f"{', '.join(map(repr, STABILITY_COPIES))} (to turn the check off: stability = false), "
+                          f"got {copies!r}")
     if isinstance(v.stacker_copies, bool) or not isinstance(v.stacker_copies, int) or not 0 <= v.stacker_copies <= 5:
         raise ConfigError(f"[verdict] stacker_copies must be a whole number from 0 to 5 (augmented copies of each "
                           f"validation image the stackers also fit on), got {v.stacker_copies!r}")

@@ -26,7 +26,9 @@ How a face is judged (:func:`decide`):
    the threshold on the other side (``[verdict] flip_margin``, default 1: past the band's edge; a copy
    that lands in the unsure band is no flip: on run default-36475360998e's test faces counting those as
    flips left dfdc 71% decided, not counting them 82%, with no real face called fake and no resampled
-   real flipping either way; ``configs/default.toml`` sets 3, chosen on validation faces: EXPERIMENTS.md V3),
+   real flipping either way; ``configs/default.toml`` sets 3, chosen on validation faces: EXPERIMENTS.md V3;
+   ``[verdict] stability_copies`` picks which of the five copies are made, default all: each costs one more
+   pass of every member, a CLIP encoding included; ``configs/default.toml`` makes two: EXPERIMENTS.md V4),
    or (c) the face looks unlike the training photos (:mod:`pipeline.ood`: a probabilistic-PCA distance
    of its coarse look and, with a CLIP detector in the run, of its CLIP embedding, each thresholded so
    that about 1% of the validation photos exceed it), or (d) the verdict model ranked validation no
@@ -45,12 +47,13 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline import artifacts, calibration, store
+from pipeline.config import STABILITY_COPIES
 
 VERDICT_FILE = "verdict.json"
 OOD_FILE = "ood.npy"  # pipeline.ood's projection of the router features, beside verdict.json
 OOD_CLIP_FILE = "ood_clip.npy"  # and of the CLIP embeddings (runs with a CLIP detector)
 FORMAT = 5  # bump when the policy's fields or meaning change: older policies are refitted
-PERTURBATIONS = ("JPEG quality 75", "JPEG quality 95", "half size", "double size", "cropped 5%")
+PERTURBATIONS = STABILITY_COPIES  # every copy the stability check can make; a policy's stability_copies picks some
 FAKE, REAL, UNSURE = "fake", "real", "unsure"
 BAND_REASON = "its score is too close to the line between real and fake"
 CHANCE_REASON = "the verdict model did no better than chance on the validation images"
@@ -89,6 +92,7 @@ class VerdictPolicy:
     format: int = FORMAT
     ood_clip_threshold: float = 0.0  # the same on CLIP embeddings (0 = off: the run has no CLIP detector)
     flip_margin: float = 1.0  # a stability-check copy flips the answer this many band half-widths past the threshold
+    stability_copies: list[str] = field(default_factory=lambda: list(PERTURBATIONS))  # the copies scored, in order
     ood: Any = field(default=None, repr=False, compare=False)  # the ood.npy projection (not in the JSON)
     ood_clip: Any = field(default=None, repr=False, compare=False)  # the ood_clip.npy projection
 
@@ -180,13 +184,29 @@ def _flat(calibrator: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------- stability check
 
 
-def perturbations(rgb: np.ndarray) -> list[np.ndarray]:
-    """The stability check's variants of an (H, W, 3) uint8 face crop, in :data:`PERTURBATIONS` order."""
+def copies_of(names) -> list[str]:
+    """The stability-check copies named in ``names`` (any iterable of :data:`PERTURBATIONS` entries), in
+    :data:`PERTURBATIONS` order: the same copies in another order are the same check. Raises ``ValueError``
+    for a name that is not a copy."""
+    names = list(names)
+    unknown = [n for n in names if n not in PERTURBATIONS]
+    if unknown:
+        raise ValueError(f"unknown stability-check copies {unknown}; known: {', '.join(PERTURBATIONS)}")
+    return [n for n in PERTURBATIONS if n in names]
+
+
+def perturbations(rgb: np.ndarray, names=PERTURBATIONS) -> list[np.ndarray]:
+    """The stability check's variants of an (H, W, 3) uint8 face crop: the copies named in ``names``
+    (default: all of :data:`PERTURBATIONS`), in :data:`PERTURBATIONS` order, each (h, w, 3) uint8. JPEG copies are
+    re-encoded with Pillow; half and double size are area / bicubic resampling; "cropped 5%" cuts 5% of
+    the side from every edge (:mod:`pipeline.degrade`)."""
     from pipeline import degrade
 
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return [degrade.jpeg(rgb, 75), degrade.jpeg(rgb, 95), degrade.resize(rgb, 0.5), degrade.resize(rgb, 2.0),
-            degrade.crop(rgb, 0.05, 0.05, 0.05, 0.05)]
+    make = {"JPEG quality 75": lambda: degrade.jpeg(rgb, 75), "JPEG quality 95": lambda: degrade.jpeg(rgb, 95),
+            "half size": lambda: degrade.resize(rgb, 0.5), "double size": lambda: degrade.resize(rgb, 2.0),
+            "cropped 5%": lambda: degrade.crop(rgb, 0.05, 0.05, 0.05, 0.05)}
+    return [make[name]() for name in copies_of(names)]
 
 
 def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distribution: bool = False,
@@ -215,9 +235,12 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
         reasons.append(OOD_REASON)
     if p_perturbed is not None and len(p_perturbed):
         pp = np.asarray(p_perturbed, dtype=np.float64)
+        names = policy.stability_copies
+        if len(pp) != len(names):
+            raise ValueError(f"{len(pp)} stability-check scores for the policy's {len(names)} copies ({', '.join(names)})")
         zs, bands = policy.margin(pp, perturbed_kinds), policy.bands(pp, perturbed_kinds)
         decided = (np.abs(zs) > policy.flip_margin * bands) & ~policy.uninformative_at(pp, perturbed_kinds)
-        flips = [PERTURBATIONS[i] for i, zi in enumerate(zs) if decided[i] and (zi >= 0) != (z >= 0)]
+        flips = [names[i] for i, zi in enumerate(zs) if decided[i] and (zi >= 0) != (z >= 0)]
         if flips:
             reasons.append(FLIP_REASON.format(what=_join(flips)))
     verdict = UNSURE if reasons else side
@@ -338,7 +361,15 @@ def settings_of(cfg) -> dict[str, Any]:
     margin = float(v.flip_margin)  # 3 and 3.0 in a config are one setting
     if margin != 1.0:  # added later: at its default it stays out, so policies fitted before keep their key
         out["flip_margin"] = margin
+    copies = copies_of(v.stability_copies)
+    if copies != list(PERTURBATIONS):  # added later: with every copy it stays out, as flip_margin does at 1
+        out["stability_copies"] = copies
     return out
+
+
+def copies_words(policy: VerdictPolicy) -> str:
+    """The policy's stability-check copies in plain words: "re-saved as JPEG at quality 75 or shrunk to half size"."""
+    return _join(list(policy.stability_copies))
 
 
 class PolicyError(ValueError):

@@ -14,8 +14,8 @@ import pandas as pd
 
 from pipeline import artifacts, calibration, splits, store
 from pipeline.routing import ROUTED_TO as KIND_COLUMN  # the routed model's predictions: the router's pick
-from pipeline.verdict import (FAKE, FORMAT, OOD_CLIP_FILE, OOD_FILE, UNSURE, VerdictPolicy, load_policy, policy_key,
-                              policy_path, settings_of, verdict_model_name)
+from pipeline.verdict import (FAKE, FORMAT, OOD_CLIP_FILE, OOD_FILE, PERTURBATIONS, UNSURE, VerdictPolicy, copies_of,
+                              load_policy, policy_key, policy_path, settings_of, verdict_model_name)
 
 
 KIND_MIN_PER_CLASS = 20  # validation images of each class a kind needs for its own operating point
@@ -48,23 +48,29 @@ def operating_point(p_raw: np.ndarray, y: np.ndarray, datasets: np.ndarray, *, m
 
 def fit_policy(val: pd.DataFrame, model: str, *, max_false_positive_rate: float = 0.03,
                unsure_share: float = 0.10, method: str = "platt", stability: bool = True,
-               key: str = "", per_kind: bool = True, flip_margin: float = 1.0) -> VerdictPolicy:
+               key: str = "", per_kind: bool = True, flip_margin: float = 1.0,
+               stability_copies=PERTURBATIONS) -> VerdictPolicy:
     """Fit the policy on validation predictions ``val`` (columns ``dataset``, ``y`` 0 real / 1 fake,
     ``p_fake`` raw, out-of-fold for a stacked or routed model; optional ``routed_to``, the router's kind,
     which with ``per_kind`` gives each kind with enough images its own operating point). ``flip_margin``: how
     far past the threshold, in band half-widths, a stability-check copy must land to flip the answer
-    (:func:`pipeline.verdict.decide`). Raises
+    (:func:`pipeline.verdict.decide`); ``stability_copies``: which :data:`pipeline.verdict.PERTURBATIONS` the
+    stability check makes (kept in that order). Raises
     ``ValueError`` when the validation split has no real image or the settings are out of range."""
     if not 0.0 <= unsure_share < 1.0:
         raise ValueError(f"unsure_share must be in [0, 1), got {unsure_share}")
     if not 1.0 <= flip_margin < 1e6:
         raise ValueError(f"flip_margin must be in [1, 1e6), got {flip_margin}")
+    copies = copies_of(stability_copies)
+    if not copies:
+        raise ValueError("stability_copies must name at least one copy (to turn the check off: stability=False)")
     settings = dict(max_false_positive_rate=max_false_positive_rate, unsure_share=unsure_share, method=method)
     y, p_raw, datasets = val["y"].to_numpy().astype(int), val["p_fake"].to_numpy(dtype=np.float64), val["dataset"].to_numpy()
     pooled = operating_point(p_raw, y, datasets, **settings)
     policy = VerdictPolicy(model=model, calibrator=pooled["calibrator"], threshold=pooled["threshold"],
                            band=pooled["band"], max_false_positive_rate=max_false_positive_rate,
-                           unsure_share=unsure_share, stability=stability, key=key, flip_margin=float(flip_margin))
+                           unsure_share=unsure_share, stability=stability, key=key, flip_margin=float(flip_margin),
+                           stability_copies=copies)
     if per_kind and KIND_COLUMN in val.columns:
         kinds = val[KIND_COLUMN].astype(str).to_numpy()
         for kind in sorted(set(kinds)):
@@ -190,7 +196,8 @@ def build_for_run(cfg, run_dir: Path, *, force: bool = False, progress=None, log
     policy = fit_policy(val, model, max_false_positive_rate=settings["max_false_positive_rate"],
                         unsure_share=settings["unsure_share"], method=settings["calibration"],
                         stability=settings["stability"], key=key, per_kind=settings["per_kind"],
-                        flip_margin=settings.get("flip_margin", 1.0))
+                        flip_margin=settings.get("flip_margin", 1.0),
+                        stability_copies=settings.get("stability_copies", PERTURBATIONS))
     manifest = pd.read_parquet(run_dir / store.MANIFEST)
     policy.face_fractions = measure_face_fractions(manifest, seed=cfg.seed)
     policy.ood, policy.ood_threshold = fit_ood(cfg, manifest, progress=progress)

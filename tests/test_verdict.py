@@ -5,6 +5,8 @@ The policy tests run on synthetic scores (no TensorFlow). The face tests build t
 real faces in ../shared/data (letterboxed, side by side, a face-less gradient) and skip without it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -430,7 +432,8 @@ def test_the_verdict_settings_refit_the_policy_but_never_change_the_run_id():
     cfg = config_load.load(config.DEFAULT_CONFIG)
     fp = config.config_fingerprint(cfg)
     for change in [{"per_kind": False}, {"unsure_share": 0.2}, {"max_false_positive_rate": 0.01},
-                   {"calibration": "isotonic"}, {"stability": False}, {"flip_margin": 2.0}]:
+                   {"calibration": "isotonic"}, {"stability": False}, {"flip_margin": 2.0},
+                   {"stability_copies": ("half size",)}]:
         other = dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict, **change))
         assert config.config_fingerprint(other) == fp, change
         assert verdict.settings_of(other) != verdict.settings_of(cfg), change  # the policy is refitted
@@ -477,3 +480,91 @@ def test_a_face_called_real_above_even_odds_says_why():
     assert headline("real", 0.08, threshold=0.883) == "Likely real — 8% fake"
     assert headline("fake", 0.91, threshold=0.883) == "Likely fake — 91%"
 
+
+
+# --------------------------------------------------------------------------- which stability-check copies
+
+COPIES_TWO = ("JPEG quality 75", "half size")
+
+
+@pytest.mark.parametrize("bad", [[], ["JPEG 75"], ["half size", "half size"], "half size", [75], True])
+def test_stability_copies_must_name_known_copies_once(bad):
+    from pipeline import config_load
+
+    with pytest.raises(config_load.ConfigError, match="stability_copies"):
+        config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}],
+                               "verdict": {"stability_copies": bad}})
+
+
+def test_fewer_copies_refit_the_policy_in_one_order_and_all_five_keep_old_policies_current():
+    """All five copies (the default) stay out of the policy's settings, so a verdict.json fitted before the option
+    existed keeps its key; fewer copies are a setting, the same whatever order the config lists them in."""
+    import dataclasses
+
+    from pipeline import config_load
+
+    cfg = config_load.from_dict({"name": "x", "data": ["/nowhere"], "models": [{"name": "baseline_cnn"}],
+                                 "verdict": {"stability_copies": list(verdict.PERTURBATIONS)[::-1]}})
+    assert "stability_copies" not in verdict.settings_of(cfg)
+
+    def with_copies(copies):
+        return verdict.settings_of(dataclasses.replace(cfg, verdict=dataclasses.replace(cfg.verdict,
+                                                                                         stability_copies=copies)))
+
+    assert with_copies(COPIES_TWO)["stability_copies"] == list(COPIES_TWO)
+    assert with_copies(COPIES_TWO[::-1]) == with_copies(COPIES_TWO)
+    assert with_copies(("half size",)) != with_copies(COPIES_TWO)
+
+
+def test_perturbations_make_only_the_named_copies_in_their_order():
+    rgb = np.random.default_rng(1).integers(0, 255, (80, 60, 3), dtype=np.uint8)
+    half, jpeg = verdict.perturbations(rgb, ["half size", "JPEG quality 75"])[::-1]  # made in PERTURBATIONS order
+    assert jpeg.shape == rgb.shape and half.shape[:2] == (40, 30)
+    assert np.array_equal(jpeg, verdict.perturbations(rgb)[0]) and np.array_equal(half, verdict.perturbations(rgb)[2])
+    with pytest.raises(ValueError, match="unknown stability-check copies"):
+        verdict.perturbations(rgb, ["sepia"])
+
+
+def test_a_policy_with_two_copies_names_its_flips_and_refuses_scores_of_other_copies():
+    policy = verdict_fit.fit_policy(_scores(300, 22), "m", stability_copies=COPIES_TWO[::-1])
+    assert policy.stability_copies == list(COPIES_TWO)
+    face, across = _raw_at_margin(policy, 5), _raw_at_margin(policy, -5)
+    flipped = verdict.decide(policy, face, p_perturbed=[face, across])
+    assert flipped["verdict"] == verdict.UNSURE and flipped["unstable_under"] == ["half size"]
+    with pytest.raises(ValueError, match="5 stability-check scores for the policy's 2 copies"):
+        verdict.decide(policy, face, p_perturbed=[face] * 5)
+    with pytest.raises(ValueError, match="at least one copy"):
+        verdict_fit.fit_policy(_scores(300, 22), "m", stability_copies=())
+    saved = verdict.VerdictPolicy(**json.loads(json.dumps(policy.to_json())))  # verdict.json round trip
+    assert saved.stability_copies == list(COPIES_TWO)
+
+
+class _FakeWhenSmall:
+    """A detector that calls any image narrower than ``width`` pixels fake: the half-size copy of a face flips it."""
+
+    kind = "test_small_is_fake"
+    image_size = None
+    threshold = 0.5
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def predict_proba(self, rgb_images):
+        return np.array([0.999 if im.shape[1] < self.width else 0.001 for im in rgb_images])
+
+
+def test_the_check_path_scores_the_policys_copies_only():
+    """A face that turns fake at half size: "can't tell" when the policy's copies include half size, "real" when
+    they do not (nothing else changes it), and the reason names the copy."""
+    from pipeline import checking
+
+    rgb = np.random.default_rng(2).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    models = {"m": _FakeWhenSmall(width=64)}
+    val = _scores(300, 22)
+    for copies, answer in [(COPIES_TWO, verdict.UNSURE), (("JPEG quality 75",), verdict.REAL),
+                           (verdict.PERTURBATIONS, verdict.UNSURE)]:
+        policy = verdict_fit.fit_policy(val, "m", stability_copies=copies)
+        out = checking.check_image("face", rgb, models, crop_faces=False, policy=policy, stability=True)
+        face = out.faces[0].verdict
+        assert face["verdict"] == answer, copies
+        assert face["unstable_under"] == (["half size"] if answer == verdict.UNSURE else [])

@@ -46,9 +46,9 @@ else:
                            help="Detect faces (MTCNN) and frame each one as the training photos were framed (no "
                                 "letterbox bars, no neighbouring face). Off: score the whole picture as it is.")
     stability = c2.toggle("Stability check", value=True, key="check_stability",
-                          help="Also score each face re-saved as JPEG (quality 75 and 95), at half and double size "
-                               "and slightly cropped: if a copy lands clearly on the other side of the line, the "
-                               "verdict is 'Can't tell'.")
+                          help="Also score copies of each face (re-saved as JPEG, resized or slightly cropped; which "
+                               "ones: 'How is this computed?' below): if a copy lands clearly on the other side of "
+                               "the line, the verdict is 'Can't tell'.")
     show_cam = c3.toggle("Where it looked", value=True, key="check_cam",
                          help="Grad-CAM of the best single model: warm colours mark the pixels that pushed its "
                               "score most.")
@@ -82,7 +82,7 @@ if not present:
                 f"- **Threshold**: {verdict_mod.threshold_words(policy)}.\n"
                 f"- **Can't tell** when the score is within the band around the threshold that holds "
                 f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer "
-                f"(a re-saved, resized or cropped copy of the face lands clearly on the other side"
+                f"(the face {verdict_mod.copies_words(policy)} lands clearly on the other side"
                 + (f": {policy.flip_margin:g} times as far past the line as the band's edge"
                    if policy.flip_margin != 1 else "")
                 + ").\n"
