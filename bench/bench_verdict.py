@@ -4,6 +4,7 @@ writes the "verdict-<config name>" section of BENCHMARKS.md (one per config: def
 
     .venv/bin/python bench/bench_verdict.py [--run RUN] [--per-class 40] [--stable-reals 20]
                                             [--datasets dfdc ...] [--csv per_image.csv]
+                                            [--latency-photos 10] [--latency-passes 2] [--latency-only]
 
 1. **Decided and false accusations** (issue 17's "must hold"): for ``--per-class`` real and fake test
    images of each dataset, the verdict with the stability check: share decided, real photos called fake
@@ -12,7 +13,8 @@ writes the "verdict-<config name>" section of BENCHMARKS.md (one per config: def
 2. **Resampling does not flip reals**: for ``--stable-reals`` test reals per dataset, the verdict of the
    photo as it is against the verdict of the same photo at half size, at double size, letterboxed on a
    black 1023x767 canvas and re-saved as JPEG 75: how many change between real and fake (unsure allowed).
-3. **Latency**: seconds per photo with and without the stability check (warm, face detection included).
+3. **Latency**: seconds per photo with and without the stability check (warm, face detection included): the
+   fastest of ``--latency-passes`` alternating passes over ``--latency-photos`` test photos.
 4. **Faces from sources no model saw** (``--video-frames``, default 8): frames sampled evenly from each clip of
    ``../shared/videos`` (Celeb-DF v2, FaceForensics++ c23 and DFDC clips; no model of the run trained on these
    videos or their people), each frame through the same check path: faces decided, real faces called fake.
@@ -75,6 +77,25 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def latency(check, test: pd.DataFrame, photos: int, passes: int) -> list[dict]:
+    """Part 3: seconds per photo through ``check`` without and with the stability check, ``passes`` times each,
+    alternating (the first pass also traces the models); one row with the fastest of each and every pass's mean."""
+    from pipeline import clip
+
+    sample = test.sample(photos, random_state=2)["path"].tolist()
+    took: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(passes):
+        for stability in (False, True):
+            clip.forget_recent()  # new photos: nothing remembered from the previous pass
+            t = time.perf_counter()
+            check(sample, stability=stability)
+            took[stability].append((time.perf_counter() - t) / len(sample))
+    fast = {k: min(v) for k, v in took.items()}
+    return [{"per photo, without stability check (s)": round(fast[False], 3),
+             "with stability check (s)": round(fast[True], 3), "added (s)": round(fast[True] - fast[False], 3),
+             "every pass, without / with (s)": " / ".join(", ".join(f"{x:.3f}" for x in took[k]) for k in (False, True))}]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", help="run id, prefix or folder (default: newest)")
@@ -86,9 +107,12 @@ def main() -> int:
     ap.add_argument("--video-frames", type=int, default=8,
                     help="frames per clip of ../shared/videos for part 4 (0 skips it)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--latency-photos", type=int, default=10, help="test photos of part 3")
+    ap.add_argument("--latency-passes", type=int, default=2, help="alternating passes with and without the check")
+    ap.add_argument("--latency-only", action="store_true", help="only part 3, printed (writes nothing)")
     args = ap.parse_args()
 
-    from pipeline import checking, clip, images
+    from pipeline import checking, images
 
     run, setup = check_setup(args.run)
     policy = setup.policy
@@ -105,6 +129,12 @@ def main() -> int:
     def check(items, stability=True):
         return checking.check_files(items, setup.models, combiner=setup.combiner, policy=policy,
                                     stability=stability)
+
+    if args.latency_only:
+        print(f"run {run.run_id}, {len(policy.stability_copies)} stability-check copies "
+              f"({', '.join(policy.stability_copies)}):\n")
+        print(markdown_table(latency(check, test, args.latency_photos, args.latency_passes)))
+        return 0
 
     # 1. decided / false accusations, with the stability check
     rows, per_image, reasons, reasons_by_set = [], [], {}, {}
@@ -166,16 +196,7 @@ def main() -> int:
         stable_rows.append({"data set": ds, "reals": len(picked), **{k: f"{v} flips" for k, v in counts.items()}})
 
     # 3. latency
-    sample = test.sample(10, random_state=2)["path"].tolist()
-    lat = [float("inf"), float("inf")]
-    for _ in range(0 if args.skip_stable else 2):  # twice each, alternating; the faster of the two (the first also traces the models)
-        for k, stability in enumerate((False, True)):
-            clip.forget_recent()  # new photos: nothing remembered from the previous pass
-            t = time.perf_counter()
-            check(sample, stability=stability)
-            lat[k] = min(lat[k], (time.perf_counter() - t) / len(sample))
-    lat_rows = [{"per photo, without stability check (s)": round(lat[0], 3),
-                 "with stability check (s)": round(lat[1], 3), "added (s)": round(lat[1] - lat[0], 3)}]
+    lat_rows = [] if args.skip_stable else latency(check, test, args.latency_photos, args.latency_passes)
 
     # 4. faces from sources no model saw: the frames of ../shared/videos
     video_rows, videos = [], Path(__file__).resolve().parent.parent.parent / "shared" / "videos"
@@ -232,7 +253,8 @@ def main() -> int:
             f"{markdown_table(band_rows)}\n\n"
             f"**Real photos whose verdict flips real <-> fake** when resampled ({args.stable_reals} test reals per "
             f"data set; unsure allowed; goal at most 1 per data set and change):\n\n{markdown_table(stable_rows)}\n\n"
-            f"**Latency** (10 test photos, warm, face detection and every model included):\n\n"
+            f"**Latency** ({args.latency_photos} test photos, warm, face detection and every model included; the "
+            f"fastest of {args.latency_passes} alternating passes):\n\n"
             f"{markdown_table(lat_rows)}\n")
     if video_rows:
         summary = "; ".join(
