@@ -1,5 +1,5 @@
 """Load benchmark of the dashboard: N simultaneous sessions on "Check an image", each uploading
-photos and waiting for the verdicts, against a fresh ``streamlit run dashboard/app.py`` on 127.0.0.1.
+photos and waiting for the verdicts, against a fresh server (``python -m dashboard.serve``) on 127.0.0.1.
 Writes the "load" section of BENCHMARKS.md.
 
     .venv/bin/python bench/bench_load.py [--sessions 8] [--per-session 3] [--tabs 1] [--time-limit 300]

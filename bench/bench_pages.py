@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_pages.py [--artifacts DIR] [--out FILE] [--floor]
 
-Starts ``streamlit run dashboard/app.py`` on 127.0.0.1 (``tests/server.py``), opens one headless
+Starts the dashboard (``python -m dashboard.serve``) on 127.0.0.1 (``tests/server.py``), opens one headless
 chromium (Debian's /usr/bin/chromium through selenium) at 1280x800 and loads every page of the
 sidebar once, in sidebar order, by its URL (a new Streamlit session per load, like a user who opens
 a link). Time to first render = from the page request until the script has finished and no spinner

@@ -241,7 +241,8 @@ def main() -> int:
 
     body = (f"Run `{run.run_id}`, verdict model **{policy.model}**, {threshold_words(policy)}; "
             f"unsure band ±{policy.band:.2f} log-odds pooled ({policy.unsure_share:.0%} of validation), a "
-            f"stability-check copy flips the answer past {policy.flip_margin:g} band half-widths on the other side, "
+            f"stability-check copy ({', '.join(policy.stability_copies)}) flips the answer past {policy.flip_margin:g} "
+            f"band half-widths on the other side, "
             f"faces framed at {policy.face_fraction or 0:.2f} of the crop side.\n\n"
             f"**With the stability check**, {args.per_class} real + {args.per_class} fake test images per data set, "
             f"through the check path (faces found and framed):\n\n{markdown_table(rows)}\n\n"

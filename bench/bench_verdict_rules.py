@@ -15,7 +15,8 @@ and test photos.
    capture file is reused (delete it to re-capture).
 2. **Replay** (seconds): the run's policy is refitted on its stored validation predictions at each unsure share
    (:func:`pipeline.verdict_fit.fit_policy`) and given each flip margin and each set of copies (``--copies``: comma-
-   separated names of :data:`pipeline.verdict.PERTURBATIONS`, "all" = the capture's; a set must be among the
+   separated names of :data:`pipeline.verdict.PERTURBATIONS`, "all" = the capture's, "none" = the band and the
+   look-alike score only; a set must be among the
    captured copies: a face's other copies are left out of its decision), and :func:`pipeline.verdict.decide` judges
    every recorded face again; one answer per photo as on the Check page (:func:`pipeline.checking.photo_verdict`'s
    rule). The replay at the policy of the capture must give the recorded answers (checked: the script stops if not).
@@ -129,7 +130,7 @@ def main() -> int:
     ap.add_argument("--margins", nargs="+", type=float, default=[1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--copies", nargs="+", default=["all"],
                     help='sets of stability-check copies to replay, each comma-separated (e.g. "JPEG quality 75,half '
-                         'size"); "all" = every captured copy')
+                         'size"); "all" = every captured copy, "none" = no copy')
     args = ap.parse_args()
 
     from pipeline import store, verdict_fit
@@ -151,6 +152,16 @@ def main() -> int:
         print(f"{args.capture} mixes photos captured with different stability-check copies: delete it to re-capture")
         return 2
     captured = list(captured.pop())
+    try:
+        copy_sets = {names: (captured if names == "all" else [] if names == "none"
+                             else copies_of(n.strip() for n in names.split(","))) for names in args.copies}
+    except ValueError as exc:
+        print(f"--copies: {exc}")
+        return 2
+    missing = sorted({c for copies in copy_sets.values() for c in copies} - set(captured))
+    if missing:
+        print(f"--copies asks for {missing}, which {args.capture} has no scores of (captured: {', '.join(captured)})")
+        return 2
     replayed = [photo_answer(dataclasses.replace(base, flip_margin=r["flip_margin"], stability_copies=captured),
                              r["faces"], captured) == r["photo"] for r in rows]
     if not all(replayed):
@@ -167,14 +178,15 @@ def main() -> int:
         fitted = dataclasses.replace(base, calibrator=fitted.calibrator, threshold=fitted.threshold, band=fitted.band,
                                      by_kind=fitted.by_kind, unsure_share=share)
         for margin, names in itertools.product(args.margins, args.copies):
-            copies = captured if names == "all" else copies_of(n.strip() for n in names.split(","))
+            copies = copy_sets[names]
             policy = dataclasses.replace(fitted, flip_margin=margin, stability_copies=copies)
             for split in sorted({r["split"] for r in rows}, key=args.splits.index):
                 frame = pd.DataFrame([{"dataset": r["dataset"], "y": r["y"],
                                        "answer": photo_answer(policy, r["faces"], captured)}
                                       for r in rows if r["split"] == split])
                 table.append({"split": split, "unsure share": share, "flip margin": margin,
-                              "copies": ", ".join(copies) if copies != captured else "all captured", **summary(frame)})
+                              "copies": "none" if not copies else "all captured" if copies == captured
+                              else ", ".join(copies), **summary(frame)})
     print(f"run {run.run_id}, {len(rows)} photos; its own settings: unsure share {base.unsure_share}, flip margin "
           f"{base.flip_margin}, copies {', '.join(base.stability_copies)}; captured copies {', '.join(captured)}. Each cell: decided · reals called fake (decided) · fakes caught (decided).")
     print(markdown_table(table))

@@ -1,4 +1,5 @@
-"""Deepfake Lens dashboard. Run from the repository root: ``streamlit run dashboard/app.py``.
+"""Deepfake Lens dashboard. Run from the repository root: ``python -m dashboard.serve`` (``streamlit run
+dashboard/app.py`` after a warm start; ``streamlit run dashboard/app.py`` works too, without it).
 
 Pages are listed in :data:`SECTIONS` (sidebar section -> pages); add a page by adding an
 ``st.Page`` there. The sidebar run selector is shared by every page (see ``dashboard/common.py``).

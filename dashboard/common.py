@@ -179,7 +179,8 @@ PRELOAD_AFTER = 1  # page runs of a run in this process before the preload start
 
 def preload(run: Run) -> None:
     """Called after every page run. From the process's second page run of ``run`` on (once per process
-    and run): import scikit-learn and SciPy's statistics (2-3 s on 2 busy cores) and compute the run's
+    and run): import scikit-learn and SciPy's statistics (2-3 s on 2 busy cores; already imported when the
+    server was started by ``python -m dashboard.serve``) and compute the run's
     trust table (*Compare models*, 3 s: a calibrator per model and data set) in a background thread, so
     that later pages find both ready. Not after the first page run: that page is still being drawn by
     a browser that has just loaded the app, and the thread slowed it by 3-4 s on 2 busy cores

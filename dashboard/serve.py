@@ -5,9 +5,9 @@
 Streamlit runs the app's script only when a browser connects, so without this the first visitor waits
 for everything the pages import (pandas, plotly's trace validators, the dashboard's modules, TensorFlow
 and Keras for the Check and Explain pages) on top of the page itself. :func:`warm_start` imports
-them once, before the server opens its port (about 5-8 s on 2 cores, most of it TensorFlow; the server
-then holds about 0.7 GB before the first visit instead of 0.1 GB). Measured in BENCHMARKS.md ("Warm
-start"). ``DEEPFAKE_LENS_WARM_UP=0`` starts at once and imports on first use, like the background
+them once, before the server opens its port (about 10 s on 2 cores, 6 s of it TensorFlow; the server
+then holds about 0.7 GB before the first visit instead of 0.1 GB). Measured in BENCHMARKS.md ("Eighth
+pass"). ``DEEPFAKE_LENS_WARM_UP=0`` starts at once and imports on first use, like the background
 model warm-up of ``dashboard.common`` that the same variable turns off.
 
 Options after the module name go to ``streamlit run`` unchanged; ``.streamlit/config.toml`` of the
@@ -42,7 +42,7 @@ def warm_start(tensorflow: bool = True) -> dict[str, float]:
 
     Returns the seconds each step took (``{"pandas": ..., "plotly": ..., "dashboard": ..., "tensorflow": ...}``).
     A step that fails is logged and skipped: the page that needs it reports the problem when visited.
-    ``tensorflow=False`` leaves out TensorFlow and Keras (about 4-6 s and 0.5 GB here).
+    ``tensorflow=False`` leaves out TensorFlow and Keras (about 6 s and 0.6 GB here).
     """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

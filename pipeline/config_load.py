@@ -180,8 +180,8 @@ def validate(cfg: RunConfig) -> None:
                           f"band flips the answer) to below 1e6 (how many band half-widths past the threshold a copy "
                           f"must land), got {v.flip_margin!r}")
     copies = v.stability_copies
-    if (not isinstance(copies, tuple) or not copies or len(set(copies)) != len(copies)
-            or any(c not in STABILITY_COPIES for c in copies)):
+    if (not isinstance(copies, tuple) or not copies or any(c not in STABILITY_COPIES for c in copies)
+            or len(set(copies)) != len(copies)):  # only known names (strings) reach set()
         raise ConfigError(f"[verdict] stability_copies must list one or more different copies of "
                           f"{', '.join(map(repr, STABILITY_COPIES))} (to turn the check off: stability = false), "
                           f"got {copies!r}")

@@ -2,8 +2,8 @@
 (0-255): JPEG re-encoding, resizing, cropping, blur, noise (Pillow and SciPy do the work).
 
 Three users: the robustness sweep (:mod:`pipeline.experiments.robustness`: one change at a set
-level), the verdict's stability check (:func:`pipeline.verdict.perturbations`: five fixed copies of a
-checked face) and the augmented copies a frozen-encoder head trains on (:func:`augmented_copy`: random
+level), the verdict's stability check (:func:`pipeline.verdict.perturbations`: up to five fixed copies of
+a checked face) and the augmented copies a frozen-encoder head trains on (:func:`augmented_copy`: random
 changes drawn from the model's ``[augmentation]``, the same settings the Keras models train with).
 Every function returns a new C-contiguous uint8 array and leaves its input alone.
 """

@@ -96,6 +96,11 @@ class VerdictPolicy:
     ood: Any = field(default=None, repr=False, compare=False)  # the ood.npy projection (not in the JSON)
     ood_clip: Any = field(default=None, repr=False, compare=False)  # the ood_clip.npy projection
 
+    def __post_init__(self) -> None:
+        # one order, each copy once, as perturbations() makes them: decide() names flips by position (ValueError
+        # for a name that is not a copy)
+        self.stability_copies = copies_of(self.stability_copies)
+
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in NOT_IN_JSON}
 
@@ -184,8 +189,27 @@ def _flat(calibrator: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------- stability check
 
 
+def _degrade():
+    from pipeline import degrade  # Pillow and SciPy: imported when a copy is first made, not with this module
+
+    return degrade
+
+
+# Each stability-check copy: how it is made from an (H, W, 3) uint8 face, and how the page says it ("the answer
+# changes when the photo is ...").
+COPIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "JPEG quality 75": (lambda rgb: _degrade().jpeg(rgb, 75), "re-saved as JPEG at quality 75"),
+    "JPEG quality 95": (lambda rgb: _degrade().jpeg(rgb, 95), "re-saved as JPEG at quality 95"),
+    "half size": (lambda rgb: _degrade().resize(rgb, 0.5), "shrunk to half size"),
+    "double size": (lambda rgb: _degrade().resize(rgb, 2.0), "enlarged to double size"),
+    "cropped 5%": (lambda rgb: _degrade().crop(rgb, 0.05, 0.05, 0.05, 0.05), "cropped slightly"),
+}
+if tuple(COPIES) != PERTURBATIONS:  # one list of copies: the config's (which it validates), made and worded here
+    raise RuntimeError("pipeline.verdict.COPIES differs from pipeline.config.STABILITY_COPIES")
+
+
 def copies_of(names) -> list[str]:
-    """The stability-check copies named in ``names`` (any iterable of :data:`PERTURBATIONS` entries), in
+    """The stability-check copies named in ``names`` (any iterable of :data:`PERTURBATIONS` entries), once each, in
     :data:`PERTURBATIONS` order: the same copies in another order are the same check. Raises ``ValueError``
     for a name that is not a copy."""
     names = list(names)
@@ -198,21 +222,17 @@ def copies_of(names) -> list[str]:
 def perturbations(rgb: np.ndarray, names=PERTURBATIONS) -> list[np.ndarray]:
     """The stability check's variants of an (H, W, 3) uint8 face crop: the copies named in ``names``
     (default: all of :data:`PERTURBATIONS`), in :data:`PERTURBATIONS` order, each (h, w, 3) uint8. JPEG copies are
-    re-encoded with Pillow; half and double size are area / bicubic resampling; "cropped 5%" cuts 5% of
-    the side from every edge (:mod:`pipeline.degrade`)."""
-    from pipeline import degrade
-
+    re-encoded with Pillow; half and double size are bicubic (antialiased when shrinking); "cropped 5%" cuts 5% of
+    the side from every edge (:mod:`pipeline.degrade`). Raises ``ValueError`` for a name that is not a copy."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    make = {"JPEG quality 75": lambda: degrade.jpeg(rgb, 75), "JPEG quality 95": lambda: degrade.jpeg(rgb, 95),
-            "half size": lambda: degrade.resize(rgb, 0.5), "double size": lambda: degrade.resize(rgb, 2.0),
-            "cropped 5%": lambda: degrade.crop(rgb, 0.05, 0.05, 0.05, 0.05)}
-    return [make[name]() for name in copies_of(names)]
+    return [COPIES[name][0](rgb) for name in copies_of(names)]
 
 
 def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distribution: bool = False,
            kind: str | None = None, perturbed_kinds=None) -> dict[str, Any]:
     """The three-way verdict on one face. ``p_raw``: the verdict model's raw p(fake) of the face;
-    ``p_perturbed``: its raw p(fake) of each :func:`perturbations` variant (None: no stability check);
+    ``p_perturbed``: its raw p(fake) of each :func:`perturbations` variant, one per ``policy.stability_copies`` in
+    that order (None: no stability check; ``ValueError`` when their number differs);
     ``out_of_distribution``: the face looks unlike the training photos (:meth:`VerdictPolicy.out_of_distribution`);
     ``kind``/``perturbed_kinds``: the router's kind of the face and of each variant (None: the pooled
     operating point). A flip is a variant that, judged on its own (at its kind's point, by the band
@@ -252,9 +272,7 @@ def decide(policy: VerdictPolicy, p_raw: float, p_perturbed=None, out_of_distrib
 
 
 def _join(items: list[str]) -> str:
-    items = [i.replace("JPEG quality", "re-saved as JPEG at quality").replace("half size", "shrunk to half size")
-              .replace("double size", "enlarged to double size").replace("cropped 5%", "cropped slightly")
-             for i in items]
+    items = [COPIES[i][1] for i in items]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
@@ -400,7 +418,11 @@ def load_policy(run_dir: Path, model: str | None = None) -> VerdictPolicy:
                           f"refitted since, or the run's [verdict] settings changed): refit it with "
                           f"`python -m pipeline train`")
     fields = {f for f in VerdictPolicy.__dataclass_fields__} - set(NOT_IN_JSON)
-    policy = VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
+    try:
+        policy = VerdictPolicy(**{k: v for k, v in raw.items() if k in fields})
+    except (TypeError, ValueError) as exc:  # e.g. a copy this version does not make
+        raise PolicyError(f"the verdict policy of run {run_dir.name} cannot be read ({exc}): refit it with "
+                          f"`python -m pipeline train`") from exc
     if policy.ood_threshold and (path.parent / OOD_FILE).is_file():
         policy.ood = artifacts.read_npy(path.parent / OOD_FILE)
     if policy.ood_clip_threshold and (path.parent / OOD_CLIP_FILE).is_file():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up, serve the dashboard on http://127.0.0.1:8501 at once, and build the artifacts
+# The main job: set up, serve the dashboard on http://127.0.0.1:8501 (after a warm start of about 10 s), and build the artifacts
 # with the default config meanwhile (a cache hit when nothing changed). The Overview page shows the
 # training's progress and the pages fill as models finish. Ctrl+C stops both.
 # Usage: bash scripts/run.sh [train flags...]   e.g. --config full, --data /path/to/faces
@@ -20,7 +20,7 @@ stop() {
   exit 130
 }
 trap stop INT TERM
-echo "==> dashboard: http://127.0.0.1:${PORT}  (training below; Ctrl+C stops both)"
+echo "==> dashboard: http://127.0.0.1:${PORT}  (answers in about 10 s; training below; Ctrl+C stops both)"
 
 .venv/bin/python -m pipeline train "$@" &
 TRAIN=$!

@@ -239,6 +239,10 @@ def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run)
     run = results.load_run(routed_run)
     shown = {tuple(df.value.columns) for df in at.dataframe}
     assert tuple(run.verdict_table().columns) in shown
+    from pipeline import verdict
+
+    words = verdict.copies_words(verdict.load_policy(routed_run))  # the copies the policy makes, in words
+    assert any(f"The stability check (the face {words})" in c.value for c in at.caption)
     at.session_state["compare_section"] = "Calibration per model"  # a lazy tab
     at.run()
     shown = {tuple(df.value.columns) for df in at.dataframe}

@@ -95,11 +95,18 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     assert json.loads(policy_file.read_text())["unsure_share"] != 0.2
     from pipeline import verdict
 
-    before = {k: v for k, v in json.loads(policy_file.read_text()).items() if k != "flip_margin"}
-    policy_file.write_text(json.dumps(before))  # a verdict.json written before flip_margin existed stays current
-    assert verdict.load_policy(run_dir).flip_margin == 1.0
+    before = {k: v for k, v in json.loads(policy_file.read_text()).items()
+              if k not in ("flip_margin", "stability_copies")}
+    policy_file.write_text(json.dumps(before))  # a verdict.json from before these options existed stays current
+    old = verdict.load_policy(run_dir)
+    assert old.flip_margin == 1.0 and old.stability_copies == list(verdict.PERTURBATIONS)
+    policy_file.write_text(json.dumps({**before, "stability_copies": ["sepia"]}))  # a copy this version cannot make
+    with pytest.raises(verdict.PolicyError, match="cannot be read"):
+        verdict.load_policy(run_dir)
+    policy_file.write_text(json.dumps(before))
     changed = {**base, "verdict": {"unsure_share": 0.2, "max_false_positive_rate": 0.01, "calibration": "isotonic",
-                                   "stability": False, "per_kind": False, "flip_margin": 3}}
+                                   "stability": False, "per_kind": False, "flip_margin": 3,
+                                   "stability_copies": ["half size", "JPEG quality 75"]}}
     logs = []
     assert runner.train_run(config_load.from_dict(changed), log=logs.append) == run_dir
     assert model_file.stat().st_mtime_ns == keep
@@ -107,7 +114,7 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     assert not any(line.startswith("verdict (") and line.endswith("cached") for line in logs)
     policy = json.loads(policy_file.read_text())
     assert (policy["unsure_share"], policy["max_false_positive_rate"], policy["stability"]) == (0.2, 0.01, False)
-    assert policy["flip_margin"] == 3.0
+    assert policy["flip_margin"] == 3.0 and policy["stability_copies"] == ["JPEG quality 75", "half size"]
     assert policy["calibrator"]["method"] == "isotonic"
 
 

@@ -125,8 +125,9 @@ def _other_local_ips() -> list[str]:
 
 
 def test_server_started_without_flags_listens_on_loopback_only(tmp_path):
-    """``streamlit run dashboard/app.py`` with no flags (the port comes from STREAMLIT_SERVER_PORT so
-    parallel runs do not collide): every listening socket is 127.0.0.1, other addresses refuse."""
+    """The dashboard server (``python -m dashboard.serve``: ``streamlit run dashboard/app.py``) with no flags (the
+    port comes from STREAMLIT_SERVER_PORT so parallel runs do not collide): every listening socket is 127.0.0.1,
+    other addresses refuse."""
     empty = tmp_path / "artifacts"
     empty.mkdir()
     with StreamlitServer(empty, flags=False, log_path=tmp_path / "streamlit.log") as server:

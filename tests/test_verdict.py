@@ -487,7 +487,8 @@ def test_a_face_called_real_above_even_odds_says_why():
 COPIES_TWO = ("JPEG quality 75", "half size")
 
 
-@pytest.mark.parametrize("bad", [[], ["JPEG 75"], ["half size", "half size"], "half size", [75], True])
+@pytest.mark.parametrize("bad", [[], ["JPEG 75"], ["half size", "half size"], "half size", [75], True,
+                                 [["half size"]], [{"a": 1}]])
 def test_stability_copies_must_name_known_copies_once(bad):
     from pipeline import config_load
 
@@ -537,6 +538,11 @@ def test_a_policy_with_two_copies_names_its_flips_and_refuses_scores_of_other_co
         verdict_fit.fit_policy(_scores(300, 22), "m", stability_copies=())
     saved = verdict.VerdictPolicy(**json.loads(json.dumps(policy.to_json())))  # verdict.json round trip
     assert saved.stability_copies == list(COPIES_TWO)
+    # a policy written by hand in another order, or with a copy twice, still names its flips right
+    by_hand = verdict.VerdictPolicy(**{**policy.to_json(), "stability_copies": ["half size", "JPEG quality 75",
+                                                                               "half size"]})
+    assert verdict.decide(by_hand, face, p_perturbed=[face, across])["unstable_under"] == ["half size"]
+    assert verdict.copies_words(by_hand) == "re-saved as JPEG at quality 75 or shrunk to half size"
 
 
 class _FakeWhenSmall:

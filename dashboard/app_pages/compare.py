@@ -9,7 +9,7 @@ from pipeline import evaluation, figures, figures_experiments, store
 from pipeline.detectors.combined import ROUTED
 from pipeline.results import comparison_row
 from pipeline.routing import ROUTE_CONFIDENCE, ROUTED_TO, routing_report
-from pipeline.verdict import error_rate_words, threshold_words
+from pipeline.verdict import copies_words, error_rate_words, threshold_words
 
 # (column, label, format, higher is better?) of the comparison table, in display order.
 TABLE = [
@@ -205,7 +205,7 @@ def _trust() -> None:
             })
         if policy is not None:
             st.caption(f"Verdict model **{policy.model}**, {threshold_words(policy)}. {error_rate_words(policy)} "
-                       "The stability check (re-saved, resized, cropped copies) runs on every photo checked on the "
+                       f"The stability check (the face {copies_words(policy)}) runs on every photo checked on the "
                        "Check page; this table is without it.")
 
 
