@@ -3,7 +3,7 @@
     python -m dashboard.serve [streamlit run options, e.g. --server.port 8501]
 
 Streamlit runs the app's script only when a browser connects, so without this the first visitor waits
-for everything the pages import (pandas, plotly's trace validators, the dashboard's modules, TensorFlow
+for everything the pages import (pandas, plotly and its first figures, the dashboard's modules, TensorFlow
 and Keras for the Check and Explain pages) on top of the page itself. :func:`warm_start` imports
 them once, before the server opens its port (about 10 s on 2 cores, 6 s of it TensorFlow; the server
 then holds about 0.7 GB before the first visit instead of 0.1 GB). Measured in BENCHMARKS.md ("Eighth
