@@ -102,7 +102,7 @@ def photo_answer(policy, faces: list[dict], captured: list[str] | None = None) -
     missing = [c for c in policy.stability_copies if c not in captured]
     if missing:
         raise ValueError(f"the capture has no scores of the copies {missing}: re-capture with a policy that makes them")
-    keep = [captured.index(c) for c in policy.stability_copies]
+    keep = [captured.index(c) for c in policy.stability_copies] if policy.stability else []  # off: no copy judged
     answers = [verdict.decide(policy, f["p_raw"], [f["p_perturbed"][i] for i in keep], f["ood"], f["kind"],
                               None if f["perturbed_kinds"] is None else [f["perturbed_kinds"][i] for i in keep]
                               )["verdict"] for f in faces]
@@ -179,7 +179,8 @@ def main() -> int:
                                      by_kind=fitted.by_kind, unsure_share=share)
         for margin, names in itertools.product(args.margins, args.copies):
             copies = copy_sets[names]
-            policy = dataclasses.replace(fitted, flip_margin=margin, stability_copies=copies)
+            policy = dataclasses.replace(fitted, flip_margin=margin, stability=bool(copies),  # "none": the check off
+                                         stability_copies=copies or captured)
             for split in sorted({r["split"] for r in rows}, key=args.splits.index):
                 frame = pd.DataFrame([{"dataset": r["dataset"], "y": r["y"],
                                        "answer": photo_answer(policy, r["faces"], captured)}

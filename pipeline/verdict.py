@@ -100,6 +100,8 @@ class VerdictPolicy:
         # one order, each copy once, as perturbations() makes them: decide() names flips by position (ValueError
         # for a name that is not a copy)
         self.stability_copies = copies_of(self.stability_copies)
+        if not self.stability_copies:  # a hand-edited verdict.json; fit_policy and the config refuse it too
+            raise ValueError("stability_copies names no copy (to turn the check off: stability = false)")
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in NOT_IN_JSON}
@@ -388,6 +390,7 @@ def settings_of(cfg) -> dict[str, Any]:
 def copies_words(policy: VerdictPolicy) -> str:
     """The policy's stability-check copies in plain words: "re-saved as JPEG at quality 75 or shrunk to half size"."""
     return _join(list(policy.stability_copies))
+
 
 
 class PolicyError(ValueError):

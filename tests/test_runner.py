@@ -100,9 +100,10 @@ def test_changing_a_verdict_setting_keeps_every_trained_model_and_refits_only_th
     policy_file.write_text(json.dumps(before))  # a verdict.json from before these options existed stays current
     old = verdict.load_policy(run_dir)
     assert old.flip_margin == 1.0 and old.stability_copies == list(verdict.PERTURBATIONS)
-    policy_file.write_text(json.dumps({**before, "stability_copies": ["sepia"]}))  # a copy this version cannot make
-    with pytest.raises(verdict.PolicyError, match="cannot be read"):
-        verdict.load_policy(run_dir)
+    for copies in (["sepia"], []):  # a copy this version cannot make; no copy at all (by hand)
+        policy_file.write_text(json.dumps({**before, "stability_copies": copies}))
+        with pytest.raises(verdict.PolicyError, match="cannot be read"):
+            verdict.load_policy(run_dir)
     policy_file.write_text(json.dumps(before))
     changed = {**base, "verdict": {"unsure_share": 0.2, "max_false_positive_rate": 0.01, "calibration": "isotonic",
                                    "stability": False, "per_kind": False, "flip_margin": 3,

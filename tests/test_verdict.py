@@ -160,6 +160,9 @@ def test_the_rules_bench_replays_recorded_faces_through_the_verdict():
     assert photo_answer(dataclasses.replace(policy, flip_margin=3.0), [recorded]) == verdict.FAKE
     assert photo_answer(policy, [{**recorded, "ood": True}]) == verdict.UNSURE
     assert photo_answer(policy, []) == verdict.UNSURE
+    assert photo_answer(dataclasses.replace(policy, stability=False), [recorded]) == verdict.FAKE  # no copy judged
+    with pytest.raises(ValueError, match="names no copy"):  # a policy cannot hold an empty check: it is turned off
+        dataclasses.replace(policy, stability_copies=[])
 
 
 @pytest.mark.parametrize("bad", [-0.5, 0, 0.5, "3", True, float("nan"), float("inf")])

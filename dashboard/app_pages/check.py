@@ -34,9 +34,11 @@ files = st.file_uploader(
 # (their widgets run first, so their values are known when the photos are scored).
 rate_box = st.container() if not present else None  # the verdict's known error rate, stated above the results
 answer = st.container()
+policy, policy_problem = common.run_policy(run)
+stable_default = policy is None or policy.stability  # the run's `[verdict] stability` unless the user switches it
 if present:  # fewer controls: the defaults (or what was set before switching)
     crop_faces = bool(st.session_state.get("check_crop", True))
-    stability = bool(st.session_state.get("check_stability", True))
+    stability = bool(st.session_state.get("check_stability", stable_default))
     show_cam = bool(st.session_state.get("check_cam", True))
     whole = bool(st.session_state.get("check_whole", False))
     min_conf = float(st.session_state.get("check_conf", 0.9))
@@ -45,10 +47,10 @@ else:
     crop_faces = c1.toggle("Find faces", value=True, key="check_crop",
                            help="Detect faces (MTCNN) and frame each one as the training photos were framed (no "
                                 "letterbox bars, no neighbouring face). Off: score the whole picture as it is.")
-    stability = c2.toggle("Stability check", value=True, key="check_stability",
+    stability = c2.toggle("Stability check", value=stable_default, key="check_stability",
                           help="Also score copies of each face (re-saved as JPEG, resized or slightly cropped; which "
                                "ones: 'How is this computed?' below): if a copy lands clearly on the other side of "
-                               "the line, the verdict is 'Can't tell'.")
+                               "the line, the verdict is 'Can't tell'. On unless the run's config turns it off.")
     show_cam = c3.toggle("Where it looked", value=True, key="check_cam",
                          help="Grad-CAM of the best single model: warm colours mark the pixels that pushed its "
                               "score most.")
@@ -66,7 +68,6 @@ if not files:  # the models load in the background while the user picks a photo;
     common.warm_up(run)
 # Loaded (or awaited) only once there is something to score: an empty page renders at once.
 combiner, combiner_problem = common.run_combiner(run, model_names) if files else (None, None)
-policy, policy_problem = common.run_policy(run)
 colors = figures.model_colors(model_names + ([combiner.name] if combiner else []))
 if policy is not None:
     (rate_box or st).caption(verdict_mod.error_rate_words(policy) + " " + verdict_mod.fakes_missed_words(policy) +
@@ -81,11 +82,13 @@ if not present:
                 f"split ({policy.calibrator.get('method')} scaling), so 80% means about 8 in 10 such faces were fake.\n"
                 f"- **Threshold**: {verdict_mod.threshold_words(policy)}.\n"
                 f"- **Can't tell** when the score is within the band around the threshold that holds "
-                f"{policy.unsure_share:.0%} of the validation photos, or when the stability check flips the answer "
-                f"(the face {verdict_mod.copies_words(policy)} lands clearly on the other side"
-                + (f": {policy.flip_margin:g} times as far past the line as the band's edge"
-                   if policy.flip_margin != 1 else "")
-                + ").\n"
+                f"{policy.unsure_share:.0%} of the validation photos"
+                + ((", or when the stability check flips the answer (the face "
+                    f"{verdict_mod.copies_words(policy)} lands clearly on the other side"
+                    + (f": {policy.flip_margin:g} times as far past the line as the band's edge"
+                       if policy.flip_margin != 1 else "") + ")")
+                   if policy.stability else " (this run's stability check is off)")
+                + ".\n"
                 f"- **Faces** are framed as the training photos framed theirs (the widest framing of the data sets: "
                 f"the face takes {policy.face_fraction or 0:.0%} of the crop's side); a photo framed like a training "
                 f"image is scored whole.")

@@ -205,8 +205,9 @@ def _trust() -> None:
             })
         if policy is not None:
             st.caption(f"Verdict model **{policy.model}**, {threshold_words(policy)}. {error_rate_words(policy)} "
-                       f"The stability check (the face {copies_words(policy)}) runs on every photo checked on the "
-                       "Check page; this table is without it.")
+                       + (f"The stability check (the face {copies_words(policy)}) runs on every photo checked on "
+                          "the Check page; this table is without it." if policy.stability
+                          else "This run's stability check is off (its config says `stability = false`)."))
 
 
 def _calibration() -> None:
