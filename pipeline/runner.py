@@ -231,11 +231,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, progress: ProgressFn = Non
 
 
 def score_files(run_dir: Path, names: list[str], paths, cfg: RunConfig, progress: ProgressFn = None,
-                chunk: int = 64) -> dict[str, np.ndarray]:
-    """``{name: (n,) p(fake)}`` of image files by the run's detectors ``names``, each through its own
-    :meth:`~pipeline.detectors.Detector.predict_proba` (the pixels it was trained on). Each chunk of files is
-    decoded once for all detectors; a combined model reuses its members' scores of the chunk."""
-    from pipeline import clip, detectors, images
+                chunk: int = 64) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``({name: (n,) p(fake)}, {name: (n,) str})`` of image files by the run's detectors ``names``: each
+    detector's scores through its own :meth:`~pipeline.detectors.Detector.predict_proba` (the pixels it was
+    trained on) and, for each routed combined model, the kind its router picked per file (the ``routed_to`` of a
+    run's predictions, whose operating point the verdict judges it at). Each chunk of files is decoded once for
+    all detectors; a combined model reuses its members' scores of the chunk."""
+    from pipeline import clip, detectors, images, routing
     from pipeline.detectors import combined
     from pipeline.progress import report
 
@@ -250,6 +252,7 @@ def score_files(run_dir: Path, names: list[str], paths, cfg: RunConfig, progress
             loaded[name] = combined.load_combiner(run_dir, name, keras_models=loaded) \
                 if name in combined.COMBINERS else detectors.load(run_dir, name)
     out: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    routed = {name: [] for name in names if isinstance(loaded[name], combined.Combiner) and loaded[name].routed}
     paths = list(paths)
     for start in range(0, len(paths), chunk):
         rgb = [images.load_rgb(p, max_pixels=cfg.max_image_pixels) for p in paths[start:start + chunk]]
@@ -257,19 +260,22 @@ def score_files(run_dir: Path, names: list[str], paths, cfg: RunConfig, progress
         for name in names:
             det = loaded[name]
             if isinstance(det, combined.Combiner):  # reuses its members' scores of this chunk
-                known[name] = combined.combined_probabilities(det, rgb, known)[0]
+                known[name], _, route_p = combined.combined_probabilities(det, rgb, known)
+                if name in routed:
+                    routed[name].append(routing.routed_choice(route_p, det.spec["router"]["classes"])[0])
             else:
                 known[name] = np.asarray(det.predict_proba(rgb), dtype=np.float64)
             out[name].append(known[name])
         report(progress, "scoring", min(start + chunk, len(paths)), len(paths))
-    return {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in out.items()}
+    return ({name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in out.items()},
+            {name: np.concatenate(parts) if parts else np.zeros(0, dtype=str) for name, parts in routed.items()})
 
 
 def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[str] | None = None,
                      artifacts_root: str | None = None, progress: ProgressFn = None) -> tuple[Path, pd.DataFrame]:
     """Score a trained run on other labelled folders (every image, whatever its split) without
     retraining. Writes ``evaluations/<name>/`` in the run and returns (that folder, summary)."""
-    from pipeline import calibration, verdict, verdict_fit
+    from pipeline import calibration, routing, verdict, verdict_fit
     from pipeline.config_load import from_json_dict
     from pipeline.detectors import combined
 
@@ -288,12 +294,14 @@ def evaluate_folders(run_dir: Path, sources: list[DataSource], *, models: list[s
     files, skipped = data.build_manifest_for_scoring(eval_cfg, progress)
     tag = "+".join(sorted(files["dataset"].unique()))[:60]
     out = store.run_file(run_dir, store.EVALUATIONS_DIR) / f"{tag}-{artifacts.manifest_hash(files)[:8]}"
-    scores = score_files(run_dir, names, files["path"].to_numpy(), eval_cfg, progress)
+    scores, routed = score_files(run_dir, names, files["path"].to_numpy(), eval_cfg, progress)
     rows, all_preds, trust = [], [], []
     for name in names:
         trained = store.read_metrics(run_dir, name)
         p = scores[name]
         preds = files[["path", "dataset", "label", "y"]].assign(model=name, p_fake=p)
+        if name in routed:  # the verdict judges each file at its router kind's operating point, as Check does
+            preds[routing.ROUTED_TO] = routed[name]
         all_preds.append(preds)
         metrics = {"model": name, "threshold": trained["threshold"], "params": trained.get("params"),
                    "file_size_bytes": trained.get("file_size_bytes"), "train_seconds": trained.get("train_seconds"),

@@ -191,6 +191,54 @@ def test_check_page_headline_is_the_run_verdict(monkeypatch, routed_run):
     assert bars["data"][0]["text"][0] == f"{ver['p_fake']:.3f} · {word}"
 
 
+def test_check_page_follows_a_run_whose_stability_check_is_off(monkeypatch, routed_run):
+    """A run with ``[verdict] stability = false``: the Check page's switch starts off and its "How is this
+    computed?" does not promise a check that does not run."""
+    import dataclasses
+
+    from dashboard import common
+    from pipeline import verdict
+
+    monkeypatch.setenv(results.ARTIFACTS_ENV, str(routed_run.parent))
+    off = dataclasses.replace(verdict.load_policy(routed_run), stability=False)
+    monkeypatch.setattr(common, "run_policy", lambda run: (off, None))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/check.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.toggle(key="check_stability").value is False
+    text = " ".join(m.value for m in at.markdown)
+    assert "stability check is off" in text and "flips the answer" not in text
+
+
+def test_evaluate_judges_the_verdict_at_the_operating_point_of_the_kind_the_router_picks(monkeypatch, routed_run,
+                                                                                          tmp_path):
+    """``evaluate`` scores a routed verdict model as the check path and the run's own test table do: each image at
+    the operating point of the kind its router picks, not at the pooled one (it used to drop the router's pick)."""
+    import dataclasses
+
+    from pipeline import config_load, routing, runner, store, verdict, verdict_fit
+
+    strict = {"calibrator": {"method": "none"}, "threshold": 0.999, "band": 0.0, "n": 40, "n_real": 20}
+    policy = dataclasses.replace(verdict.load_policy(routed_run), by_kind={"small": strict})
+    monkeypatch.setattr(verdict, "load_policy", lambda run_dir, model=None: policy)
+    sources = list(config_load.from_json_dict(store.read_run_json(routed_run)["config"]).data)
+    out, summary = runner.evaluate_folders(routed_run, sources, models=[ensemble.ROUTED],
+                                           artifacts_root=str(tmp_path / "art"))
+    preds = pd.read_parquet(out / "predictions.parquet")
+    own = _test_rows(routed_run, ensemble.ROUTED).set_index("path")
+    mine = preds.set_index("path").loc[own.index]
+    assert (mine[routing.ROUTED_TO] == own[routing.ROUTED_TO]).all()  # the router's pick, as in the run's table
+    assert set(preds[routing.ROUTED_TO]) == {"big", "small"}
+    verdict_rows = summary[summary["model"] == "verdict"].drop(columns=["model", "based_on"])
+    expected = verdict_fit.policy_table(policy, preds)
+    pd.testing.assert_frame_equal(verdict_rows[expected.columns].reset_index(drop=True), expected, check_dtype=False)
+    routed_small = preds[routing.ROUTED_TO] == "small"
+    assert not (policy.labels(preds["p_fake"].to_numpy(), preds[routing.ROUTED_TO].to_numpy())[routed_small]
+                == verdict.FAKE).any()  # threshold 0.999: nothing the router takes for "small" is called fake
+
+
 def test_check_page_without_ensembles_keeps_the_log_odds_verdict(monkeypatch, tiny_run, tmp_path):
     from PIL import Image
 
@@ -247,6 +295,19 @@ def test_compare_page_shows_the_verdict_and_calibration(monkeypatch, routed_run)
     at.run()
     shown = {tuple(df.value.columns) for df in at.dataframe}
     assert tuple(run.trust_table().columns) in shown
+
+    import dataclasses
+
+    from dashboard import common
+
+    off = dataclasses.replace(verdict.load_policy(routed_run), stability=False)  # a run with `stability = false`
+    monkeypatch.setattr(common, "run_policy", lambda run: (off, None))
+    at.session_state["compare_section"] = "Can the verdict be trusted?"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption]
+    assert any("stability check is off" in c for c in captions)
+    assert not any("The stability check (the face" in c for c in captions)
 
 
 def test_each_face_is_judged_at_the_operating_point_of_the_kind_the_router_takes_it_for(routed_run, combiner):
