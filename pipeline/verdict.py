@@ -392,7 +392,6 @@ def copies_words(policy: VerdictPolicy) -> str:
     return _join(list(policy.stability_copies))
 
 
-
 class PolicyError(ValueError):
     """The run has no usable verdict policy; the message says what to run."""
 
