@@ -157,7 +157,9 @@ def load_encoder(path: str | Path | None = None, threads: int = THREADS) -> Enco
     embeddings came out wrong without any error (cosine 0.30-0.59 to the exact ones; frozen-feature probes at
     chance, lfw_faceswap AUC 0.49 against 0.95, measured on an AMD EPYC Zen 3 here). The setting makes it
     widen to 16 bits before multiplying (onnxruntime PR #12088, issue #14642), at 16% more CPU per image there
-    (0.384 s against 0.331: bench/bench_clip_exact.py); on CPUs with VNNI the result was exact already.
+    (0.384 s against 0.331: bench/bench_clip_exact.py); on CPUs with VNNI the result was exact already. On an
+    Intel Xeon with AMX both settings give embeddings at cosine 0.994 to the exact ones (another kernel's rounding,
+    not saturation): a run built there scores a little differently from one built on another CPU.
     """
     import onnxruntime as ort
 

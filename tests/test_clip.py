@@ -370,10 +370,12 @@ def _encoder_or_skip():
 
 
 def test_the_encoder_gives_the_exact_int8_embedding_on_every_x86_cpu():
-    """The embedding of scikit-image's astronaut photo equals the one recorded in tests/data (computed with exact
+    """The embedding of scikit-image's astronaut photo matches the one recorded in tests/data (computed with exact
     int8 arithmetic). On CPUs without VNNI (AVX2 only) onnxruntime's fast int8 kernel saturates 16-bit sums and
-    the embedding comes out wrong with no error (cosine 0.43 to this one on an AMD EPYC Zen 3); on CPUs with VNNI
-    both kernels are exact, so there this test cannot tell them apart and passes either way."""
+    the embedding comes out wrong with no error (cosine 0.43 to this one on an AMD EPYC Zen 3; 0.30-0.59 on other
+    photos); on CPUs with VNNI both kernels are exact, so there this test cannot tell them apart and passes either
+    way. On an Intel Xeon with AMX (onnxruntime 1.32) both settings give cosine 0.994 and a norm 0.2% lower: another
+    kernel with its own rounding, not the saturation, so the bound is 0.98, far above the broken kernel's."""
     from pathlib import Path
 
     from skimage import data
@@ -381,7 +383,7 @@ def test_the_encoder_gives_the_exact_int8_embedding_on_every_x86_cpu():
     expected = np.load(Path(__file__).parent / "data" / "clip_astronaut_embedding.npy")
     got = _encoder_or_skip()(clip.preprocess(data.astronaut()))
     cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
-    assert cosine > 0.999, f"cosine {cosine:.3f} to the exact embedding: the int8 arithmetic is not exact on this CPU"
+    assert cosine > 0.98, f"cosine {cosine:.3f} to the exact embedding: the int8 arithmetic is not exact on this CPU"
     np.testing.assert_allclose(np.linalg.norm(got), np.linalg.norm(expected), rtol=0.01)
 
 
